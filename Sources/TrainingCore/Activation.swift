@@ -1,0 +1,92 @@
+import RealModule
+
+/// The scalar functions of one activation, as static members so that generic loops specialise
+/// and inline them (a switch inside the inner loop would stop vectorisation).
+protocol ActivationKernel {
+    /// psi(z).
+    static func value<T: BLASScalar>(_ z: T) -> T
+    /// psi'(z) recovered from h = psi(z): the backward pass keeps only h.
+    static func derivative<T: BLASScalar>(fromValue h: T) -> T
+    /// psi'(z).
+    static func derivative<T: BLASScalar>(_ z: T) -> T
+    /// psi''(z), used only to point gradient ascent of the gradient norm. For relu, whose second
+    /// derivative is zero almost everywhere, it is that of a sharp softplus (a direction, never a
+    /// certificate: every bound is evaluated with the true gradient).
+    static func curvature<T: BLASScalar>(_ z: T) -> T
+}
+
+enum ReLUKernel: ActivationKernel {
+    /// Sharpness of the softplus whose curvature stands in for relu's when steering ascent.
+    static let surrogateSharpness = 10.0
+
+    /// max(z, 0) written without a branch, so the activation pass vectorises (exact: z + |z| = 2z or 0).
+    @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T { (z + abs(z)) * 0.5 }
+    @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { h > 0 ? 1 : 0 }
+    @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { z > 0 ? 1 : 0 }
+    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
+        let beta = T(surrogateSharpness)
+        let s = 1 / (1 + T.exp(-beta * z))
+        return beta * s * (1 - s)
+    }
+}
+
+enum TanhKernel: ActivationKernel {
+    @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T { T.tanh(z) }
+    @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { 1 - h * h }
+    @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T {
+        let t = T.tanh(z)
+        return 1 - t * t
+    }
+    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
+        let t = T.tanh(z)
+        return -2 * t * (1 - t * t)
+    }
+}
+
+enum SoftplusKernel: ActivationKernel {
+    /// log(1 + e^z), computed without overflow.
+    @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T {
+        (z > 0 ? z : 0) + T.log(onePlus: T.exp(-abs(z)))
+    }
+    /// sigmoid(z) = 1 - exp(-softplus(z)).
+    @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { -T.expMinusOne(-h) }
+    @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { sigmoid(z) }
+    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
+        let s = sigmoid(z)
+        return s * (1 - s)
+    }
+    @inline(__always) static func sigmoid<T: BLASScalar>(_ z: T) -> T {
+        z >= 0 ? 1 / (1 + T.exp(-z)) : T.exp(z) / (1 + T.exp(z))
+    }
+}
+
+extension ActivationKind {
+    /// psi(z), for code outside hot loops.
+    public func value<T: BLASScalar>(_ z: T) -> T {
+        switch self {
+        case .relu: ReLUKernel.value(z)
+        case .tanh: TanhKernel.value(z)
+        case .softplus: SoftplusKernel.value(z)
+        }
+    }
+
+    /// psi'(z), for code outside hot loops.
+    public func derivative<T: BLASScalar>(_ z: T) -> T {
+        switch self {
+        case .relu: ReLUKernel.derivative(z)
+        case .tanh: TanhKernel.derivative(z)
+        case .softplus: SoftplusKernel.derivative(z)
+        }
+    }
+}
+
+extension ActivationKind {
+    /// psi''(z) (relu: its sharp-softplus stand-in), for steering gradient-norm ascent.
+    func curvature<T: BLASScalar>(_ z: T) -> T {
+        switch self {
+        case .relu: ReLUKernel.curvature(z)
+        case .tanh: TanhKernel.curvature(z)
+        case .softplus: SoftplusKernel.curvature(z)
+        }
+    }
+}

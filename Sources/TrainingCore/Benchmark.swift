@@ -1,0 +1,100 @@
+/// Measured speed of the training step against plain SGEMM on the same shapes, in the same run.
+public struct TrainingBenchmark: Sendable, Codable {
+    public var n: Int
+    public var d: Int
+    public var width: Int
+    public var steps: Int
+    public var threads: Int
+    public var activation: ActivationKind
+    /// Seconds per full training step (forward, backward, Adam update), best of the rounds.
+    public var secondsPerStep: Double
+    /// 4 n d k / secondsPerStep.
+    public var stepGflops: Double
+    /// Seconds for the step's two GEMMs alone (Z = X W^T and dW = Delta^T X), best of the rounds.
+    public var sgemmSecondsPerStep: Double
+    /// 4 n d k / sgemmSecondsPerStep.
+    public var sgemmGflops: Double
+    /// stepGflops / sgemmGflops: the share of pure-GEMM speed the whole step keeps.
+    public var ratio: Double
+    /// OpenBLAS build, kernel and threads.
+    public var blas: String
+
+    enum CodingKeys: String, CodingKey {
+        case n, d, width, steps, threads, activation, ratio, blas
+        case secondsPerStep = "seconds_per_step"
+        case stepGflops = "step_gflops"
+        case sgemmSecondsPerStep = "sgemm_seconds_per_step"
+        case sgemmGflops = "sgemm_gflops"
+    }
+
+    /// Times `steps` training steps and `steps` pairs of the same SGEMMs, alternating for
+    /// `rounds` rounds so that both see the same machine state, and keeps each one's best round.
+    public static func measure(
+        n: Int,
+        d: Int,
+        width k: Int,
+        steps: Int,
+        threads: Int,
+        activation: ActivationKind = .relu,
+        rounds: Int = 3
+    ) -> TrainingBenchmark {
+        BLAS.setThreads(threads)
+        var rng = SeededGenerator(seed: 0, stream: .trainingData)
+        let inputs = InputDistribution.sphere.sample(n, d: d, using: &rng).converted(to: Float.self)
+        let labels = (0..<n).map { _ in rng.next() & 1 == 0 ? Float(-1) : Float(1) }
+        let data = Dataset(inputs: inputs, labels: labels)
+        var network = Network<Float>(randomWithInputDimension: d, width: k, activation: activation, seed: 0)
+        var workspace = TrainingWorkspace(points: n, network: network)
+        var optimizer = Optimizer<Float>(kind: .adam, learningRate: 1e-3, parameterCount: network.parameters.count)
+        var hidden = [Float](repeating: 0, count: n * k)
+        var weightGradient = [Float](repeating: 0, count: k * d)
+        let weights = network.weights.storage
+        let clock = ContinuousClock()
+
+        func trainingSteps() -> Double {
+            let start = clock.now
+            for _ in 0..<steps {
+                _ = network.lossAndGradient(on: data, workspace: &workspace)
+                optimizer.step(&network.parameters, gradient: workspace.gradient)
+            }
+            return (clock.now - start).seconds / Double(steps)
+        }
+        func gemmPairs() -> Double {
+            let start = clock.now
+            inputs.storage.withUnsafeBufferPointer { x in
+                weights.withUnsafeBufferPointer { w in
+                    hidden.withUnsafeMutableBufferPointer { z in
+                        weightGradient.withUnsafeMutableBufferPointer { g in
+                            for _ in 0..<steps {
+                                Float.gemm(
+                                    transposeA: false, transposeB: true, m: n, n: k, k: d, alpha: 1,
+                                    a: x.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: z.baseAddress!, ldc: k
+                                )
+                                Float.gemm(
+                                    transposeA: true, transposeB: false, m: k, n: d, k: n, alpha: 1,
+                                    a: z.baseAddress!, lda: k, b: x.baseAddress!, ldb: d, beta: 0, c: g.baseAddress!, ldc: d
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+            return (clock.now - start).seconds / Double(steps)
+        }
+        // Warm-up: page in buffers, let OpenBLAS start its threads.
+        _ = network.lossAndGradient(on: data, workspace: &workspace)
+        var bestStep = Double.infinity
+        var bestGemm = Double.infinity
+        for _ in 0..<max(1, rounds) {
+            bestGemm = min(bestGemm, gemmPairs())
+            bestStep = min(bestStep, trainingSteps())
+        }
+        let flops = 4 * Double(n) * Double(d) * Double(k)
+        return TrainingBenchmark(
+            n: n, d: d, width: k, steps: steps, threads: threads, activation: activation,
+            secondsPerStep: bestStep, stepGflops: flops / bestStep / 1e9,
+            sgemmSecondsPerStep: bestGemm, sgemmGflops: flops / bestGemm / 1e9,
+            ratio: bestGemm / bestStep, blas: BLAS.configuration
+        )
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+
+/// A cell run to the end: its result, and what a caller may save (network, training data).
+public struct CellRun: Sendable {
+    /// Parameters and metrics.
+    public var result: CellResult
+    /// The trained network, in the precision it was trained in.
+    public var network: Network<Float>
+    /// The training data, in the precision the network saw it.
+    public var trainingData: Dataset<Float>
+}
+
+/// Runs one cell of the grid: data, training, metrics. Pure computation apart from reading a
+/// data file the parameters name; deterministic for the same parameters, BLAS threads and machine.
+public enum Cell {
+    /// Trains the cell's network and measures it.
+    public static func run(_ parameters: CellParameters, lipschitz options: LipschitzOptions = LipschitzOptions()) throws(TrainingError) -> CellRun {
+        try parameters.validate()
+        let cell = parameters.resolved()
+        let data = try CellData.make(for: cell)
+        let train = data.train.converted(to: Float.self)
+        let seed = UInt64(cell.seed)
+        let initial = Network<Float>(randomWithInputDimension: cell.d, width: cell.width, activation: cell.activation, seed: seed)
+        let outcome = try Trainer.train(initial, on: train, parameters: cell)
+
+        let p = cell.parameterCount
+        let lawScale = (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot()
+        var metrics = CellMetrics(
+            p: p, trainMSE: nil, noiseLevel: data.noiseLevel, eps: nil, fitFraction: nil, testMSE: nil,
+            lipLower: nil, lipUpper: nil, lipSupportLower: nil, gradMean: nil, lawScale: lawScale, lawRatio: nil,
+            steps: outcome.steps, stopReason: outcome.stopReason, trainSeconds: outcome.seconds, lipSeconds: 0,
+            flops: outcome.flops, gflops: outcome.seconds > 0 ? outcome.flops / outcome.seconds / 1e9 : 0,
+            scienceVersion: scienceVersion, initialisation: Network<Float>.initialisationScheme,
+            host: ProcessInfo.processInfo.hostName, blas: BLAS.configuration
+        )
+        if outcome.stopReason != .diverged {
+            // Every metric is computed in double precision on the trained float32 weights, exactly
+            // as a saved network would be re-measured.
+            let network = outcome.network.converted(to: Double.self)
+            let trainInputs = train.inputs.converted(to: Double.self)
+            let fit = Measure.fit(network, Dataset(inputs: trainInputs, labels: data.train.labels))
+            metrics.trainMSE = fit.mse
+            metrics.fitFraction = fit.signAgreement
+            metrics.eps = data.noiseLevel - fit.mse
+            metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
+            let clock = ContinuousClock()
+            let start = clock.now
+            let bounds = try Lipschitz.bounds(
+                of: network, trainingInputs: trainInputs, distribution: data.distribution, seed: seed, options: options
+            )
+            metrics.lipSeconds = (clock.now - start).seconds
+            metrics.lipLower = bounds.lower
+            metrics.lipUpper = bounds.upper
+            metrics.lipSupportLower = bounds.supportLower
+            metrics.gradMean = bounds.gradientMean
+            if let eps = metrics.eps, eps > 0 {
+                metrics.lawRatio = bounds.supportLower / (eps * lawScale)
+            }
+            // A network whose outputs overflow did not really converge: say so instead of reporting it.
+            if !(fit.mse.isFinite && bounds.upper.isFinite) {
+                metrics = metrics.diverged
+            }
+        }
+        return CellRun(result: CellResult(parameters: cell, metrics: metrics), network: outcome.network, trainingData: train)
+    }
+}
+
+extension CellMetrics {
+    /// The metrics of a diverged run: nothing about the network is reported.
+    var diverged: CellMetrics {
+        var copy = self
+        copy.stopReason = .diverged
+        copy.trainMSE = nil
+        copy.eps = nil
+        copy.fitFraction = nil
+        copy.testMSE = nil
+        copy.lipLower = nil
+        copy.lipUpper = nil
+        copy.lipSupportLower = nil
+        copy.gradMean = nil
+        copy.lawRatio = nil
+        return copy
+    }
+}
+
+/// Goodness-of-fit measures.
+public enum Measure {
+    /// Mean squared error and the share of points with sign(f(x)) = y.
+    public static func fit(_ network: Network<Double>, _ data: Dataset<Double>) -> (mse: Double, signAgreement: Double) {
+        guard data.count > 0 else { return (.nan, .nan) }
+        let f = network.outputs(data.inputs)
+        var squares = 0.0
+        var agree = 0
+        for i in 0..<data.count {
+            squares += (f[i] - data.labels[i]) * (f[i] - data.labels[i])
+            if f[i] * data.labels[i] > 0 { agree += 1 }
+        }
+        return (squares / Double(data.count), Double(agree) / Double(data.count))
+    }
+}
+
+extension Duration {
+    /// The duration in seconds.
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
+}

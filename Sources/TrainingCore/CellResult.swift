@@ -1,0 +1,135 @@
+/// The version of the science a cell computes: data, initialisation, trainers and metrics.
+/// Bump it whenever a change could alter any number of a result, so old and new never mix.
+public let scienceVersion = 1
+
+/// What a cell measured, keyed as DESIGN.md's metrics table. A metric that does not exist for
+/// the cell (e.g. everything about the network after divergence) is nil, written as JSON null.
+public struct CellMetrics: Sendable, Equatable {
+    public var p: Int
+    public var trainMSE: Double?
+    public var noiseLevel: Double
+    public var eps: Double?
+    public var fitFraction: Double?
+    public var testMSE: Double?
+    public var lipLower: Double?
+    public var lipUpper: Double?
+    public var lipSupportLower: Double?
+    public var gradMean: Double?
+    public var lawScale: Double
+    public var lawRatio: Double?
+    public var steps: Int
+    public var stopReason: StopReason
+    public var trainSeconds: Double
+    public var lipSeconds: Double
+    public var flops: Double
+    public var gflops: Double
+    public var scienceVersion: Int
+    public var initialisation: String
+    public var host: String
+    public var blas: String
+
+    /// The metrics with wall-clock figures and machine provenance cleared, for comparing runs.
+    public var withoutTimings: CellMetrics {
+        var copy = self
+        copy.trainSeconds = 0
+        copy.lipSeconds = 0
+        copy.gflops = 0
+        copy.host = ""
+        copy.blas = ""
+        return copy
+    }
+}
+
+/// One cell's parameters and metrics, encoded as one flat JSON object.
+public struct CellResult: Sendable, Equatable, Codable {
+    /// The resolved parameters.
+    public var parameters: CellParameters
+    /// What was measured.
+    public var metrics: CellMetrics
+
+    /// Combines parameters and metrics.
+    public init(parameters: CellParameters, metrics: CellMetrics) {
+        self.parameters = parameters
+        self.metrics = metrics
+    }
+
+    enum Key: String, CodingKey {
+        case p, eps, steps, flops, gflops, host, blas
+        case trainMSE = "train_mse"
+        case noiseLevel = "noise_level"
+        case fitFraction = "fit_fraction"
+        case testMSE = "test_mse"
+        case lipLower = "lip_lower"
+        case lipUpper = "lip_upper"
+        case lipSupportLower = "lip_support_lower"
+        case gradMean = "grad_mean"
+        case lawScale = "law_scale"
+        case lawRatio = "law_ratio"
+        case stopReason = "stop_reason"
+        case trainSeconds = "train_seconds"
+        case lipSeconds = "lip_seconds"
+        case scienceVersion = "science_version"
+        case initialisation = "init"
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try parameters.encode(to: encoder)
+        var c = encoder.container(keyedBy: Key.self)
+        let m = metrics
+        func put(_ value: Double?, _ key: Key) throws {
+            // JSON has no NaN or infinity: a non-finite figure is reported as null, never garbage.
+            try c.encode(value.flatMap { $0.isFinite ? $0 : nil }, forKey: key)
+        }
+        try c.encode(m.p, forKey: .p)
+        try put(m.trainMSE, .trainMSE)
+        try put(m.noiseLevel, .noiseLevel)
+        try put(m.eps, .eps)
+        try put(m.fitFraction, .fitFraction)
+        try put(m.testMSE, .testMSE)
+        try put(m.lipLower, .lipLower)
+        try put(m.lipUpper, .lipUpper)
+        try put(m.lipSupportLower, .lipSupportLower)
+        try put(m.gradMean, .gradMean)
+        try put(m.lawScale, .lawScale)
+        try put(m.lawRatio, .lawRatio)
+        try c.encode(m.steps, forKey: .steps)
+        try c.encode(m.stopReason, forKey: .stopReason)
+        try put(m.trainSeconds, .trainSeconds)
+        try put(m.lipSeconds, .lipSeconds)
+        try put(m.flops, .flops)
+        try put(m.gflops, .gflops)
+        try c.encode(m.scienceVersion, forKey: .scienceVersion)
+        try c.encode(m.initialisation, forKey: .initialisation)
+        try c.encode(m.host, forKey: .host)
+        try c.encode(m.blas, forKey: .blas)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        parameters = try CellParameters(from: decoder)
+        let c = try decoder.container(keyedBy: Key.self)
+        metrics = CellMetrics(
+            p: try c.decode(Int.self, forKey: .p),
+            trainMSE: try c.decodeIfPresent(Double.self, forKey: .trainMSE),
+            noiseLevel: try c.decode(Double.self, forKey: .noiseLevel),
+            eps: try c.decodeIfPresent(Double.self, forKey: .eps),
+            fitFraction: try c.decodeIfPresent(Double.self, forKey: .fitFraction),
+            testMSE: try c.decodeIfPresent(Double.self, forKey: .testMSE),
+            lipLower: try c.decodeIfPresent(Double.self, forKey: .lipLower),
+            lipUpper: try c.decodeIfPresent(Double.self, forKey: .lipUpper),
+            lipSupportLower: try c.decodeIfPresent(Double.self, forKey: .lipSupportLower),
+            gradMean: try c.decodeIfPresent(Double.self, forKey: .gradMean),
+            lawScale: try c.decode(Double.self, forKey: .lawScale),
+            lawRatio: try c.decodeIfPresent(Double.self, forKey: .lawRatio),
+            steps: try c.decode(Int.self, forKey: .steps),
+            stopReason: try c.decode(StopReason.self, forKey: .stopReason),
+            trainSeconds: try c.decodeIfPresent(Double.self, forKey: .trainSeconds) ?? 0,
+            lipSeconds: try c.decodeIfPresent(Double.self, forKey: .lipSeconds) ?? 0,
+            flops: try c.decodeIfPresent(Double.self, forKey: .flops) ?? 0,
+            gflops: try c.decodeIfPresent(Double.self, forKey: .gflops) ?? 0,
+            scienceVersion: try c.decode(Int.self, forKey: .scienceVersion),
+            initialisation: try c.decode(String.self, forKey: .initialisation),
+            host: try c.decode(String.self, forKey: .host),
+            blas: try c.decode(String.self, forKey: .blas)
+        )
+    }
+}

@@ -1,0 +1,347 @@
+/// Certified bounds on a network's Lipschitz constant (Euclidean norms).
+public struct LipschitzBounds: Sendable, Equatable, Codable {
+    /// Largest input-gradient norm or difference quotient found anywhere: Lip(f) >= this.
+    public var lower: Double
+    /// min(||W||_op ||a||_2, sum_j |a_j| ||w_j||): Lip(f) <= this, for any 1-Lipschitz psi.
+    public var upper: Double
+    /// Lower bound of the constant on the data's support (for sphere data: largest tangential
+    /// gradient or chordal difference quotient found on the sphere; otherwise `lower`).
+    public var supportLower: Double
+    /// Mean input-gradient norm over fresh points: typical, not worst-case, sensitivity.
+    public var gradientMean: Double
+
+    enum CodingKeys: String, CodingKey {
+        case lower = "lip_lower"
+        case upper = "lip_upper"
+        case supportLower = "lip_support_lower"
+        case gradientMean = "grad_mean"
+    }
+}
+
+/// How hard the lower bounds search.
+public struct LipschitzOptions: Sendable, Equatable {
+    /// Fresh points drawn from the data distribution (also the points of `gradientMean`).
+    public var freshPoints: Int = 1000
+    /// How many of the best probes are improved by ascent on the gradient norm.
+    public var ascentStarts: Int = 16
+    /// Ascent iterations from each start.
+    public var ascentSteps: Int = 150
+    /// Half-width of the difference quotients taken along the best gradients.
+    public var pairStep: Double = 1e-4
+    /// Rows evaluated per BLAS call, bounding memory for wide networks.
+    public var batchRows: Int = 256
+
+    /// The defaults.
+    public init() {}
+}
+
+/// Computes the Lipschitz bounds of a trained network.
+public enum Lipschitz {
+    /// Relative margin added to the upper bound to cover the rounding of its double-precision
+    /// computation (far above the accumulated error of an SVD and k-term sums).
+    static let upperBoundMargin = 1e-9
+
+    /// The certified upper bound min(||W||_op ||a||_2, sum_j |a_j| ||w_j||).
+    public static func upperBound(_ network: Network<Double>) throws(TrainingError) -> Double {
+        let w = network.weights
+        let a = network.outputWeights
+        let opNorm = try BLAS.largestSingularValue(w)
+        var aNorm = 0.0
+        var pathSum = 0.0
+        for j in 0..<network.width {
+            aNorm += a[j] * a[j]
+            var rowNorm = 0.0
+            for i in 0..<network.inputDimension { rowNorm += w[j, i] * w[j, i] }
+            pathSum += abs(a[j]) * rowNorm.squareRoot()
+        }
+        return min(opNorm * aNorm.squareRoot(), pathSum) * (1 + upperBoundMargin)
+    }
+
+    /// All bounds. The probe set is `trainingInputs`, fresh points from `distribution`, and the
+    /// best of them improved by ascent on the gradient norm (on the sphere too, for sphere data);
+    /// difference quotients along the best gradients and between consecutive training points
+    /// count as well. Deterministic for a given seed.
+    public static func bounds(
+        of network: Network<Double>,
+        trainingInputs: Matrix<Double>?,
+        distribution: InputDistribution,
+        seed: UInt64,
+        options: LipschitzOptions = LipschitzOptions()
+    ) throws(TrainingError) -> LipschitzBounds {
+        let d = network.inputDimension
+        var rng = SeededGenerator(seed: seed, stream: .probes)
+        let fresh = distribution.sample(options.freshPoints, d: d, using: &rng)
+        let onSphere = distribution.isSphere
+        var search = Search(network: network, onSphere: onSphere, batchRows: options.batchRows)
+
+        var gradientSum = 0.0
+        search.probe(fresh) { norm in gradientSum += norm }
+        if let trainingInputs {
+            precondition(trainingInputs.columns == d)
+            search.probe(trainingInputs) { _ in }
+            search.consecutivePairs(trainingInputs)
+        }
+        let starts = search.bestProbes(options.ascentStarts)
+        search.ascend(from: starts.free, tangential: false, steps: options.ascentSteps, rng: &rng)
+        if onSphere {
+            search.ascend(from: starts.tangential, tangential: true, steps: options.ascentSteps, rng: &rng)
+        }
+        search.differenceQuotients(at: search.bestProbes(options.ascentStarts), step: options.pairStep)
+
+        let upper = try upperBound(network)
+        let support = onSphere ? search.bestTangential : search.bestFree
+        let lower = max(search.bestFree, support)
+        return LipschitzBounds(
+            lower: lower,
+            upper: upper,
+            supportLower: onSphere ? support : lower,
+            gradientMean: options.freshPoints > 0 ? gradientSum / Double(options.freshPoints) : 0
+        )
+    }
+}
+
+/// The state of a search for large gradients: the best values so far and a pool of the best points.
+private struct Search {
+    let network: Network<Double>
+    let onSphere: Bool
+    let batchRows: Int
+    let weights: Matrix<Double>
+    let outputWeights: [Double]
+    /// Best full gradient norm or difference quotient found (a lower bound of Lip(f)).
+    var bestFree = 0.0
+    /// Best tangential gradient norm or chordal quotient found on the unit sphere.
+    var bestTangential = 0.0
+    /// Candidate starting points, with their free and tangential norms.
+    var pool: [(point: [Double], free: Double, tangential: Double)] = []
+    let poolLimit = 256
+
+    init(network: Network<Double>, onSphere: Bool, batchRows: Int) {
+        self.network = network
+        self.onSphere = onSphere
+        self.batchRows = max(1, batchRows)
+        self.weights = network.weights
+        self.outputWeights = network.outputWeights
+    }
+
+    /// Gradient norms (free, tangential) of every row of `x`, with the batch's gradients and outputs.
+    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double], gradients: Matrix<Double>, z: Matrix<Double>) {
+        let (_, g, z) = network.evaluate(x)
+        var free = [Double](repeating: 0, count: x.rows)
+        var tangential = [Double](repeating: 0, count: x.rows)
+        for i in 0..<x.rows {
+            var gg = 0.0
+            var gx = 0.0
+            var xx = 0.0
+            for j in 0..<x.columns {
+                gg += g[i, j] * g[i, j]
+                gx += g[i, j] * x[i, j]
+                xx += x[i, j] * x[i, j]
+            }
+            free[i] = gg.squareRoot()
+            // |P_x g|^2 = |g|^2 - <g,x>^2 / |x|^2 (x is on the sphere up to rounding).
+            tangential[i] = xx > 0 ? max(0, gg - gx * gx / xx).squareRoot() : free[i]
+        }
+        return (free, tangential, g, z)
+    }
+
+    /// Evaluates every row of `points` and offers them to the pool; `visit` sees each free norm.
+    mutating func probe(_ points: Matrix<Double>, visit: (Double) -> Void) {
+        var start = 0
+        while start < points.rows {
+            let batch = points.rows(start..<min(points.rows, start + batchRows))
+            let result = norms(batch)
+            for i in 0..<batch.rows {
+                visit(result.free[i])
+                offer(batch.row(i), free: result.free[i], tangential: result.tangential[i])
+            }
+            start += batchRows
+        }
+    }
+
+    mutating func offer(_ point: [Double], free: Double, tangential: Double) {
+        guard free.isFinite else { return }
+        bestFree = max(bestFree, free)
+        if onSphere { bestTangential = max(bestTangential, tangential) }
+        pool.append((point, free, tangential))
+        if pool.count > 2 * poolLimit { prunePool() }
+    }
+
+    /// Keeps the best points by either norm.
+    mutating func prunePool() {
+        let half = poolLimit / 2
+        let byFree = pool.indices.sorted { pool[$0].free > pool[$1].free }.prefix(half)
+        let byTangential = pool.indices.sorted { pool[$0].tangential > pool[$1].tangential }.prefix(half)
+        let keep = Set(byFree).union(byTangential).sorted()
+        pool = keep.map { pool[$0] }
+    }
+
+    /// The `count` best points by free and by tangential norm.
+    func bestProbes(_ count: Int) -> (free: Matrix<Double>, tangential: Matrix<Double>) {
+        let d = network.inputDimension
+        func top(_ key: (Int) -> Double) -> Matrix<Double> {
+            let chosen = pool.indices.sorted { key($0) > key($1) }.prefix(count)
+            return Matrix(rows: chosen.count, columns: d, storage: chosen.flatMap { pool[$0].point })
+        }
+        return (top { pool[$0].free }, top { pool[$0].tangential })
+    }
+
+    /// |f(x_i) - f(x_{i+1})| / ||x_i - x_{i+1}|| over consecutive training points.
+    mutating func consecutivePairs(_ x: Matrix<Double>) {
+        guard x.rows >= 2 else { return }
+        let f = network.outputs(x)
+        for i in 0..<(x.rows - 1) {
+            var distance = 0.0
+            for j in 0..<x.columns { distance += (x[i, j] - x[i + 1, j]) * (x[i, j] - x[i + 1, j]) }
+            guard distance > 0 else { continue }
+            let quotient = abs(f[i] - f[i + 1]) / distance.squareRoot()
+            bestFree = max(bestFree, quotient)
+            // Training points of sphere data lie on the sphere: the chordal quotient counts there too.
+            if onSphere { bestTangential = max(bestTangential, quotient) }
+        }
+    }
+
+    /// Symmetric difference quotients along the gradient at the best points (projected and
+    /// retracted to the sphere for the support bound): certified lower bounds by themselves.
+    mutating func differenceQuotients(at starts: (free: Matrix<Double>, tangential: Matrix<Double>), step: Double) {
+        quotients(starts.free, tangential: false, step: step)
+        if onSphere { quotients(starts.tangential, tangential: true, step: step) }
+    }
+
+    private mutating func quotients(_ x: Matrix<Double>, tangential: Bool, step: Double) {
+        guard x.rows > 0 else { return }
+        let g = network.evaluate(x).gradients
+        var plus = x
+        var minus = x
+        for i in 0..<x.rows {
+            var u = g.row(i)
+            if tangential { u = project(u, onto: x.row(i)) }
+            let norm = u.norm
+            guard norm > 0 else { continue }
+            for j in 0..<x.columns {
+                plus[i, j] += step * u[j] / norm
+                minus[i, j] -= step * u[j] / norm
+            }
+            if tangential {
+                normalise(&plus, row: i)
+                normalise(&minus, row: i)
+            }
+        }
+        let fPlus = network.outputs(plus)
+        let fMinus = network.outputs(minus)
+        for i in 0..<x.rows {
+            var distance = 0.0
+            for j in 0..<x.columns { distance += (plus[i, j] - minus[i, j]) * (plus[i, j] - minus[i, j]) }
+            guard distance > 0 else { continue }
+            let quotient = abs(fPlus[i] - fMinus[i]) / distance.squareRoot()
+            bestFree = max(bestFree, quotient)
+            if tangential { bestTangential = max(bestTangential, quotient) }
+        }
+    }
+
+    /// Monotone ascent of the (tangential) gradient norm from each row of `starts`. The direction
+    /// is the gradient of |g|^2 (Hessian-vector products; on the sphere the Riemannian gradient),
+    /// alternating with random directions after a failed step, since relu's gradient norm is
+    /// piecewise constant. A step is kept only if the true norm grows, so every value recorded is
+    /// the exact gradient norm at a point actually visited.
+    mutating func ascend(from starts: Matrix<Double>, tangential: Bool, steps: Int, rng: inout SeededGenerator) {
+        let rows = starts.rows
+        let d = network.inputDimension
+        guard rows > 0 && steps > 0 else { return }
+        var x = starts
+        var value = norms(x)
+        var current = tangential ? value.tangential : value.free
+        var stepSize = [Double](repeating: 0.1, count: rows)
+        var failures = [Int](repeating: 0, count: rows)
+        for _ in 0..<steps {
+            let active = (0..<rows).filter { stepSize[$0] > 1e-9 }
+            if active.isEmpty { break }
+            let directions = ascentDirections(x, gradients: value.gradients, z: value.z, tangential: tangential)
+            var candidate = x
+            for i in active {
+                var u = directions.row(i)
+                if failures[i] % 2 == 1 || !(u.norm > 1e-12) {
+                    u = (0..<d).map { _ in rng.nextGaussian() }
+                    if tangential { u = project(u, onto: x.row(i)) }
+                }
+                let norm = u.norm
+                guard norm > 0 else { continue }
+                for j in 0..<d { candidate[i, j] += stepSize[i] * u[j] / norm }
+                if tangential { normalise(&candidate, row: i) }
+            }
+            let trial = norms(candidate)
+            let trialValues = tangential ? trial.tangential : trial.free
+            var accepted = false
+            for i in active {
+                if trialValues[i] > current[i] && trialValues[i].isFinite {
+                    accepted = true
+                    for j in 0..<d { x[i, j] = candidate[i, j] }
+                    current[i] = trialValues[i]
+                    stepSize[i] = min(1, stepSize[i] * 1.5)
+                    failures[i] = 0
+                } else {
+                    failures[i] += 1
+                    if failures[i] % 2 == 0 { stepSize[i] *= 0.5 }
+                }
+                if tangential {
+                    bestTangential = max(bestTangential, current[i])
+                } else {
+                    bestFree = max(bestFree, current[i])
+                }
+            }
+            if accepted { value = norms(x) }
+        }
+        for i in 0..<rows {
+            offer(x.row(i), free: value.free[i], tangential: value.tangential[i])
+        }
+    }
+
+    /// Gradient of |g(x)|^2 / 2 in x: H g, with H = W^T diag(a psi''(z)) W. On the sphere the
+    /// objective is |P_x g|^2 / 2, whose Euclidean gradient is H g_t - <g, x> g (g_t = P_x g),
+    /// projected onto the tangent space.
+    func ascentDirections(_ x: Matrix<Double>, gradients g: Matrix<Double>, z: Matrix<Double>, tangential: Bool) -> Matrix<Double> {
+        let k = network.width
+        var v = g
+        if tangential {
+            for i in 0..<x.rows {
+                let t = project(g.row(i), onto: x.row(i))
+                for j in 0..<x.columns { v[i, j] = t[j] }
+            }
+        }
+        var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
+        for i in 0..<x.rows {
+            for j in 0..<k { u[i, j] *= outputWeights[j] * network.activation.curvature(z[i, j]) }
+        }
+        var direction = BLAS.multiply(u, weights)  // rows x d: H v
+        if tangential {
+            for i in 0..<x.rows {
+                let xi = x.row(i)
+                let gi = g.row(i)
+                let gx = zip(gi, xi).reduce(0) { $0 + $1.0 * $1.1 }
+                var row = direction.row(i)
+                for j in 0..<x.columns { row[j] -= gx * gi[j] }
+                row = project(row, onto: xi)
+                for j in 0..<x.columns { direction[i, j] = row[j] }
+            }
+        }
+        return direction
+    }
+
+    func project(_ u: [Double], onto x: [Double]) -> [Double] {
+        let xx = x.reduce(0) { $0 + $1 * $1 }
+        guard xx > 0 else { return u }
+        let ux = zip(u, x).reduce(0) { $0 + $1.0 * $1.1 }
+        return zip(u, x).map { $0 - ux / xx * $1 }
+    }
+
+    func normalise(_ m: inout Matrix<Double>, row i: Int) {
+        var norm = 0.0
+        for j in 0..<m.columns { norm += m[i, j] * m[i, j] }
+        norm = norm.squareRoot()
+        guard norm > 0 else { return }
+        for j in 0..<m.columns { m[i, j] /= norm }
+    }
+}
+
+extension Array where Element == Double {
+    var norm: Double { reduce(0) { $0 + $1 * $1 }.squareRoot() }
+}

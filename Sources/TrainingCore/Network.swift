@@ -1,0 +1,121 @@
+/// The two-layer network f(x) = sum_j a_j psi(<w_j, x> + b_j) + c.
+///
+/// All parameters live in one flat buffer [W (k x d, row-major) | b (k) | a (k) | c], so that a
+/// gradient has the same layout and an optimiser step is one loop with no allocation.
+public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
+    /// Input dimension d.
+    public let inputDimension: Int
+    /// Width k.
+    public let width: Int
+    /// Activation psi.
+    public let activation: ActivationKind
+    /// [W | b | a | c].
+    public var parameters: [Scalar]
+
+    /// The initialisation scheme, recorded in every result.
+    public static var initialisationScheme: String {
+        "isosweep-init-v1: w_j ~ N(0, I_d/2), b_j ~ N(0, 1/2), a_j ~ N(0, 1/k), c = 0"
+    }
+
+    /// A network with the given parameters.
+    public init(inputDimension: Int, width: Int, activation: ActivationKind, parameters: [Scalar]) {
+        precondition(parameters.count == width * (inputDimension + 2) + 1, "parameter count does not match k (d + 2) + 1")
+        self.inputDimension = inputDimension
+        self.width = width
+        self.activation = activation
+        self.parameters = parameters
+    }
+
+    /// A network from its tensors.
+    public init(weights: Matrix<Scalar>, biases: [Scalar], outputWeights: [Scalar], outputBias: Scalar, activation: ActivationKind) {
+        precondition(biases.count == weights.rows && outputWeights.count == weights.rows)
+        self.init(
+            inputDimension: weights.columns,
+            width: weights.rows,
+            activation: activation,
+            parameters: weights.storage + biases + outputWeights + [outputBias]
+        )
+    }
+
+    /// A freshly initialised network (see `initialisationScheme`): <w_j, x> + b_j ~ N(0, 1) for
+    /// unit-norm x, and the output has variance O(1) at any width.
+    public init(randomWithInputDimension d: Int, width k: Int, activation: ActivationKind, seed: UInt64) {
+        var rng = SeededGenerator(seed: seed, stream: .initialisation)
+        let half = (0.5).squareRoot()
+        let outputScale = 1 / Double(k).squareRoot()
+        var values = [Scalar]()
+        values.reserveCapacity(k * (d + 2) + 1)
+        for _ in 0..<(k * d) { values.append(Scalar(rng.nextGaussian() * half)) }
+        for _ in 0..<k { values.append(Scalar(rng.nextGaussian() * half)) }
+        for _ in 0..<k { values.append(Scalar(rng.nextGaussian() * outputScale)) }
+        values.append(0)
+        self.init(inputDimension: d, width: k, activation: activation, parameters: values)
+    }
+
+    /// Offsets of the tensors in `parameters`.
+    var biasOffset: Int { width * inputDimension }
+    var outputWeightOffset: Int { width * (inputDimension + 1) }
+    var outputBiasOffset: Int { width * (inputDimension + 2) }
+
+    /// Hidden weights W (k x d).
+    public var weights: Matrix<Scalar> {
+        Matrix(rows: width, columns: inputDimension, storage: Array(parameters[0..<biasOffset]))
+    }
+    /// Hidden biases b.
+    public var biases: [Scalar] { Array(parameters[biasOffset..<outputWeightOffset]) }
+    /// Output weights a.
+    public var outputWeights: [Scalar] { Array(parameters[outputWeightOffset..<outputBiasOffset]) }
+    /// Output bias c.
+    public var outputBias: Scalar { parameters[outputBiasOffset] }
+
+    /// The same network in another precision.
+    public func converted<Other: BLASScalar>(to: Other.Type = Other.self) -> Network<Other> {
+        Network<Other>(inputDimension: inputDimension, width: width, activation: activation, parameters: parameters.map { Other($0) })
+    }
+
+    /// Pre-activations Z = X W^T + b (rows x k).
+    func preactivations(_ inputs: Matrix<Scalar>) -> Matrix<Scalar> {
+        precondition(inputs.columns == inputDimension, "inputs have \(inputs.columns) columns, the network expects \(inputDimension)")
+        var z = BLAS.multiply(inputs, weights, transposeB: true)
+        let b = biases
+        for i in 0..<z.rows {
+            for j in 0..<width { z.storage[i * width + j] += b[j] }
+        }
+        return z
+    }
+
+    /// f(x) for every row of `inputs`.
+    public func outputs(_ inputs: Matrix<Scalar>) -> [Scalar] {
+        let z = preactivations(inputs)
+        let a = outputWeights
+        let c = outputBias
+        return (0..<inputs.rows).map { i in
+            var sum = c
+            for j in 0..<width { sum += a[j] * activation.value(z.storage[i * width + j]) }
+            return sum
+        }
+    }
+
+    /// f(x) and the input gradient W^T (a * psi'(Wx + b)) for every row of `inputs`.
+    public func outputsAndInputGradients(_ inputs: Matrix<Scalar>) -> (outputs: [Scalar], gradients: Matrix<Scalar>) {
+        let probe = evaluate(inputs)
+        return (probe.outputs, probe.gradients)
+    }
+
+    /// Outputs, input gradients and pre-activations of a batch.
+    func evaluate(_ inputs: Matrix<Scalar>) -> (outputs: [Scalar], gradients: Matrix<Scalar>, preactivations: Matrix<Scalar>) {
+        let z = preactivations(inputs)
+        let a = outputWeights
+        let c = outputBias
+        var slopes = Matrix<Scalar>(rows: inputs.rows, columns: width)
+        var outputs = [Scalar](repeating: c, count: inputs.rows)
+        for i in 0..<inputs.rows {
+            for j in 0..<width {
+                let value = z.storage[i * width + j]
+                outputs[i] += a[j] * activation.value(value)
+                slopes.storage[i * width + j] = a[j] * activation.derivative(value)
+            }
+        }
+        return (outputs, BLAS.multiply(slopes, weights), z)
+    }
+}

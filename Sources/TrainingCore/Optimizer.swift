@@ -1,0 +1,72 @@
+/// A first-order optimiser over a flat parameter buffer; a step allocates nothing.
+public struct Optimizer<Scalar: BLASScalar>: Sendable {
+    /// The update rule.
+    public enum Kind: Sendable {
+        /// Adam with the Kingma & Ba defaults (beta1 0.9, beta2 0.999, epsilon 1e-8).
+        case adam
+        /// Plain gradient descent.
+        case gradientDescent
+    }
+
+    static var beta1: Double { 0.9 }
+    static var beta2: Double { 0.999 }
+    static var epsilon: Double { 1e-8 }
+
+    /// The update rule.
+    public let kind: Kind
+    /// The learning rate.
+    public let learningRate: Double
+    /// Steps taken so far.
+    public private(set) var steps = 0
+    private var firstMoment: [Scalar]
+    private var secondMoment: [Scalar]
+    private var beta1Power = 1.0
+    private var beta2Power = 1.0
+
+    /// An optimiser for `parameterCount` parameters.
+    public init(kind: Kind, learningRate: Double, parameterCount: Int) {
+        self.kind = kind
+        self.learningRate = learningRate
+        let moments = kind == .adam ? parameterCount : 0
+        firstMoment = [Scalar](repeating: 0, count: moments)
+        secondMoment = [Scalar](repeating: 0, count: moments)
+    }
+
+    /// Moves `parameters` one step against `gradient`.
+    public mutating func step(_ parameters: inout [Scalar], gradient: [Scalar]) {
+        precondition(parameters.count == gradient.count)
+        steps += 1
+        switch kind {
+        case .gradientDescent:
+            let lr = Scalar(learningRate)
+            parameters.withUnsafeMutableBufferPointer { theta in
+                gradient.withUnsafeBufferPointer { g in
+                    for index in 0..<theta.count { theta[index] -= lr * g[index] }
+                }
+            }
+        case .adam:
+            beta1Power *= Self.beta1
+            beta2Power *= Self.beta2
+            // Bias corrections folded into the step size and epsilon (Kingma & Ba, section 2).
+            let correction = (1 - beta2Power).squareRoot()
+            let stepSize = Scalar(learningRate * correction / (1 - beta1Power))
+            let eps = Scalar(Self.epsilon * correction)
+            let b1 = Scalar(Self.beta1)
+            let b2 = Scalar(Self.beta2)
+            parameters.withUnsafeMutableBufferPointer { theta in
+                gradient.withUnsafeBufferPointer { g in
+                    firstMoment.withUnsafeMutableBufferPointer { m in
+                        secondMoment.withUnsafeMutableBufferPointer { v in
+                            for index in 0..<theta.count {
+                                let gi = g[index]
+                                m[index] = b1 * m[index] + (1 - b1) * gi
+                                v[index] = b2 * v[index] + (1 - b2) * gi * gi
+                                theta[index] -= stepSize * m[index] / (v[index].squareRoot() + eps)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+/// Why training stopped.
+public enum StopReason: String, Codable, Sendable {
+    /// The training MSE reached target_mse.
+    case targetReached = "target_mse"
+    /// max_steps were taken.
+    case maxSteps = "max_steps"
+    /// The loss became NaN or infinite: the learning rate is too large.
+    case diverged
+    /// Random features: the least-squares problem was solved exactly.
+    case solved
+}
+
+/// What training produced.
+public struct TrainingOutcome<Scalar: BLASScalar>: Sendable {
+    /// The trained network (its last finite state if training diverged).
+    public var network: Network<Scalar>
+    /// Optimisation steps taken (1 for random features).
+    public var steps: Int
+    /// Why training stopped.
+    public var stopReason: StopReason
+    /// Wall-clock seconds spent training.
+    public var seconds: Double
+    /// Floating-point operations spent training (4 n d k per step for the GEMMs).
+    public var flops: Double
+}
+
+/// Full-batch trainers of the two-layer network.
+public enum Trainer {
+    /// Trains `network` on `data` as `parameters` say.
+    public static func train<Scalar: BLASScalar>(
+        _ network: Network<Scalar>,
+        on data: Dataset<Scalar>,
+        parameters: CellParameters
+    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var outcome: TrainingOutcome<Scalar>
+        switch parameters.trainer {
+        case .adam, .gd:
+            outcome = iterate(network, data, parameters)
+        case .randomFeatures:
+            outcome = try solveRandomFeatures(network, data)
+        }
+        let elapsed = clock.now - start
+        outcome.seconds = elapsed.seconds
+        return outcome
+    }
+
+    private static func iterate<Scalar: BLASScalar>(
+        _ initial: Network<Scalar>,
+        _ data: Dataset<Scalar>,
+        _ parameters: CellParameters
+    ) -> TrainingOutcome<Scalar> {
+        var network = initial
+        var workspace = TrainingWorkspace(points: data.count, network: network)
+        var optimizer = Optimizer<Scalar>(
+            kind: parameters.trainer == .adam ? .adam : .gradientDescent,
+            learningRate: parameters.resolvedLearningRate,
+            parameterCount: network.parameters.count
+        )
+        let flopsPerStep = 4 * Double(data.count) * Double(network.inputDimension) * Double(network.width)
+        var reason = StopReason.maxSteps
+        while true {
+            let loss = network.lossAndGradient(on: data, workspace: &workspace)
+            if !loss.isFinite || !workspace.gradient.allFinite {
+                reason = .diverged
+                break
+            }
+            if loss <= parameters.targetMSE {
+                reason = .targetReached
+                break
+            }
+            if optimizer.steps == parameters.maxSteps { break }
+            optimizer.step(&network.parameters, gradient: workspace.gradient)
+        }
+        let steps = optimizer.steps
+        return TrainingOutcome(network: network, steps: steps, stopReason: reason, seconds: 0, flops: Double(steps + 1) * flopsPerStep)
+    }
+
+    /// Keeps W and b, and sets (a, c) to the minimum-norm least-squares fit of the labels by the
+    /// features [psi(W x + b), 1] (LAPACK dgelsd, in double precision).
+    private static func solveRandomFeatures<Scalar: BLASScalar>(
+        _ network: Network<Scalar>,
+        _ data: Dataset<Scalar>
+    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
+        let exact = network.converted(to: Double.self)
+        let z = exact.preactivations(data.inputs.converted())
+        let k = network.width
+        var features = Matrix<Double>(rows: data.count, columns: k + 1)
+        for i in 0..<data.count {
+            for j in 0..<k { features[i, j] = network.activation.value(z[i, j]) }
+            features[i, k] = 1
+        }
+        let solution = try BLAS.minimumNormLeastSquares(features, data.labels.map { Double($0) }, relativeCutoff: -1)
+        var trained = network
+        for j in 0..<k { trained.parameters[trained.outputWeightOffset + j] = Scalar(solution[j]) }
+        trained.parameters[trained.outputBiasOffset] = Scalar(solution[k])
+        let n = Double(data.count)
+        let m = Double(k + 1)
+        // Forward GEMM, plus dgelsd's O(n m min(n, m)) factorisation (bidiagonalisation: ~4 n m min).
+        let flops = 2 * n * Double(network.inputDimension) * Double(k) + 4 * n * m * min(n, m)
+        let reason: StopReason = trained.parameters.allFinite ? .solved : .diverged
+        return TrainingOutcome(network: trained, steps: 1, stopReason: reason, seconds: 0, flops: flops)
+    }
+}
+
+extension Array where Element: BinaryFloatingPoint {
+    /// Whether every element is finite.
+    var allFinite: Bool {
+        withUnsafeBufferPointer { buffer in
+            var sum: Element = 0
+            for value in buffer { sum += value * 0 }  // NaN and inf propagate; vectorises.
+            return sum == 0
+        }
+    }
+}

@@ -1,0 +1,13 @@
+import ArgumentParser
+
+/// isosweep: tests the law of robustness (Bubeck & Sellke) by training two-layer networks over
+/// grids of (n, d, width) and measuring how their Lipschitz constants scale.
+@main
+struct Isosweep: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "isosweep",
+        abstract: "Measure the law of robustness: Lipschitz constants of networks that fit noisy data.",
+        version: "0.1.0",
+        subcommands: [Train.self, Lipschitz.self, Bench.self, Demo.self]
+    )
+}

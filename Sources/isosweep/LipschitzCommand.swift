@@ -1,0 +1,86 @@
+import ArgumentParser
+import TrainingCore
+
+/// `isosweep lipschitz`: the bounds of a saved network.
+struct Lipschitz: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the Lipschitz bounds of a network saved as .safetensors (by isosweep, PyTorch or numpy).",
+        discussion: """
+            The file holds W [k, d], b [k], a [k], c [1] (or a PyTorch Sequential(Linear, act, Linear) \
+            state dict). Training inputs X [n, d] in the file join the probe set.
+            """
+    )
+
+    @Argument(help: "A .safetensors file.") var file: String
+    @Option(help: "Input distribution of the fresh probes: sphere, gaussian, hypercube (default: the file's, else sphere).")
+    var data: DataKind?
+    @Option(help: "Activation, if the file's metadata does not say.") var activation: ActivationKind?
+    @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
+    @Option(help: "Fresh probe points.") var freshPoints = LipschitzOptions().freshPoints
+    @Option(help: "OpenBLAS threads.") var threads: Int = 1
+
+    func validate() throws {
+        if data == .file { throw ValidationError("--data file is not a distribution to draw probes from: use sphere, gaussian or hypercube") }
+        if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
+        if freshPoints < 0 { throw ValidationError("--fresh-points must be non-negative") }
+    }
+
+    func run() throws {
+        BLAS.setThreads(threads)
+        try Output.reportingErrors {
+            let saved = try SavedNetwork.load(path: file, activation: activation)
+            let d = saved.network.inputDimension
+            let kind = data ?? saved.metadata["data"].flatMap(DataKind.init(rawValue:)) ?? .sphere
+            let distribution: InputDistribution
+            switch kind {
+            case .sphere: distribution = .sphere
+            case .gaussian: distribution = .gaussian
+            case .hypercube: distribution = .hypercube
+            case .file:
+                guard let inputs = saved.inputs else {
+                    throw TrainingError(.invalidParameter, "\(file) was trained on file data but holds no X: pass --data sphere|gaussian|hypercube")
+                }
+                distribution = .empirical(inputs)
+            }
+            let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
+            var options = LipschitzOptions()
+            options.freshPoints = freshPoints
+            let bounds = try TrainingCore.Lipschitz.bounds(
+                of: saved.network, trainingInputs: saved.inputs, distribution: distribution, seed: UInt64(probeSeed), options: options
+            )
+            try Output.json(
+                LipschitzReport(
+                    bounds: bounds, width: saved.network.width, d: d, activation: saved.network.activation,
+                    data: kind, seed: probeSeed, trainingProbes: saved.inputs?.rows ?? 0
+                )
+            )
+        }
+    }
+}
+
+/// The JSON printed by `isosweep lipschitz`.
+struct LipschitzReport: Encodable {
+    var bounds: LipschitzBounds
+    var width: Int
+    var d: Int
+    var activation: ActivationKind
+    var data: DataKind
+    var seed: Int
+    var trainingProbes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case width, d, activation, data, seed
+        case trainingProbes = "training_probes"
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try bounds.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(width, forKey: .width)
+        try c.encode(d, forKey: .d)
+        try c.encode(activation, forKey: .activation)
+        try c.encode(data, forKey: .data)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(trainingProbes, forKey: .trainingProbes)
+    }
+}
