@@ -145,10 +145,15 @@ private struct Search {
     }
 
     /// Evaluates every row of `points` and offers them to the pool; `visit` sees each free norm.
+    /// For sphere data each point is first put exactly on the sphere (stored data may be off by
+    /// rounding), so that its tangential norm belongs to the support.
     mutating func probe(_ points: Matrix<Double>, visit: (Double) -> Void) {
         var start = 0
         while start < points.rows {
-            let batch = points.rows(start..<min(points.rows, start + batchRows))
+            var batch = points.rows(start..<min(points.rows, start + batchRows))
+            if onSphere {
+                for i in 0..<batch.rows { normalise(&batch, row: i) }
+            }
             let result = norms(batch)
             for i in 0..<batch.rows {
                 visit(result.free[i])
@@ -158,11 +163,13 @@ private struct Search {
         }
     }
 
-    mutating func offer(_ point: [Double], free: Double, tangential: Double) {
+    /// Records a visited point; `tangential` is nil for points off the sphere, which say nothing
+    /// about the support.
+    mutating func offer(_ point: [Double], free: Double, tangential: Double?) {
         guard free.isFinite else { return }
         bestFree = max(bestFree, free)
-        if onSphere { bestTangential = max(bestTangential, tangential) }
-        pool.append((point, free, tangential))
+        if onSphere, let tangential { bestTangential = max(bestTangential, tangential) }
+        pool.append((point, free, onSphere ? tangential ?? -1 : 0))
         if pool.count > 2 * poolLimit { prunePool() }
     }
 
@@ -193,15 +200,16 @@ private struct Search {
             var distance = 0.0
             for j in 0..<x.columns { distance += (x[i, j] - x[i + 1, j]) * (x[i, j] - x[i + 1, j]) }
             guard distance > 0 else { continue }
-            let quotient = abs(f[i] - f[i + 1]) / distance.squareRoot()
-            bestFree = max(bestFree, quotient)
-            // Training points of sphere data lie on the sphere: the chordal quotient counts there too.
-            if onSphere { bestTangential = max(bestTangential, quotient) }
+            // A global lower bound only: over far-apart points of the sphere a chordal quotient can
+            // exceed the largest tangential gradient (by up to pi/2), which is what the support bound is.
+            bestFree = max(bestFree, abs(f[i] - f[i + 1]) / distance.squareRoot())
         }
     }
 
     /// Symmetric difference quotients along the gradient at the best points (projected and
-    /// retracted to the sphere for the support bound): certified lower bounds by themselves.
+    /// retracted to the sphere for the support bound): certified lower bounds by themselves. On
+    /// the sphere the chord of the step is shorter than its arc by a factor 1 - O(step^2), so the
+    /// quotient stays a lower bound of the tangential constant to 1e-9.
     mutating func differenceQuotients(at starts: (free: Matrix<Double>, tangential: Matrix<Double>), step: Double) {
         quotients(starts.free, tangential: false, step: step)
         if onSphere { quotients(starts.tangential, tangential: true, step: step) }
@@ -291,7 +299,7 @@ private struct Search {
             if accepted { value = norms(x) }
         }
         for i in 0..<rows {
-            offer(x.row(i), free: value.free[i], tangential: value.tangential[i])
+            offer(x.row(i), free: value.free[i], tangential: tangential ? value.tangential[i] : nil)
         }
     }
 
