@@ -66,7 +66,7 @@ public struct CellParameters: Codable, Sendable, Hashable {
     public var activation: ActivationKind
     /// Training method.
     public var trainer: TrainerKind
-    /// Learning rate (default 0.01 for adam, 0.5 for gd; unused by random features).
+    /// Learning rate (default 0.01 for adam, 0.1 for gd; unused by random features).
     public var lr: Double?
     /// Step budget of the iterative trainers.
     public var maxSteps: Int
@@ -136,7 +136,7 @@ public struct CellParameters: Codable, Sendable, Hashable {
         if let lr { return lr }
         switch trainer {
         case .adam: return 0.01
-        case .gd: return 0.5
+        case .gd: return 0.1
         case .randomFeatures: return 0
         }
     }

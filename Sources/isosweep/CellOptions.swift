@@ -22,7 +22,7 @@ struct CellOptions: ParsableArguments {
     @Option(help: "Label flip probability for teacher and file labels.") var eta: Double = 0
     @Option(help: "Activation: relu, tanh, softplus.") var activation: ActivationKind = .relu
     @Option(help: "Trainer: adam, gd, random_features.") var trainer: TrainerKind = .adam
-    @Option(help: "Learning rate (default 0.01 for adam, 0.5 for gd).") var lr: Double?
+    @Option(help: "Learning rate (default 0.01 for adam, 0.1 for gd).") var lr: Double?
     @Option(help: "Step budget.") var maxSteps: Int = CellParameters.defaultMaxSteps
     @Option(help: "Stop once the training MSE is at or below this.") var targetMse: Double = CellParameters.defaultTargetMSE
     @Option(help: "Fresh test points (or held-out rows for file data).") var nTest: Int = CellParameters.defaultTestPoints
