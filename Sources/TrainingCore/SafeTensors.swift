@@ -171,7 +171,7 @@ public enum SafeTensors {
     }
 
     /// IEEE 754 binary16 to double (portable: Float16 is not available on every platform).
-    static func halfToDouble(_ bits: UInt16) -> Double {
+    public static func halfToDouble(_ bits: UInt16) -> Double {
         let sign: Double = bits & 0x8000 != 0 ? -1 : 1
         let exponent = Int((bits >> 10) & 0x1F)
         let fraction = Double(bits & 0x3FF)
