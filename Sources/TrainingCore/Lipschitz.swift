@@ -23,7 +23,7 @@ public struct LipschitzOptions: Sendable, Equatable {
     /// Fresh points drawn from the data distribution (also the points of `gradientMean`).
     public var freshPoints: Int = 1000
     /// How many of the best probes are improved by ascent on the gradient norm.
-    public var ascentStarts: Int = 16
+    public var ascentStarts: Int = 64
     /// Ascent iterations from each start.
     public var ascentSteps: Int = 150
     /// Half-width of the difference quotients taken along the best gradients.

@@ -27,19 +27,20 @@ struct Demo: ParsableCommand {
         print("Random labels on the unit sphere, n = \(n), d = \(d), adam, \(activation.rawValue); noise level 1.")
         print("The law: fitting below the noise level forces Lip >~ eps sqrt(n d / p).\n")
         let header = ["width", "p", "p/n", "train_mse", "eps", "fit", "lip_support_lower", "lip_lower", "lip_upper", "law_ratio", "steps", "seconds"]
-        print(header.map { $0.padding(toLength: 12, withPad: " ", startingAt: 0) }.joined())
+        var rows: [[String]] = []
         try Output.reportingErrors {
             for width in parsedWidths {
                 let cell = CellParameters(n: n, d: d, width: width, seed: seed, activation: activation)
                 let m = try Cell.run(cell).result.metrics
-                let row = [
+                rows.append([
                     String(width), String(m.p), fmt(Double(m.p) / Double(n)), fmt(m.trainMSE), fmt(m.eps), fmt(m.fitFraction),
                     fmt(m.lipSupportLower), fmt(m.lipLower), fmt(m.lipUpper), fmt(m.lawRatio), String(m.steps),
                     fmt(m.trainSeconds + m.lipSeconds),
-                ]
-                print(row.map { $0.padding(toLength: 12, withPad: " ", startingAt: 0) }.joined())
+                ])
             }
         }
+        print(Output.table(header: header, rows: rows))
+        print("\neps = noise level - train_mse; law_ratio = lip_support_lower / (eps sqrt(n d / p)).")
     }
 
     private func fmt(_ value: Double?) -> String {

@@ -17,12 +17,16 @@ struct Lipschitz: ParsableCommand {
     @Option(help: "Activation, if the file's metadata does not say.") var activation: ActivationKind?
     @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
     @Option(help: "Fresh probe points.") var freshPoints = LipschitzOptions().freshPoints
+    @Option(help: "Best probes improved by gradient-norm ascent.") var ascentStarts = LipschitzOptions().ascentStarts
+    @Option(help: "Ascent iterations from each start.") var ascentSteps = LipschitzOptions().ascentSteps
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
 
     func validate() throws {
         if data == .file { throw ValidationError("--data file is not a distribution to draw probes from: use sphere, gaussian or hypercube") }
         if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
-        if freshPoints < 0 { throw ValidationError("--fresh-points must be non-negative") }
+        if freshPoints < 0 || ascentStarts < 0 || ascentSteps < 0 {
+            throw ValidationError("--fresh-points, --ascent-starts and --ascent-steps must be non-negative")
+        }
     }
 
     func run() throws {
@@ -45,6 +49,8 @@ struct Lipschitz: ParsableCommand {
             let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
             var options = LipschitzOptions()
             options.freshPoints = freshPoints
+            options.ascentStarts = ascentStarts
+            options.ascentSteps = ascentSteps
             let bounds = try TrainingCore.Lipschitz.bounds(
                 of: saved.network, trainingInputs: saved.inputs, distribution: distribution, seed: UInt64(probeSeed), options: options
             )

@@ -1,1 +1,97 @@
+import Foundation
 import Testing
+
+/// The command line as a user runs it: real processes, real files.
+@Suite struct CLITests {
+    static let metricKeys = [
+        "n", "d", "width", "p", "seed", "train_mse", "noise_level", "eps", "fit_fraction", "test_mse", "lip_lower",
+        "lip_upper", "lip_support_lower", "grad_mean", "law_scale", "law_ratio", "steps", "stop_reason", "train_seconds",
+        "flops", "gflops", "science_version", "init", "host", "blas", "activation", "trainer", "data", "labels",
+    ]
+
+    func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    @Test func trainPrintsEveryMetricAsJSON() throws {
+        let run = try runIsosweep(["train", "--n", "64", "--d", "8", "--width", "16", "--seed", "2", "--max-steps", "300"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try run.json()
+        for key in Self.metricKeys { #expect(json[key] != nil, "missing \(key)") }
+        #expect(json["p"] as? Int == 16 * 10 + 1)
+        #expect(json["seed"] as? Int == 2)
+        #expect(json["stop_reason"] as? String != nil)
+        #expect(run.stdout.split(separator: "\n").count == 1)
+    }
+
+    @Test func savedModelGivesTheSameBoundsThroughLipschitz() throws {
+        let dir = try temporaryDirectory()
+        let model = dir.appendingPathComponent("net.safetensors").path
+        let train = try runIsosweep([
+            "train", "--n", "48", "--d", "6", "--width", "12", "--seed", "4", "--activation", "tanh", "--max-steps", "200",
+            "--save-model", model, "--save-data",
+        ])
+        #expect(train.status == 0, "\(train.stderr)")
+        let trained = try train.json()
+        let measured = try runIsosweep(["lipschitz", model])
+        #expect(measured.status == 0, "\(measured.stderr)")
+        let bounds = try measured.json()
+        // Same network, same probes (X from the file, the saved seed): the very same numbers.
+        for key in ["lip_lower", "lip_upper", "lip_support_lower", "grad_mean"] {
+            #expect(bounds[key] as? Double == trained[key] as? Double, "\(key)")
+        }
+        #expect(bounds["training_probes"] as? Int == 48)
+        // Other probes change the lower bounds but never the certified upper bound.
+        let gaussian = try runIsosweep(["lipschitz", model, "--data", "gaussian", "--seed", "9"]).json()
+        #expect(gaussian["lip_upper"] as? Double == trained["lip_upper"] as? Double)
+    }
+
+    @Test func divergingLearningRateIsReportedAsDiverged() throws {
+        let run = try runIsosweep(["train", "--n", "32", "--d", "4", "--width", "8", "--trainer", "gd", "--lr", "1e9"])
+        #expect(run.status == 0)
+        let json = try run.json()
+        #expect(json["stop_reason"] as? String == "diverged")
+        #expect(json["train_mse"] is NSNull && json["lip_lower"] is NSNull)
+    }
+
+    @Test func badInputFailsWithAClearMessage() throws {
+        let dir = try temporaryDirectory()
+        let csv = dir.appendingPathComponent("d.csv")
+        try "1,2,3,a\n3,4,5,b\n6,7,8,a\n".write(to: csv, atomically: true, encoding: .utf8)
+        let garbage = dir.appendingPathComponent("garbage.safetensors")
+        try Data((0..<200).map { UInt8($0 % 251) }).write(to: garbage)
+        let cases: [([String], String)] = [
+            (["train", "--n", "0", "--d", "4", "--width", "2"], "n must be a positive"),
+            (["train", "--n", "8", "--d", "4", "--width", "0"], "width must be a positive"),
+            (["train", "--n", "8", "--d", "4", "--width", "-3"], "width"),
+            (["train", "--n", "8", "--d", "4", "--width", "2", "--activation", "sigmoid"], "sigmoid"),
+            (["train", "--n", "2", "--d", "5", "--width", "2", "--data", "file", "--data-file", csv.path, "--classes", "a,b"], "d = 5"),
+            (["train", "--n", "9", "--d", "3", "--width", "2", "--data", "file", "--data-file", csv.path, "--classes", "a,b"], "n = 9"),
+            (["train", "--n", "2", "--d", "3", "--width", "2", "--data", "file", "--data-file", dir.path + "/none.csv", "--classes", "a,b"], "does not exist"),
+            (["lipschitz", garbage.path], "not a valid safetensors file"),
+            (["lipschitz", dir.path + "/missing.safetensors"], "cannot read"),
+            (["train", "--n", "8", "--d", "4", "--width", "2", "--save-data"], "--save-model"),
+        ]
+        for (arguments, words) in cases {
+            let run = try runIsosweep(arguments, timeout: 30)
+            #expect(run.status != 0, "\(arguments) exited 0")
+            #expect(run.stderr.contains(words), "\(arguments): \(run.stderr)")
+            #expect(!run.stderr.contains("Fatal error"), "\(arguments) crashed: \(run.stderr)")
+        }
+    }
+
+    @Test func benchTrainPrintsComparableFigures() throws {
+        let run = try runIsosweep(["bench", "train", "--n", "200", "--d", "20", "--width", "50", "--steps", "5", "--rounds", "1"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try run.json()
+        let step = try #require(json["seconds_per_step"] as? Double)
+        let gemm = try #require(json["sgemm_seconds_per_step"] as? Double)
+        let ratio = try #require(json["ratio"] as? Double)
+        #expect(step > 0 && gemm > 0)
+        #expect(abs(ratio - gemm / step) < 1e-9 * ratio)
+        let flops = 4.0 * 200 * 20 * 50
+        #expect(abs((json["step_gflops"] as? Double ?? 0) - flops / step / 1e9) < 1e-6)
+    }
+}
