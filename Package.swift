@@ -12,12 +12,46 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.1.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         .systemLibrary(
             name: "COpenBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZeroMQ",
+            pkgConfig: "libzmq",
+            providers: [.apt(["libzmq3-dev"])]
+        ),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(
+            name: "SweepKit",
+            dependencies: [
+                "TrainingCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .target(
+            name: "Coordinator",
+            dependencies: [
+                "SweepKit", "ZeroMQ",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
+            name: "Worker",
+            dependencies: [
+                "SweepKit", "ZeroMQ", "TrainingCore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
         ),
         .target(
             name: "TrainingCore",
@@ -29,8 +63,10 @@ let package = Package(
         .executableTarget(
             name: "isosweep",
             dependencies: [
-                "TrainingCore",
+                "TrainingCore", "SweepKit", "Coordinator", "Worker", "ZeroMQ",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -38,9 +74,11 @@ let package = Package(
             dependencies: ["TrainingCore"],
             resources: [.copy("Fixtures")]
         ),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TrainingCore"]
+            dependencies: ["TrainingCore", "SweepKit"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,11 @@
+#ifndef ISOSWEEP_CZEROMQ_SHIM_H
+#define ISOSWEEP_CZEROMQ_SHIM_H
+#include <zmq.h>
+#include <errno.h>
+
+// errno values as functions: Swift does not import every macro of errno.h portably.
+static inline int czmq_eagain(void) { return EAGAIN; }
+static inline int czmq_eintr(void) { return EINTR; }
+static inline int czmq_eterm(void) { return ETERM; }
+static inline int czmq_ehostunreach(void) { return EHOSTUNREACH; }
+#endif
