@@ -144,6 +144,7 @@ public struct Scheduler: Sendable {
     var workers: [[UInt8]: Worker] = [:]
     var nextLease: UInt32 = 0
     var joins = 0
+    var dispatching = true
     /// Counts by state, kept up to date.
     public private(set) var counts: [CellState: Int] = [:]
     /// Dispatch-to-commit latency of every cell committed in this run.
@@ -159,6 +160,11 @@ public struct Scheduler: Sendable {
             counts[state, default: 0] += 1
         }
         queue = cells.indices.filter { cells[$0].state == .queued }.sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
+    }
+
+    /// Stops handing out cells (graceful shutdown); results still arrive and commit.
+    public mutating func stopDispatching() {
+        dispatching = false
     }
 
     // MARK: - Queries
@@ -359,7 +365,7 @@ public struct Scheduler: Sendable {
     }
 
     private mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
-        guard !queue.isEmpty else { return }
+        guard dispatching && !queue.isEmpty else { return }
         for identity in workers.keys.sorted(by: { workers[$0]!.joined < workers[$1]!.joined }) {
             while workers[identity]!.credit > 0 && !queue.isEmpty {
                 let count = min(workers[identity]!.credit, configuration.maximumShard, queue.count)

@@ -1,4 +1,4 @@
-public import CZeroMQ
+import CZeroMQ
 
 /// A libzmq context. Unlike sockets, contexts are thread-safe, so this one may be shared.
 public final class Context: @unchecked Sendable {

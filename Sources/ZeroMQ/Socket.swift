@@ -1,4 +1,4 @@
-public import CZeroMQ
+import CZeroMQ
 
 /// A libzmq socket. Not Sendable: a socket lives on the thread that made it.
 public final class Socket {

@@ -1,4 +1,4 @@
-public import CZeroMQ
+import CZeroMQ
 
 /// A libzmq call failed.
 public struct ZeroMQError: Error, Sendable, Equatable, CustomStringConvertible {

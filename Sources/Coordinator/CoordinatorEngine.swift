@@ -1,0 +1,314 @@
+import CZeroMQ
+import Foundation
+public import Logging
+public import SweepKit
+import Synchronization
+import TrainingCore
+import ZeroMQ
+
+/// Settings of a coordinator run.
+public struct CoordinatorOptions: Sendable {
+    /// Where the ROUTER socket listens, e.g. tcp://127.0.0.1:5555 (port 0: any free port).
+    public var bind: String
+    /// The SQLite database of the sweep.
+    public var database: String
+    /// Heartbeat interval (default 1 s).
+    public var heartbeat: Duration = .seconds(1)
+    /// Missed heartbeats before a worker is dead (default 3).
+    public var liveness: Int = 3
+    /// Tries per cell before FAILED (default 3, or the sweep file's max_attempts).
+    public var maxAttempts: Int = SweepSpec.defaultMaxAttempts
+    /// Retry cells that FAILED in an earlier run on the same database.
+    public var retryFailed = false
+    /// After SIGTERM, how long to keep committing results that arrive.
+    public var drainGrace: Duration = .seconds(2)
+
+    public init(bind: String, database: String) {
+        self.bind = bind
+        self.database = database
+    }
+}
+
+/// Progress of a sweep, for the command line to show.
+public struct CoordinatorProgress: Sendable {
+    public var total: Int
+    public var done: Int
+    public var failed: Int
+    public var leased: Int
+    public var workers: Int
+    /// Cells committed in this run, and the seconds since it started.
+    public var committedThisRun: Int
+    public var elapsed: Double
+
+    /// Committed cells per second in this run.
+    public var rate: Double { elapsed > 0 ? Double(committedThisRun) / elapsed : 0 }
+    /// Seconds to finish at the current rate.
+    public var eta: Double? {
+        let left = total - done - failed
+        return rate > 0 ? Double(left) / rate : nil
+    }
+}
+
+/// How a coordinator run ended.
+public struct CoordinatorOutcome: Sendable {
+    public var total: Int
+    public var done: Int
+    public var failed: Int
+    /// Stopped by a signal before every cell finished.
+    public var interrupted: Bool
+    /// Dispatch-to-commit latency of every cell committed in this run.
+    public var latencies: [Duration]
+    /// Wall-clock seconds of the run.
+    public var seconds: Double
+}
+
+/// What the coordinator runs: the cells of a sweep file, or benchmark cells.
+public enum CoordinatorWork: Sendable {
+    case sweep(SweepSpec)
+    case cells(name: String, [CellWork])
+}
+
+/// The I/O shell around the scheduler: the ROUTER socket, the store and the clock, on one
+/// dedicated thread (a ZeroMQ socket lives on one thread; nothing blocks the async pool).
+public final class CoordinatorEngine: Sendable {
+    let options: CoordinatorOptions
+    let work: CoordinatorWork
+    let logger: Logger
+    let stopRequested = Atomic<Bool>(false)
+    let boundEndpoint = Mutex<String?>(nil)
+
+    public init(options: CoordinatorOptions, work: CoordinatorWork, logger: Logger) {
+        self.options = options
+        self.work = work
+        self.logger = logger
+    }
+
+    /// Asks the run to stop dispatching, commit what arrives for a short grace, and return.
+    public func requestStop() {
+        stopRequested.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// The endpoint actually bound (with the real port), once bound.
+    public var endpoint: String? { boundEndpoint.withLock { $0 } }
+
+    /// Runs the sweep to its end on the calling thread (use `run()` from async code).
+    public func runBlocking(progress: @Sendable (CoordinatorProgress) -> Void) throws -> CoordinatorOutcome {
+        let started = ContinuousClock.now
+        let store = try ResultStore(path: options.database)
+        let seeds: [Scheduler.CellSeed]
+        var maxAttempts = options.maxAttempts
+        switch work {
+        case .sweep(let spec):
+            seeds = try store.prepare(spec: spec, cells: try spec.cells(), retryFailed: options.retryFailed)
+            if let fromFile = spec.maxAttempts { maxAttempts = fromFile }
+        case .cells(let name, let cells):
+            seeds = try store.prepare(name: name, cells: cells)
+        }
+        var scheduler = Scheduler(
+            configuration: Scheduler.Configuration(
+                heartbeatInterval: options.heartbeat, liveness: options.liveness, maxAttempts: maxAttempts,
+                session: UInt32.random(in: 1...UInt32.max)
+            ),
+            cells: seeds
+        )
+        let alreadyDone = scheduler.counts[.done] ?? 0
+        logger.info("sweep loaded", metadata: [
+            "cells": "\(scheduler.cellCount)", "done": "\(alreadyDone)", "failed": "\(scheduler.counts[.failed] ?? 0)", "db": "\(options.database)",
+        ])
+
+        let context = try Context()
+        let router = try Socket(context, .router)
+        try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
+        try router.setOption(ZMQ_SNDHWM, Int32(100_000))
+        try router.setOption(ZMQ_RCVHWM, Int32(100_000))
+        try router.bind(options.bind)
+        let endpoint = router.lastEndpoint
+        boundEndpoint.withLock { $0 = endpoint }
+        logger.info("listening", metadata: ["endpoint": "\(endpoint)"])
+        defer { router.close() }
+
+        var shell = Shell(router: router, store: store, logger: logger)
+        let tickEvery = max(Duration.milliseconds(10), options.heartbeat / 4)
+        var lastTick = ContinuousClock.now
+        var lastProgress = ContinuousClock.now - .seconds(10)
+        var stopDeadline: ContinuousClock.Instant?
+        while !scheduler.isFinished {
+            if stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
+                logger.notice("stopping: no more dispatch; committing what arrives for \(options.drainGrace)")
+                scheduler.stopDispatching()
+                stopDeadline = ContinuousClock.now + options.drainGrace
+            }
+            if let stopDeadline, ContinuousClock.now >= stopDeadline || (scheduler.counts[.leased] ?? 0) == 0 { break }
+            _ = try Poller.readable([router], timeoutMilliseconds: Int(tickEvery.milliseconds))
+            var directives: [Scheduler.Directive] = []
+            var received = 0
+            while received < 20_000, let message = try router.receive(dontWait: true) {
+                received += 1
+                let now = ContinuousClock.now
+                if let event = shell.decode(message, now: now) {
+                    directives += scheduler.on(event, now: now)
+                }
+            }
+            let now = ContinuousClock.now
+            if now - lastTick >= tickEvery {
+                directives += scheduler.on(.tick, now: now)
+                lastTick = now
+            }
+            try shell.execute(directives, scheduler: &scheduler)
+            if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
+                lastProgress = now
+                progress(
+                    CoordinatorProgress(
+                        total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
+                        leased: scheduler.counts[.leased] ?? 0, workers: scheduler.workersAlive,
+                        committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone, elapsed: (now - started).seconds
+                    )
+                )
+            }
+        }
+        // Let the last acknowledgements leave before the socket closes (linger is bounded).
+        let outcome = CoordinatorOutcome(
+            total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
+            interrupted: !scheduler.isFinished, latencies: scheduler.latencies, seconds: (ContinuousClock.now - started).seconds
+        )
+        logger.info("sweep \(outcome.interrupted ? "stopped" : "finished")", metadata: [
+            "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
+        ])
+        return outcome
+    }
+
+    /// Runs the sweep on a dedicated thread; a graceful shutdown of the task stops it cleanly.
+    public func run(progress: @escaping @Sendable (CoordinatorProgress) -> Void) async throws -> CoordinatorOutcome {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CoordinatorOutcome, any Error>) in
+            let thread = Thread { [self] in
+                do {
+                    continuation.resume(returning: try runBlocking(progress: progress))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+            thread.name = "isosweep-coordinator"
+            thread.start()
+        }
+    }
+}
+
+/// Turns frames into events and directives into socket sends and store writes.
+struct Shell {
+    let router: Socket
+    let store: ResultStore
+    let logger: Logger
+    var complaints = ComplaintLimiter()
+    let decoder = JSONDecoder()
+
+    /// A received ROUTER message as a scheduler event, or nil (logged) when it is malformed.
+    mutating func decode(_ received: (frames: [[UInt8]], truncated: Bool), now: ContinuousClock.Instant) -> Scheduler.Event? {
+        let frames = received.frames
+        guard let identity = frames.first, !identity.isEmpty else { return nil }
+        guard !received.truncated else {
+            complain(identity, "a message of more than \(Socket.maximumFrames) frames", now: now)
+            return nil
+        }
+        let message: Message
+        do {
+            message = try Message.decode(Array(frames.dropFirst()))
+        } catch {
+            complain(identity, error.reason, now: now)
+            if error.versionMismatch {
+                _ = try? router.send([identity] + Message.refuse(reason: "\(error.reason): run the same isosweep build everywhere", fatal: true).encode(), dontWait: true)
+            }
+            return nil
+        }
+        if case .result(_, let key, _, let payload) = message, let problem = validate(payload, key: key) {
+            complain(identity, "RESULT for \(key.prefix(12)): \(problem)", now: now)
+            return nil
+        }
+        return .message(from: identity, message)
+    }
+
+    /// A result must be the metrics of exactly the cell it claims to be (or empty for a no-op cell).
+    func validate(_ payload: [UInt8], key: String) -> String? {
+        if payload.isEmpty { return nil }  // no-op cells carry no metrics; the scheduler checks the key is theirs
+        guard let result = try? decoder.decode(CellResult.self, from: Data(payload)) else { return "the metrics are not a cell result" }
+        guard CellWork.train(result.parameters).key == key else { return "its parameters do not hash to its key" }
+        return nil
+    }
+
+    mutating func complain(_ identity: [UInt8], _ what: String, now: ContinuousClock.Instant) {
+        if complaints.shouldLog(identity, now: now) {
+            logger.warning("dropped a malformed message", metadata: ["peer": "\(hex(identity))", "reason": "\(what)"])
+        }
+    }
+
+    /// Carries out directives: state and results are committed in one transaction first, then
+    /// the acknowledgements that the commit makes safe, then every other send.
+    mutating func execute(_ directives: [Scheduler.Directive], scheduler: inout Scheduler) throws {
+        var sends: [([UInt8], Message)] = []
+        var commits: [Scheduler.Commit] = []
+        var updates: [Scheduler.CellUpdate] = []
+        var workers: [Scheduler.WorkerRecord] = []
+        for directive in directives {
+            switch directive {
+            case .send(let to, let message): sends.append((to, message))
+            case .commit(let commit): commits.append(commit)
+            case .persist(let update): updates.append(update)
+            case .recordWorker(let record): workers.append(record)
+            case .log(let level, let text): log(level, text)
+            }
+        }
+        // Sends decided before the commit (shards, heartbeats, welcomes) need not wait for it.
+        send(sends)
+        if commits.isEmpty && updates.isEmpty && workers.isEmpty { return }
+        do {
+            try store.apply(updates: updates, commits: commits, workers: workers)
+        } catch {
+            logger.error("commit failed", metadata: ["error": "\(error.message)"])
+            _ = scheduler.on(.commitFailed(commits, reason: error.message), now: .now)
+            throw error
+        }
+        if !commits.isEmpty {
+            let after = scheduler.on(.committed(commits), now: .now)
+            try execute(after, scheduler: &scheduler)
+        }
+    }
+
+    func send(_ sends: [([UInt8], Message)]) {
+        for (identity, message) in sends {
+            do {
+                if try !router.send([identity] + message.encode(), dontWait: true) {
+                    logger.debug("peer gone or busy; message dropped", metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"])
+                }
+            } catch {
+                logger.warning("send failed", metadata: ["peer": "\(hex(identity))", "error": "\(error)"])
+            }
+        }
+    }
+
+    func log(_ level: Scheduler.LogLevel, _ text: String) {
+        switch level {
+        case .debug: logger.debug("\(text)")
+        case .info: logger.info("\(text)")
+        case .warning: logger.warning("\(text)")
+        case .error: logger.error("\(text)")
+        }
+    }
+}
+
+/// Logs at most one complaint per sender per minute, so a hostile peer cannot flood the log.
+struct ComplaintLimiter {
+    var last: [[UInt8]: ContinuousClock.Instant] = [:]
+    /// Complaints seen in total (logged or not).
+    var count = 0
+
+    mutating func shouldLog(_ peer: [UInt8], now: ContinuousClock.Instant) -> Bool {
+        count += 1
+        if let previous = last[peer], now - previous < .seconds(60) { return false }
+        if last.count > 10_000 { last.removeAll() }
+        last[peer] = now
+        return true
+    }
+}
+
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import Coordinator
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import SweepKit
+
+/// Options shared by `coordinator` and `run`.
+struct CoordinatorArguments: ParsableArguments {
+    @Option(help: "SQLite database of the sweep (created if missing; reopened to resume).") var db: String?
+    @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 1
+    @Option(help: "Missed heartbeats after which a worker is dead.") var liveness: Int = 3
+    @Option(help: "Tries per cell before it is FAILED (the sweep file's max_attempts wins).") var maxAttempts: Int = SweepSpec.defaultMaxAttempts
+    @Flag(help: "Retry cells that FAILED in an earlier run on this database.") var retryFailed = false
+
+    func validate() throws {
+        guard heartbeat >= 0.01 && heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds") }
+        guard liveness >= 1 && liveness <= 100 else { throw ValidationError("--liveness must be between 1 and 100") }
+        guard maxAttempts >= 1 && maxAttempts <= 100 else { throw ValidationError("--max-attempts must be between 1 and 100") }
+    }
+
+    func options(bind: String, database: String) -> CoordinatorOptions {
+        var options = CoordinatorOptions(bind: bind, database: database)
+        options.heartbeat = .milliseconds(Int64(heartbeat * 1000))
+        options.liveness = liveness
+        options.maxAttempts = maxAttempts
+        options.retryFailed = retryFailed
+        return options
+    }
+}
+
+/// Loads a sweep file, turning its error into a clear message.
+func loadSpec(_ path: String) throws -> SweepSpec {
+    do {
+        return try SweepSpec.load(path: path)
+    } catch {
+        Output.error(error.description)
+        throw ExitCode(2)
+    }
+}
+
+/// Runs a coordinator service (and any other services) until the sweep ends or a signal stops it.
+func runCoordinator(_ engine: CoordinatorEngine, with others: [any Service], logger: Logger) async throws -> CoordinatorOutcome {
+    let printer = ProgressPrinter()
+    let service = CoordinatorService(engine: engine) { printer.show($0) }
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
+                + others.map { .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    do {
+        try await group.run()
+    } catch let error as StoreError {
+        printer.finish()
+        Output.error(error.message)
+        throw ExitCode(2)
+    }
+    printer.finish()
+    guard let outcome = service.outcome else {
+        Output.error("the coordinator stopped before the sweep ended")
+        throw ExitCode(3)
+    }
+    return outcome
+}
+
+/// `isosweep coordinator`: serve a sweep's cells to workers.
+struct CoordinatorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "coordinator",
+        abstract: "Serve a sweep's cells to workers over ZeroMQ and record their results.",
+        discussion: "Exits 0 when every cell is done, 1 if any FAILED, 130 if stopped by a signal first."
+    )
+
+    @Argument(help: "The sweep file (sweeps/*.yaml).") var spec: String
+    @Option(help: "Endpoint to listen on.") var bind = "tcp://127.0.0.1:5555"
+    @OptionGroup var coordinator: CoordinatorArguments
+    @OptionGroup var log: LogOptions
+
+    func run() async throws {
+        let logger = log.bootstrap(label: "isosweep.coordinator")
+        let sweep = try loadSpec(spec)
+        let database = coordinator.db ?? "\(sweep.name).db"
+        let engine = CoordinatorEngine(options: coordinator.options(bind: bind, database: database), work: .sweep(sweep), logger: logger)
+        let outcome = try await runCoordinator(engine, with: [], logger: logger)
+        try finish(outcome, database: database)
+    }
+}
+
+/// Prints the ending and exits with the sweep's status.
+func finish(_ outcome: CoordinatorOutcome, database: String) throws {
+    fflush(stdout)  // the table first, then the summary on stderr
+    let summary = "\(outcome.done)/\(outcome.total) cells done, \(outcome.failed) failed (database: \(database))"
+    FileHandle.standardError.write(Data("isosweep: \(summary)\n".utf8))
+    if outcome.interrupted { throw ExitCode(130) }
+    if outcome.failed > 0 {
+        FileHandle.standardError.write(Data("isosweep: see the failures with: isosweep status --db \(database)\n".utf8))
+        throw ExitCode.failure
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import SweepKit
+
+/// `isosweep merge`: union sweep databases by cell key.
+struct Merge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Union sweep databases by cell key into a new database.",
+        discussion: "The same cell with different metrics is a conflict: the merge fails unless --prefer says which side wins."
+    )
+
+    enum Preference: String, ExpressibleByArgument {
+        case first, last
+    }
+
+    @Argument(help: "Databases to merge.") var inputs: [String]
+    @Option(name: .shortAndLong, help: "The new database.") var output: String
+    @Option(help: "On conflict keep the first or the last input's result.") var prefer: Preference?
+
+    func validate() throws {
+        guard inputs.count >= 1 else { throw ValidationError("give at least one database to merge") }
+    }
+
+    func run() throws {
+        let preference: SweepKit.Merge.Preference = switch prefer {
+        case .none: .refuse
+        case .first: .first
+        case .last: .last
+        }
+        let report: SweepKit.Merge.Report
+        do {
+            report = try SweepKit.Merge.run(inputs: inputs, output: output, preference: preference)
+        } catch {
+            Output.error(error.message)
+            throw ExitCode.failure
+        }
+        for conflict in report.conflicts { print("conflict: \(conflict)") }
+        if !report.conflicts.isEmpty && prefer == nil {
+            Output.error("\(report.conflicts.count) cells differ between inputs; nothing written. Choose a side with --prefer first|last")
+            throw ExitCode.failure
+        }
+        print("merged \(inputs.count) databases into \(output): \(report.cells) cells, \(report.results) results, \(report.duplicates) duplicates, \(report.conflicts.count) conflicts")
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+import Worker
+
+/// `isosweep worker`: a worker daemon.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run cells for a coordinator; reconnects by itself, SIGTERM hands back its cells."
+    )
+
+    @Option(help: "The coordinator's endpoint.") var connect: String
+    @Option(help: "Cells run at once (default: this machine's cores).") var slots: Int?
+    @Option(help: "Extra cells kept queued (default: one per slot).") var prefetch: Int?
+    @Option(help: "OpenBLAS threads per cell.") var threads = 1
+    @Option(help: "On SIGTERM, seconds running cells may take before they are handed back.") var grace: Double = 10
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
+            throw ValidationError("--connect takes a ZeroMQ endpoint such as tcp://coordinator-host:5555 (got \(connect))")
+        }
+        if let slots, !(1...4096).contains(slots) { throw ValidationError("--slots must be between 1 and 4096") }
+        if let prefetch, !(0...100_000).contains(prefetch) { throw ValidationError("--prefetch must be between 0 and 100000") }
+        guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
+        guard grace >= 0 else { throw ValidationError("--grace must be non-negative") }
+    }
+
+    func run() async throws {
+        let logger = log.bootstrap(label: "isosweep.worker")
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        var options = WorkerOptions(connect: connect, slots: slots ?? cores, prefetch: prefetch)
+        options.blasThreads = threads
+        options.grace = .milliseconds(Int64(grace * 1000))
+        let engine = try WorkerEngine(options: options, logger: logger)
+        logger.info("worker starting", metadata: ["id": "\(options.workerID)", "slots": "\(options.slots)", "coordinator": "\(connect)"])
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: [WorkerService(engine: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+            )
+        )
+        do {
+            try await group.run()
+        } catch let error as WorkerRefused {
+            Output.error(error.description)
+            throw ExitCode(3)
+        }
+    }
+}
