@@ -92,7 +92,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
 /// Prints the ending and exits with the sweep's status.
 func finish(_ outcome: CoordinatorOutcome, database: String) throws {
-    fflush(stdout)  // the table first, then the summary on stderr
+    fflush(nil)  // the table first, then the summary on stderr
     let summary = "\(outcome.done)/\(outcome.total) cells done, \(outcome.failed) failed (database: \(database))"
     FileHandle.standardError.write(Data("isosweep: \(summary)\n".utf8))
     if outcome.interrupted { throw ExitCode(130) }
