@@ -75,7 +75,7 @@ let package = Package(
             dependencies: ["TrainingCore"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
         .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"]),
         .testTarget(
             name: "IntegrationTests",

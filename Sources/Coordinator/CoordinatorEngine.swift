@@ -60,6 +60,9 @@ public struct CoordinatorOutcome: Sendable {
     public var latencies: [Duration]
     /// Wall-clock seconds of the run.
     public var seconds: Double
+    /// Seconds from the first cell dispatched to the last result committed in this run: the
+    /// steady-state span, without loading the sweep or waiting for the first worker.
+    public var dispatchSeconds: Double
 }
 
 /// What the coordinator runs: the cells of a sweep file, or benchmark cells.
@@ -132,6 +135,8 @@ public final class CoordinatorEngine: Sendable {
         var lastTick = ContinuousClock.now
         var lastProgress = ContinuousClock.now - .seconds(10)
         var stopDeadline: ContinuousClock.Instant?
+        var firstDispatch: ContinuousClock.Instant?
+        var lastCommit: ContinuousClock.Instant?
         while !scheduler.isFinished {
             if stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
                 logger.notice("stopping: no more dispatch; committing what arrives for \(options.drainGrace)")
@@ -154,7 +159,10 @@ public final class CoordinatorEngine: Sendable {
                 directives += scheduler.on(.tick, now: now)
                 lastTick = now
             }
+            if firstDispatch == nil && directives.contains(where: \.isShard) { firstDispatch = .now }
+            let committedBefore = scheduler.counts[.done] ?? 0
             try shell.execute(directives, scheduler: &scheduler)
+            if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
                 progress(
@@ -169,7 +177,8 @@ public final class CoordinatorEngine: Sendable {
         // Let the last acknowledgements leave before the socket closes (linger is bounded).
         let outcome = CoordinatorOutcome(
             total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
-            interrupted: !scheduler.isFinished, latencies: scheduler.latencies, seconds: (ContinuousClock.now - started).seconds
+            interrupted: !scheduler.isFinished, latencies: scheduler.latencies, seconds: (ContinuousClock.now - started).seconds,
+            dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0
         )
         logger.info("sweep \(outcome.interrupted ? "stopped" : "finished")", metadata: [
             "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
@@ -306,6 +315,13 @@ struct ComplaintLimiter {
         if last.count > 10_000 { last.removeAll() }
         last[peer] = now
         return true
+    }
+}
+
+extension Scheduler.Directive {
+    var isShard: Bool {
+        if case .send(_, .shard) = self { return true }
+        return false
     }
 }
 

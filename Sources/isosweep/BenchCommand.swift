@@ -1,11 +1,15 @@
 import ArgumentParser
+import Coordinator
+import Foundation
+import Logging
+import SweepKit
 import TrainingCore
 
 /// `isosweep bench`: measurements of isosweep's own speed, printed as JSON.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
-        subcommands: [BenchTrain.self]
+        subcommands: [BenchTrain.self, BenchDispatch.self]
     )
 }
 
@@ -38,5 +42,71 @@ struct BenchTrain: ParsableCommand {
             n: n, d: d, width: width, steps: steps, threads: threads, activation: activation, rounds: rounds
         )
         try Output.json(result)
+    }
+}
+
+/// `isosweep bench dispatch`: the dispatch system itself, with no-op cells.
+struct BenchDispatch: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dispatch",
+        abstract: "Coordinator and worker processes over TCP loopback running no-op cells: committed cells per second and latency."
+    )
+
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(help: "No-op cells.") var cells = 20_000
+    @Option(help: "Cells each worker keeps queued beyond its slots.") var prefetch = 500
+    @Option(help: "Database (default: a temporary file, removed afterwards).") var db: String?
+    @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
+        guard (1...10_000_000).contains(cells) else { throw ValidationError("--cells must be between 1 and 10000000") }
+    }
+
+    func run() async throws {
+        let logger = log.bootstrap(label: "isosweep.bench")
+        let path = db ?? FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-bench-\(UUID().uuidString).db").path
+        defer {
+            if db == nil { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        }
+        let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
+        let engine = CoordinatorEngine(
+            options: CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path), work: .cells(name: "bench-dispatch", work), logger: logger
+        )
+        let prefetch = self.prefetch
+        let local = LocalWorkers(count: workers, logger: logger, endpoint: { engine.endpoint }) { endpoint in
+            ["worker", "--connect", endpoint, "--slots", "1", "--prefetch", String(prefetch), "--log-level", "warning"]
+        }
+        let outcome = try await runCoordinator(engine, with: [local], logger: logger)
+        let sorted = outcome.latencies.map { Double($0.milliseconds) + Double($0.components.attoseconds % 1_000_000_000_000_000) * 1e-15 }.sorted()
+        func percentile(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))] }
+        try Output.json(
+            DispatchBenchmark(
+                cells: outcome.total, committed: outcome.done, workers: workers, seconds: outcome.seconds,
+                dispatchSeconds: outcome.dispatchSeconds, cellsPerSecond: Double(outcome.done) / outcome.dispatchSeconds, p50Milliseconds: percentile(0.5), p99Milliseconds: percentile(0.99)
+            )
+        )
+    }
+}
+
+/// The figures of `isosweep bench dispatch`.
+struct DispatchBenchmark: Encodable {
+    var cells: Int
+    var committed: Int
+    var workers: Int
+    /// From loading the cells to the last commit (includes workers starting).
+    var seconds: Double
+    /// From the first dispatch to the last commit: the span the rate is measured over.
+    var dispatchSeconds: Double
+    var cellsPerSecond: Double
+    var p50Milliseconds: Double
+    var p99Milliseconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case cells, committed, workers, seconds
+        case dispatchSeconds = "dispatch_seconds"
+        case cellsPerSecond = "cells_per_second"
+        case p50Milliseconds = "p50_dispatch_to_commit_ms"
+        case p99Milliseconds = "p99_dispatch_to_commit_ms"
     }
 }

@@ -1,1 +1,82 @@
+import CZeroMQ
 import Testing
+import ZeroMQ
+
+/// The ZeroMQ layer over real TCP loopback sockets.
+@Suite struct SocketTests {
+    @Test func routerAndDealerExchangeMultipartMessages() throws {
+        let context = try Context()
+        let router = try Socket(context, .router)
+        try router.bind("tcp://127.0.0.1:0")
+        let endpoint = router.lastEndpoint
+        #expect(endpoint.hasPrefix("tcp://127.0.0.1:") && !endpoint.hasSuffix(":0"))
+        let dealer = try Socket(context, .dealer)
+        try dealer.connect(endpoint)
+        try dealer.send([[1, 2, 3], [], Array("hello".utf8)])
+        #expect(try Poller.readable([router], timeoutMilliseconds: 5000) == [true])
+        let received = try #require(try router.receive())
+        #expect(!received.truncated)
+        #expect(received.frames.count == 4)  // identity + 3 frames
+        #expect(Array(received.frames.dropFirst()) == [[1, 2, 3], [], Array("hello".utf8)])
+        // Reply through the identity.
+        try router.send([received.frames[0], [9]])
+        #expect(try Poller.readable([dealer], timeoutMilliseconds: 5000) == [true])
+        #expect(try dealer.receive()?.frames == [[9]])
+        #expect(try dealer.receive(dontWait: true) == nil)
+        router.close()
+        dealer.close()
+    }
+
+    @Test func longMessagesAreFlaggedTruncated() throws {
+        let context = try Context()
+        let pull = try Socket(context, .pull)
+        try pull.bind("inproc://truncation")
+        let push = try Socket(context, .push)
+        try push.connect("inproc://truncation")
+        try push.send((0..<40).map { [UInt8($0)] })
+        try push.send([[7]])
+        let first = try #require(try pull.receive())
+        #expect(first.truncated && first.frames.count == Socket.maximumFrames)
+        // The rest of the long message was consumed: the next receive is the next message.
+        #expect(try pull.receive()?.frames == [[7]])
+    }
+
+    @Test func pollTimesOutAndErrorsCarryErrnoText() throws {
+        let context = try Context()
+        let pull = try Socket(context, .pull)
+        try pull.bind("tcp://127.0.0.1:0")
+        let start = ContinuousClock.now
+        #expect(try Poller.readable([pull], timeoutMilliseconds: 50) == [false])
+        #expect(ContinuousClock.now - start >= .milliseconds(40))
+        let other = try Socket(context, .pull)
+        do {
+            try other.bind(pull.lastEndpoint)
+            Issue.record("binding a used port succeeded")
+        } catch {
+            #expect(error.text.lowercased().contains("address"))
+            #expect(error.description.contains("bind"))
+        }
+        do {
+            try other.connect("not-an-endpoint")
+            Issue.record("a malformed endpoint was accepted")
+        } catch {
+            #expect(!error.text.isEmpty)
+        }
+    }
+
+    @Test func oversizedMessagesDropThePeer() throws {
+        let context = try Context()
+        let router = try Socket(context, .router)
+        try router.setOption(ZMQ_MAXMSGSIZE, Int64(1000))
+        try router.bind("tcp://127.0.0.1:0")
+        let dealer = try Socket(context, .dealer)
+        try dealer.connect(router.lastEndpoint)
+        try dealer.send([[UInt8](repeating: 1, count: 5000)])
+        #expect(try Poller.readable([router], timeoutMilliseconds: 300) == [false])
+        let small = try Socket(context, .dealer)
+        try small.connect(router.lastEndpoint)
+        try small.send([[1]])
+        #expect(try Poller.readable([router], timeoutMilliseconds: 5000) == [true])
+        #expect(try router.receive()?.frames.last == [1])
+    }
+}
