@@ -61,6 +61,15 @@ public struct Scheduler: Sendable {
         public var lease: UInt64?
         public var worker: String?
         public var lastError: String?
+
+        public init(key: String, state: CellState, attempts: Int, lease: UInt64?, worker: String?, lastError: String?) {
+            self.key = key
+            self.state = state
+            self.attempts = attempts
+            self.lease = lease
+            self.worker = worker
+            self.lastError = lastError
+        }
     }
 
     /// A result to commit before it is acknowledged.
@@ -71,6 +80,14 @@ public struct Scheduler: Sendable {
         public var attempt: Int
         /// ROUTER identity to acknowledge.
         public var identity: [UInt8]
+
+        public init(key: String, payload: [UInt8], worker: String, attempt: Int, identity: [UInt8]) {
+            self.key = key
+            self.payload = payload
+            self.worker = worker
+            self.attempt = attempt
+            self.identity = identity
+        }
     }
 
     /// A worker as the store records it.

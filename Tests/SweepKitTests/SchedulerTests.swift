@@ -1,1 +1,195 @@
+import SweepKit
 import Testing
+
+/// Every scheduling rule, without a socket: events in, directives out.
+@Suite struct SchedulerTests {
+    let t0 = ContinuousClock.now
+    static let workerA: [UInt8] = [0xA]
+    static let workerB: [UInt8] = [0xB]
+
+    func key(_ i: Int) -> String { SHA256.hex([UInt8(i)]) }
+
+    func scheduler(cells: Int = 5, maxAttempts: Int = 3, states: [Scheduler.CellState]? = nil) -> Scheduler {
+        let seeds = (0..<cells).map { i in
+            Scheduler.CellSeed(key: key(i), work: [UInt8(i)], cost: Double(i), state: states?[i] ?? .queued, attempts: 0, lastError: nil)
+        }
+        return Scheduler(configuration: .init(heartbeatInterval: .seconds(1), liveness: 3, maxAttempts: maxAttempts, session: 42), cells: seeds)
+    }
+
+    func hello(_ id: String, slots: UInt16 = 2, protocolVersion: UInt16 = Wire.protocolVersion, science: UInt16 = 1) -> Message {
+        .hello(Message.Hello(protocolVersion: protocolVersion, scienceVersion: science, workerID: id, build: "b", host: "h", slots: slots))
+    }
+
+    func sends(_ directives: [Scheduler.Directive], to peer: [UInt8]? = nil) -> [Message] {
+        directives.compactMap { if case .send(let to, let m) = $0, peer == nil || to == peer { m } else { nil } }
+    }
+
+    func shards(_ directives: [Scheduler.Directive]) -> [(lease: UInt64, cells: [Message.Assignment])] {
+        sends(directives).compactMap { if case .shard(let lease, let cells) = $0 { (lease, cells) } else { nil } }
+    }
+
+    func commits(_ directives: [Scheduler.Directive]) -> [Scheduler.Commit] {
+        directives.compactMap { if case .commit(let c) = $0 { c } else { nil } }
+    }
+
+    /// Registers worker A with `credit` and returns the first shard.
+    func start(_ s: inout Scheduler, credit: UInt32 = 2) -> (lease: UInt64, cells: [Message.Assignment]) {
+        let welcome = s.on(.message(from: Self.workerA, hello("A")), now: t0)
+        #expect(sends(welcome).contains { if case .welcome = $0 { true } else { false } })
+        let out = s.on(.message(from: Self.workerA, .credit(count: credit)), now: t0)
+        return shards(out)[0]
+    }
+
+    @Test func largestCellsFirstWithinCredit() {
+        var s = scheduler()
+        let shard = start(&s, credit: 2)
+        #expect(shard.cells.map(\.key) == [key(4), key(3)])
+        #expect(shard.cells.allSatisfy { $0.attempt == 1 })
+        #expect(s.counts[.leased] == 2 && s.counts[.queued] == 3)
+        // No credit left: nothing more is sent until the worker asks.
+        #expect(shards(s.on(.tick, now: t0 + .milliseconds(10))).isEmpty)
+    }
+
+    @Test func resultsAreAcknowledgedOnlyAfterCommit() {
+        var s = scheduler()
+        let shard = start(&s)
+        let out = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [1])), now: t0)
+        let commit = commits(out)
+        #expect(commit.count == 1 && commit[0].key == key(4) && commit[0].worker == "A")
+        #expect(sends(out).isEmpty)  // no ACK before the commit
+        #expect(s.state(of: key(4)) == .leased)
+        let after = s.on(.committed(commit), now: t0)
+        #expect(sends(after, to: Self.workerA) == [.ack(keys: [key(4)])])
+        #expect(s.state(of: key(4)) == .done)
+        // A duplicate is acknowledged again and not committed twice.
+        let duplicate = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [2])), now: t0)
+        #expect(commits(duplicate).isEmpty)
+        #expect(sends(duplicate) == [.ack(keys: [key(4)])])
+    }
+
+    @Test func aResultInFlightToTheStoreIsNotCommittedTwice() {
+        var s = scheduler()
+        let shard = start(&s)
+        let result = Message.result(lease: shard.lease, key: key(4), attempt: 1, payload: [1])
+        #expect(commits(s.on(.message(from: Self.workerA, result), now: t0)).count == 1)
+        #expect(commits(s.on(.message(from: Self.workerA, result), now: t0)).isEmpty)
+    }
+
+    @Test func resultsUnderLeasesTheSenderDoesNotHoldAreDropped() {
+        var s = scheduler()
+        let shard = start(&s)
+        _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
+        let cases: [([UInt8], Message)] = [
+            (Self.workerB, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])),  // another worker's lease
+            (Self.workerA, .result(lease: shard.lease + 1, key: key(4), attempt: 1, payload: [])),  // wrong lease
+            (Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 2, payload: [])),  // wrong attempt
+            (Self.workerA, .result(lease: shard.lease, key: key(0), attempt: 1, payload: [])),  // a queued cell
+            (Self.workerA, .result(lease: shard.lease, key: key(99), attempt: 1, payload: [])),  // unknown cell
+        ]
+        for (peer, message) in cases {
+            let out = s.on(.message(from: peer, message), now: t0)
+            #expect(commits(out).isEmpty, "\(message)")
+            #expect(out.contains { if case .log(.warning, _) = $0 { true } else { false } })
+        }
+        #expect(s.counts[.done, default: 0] == 0)
+    }
+
+    @Test func failuresRetryThenFailWithTheLastError() {
+        var s = scheduler(cells: 1, maxAttempts: 2)
+        var shard = start(&s, credit: 1)
+        var out = s.on(.message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 1, error: "boom 1")), now: t0)
+        #expect(s.state(of: key(0)) == .queued)
+        out = s.on(.message(from: Self.workerA, .credit(count: 1)), now: t0)
+        shard = shards(out)[0]
+        #expect(shard.cells[0].attempt == 2)
+        out = s.on(.message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 2, error: "boom 2")), now: t0)
+        #expect(s.state(of: key(0)) == .failed)
+        #expect(s.isFinished)
+        let persisted = out.compactMap { if case .persist(let u) = $0 { u } else { nil } }
+        #expect(persisted.last?.state == .failed && persisted.last?.attempts == 2)
+        #expect(persisted.last?.lastError?.contains("boom 2") == true)
+    }
+
+    @Test func aSilentWorkerIsDeadAfterLivenessTimesInterval() {
+        var s = scheduler()
+        _ = start(&s, credit: 2)
+        _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
+        // B keeps talking, A falls silent.
+        _ = s.on(.message(from: Self.workerB, .heartbeat), now: t0 + .milliseconds(2900))
+        var out = s.on(.tick, now: t0 + .milliseconds(2900))
+        #expect(s.workersAlive == 2)
+        out = s.on(.tick, now: t0 + .milliseconds(3100))
+        #expect(s.workersAlive == 1)
+        #expect(s.counts[.leased, default: 0] == 0 && s.counts[.queued] == 5)
+        #expect(out.contains { if case .recordWorker(let w) = $0 { w.id == "A" && !w.alive } else { false } })
+        // Its cells go to B as soon as B has credit; the lost attempt counts.
+        out = s.on(.message(from: Self.workerB, .credit(count: 1)), now: t0 + .milliseconds(3200))
+        let shard = shards(out)[0]
+        #expect(shard.cells.map(\.key) == [key(4)])
+        #expect(shard.cells[0].attempt == 2)
+    }
+
+    @Test func heartbeatsGoToQuietWorkers() {
+        var s = scheduler()
+        _ = s.on(.message(from: Self.workerA, hello("A")), now: t0)
+        #expect(sends(s.on(.tick, now: t0 + .milliseconds(500))).isEmpty)
+        #expect(sends(s.on(.tick, now: t0 + .milliseconds(1000))) == [.heartbeat])
+    }
+
+    @Test func byeHandsBackWithoutUsingAnAttempt() {
+        var s = scheduler(cells: 2)
+        _ = start(&s, credit: 2)
+        _ = s.on(.message(from: Self.workerA, .bye), now: t0)
+        #expect(s.workersAlive == 0 && s.counts[.queued] == 2)
+        #expect(s.attempts(of: key(1)) == 0)
+    }
+
+    @Test func aWorkerThatReconnectsLosesItsOldLeases() {
+        var s = scheduler(cells: 2)
+        let shard = start(&s, credit: 2)
+        // The same worker id from a new connection (identity B).
+        let out = s.on(.message(from: Self.workerB, hello("A")), now: t0)
+        #expect(s.workersAlive == 1)
+        #expect(s.counts[.queued] == 2)
+        #expect(sends(out, to: Self.workerB).contains { if case .welcome = $0 { true } else { false } })
+        // Results under the old lease are no longer accepted.
+        #expect(commits(s.on(.message(from: Self.workerB, .result(lease: shard.lease, key: key(1), attempt: 1, payload: [])), now: t0)).isEmpty)
+    }
+
+    @Test func strangersAndOtherVersionsAreRefused() {
+        var s = scheduler()
+        #expect(sends(s.on(.message(from: [1], .heartbeat), now: t0)) == [.refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)])
+        let protocolRefusal = sends(s.on(.message(from: [2], hello("old", protocolVersion: 99)), now: t0))
+        #expect(protocolRefusal.count == 1)
+        if case .refuse(let reason, let fatal) = protocolRefusal.first { #expect(fatal && reason.contains("protocol version 99")) }
+        let scienceRefusal = sends(s.on(.message(from: [3], hello("sci", science: 77)), now: t0))
+        if case .refuse(let reason, let fatal) = scienceRefusal.first { #expect(fatal && reason.contains("science version 77")) } else { Issue.record("no refusal") }
+        #expect(s.workersAlive == 0)
+    }
+
+    @Test func resumeRequeuesLeasedCellsAndKeepsDoneOnes() {
+        var s = scheduler(cells: 3, states: [.done, .leased, .failed])
+        #expect(s.counts[.done] == 1 && s.counts[.queued] == 1 && s.counts[.failed] == 1)
+        let shard = start(&s, credit: 5)
+        #expect(shard.cells.map(\.key) == [key(1)])
+        #expect(!s.isFinished)
+    }
+
+    @Test func stopDispatchingStillCommits() {
+        var s = scheduler()
+        let shard = start(&s, credit: 1)
+        s.stopDispatching()
+        #expect(shards(s.on(.message(from: Self.workerA, .credit(count: 3)), now: t0)).isEmpty)
+        let out = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])), now: t0)
+        #expect(commits(out).count == 1)
+    }
+
+    @Test func leasesOfTwoCoordinatorRunsNeverCollide() {
+        var first = scheduler()
+        let a = start(&first, credit: 1)
+        var second = Scheduler(configuration: .init(session: 43), cells: [.init(key: key(0), work: [], cost: 0, state: .queued, attempts: 0, lastError: nil)])
+        let b = start(&second, credit: 1)
+        #expect(a.lease != b.lease)
+        #expect(a.lease >> 32 == 42 && b.lease >> 32 == 43)
+    }
+}
