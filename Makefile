@@ -12,19 +12,22 @@ deps:
 build: deps
 	$(SWIFT) build -c release
 
-## demo: install what is missing, build, train a handful of cells across widths and print the table.
+## demo: install what is missing, build, run the quick sweep with local workers and print the table.
 demo: build
-	$(RELEASE_BIN) demo
+	@mkdir -p out
+	@rm -f out/quick.db out/quick.db-wal out/quick.db-shm
+	$(RELEASE_BIN) run sweeps/quick.yaml --db out/quick.db
 
 ## test: install what is missing, build, run every test (unit and integration, real processes).
 test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 
-## bench: the training step against SGEMM on the same shapes, 1 and 2 BLAS threads.
+## bench: the training step against SGEMM (1 and 2 BLAS threads), and the dispatch system.
 bench: build
 	$(RELEASE_BIN) bench train --n 4000 --d 100 --width 1000 --threads 1
 	$(RELEASE_BIN) bench train --n 4000 --d 100 --width 1000 --threads 2
+	$(RELEASE_BIN) bench dispatch --workers 2 --cells 20000 --log-level warning
 
 clean:
 	rm -rf .build

@@ -13,15 +13,20 @@ public struct CellRun: Sendable {
 /// Runs one cell of the grid: data, training, metrics. Pure computation apart from reading a
 /// data file the parameters name; deterministic for the same parameters, BLAS threads and machine.
 public enum Cell {
-    /// Trains the cell's network and measures it.
-    public static func run(_ parameters: CellParameters, lipschitz options: LipschitzOptions = LipschitzOptions()) throws(TrainingError) -> CellRun {
+    /// Trains the cell's network and measures it. `shouldStop` is polled between training steps
+    /// and ascent iterations; when it returns true the cell ends with a `.cancelled` error.
+    public static func run(
+        _ parameters: CellParameters,
+        lipschitz options: LipschitzOptions = LipschitzOptions(),
+        shouldStop: @Sendable () -> Bool = { false }
+    ) throws(TrainingError) -> CellRun {
         try parameters.validate()
         let cell = parameters.resolved()
         let data = try CellData.make(for: cell)
         let train = data.train.converted(to: Float.self)
         let seed = UInt64(cell.seed)
         let initial = Network<Float>(randomWithInputDimension: cell.d, width: cell.width, activation: cell.activation, seed: seed)
-        let outcome = try Trainer.train(initial, on: train, parameters: cell)
+        let outcome = try Trainer.train(initial, on: train, parameters: cell, shouldStop: shouldStop)
 
         let p = cell.parameterCount
         let lawScale = (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot()
@@ -46,7 +51,8 @@ public enum Cell {
             let clock = ContinuousClock()
             let start = clock.now
             let bounds = try Lipschitz.bounds(
-                of: network, trainingInputs: trainInputs, distribution: data.distribution, seed: seed, options: options
+                of: network, trainingInputs: trainInputs, distribution: data.distribution, seed: seed, options: options,
+                shouldStop: shouldStop
             )
             metrics.lipSeconds = (clock.now - start).seconds
             metrics.lipLower = bounds.lower

@@ -66,7 +66,8 @@ public enum Lipschitz {
         trainingInputs: Matrix<Double>?,
         distribution: InputDistribution,
         seed: UInt64,
-        options: LipschitzOptions = LipschitzOptions()
+        options: LipschitzOptions = LipschitzOptions(),
+        shouldStop: @Sendable () -> Bool = { false }
     ) throws(TrainingError) -> LipschitzBounds {
         let d = network.inputDimension
         var rng = SeededGenerator(seed: seed, stream: .probes)
@@ -82,9 +83,9 @@ public enum Lipschitz {
             search.consecutivePairs(trainingInputs)
         }
         let starts = search.bestProbes(options.ascentStarts)
-        search.ascend(from: starts.free, tangential: false, steps: options.ascentSteps, rng: &rng)
+        try search.ascend(from: starts.free, tangential: false, steps: options.ascentSteps, rng: &rng, shouldStop: shouldStop)
         if onSphere {
-            search.ascend(from: starts.tangential, tangential: true, steps: options.ascentSteps, rng: &rng)
+            try search.ascend(from: starts.tangential, tangential: true, steps: options.ascentSteps, rng: &rng, shouldStop: shouldStop)
         }
         search.differenceQuotients(at: search.bestProbes(options.ascentStarts), step: options.pairStep)
 
@@ -251,7 +252,13 @@ private struct Search {
     /// alternating with random directions after a failed step, since relu's gradient norm is
     /// piecewise constant. A step is kept only if the true norm grows, so every value recorded is
     /// the exact gradient norm at a point actually visited.
-    mutating func ascend(from starts: Matrix<Double>, tangential: Bool, steps: Int, rng: inout SeededGenerator) {
+    mutating func ascend(
+        from starts: Matrix<Double>,
+        tangential: Bool,
+        steps: Int,
+        rng: inout SeededGenerator,
+        shouldStop: @Sendable () -> Bool
+    ) throws(TrainingError) {
         let rows = starts.rows
         let d = network.inputDimension
         guard rows > 0 && steps > 0 else { return }
@@ -261,6 +268,7 @@ private struct Search {
         var stepSize = [Double](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         for _ in 0..<steps {
+            if shouldStop() { throw TrainingError(.cancelled, "the Lipschitz search stopped: the worker is shutting down") }
             let active = (0..<rows).filter { stepSize[$0] > 1e-9 }
             if active.isEmpty { break }
             let directions = ascentDirections(x, gradients: value.gradients, z: value.z, tangential: tangential)

@@ -30,14 +30,15 @@ public enum Trainer {
     public static func train<Scalar: BLASScalar>(
         _ network: Network<Scalar>,
         on data: Dataset<Scalar>,
-        parameters: CellParameters
+        parameters: CellParameters,
+        shouldStop: @Sendable () -> Bool = { false }
     ) throws(TrainingError) -> TrainingOutcome<Scalar> {
         let clock = ContinuousClock()
         let start = clock.now
         var outcome: TrainingOutcome<Scalar>
         switch parameters.trainer {
         case .adam, .gd:
-            outcome = iterate(network, data, parameters)
+            outcome = try iterate(network, data, parameters, shouldStop)
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
         }
@@ -49,8 +50,9 @@ public enum Trainer {
     private static func iterate<Scalar: BLASScalar>(
         _ initial: Network<Scalar>,
         _ data: Dataset<Scalar>,
-        _ parameters: CellParameters
-    ) -> TrainingOutcome<Scalar> {
+        _ parameters: CellParameters,
+        _ shouldStop: @Sendable () -> Bool
+    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
         var network = initial
         var workspace = TrainingWorkspace(points: data.count, network: network)
         var optimizer = Optimizer<Scalar>(
@@ -71,6 +73,9 @@ public enum Trainer {
                 break
             }
             if optimizer.steps == parameters.maxSteps { break }
+            if optimizer.steps % 16 == 0 && shouldStop() {
+                throw TrainingError(.cancelled, "training stopped at step \(optimizer.steps): the worker is shutting down")
+            }
             optimizer.step(&network.parameters, gradient: workspace.gradient)
         }
         let steps = optimizer.steps

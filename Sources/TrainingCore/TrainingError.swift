@@ -8,6 +8,8 @@ public struct TrainingError: Error, Sendable, Equatable, CustomStringConvertible
         case badFile = "bad_file"
         /// A numerical routine failed.
         case numerical
+        /// The caller asked the cell to stop (e.g. a worker shutting down).
+        case cancelled
     }
 
     /// What kind of problem this is.

@@ -48,6 +48,8 @@ public final class WorkerEngine: Sendable {
     let options: WorkerOptions
     let logger: Logger
     let stopRequested = Atomic<Bool>(false)
+    /// Set when the grace period is over: running cells abandon their work.
+    let abortRunning = Atomic<Bool>(false)
     let queue = JobQueue()
     let context: Context
     let resultsEndpoint: String
@@ -99,8 +101,14 @@ public final class WorkerEngine: Sendable {
         var link = Link(engine: self)
         defer { link.close() }
         let exit = try link.loop(pull: pull)
-        // Slot threads notice the stop flag within their poll interval.
+        // Running cells abandon their work at their next step; wait for every slot thread so
+        // that nothing is computing while the process exits.
         stopRequested.store(true, ordering: .sequentiallyConsistent)
+        abortRunning.store(true, ordering: .sequentiallyConsistent)
+        let deadline = ContinuousClock.now + .seconds(30)
+        while slotsDone.load(ordering: .sequentiallyConsistent) < options.slots && ContinuousClock.now < deadline {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
         return exit
     }
 
@@ -121,7 +129,7 @@ public final class WorkerEngine: Sendable {
                 case .train(let parameters):
                     trainings.add(1, ordering: .relaxed)
                     logger.info("training cell", metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"])
-                    let result = try Cell.run(parameters).result
+                    let result = try Cell.run(parameters) { [self] in abortRunning.load(ordering: .relaxed) }.result
                     outcome.payload = Array(try encoder.encode(result))
                 case .noop(_, let fail):
                     if fail { throw TrainingError(.invalidParameter, "this no-op cell always fails (test cell)") }

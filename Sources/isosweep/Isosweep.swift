@@ -10,7 +10,7 @@ struct Isosweep: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Merge.self, Status.self, Train.self,
-            Lipschitz.self, Bench.self, Demo.self,
+            Lipschitz.self, Bench.self,
         ]
     )
 }

@@ -26,15 +26,4 @@ enum Output {
             throw ExitCode.failure
         }
     }
-
-    /// A plain-text table with right-aligned columns.
-    static func table(header: [String], rows: [[String]]) -> String {
-        let widths = header.indices.map { column in
-            ([header] + rows).map { $0[column].count }.max() ?? 0
-        }
-        let render = { (cells: [String]) -> String in
-            zip(cells, widths).map { String(repeating: " ", count: $1 - $0.count) + $0 }.joined(separator: "  ")
-        }
-        return ([render(header)] + rows.map(render)).joined(separator: "\n")
-    }
 }

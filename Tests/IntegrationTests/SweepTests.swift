@@ -173,4 +173,41 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: box.path("bad.db")))
     }
+
+    @Test func sigtermOnAWorkerHandsItsCellBackWithoutUsingAnAttempt() throws {
+        let box = try Sandbox()
+        let spec = try box.sweep("term", seeds: [0, 1], steps: 20_000)
+        let coordinator = try box.coordinator(spec, db: "t.db")
+        let endpoint = try box.endpoint(of: coordinator)
+        let leaving = try Spawned(["worker", "--connect", endpoint, "--slots", "1", "--prefetch", "0", "--grace", "0"], name: "leaving", directory: box.directory)
+        var cell = ""
+        try waitUntil("the worker to start a cell", timeout: 60) {
+            cell = trainings(in: leaving.stderr).first?.key ?? ""
+            return !cell.isEmpty
+        }
+        leaving.terminate()
+        let leftWith = try leaving.wait(timeout: 20)
+        #expect(leftWith == 0, "exit \(leftWith) \(leaving.process.terminationReason == .uncaughtSignal ? "signal" : "exit"): \(leaving.stderr.suffix(1500))")
+        try waitUntil("the coordinator to take the cell back", timeout: 20) { coordinator.stderr.contains("left (BYE)") }
+        let stay = try box.worker(endpoint, name: "stay")
+        defer { stay.kill9() }
+        // The handed-back cell is attempt 1 again: leaving did not use up a try.
+        try waitUntil("the cell to be trained again", timeout: 60) {
+            trainings(in: stay.stderr).contains { $0.key == cell && $0.attempt == 1 }
+        }
+        coordinator.terminate()
+        #expect(try coordinator.wait(timeout: 30) == 130)
+        #expect(coordinator.stderr.contains("stopping: no more dispatch"))
+    }
+
+    @Test func dispatchBenchmarkCommitsEveryNoOpCell() throws {
+        let run = try runIsosweep(["bench", "dispatch", "--workers", "2", "--cells", "3000", "--log-level", "warning"], timeout: 120)
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try run.json()
+        #expect(json["committed"] as? Int == 3000)
+        let rate = try #require(json["cells_per_second"] as? Double)
+        let p50 = try #require(json["p50_dispatch_to_commit_ms"] as? Double)
+        let p99 = try #require(json["p99_dispatch_to_commit_ms"] as? Double)
+        #expect(rate > 0 && p50 > 0 && p99 >= p50)
+    }
 }

@@ -83,7 +83,7 @@ import TrainingCore
     @Test func shippedSweepFilesAreValid() throws {
         // Tests run from the package root.
         let quick = try SweepSpec.load(path: "sweeps/quick.yaml")
-        #expect(try quick.cells().count == 48)
+        #expect(try quick.cells().count == 60)
         let study = try SweepSpec.load(path: "sweeps/law-of-robustness.yaml")
         let cells = try study.cells()
         #expect(cells.count == 3 * 3 * 9 * 3)

@@ -65,6 +65,15 @@ import TrainingCore
         #expect(m.steps < 200)
     }
 
+    @Test func aCellStopsWhenAsked() {
+        do {
+            _ = try Cell.run(CellParameters(n: 32, d: 4, width: 8, maxSteps: 100_000, targetMSE: 0)) { true }
+            Issue.record("the cell ran to the end")
+        } catch {
+            #expect(error.code == .cancelled)
+        }
+    }
+
     @Test func gradientDescentLowersTheLoss() throws {
         let short = try Cell.run(CellParameters(n: 64, d: 8, width: 32, trainer: .gd, maxSteps: 10)).result.metrics
         let long = try Cell.run(CellParameters(n: 64, d: 8, width: 32, trainer: .gd, maxSteps: 2000)).result.metrics
