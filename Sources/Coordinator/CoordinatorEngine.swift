@@ -4,7 +4,7 @@ public import Logging
 public import SweepKit
 import Synchronization
 import TrainingCore
-import ZeroMQ
+public import ZeroMQ
 
 /// Settings of a coordinator run.
 public struct CoordinatorOptions: Sendable {
@@ -22,6 +22,18 @@ public struct CoordinatorOptions: Sendable {
     public var retryFailed = false
     /// After SIGTERM, how long to keep committing results that arrive.
     public var drainGrace: Duration = .seconds(2)
+    /// How workers are authenticated.
+    public var security = Security.plaintext(insecure: false)
+    /// Open a database made for another spec anyway (the change is recorded).
+    public var force = false
+
+    /// Transport security.
+    public enum Security: Sendable {
+        /// No encryption; allowed only on loopback unless `insecure` says the user accepts it.
+        case plaintext(insecure: Bool)
+        /// CURVE with this key pair, admitting only the worker keys in `allowDirectory` (*.pub).
+        case curve(KeyFiles.KeyPair, allowDirectory: String)
+    }
 
     public init(bind: String, database: String) {
         self.bind = bind
@@ -79,6 +91,10 @@ public final class CoordinatorEngine: Sendable {
     let logger: Logger
     let stopRequested = Atomic<Bool>(false)
     let boundEndpoint = Mutex<String?>(nil)
+    /// Allowed worker public keys (Z85) and the file each came from.
+    let allowList = Mutex<[String: String]>([:])
+    /// Refused connections, logged once per peer host per minute.
+    let refusals = Mutex(ComplaintLimiter())
 
     public init(options: CoordinatorOptions, work: CoordinatorWork, logger: Logger) {
         self.options = options
@@ -91,6 +107,24 @@ public final class CoordinatorEngine: Sendable {
         stopRequested.store(true, ordering: .sequentiallyConsistent)
     }
 
+    /// Re-reads the allow-list folder (on SIGHUP): new connections are judged by the new list.
+    /// A folder that cannot be read leaves the old list in force.
+    public func reloadAllowList() {
+        guard case .curve(_, let directory) = options.security else { return }
+        do {
+            let keys = try KeyFiles.readAllowList(directory)
+            let (added, removed) = allowList.withLock { current -> (Int, Int) in
+                let added = keys.keys.filter { current[$0] == nil }.count
+                let removed = current.keys.filter { keys[$0] == nil }.count
+                current = keys
+                return (added, removed)
+            }
+            logger.notice("allow list reloaded", metadata: ["keys": "\(keys.count)", "added": "\(added)", "removed": "\(removed)", "folder": "\(directory)"])
+        } catch {
+            logger.error("allow list not reloaded; the old one stays in force", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// The endpoint actually bound (with the real port), once bound.
     public var endpoint: String? { boundEndpoint.withLock { $0 } }
 
@@ -100,9 +134,12 @@ public final class CoordinatorEngine: Sendable {
         let store = try ResultStore(path: options.database)
         let seeds: [Scheduler.CellSeed]
         var maxAttempts = options.maxAttempts
+        if case .plaintext(let insecure) = options.security, !Endpoint.isLocal(options.bind), !insecure {
+            throw SecurityError(message: Self.plaintextRefusal(options.bind))
+        }
         switch work {
         case .sweep(let spec):
-            seeds = try store.prepare(spec: spec, cells: try spec.cells(), retryFailed: options.retryFailed)
+            seeds = try store.prepare(spec: spec, cells: try spec.cells(), retryFailed: options.retryFailed, force: options.force)
             if let fromFile = spec.maxAttempts { maxAttempts = fromFile }
         case .cells(let name, let cells):
             seeds = try store.prepare(name: name, cells: cells)
@@ -120,7 +157,27 @@ public final class CoordinatorEngine: Sendable {
         ])
 
         let context = try Context()
+        var zap: ZAPHandler?
+        defer { zap?.stop() }
         let router = try Socket(context, .router)
+        switch options.security {
+        case .curve(let keys, let directory):
+            allowList.withLock { $0 = [:] }
+            let loaded = try KeyFiles.readAllowList(directory)
+            allowList.withLock { $0 = loaded }
+            // The handler is bound before the socket listens, so no handshake escapes it.
+            zap = try ZAPHandler(context: context) { [self] request in authorize(request) }
+            try router.makeCurveServer(secretKey: keys.secretKey, zapDomain: "isosweep")
+            logger.info("CURVE on", metadata: ["server_key": "\(keys.publicKey)", "allowed_workers": "\(loaded.count)", "allow": "\(directory)"])
+        case .plaintext(let insecure):
+            if insecure && !Endpoint.isLocal(options.bind) {
+                logger.warning("INSECURE: plain TCP on \(options.bind): anyone who reaches this port can take cells and send results. Use CURVE (isosweep keygen).")
+            }
+        }
+        // Handshakes that fail before ZAP (plain text to a CURVE port, wrong server key) are only
+        // visible as monitor events: watch them so that every refusal is logged with its peer.
+        let monitor = try Monitor(context, watching: router)
+        var handshaking: [String] = []
         try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
         try router.setOption(ZMQ_SNDHWM, Int32(100_000))
         try router.setOption(ZMQ_RCVHWM, Int32(100_000))
@@ -130,21 +187,34 @@ public final class CoordinatorEngine: Sendable {
         logger.info("listening", metadata: ["endpoint": "\(endpoint)"])
         defer { router.close() }
 
-        var shell = Shell(router: router, store: store, logger: logger)
+        var shell = Shell(router: router, store: store, logger: logger, allowEmptyResults: { if case .cells = work { true } else { false } }())
+        var lastInsecureWarning = ContinuousClock.now
         let tickEvery = max(Duration.milliseconds(10), options.heartbeat / 4)
         var lastTick = ContinuousClock.now
         var lastProgress = ContinuousClock.now - .seconds(10)
         var stopDeadline: ContinuousClock.Instant?
         var firstDispatch: ContinuousClock.Instant?
         var lastCommit: ContinuousClock.Instant?
-        while !scheduler.isFinished {
+        while !scheduler.isFinished || shell.hasPendingWrites {
+            if scheduler.isFinished, shell.storeFailure != nil, stopRequested.load(ordering: .relaxed) { break }
             if stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
                 logger.notice("stopping: no more dispatch; committing what arrives for \(options.drainGrace)")
                 scheduler.stopDispatching()
                 stopDeadline = ContinuousClock.now + options.drainGrace
             }
             if let stopDeadline, ContinuousClock.now >= stopDeadline || (scheduler.counts[.leased] ?? 0) == 0 { break }
-            _ = try Poller.readable([router], timeoutMilliseconds: Int(tickEvery.milliseconds))
+            _ = try Poller.readable([router, monitor.pollable], timeoutMilliseconds: Int(tickEvery.milliseconds))
+            while let event = monitor.next() {
+                switch event {
+                case .accepted(let peer): handshaking.append(peer)
+                case .handshakeSucceeded: if !handshaking.isEmpty { handshaking.removeFirst() }
+                case .handshakeFailed(let reason):
+                    let peer = handshaking.isEmpty ? "unknown peer" : handshaking.removeFirst()
+                    logRefusal(peer: peer, reason: reason)
+                case .disconnected: break
+                }
+                if handshaking.count > 1000 { handshaking.removeFirst(handshaking.count - 1000) }
+            }
             var directives: [Scheduler.Directive] = []
             var received = 0
             while received < 20_000, let message = try router.receive(dontWait: true) {
@@ -159,9 +229,14 @@ public final class CoordinatorEngine: Sendable {
                 directives += scheduler.on(.tick, now: now)
                 lastTick = now
             }
+            if case .plaintext(true) = options.security, !Endpoint.isLocal(options.bind), now - lastInsecureWarning >= .seconds(3600) {
+                logger.warning("INSECURE: still serving plain TCP on \(options.bind)")
+                lastInsecureWarning = now
+            }
             if firstDispatch == nil && directives.contains(where: \.isShard) { firstDispatch = .now }
             let committedBefore = scheduler.counts[.done] ?? 0
-            try shell.execute(directives, scheduler: &scheduler)
+            shell.execute(directives, scheduler: &scheduler)
+            shell.flush(scheduler: &scheduler, force: false)
             if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
@@ -182,6 +257,7 @@ public final class CoordinatorEngine: Sendable {
         )
         logger.info("sweep \(outcome.interrupted ? "stopped" : "finished")", metadata: [
             "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
+            "malformed_messages_dropped": "\(shell.complaints.count)",
         ])
         return outcome
     }
@@ -202,13 +278,55 @@ public final class CoordinatorEngine: Sendable {
     }
 }
 
+extension CoordinatorEngine {
+    /// The ZAP decision: CURVE clients whose key is on the allow list.
+    func authorize(_ request: ZAPHandler.Request) -> ZAPHandler.Decision {
+        guard request.mechanism == "CURVE", let key = request.clientKey else {
+            logRefusal(peer: request.address, reason: "mechanism \(request.mechanism) is not CURVE")
+            return .refuse(reason: "CURVE required")
+        }
+        if let file = allowList.withLock({ $0[key] }) {
+            logger.debug("admitted a worker key", metadata: ["peer": "\(request.address)", "key_file": "\(file)"])
+            return .allow(userID: file)
+        }
+        logRefusal(peer: request.address, reason: "key \(key) is not in the allow list")
+        return .refuse(reason: "key not allowed")
+    }
+
+    /// Logs a refused connection, at most once per peer host (and reason) per minute.
+    func logRefusal(peer: String, reason: String) {
+        let host = peer.split(separator: ":").first.map(String.init) ?? peer
+        let due = refusals.withLock { $0.shouldLog(Array((host + reason.prefix(24)).utf8), now: .now) }
+        if due {
+            logger.warning("refused a connection", metadata: ["peer": "\(peer)", "reason": "\(reason)"])
+        }
+    }
+
+    /// Why plain TCP off loopback is refused, and what to do instead.
+    public static func plaintextRefusal(_ bind: String) -> String {
+        """
+        refusing to listen on \(bind) without encryption: plain TCP is allowed only on loopback. \
+        Make keys with `isosweep keygen --out keys --name coordinator` (and one per worker), put the workers' \
+        .pub files in a folder, and pass --curve-secret keys/coordinator.secret --allow FOLDER; \
+        or pass --insecure if this network is truly private
+        """
+    }
+}
+
 /// Turns frames into events and directives into socket sends and store writes.
 struct Shell {
     let router: Socket
     let store: ResultStore
     let logger: Logger
+    /// No-op benchmark cells carry no metrics; study cells must.
+    let allowEmptyResults: Bool
     var complaints = ComplaintLimiter()
     let decoder = JSONDecoder()
+    /// Writes the store could not take yet (disk full, read-only): kept, retried, never acknowledged.
+    var pendingCommits: [Scheduler.Commit] = []
+    var pendingUpdates: [Scheduler.CellUpdate] = []
+    var pendingWorkers: [Scheduler.WorkerRecord] = []
+    var storeFailure: (since: ContinuousClock.Instant, lastTry: ContinuousClock.Instant)?
 
     /// A received ROUTER message as a scheduler event, or nil (logged) when it is malformed.
     mutating func decode(_ received: (frames: [[UInt8]], truncated: Bool), now: ContinuousClock.Instant) -> Scheduler.Event? {
@@ -237,7 +355,7 @@ struct Shell {
 
     /// A result must be the metrics of exactly the cell it claims to be (or empty for a no-op cell).
     func validate(_ payload: [UInt8], key: String) -> String? {
-        if payload.isEmpty { return nil }  // no-op cells carry no metrics; the scheduler checks the key is theirs
+        if payload.isEmpty { return allowEmptyResults ? nil : "a study cell's result must carry its metrics" }
         guard let result = try? decoder.decode(CellResult.self, from: Data(payload)) else { return "the metrics are not a cell result" }
         guard CellWork.train(result.parameters).key == key else { return "its parameters do not hash to its key" }
         return nil
@@ -250,34 +368,55 @@ struct Shell {
     }
 
     /// Carries out directives: state and results are committed in one transaction first, then
-    /// the acknowledgements that the commit makes safe, then every other send.
-    mutating func execute(_ directives: [Scheduler.Directive], scheduler: inout Scheduler) throws {
+    /// the acknowledgements that the commit makes safe, then every other send. When the store
+    /// cannot write (disk full, read-only), nothing is acknowledged, dispatching pauses, and the
+    /// writes are retried every second until they succeed.
+    mutating func execute(_ directives: [Scheduler.Directive], scheduler: inout Scheduler) {
         var sends: [([UInt8], Message)] = []
-        var commits: [Scheduler.Commit] = []
-        var updates: [Scheduler.CellUpdate] = []
-        var workers: [Scheduler.WorkerRecord] = []
         for directive in directives {
             switch directive {
             case .send(let to, let message): sends.append((to, message))
-            case .commit(let commit): commits.append(commit)
-            case .persist(let update): updates.append(update)
-            case .recordWorker(let record): workers.append(record)
+            case .commit(let commit): pendingCommits.append(commit)
+            case .persist(let update): pendingUpdates.append(update)
+            case .recordWorker(let record): pendingWorkers.append(record)
             case .log(let level, let text): log(level, text)
             }
         }
         // Sends decided before the commit (shards, heartbeats, welcomes) need not wait for it.
         send(sends)
-        if commits.isEmpty && updates.isEmpty && workers.isEmpty { return }
+        flush(scheduler: &scheduler, force: false)
+    }
+
+    var hasPendingWrites: Bool { !pendingCommits.isEmpty || !pendingUpdates.isEmpty || !pendingWorkers.isEmpty }
+
+    /// Writes what is pending; on success acknowledges the commits.
+    mutating func flush(scheduler: inout Scheduler, force: Bool) {
+        if pendingCommits.isEmpty && pendingUpdates.isEmpty && pendingWorkers.isEmpty { return }
+        let now = ContinuousClock.now
+        if let failure = storeFailure, !force, now - failure.lastTry < .seconds(1) { return }
         do {
-            try store.apply(updates: updates, commits: commits, workers: workers)
+            try store.apply(updates: pendingUpdates, commits: pendingCommits, workers: pendingWorkers)
         } catch {
-            logger.error("commit failed", metadata: ["error": "\(error.message)"])
-            _ = scheduler.on(.commitFailed(commits, reason: error.message), now: .now)
-            throw error
+            if storeFailure == nil {
+                logger.error("cannot write the database: dispatching paused, results are not acknowledged; retrying every second", metadata: ["error": "\(error.message)"])
+                scheduler.stopDispatching()
+                storeFailure = (now, now)
+            } else {
+                storeFailure!.lastTry = now
+            }
+            return
         }
+        if let failure = storeFailure {
+            logger.notice("the database takes writes again: dispatching resumed", metadata: ["paused_ms": "\((now - failure.since).milliseconds)"])
+            storeFailure = nil
+            scheduler.resumeDispatching()
+        }
+        let commits = pendingCommits
+        pendingCommits = []
+        pendingUpdates = []
+        pendingWorkers = []
         if !commits.isEmpty {
-            let after = scheduler.on(.committed(commits), now: .now)
-            try execute(after, scheduler: &scheduler)
+            execute(scheduler.on(.committed(commits), now: .now), scheduler: &scheduler)
         }
     }
 

@@ -93,9 +93,11 @@ public final class ResultStore {
     // MARK: - Setting up a sweep
 
     /// Records the sweep and its cells (keeping every cell already there, finished or not) and
-    /// returns the cells for the scheduler. A database belongs to one sweep: another spec is refused.
-    /// Cells FAILED in an earlier run are retried when `retryFailed`.
-    public func prepare(spec: SweepSpec, cells: [CellWork], retryFailed: Bool = false) throws(StoreError) -> [Scheduler.CellSeed] {
+    /// returns the spec's cells for the scheduler. A database belongs to one sweep: another spec
+    /// is refused unless `force`, which records the change and keeps every earlier result (the
+    /// new spec's cells that were already done stay done). Cells FAILED in an earlier run are
+    /// retried when `retryFailed`.
+    public func prepare(spec: SweepSpec, cells: [CellWork], retryFailed: Bool = false, force: Bool = false) throws(StoreError) -> [Scheduler.CellSeed] {
         let specJSON = String(decoding: (try? Self.encoder.encode(spec)) ?? Data(), as: UTF8.self)
         do {
             return try database.write { db in
@@ -105,9 +107,19 @@ public final class ResultStore {
                     guard version == scienceVersion else {
                         throw StoreError("\(path) holds results of science version \(version), this isosweep computes version \(scienceVersion): use a new --db")
                     }
-                    guard hash == spec.hash else {
+                    if hash != spec.hash {
                         let name: String = row["name"]
-                        throw StoreError("\(path) belongs to sweep '\(name)' with another spec: use a new --db for this sweep file")
+                        guard force else {
+                            throw StoreError("\(path) belongs to sweep '\(name)' with another spec: use a new --db for this sweep file, or --force to switch this database to it (earlier results are kept)")
+                        }
+                        try db.execute(
+                            sql: "UPDATE sweep SET name = ?, spec = ?, spec_hash = ? WHERE id = 1",
+                            arguments: [spec.name, specJSON, spec.hash]
+                        )
+                        try db.execute(
+                            sql: "INSERT INTO events (at, kind, detail) VALUES (?, 'spec_changed', ?)",
+                            arguments: [Date().timeIntervalSince1970, "--force: sweep '\(name)' (spec \(hash.prefix(12))) replaced by '\(spec.name)' (spec \(spec.hash.prefix(12)))"]
+                        )
                     }
                 } else {
                     try db.execute(
@@ -119,7 +131,8 @@ public final class ResultStore {
                 if retryFailed {
                     try db.execute(sql: "UPDATE cells SET state = 'queued', attempts = 0 WHERE state = 'failed'")
                 }
-                return try seeds(db)
+                let wanted = Set(cells.map(\.key))
+                return try seeds(db).filter { wanted.contains($0.key) }
             }
         } catch let error as StoreError {
             throw error
@@ -260,6 +273,17 @@ public final class ResultStore {
             }
         } catch {
             throw StoreError("cannot read the sweep from \(path): \(error)")
+        }
+    }
+
+    /// Recorded events (spec changes, merge conflicts), oldest first.
+    public func events() throws(StoreError) -> [(kind: String, detail: String)] {
+        do {
+            return try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT kind, detail FROM events ORDER BY id").map { ($0["kind"], $0["detail"]) }
+            }
+        } catch {
+            throw StoreError("cannot read events from \(path): \(error)")
         }
     }
 

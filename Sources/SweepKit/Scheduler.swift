@@ -108,8 +108,6 @@ public struct Scheduler: Sendable {
         case tick
         /// These commits are durable.
         case committed([Commit])
-        /// These commits could not be written; they are retried by their workers' next attempt.
-        case commitFailed([Commit], reason: String)
     }
 
     /// What the shell must do.
@@ -179,9 +177,15 @@ public struct Scheduler: Sendable {
         queue = cells.indices.filter { cells[$0].state == .queued }.sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
     }
 
-    /// Stops handing out cells (graceful shutdown); results still arrive and commit.
+    /// Stops handing out cells (graceful shutdown, or a store that cannot write); results still
+    /// arrive and commit.
     public mutating func stopDispatching() {
         dispatching = false
+    }
+
+    /// Hands out cells again (the store takes writes again).
+    public mutating func resumeDispatching() {
+        dispatching = true
     }
 
     // MARK: - Queries
@@ -213,12 +217,6 @@ public struct Scheduler: Sendable {
             tick(now: now, &out)
         case .committed(let commits):
             committed(commits, now: now, &out)
-        case .commitFailed(let commits, let reason):
-            for commit in commits {
-                guard let i = index[commit.key] else { continue }
-                cells[i].committing = false
-                out.append(.log(.error, "could not commit the result of \(short(commit.key)): \(reason); it will be accepted again when resent"))
-            }
         }
         return out
     }

@@ -17,6 +17,8 @@ struct Link {
 
     let engine: WorkerEngine
     var socket: Socket?
+    var monitor: Monitor?
+    var lastHandshakeComplaint: ContinuousClock.Instant?
     var state = State.connecting
     var session: UInt64 = 0
     var heartbeat: Duration
@@ -47,6 +49,7 @@ struct Link {
     var logger: Logger { engine.logger }
 
     mutating func close() {
+        monitor = nil
         socket?.close()
         socket = nil
     }
@@ -69,7 +72,14 @@ struct Link {
             }
             var sockets = [pull]
             if let socket { sockets.append(socket) }
+            if let monitor { sockets.append(monitor.pollable) }
             let ready = try Poller.readable(sockets, timeoutMilliseconds: 50)
+            while let event = monitor?.next() {
+                if case .handshakeFailed(let reason) = event, lastHandshakeComplaint.map({ ContinuousClock.now - $0 > .seconds(60) }) ?? true {
+                    lastHandshakeComplaint = .now
+                    logger.error("the coordinator refused the connection: check that this worker's public key is in its --allow folder and that --server-key is its key", metadata: ["coordinator": "\(engine.options.connect)", "reason": "\(reason)"])
+                }
+            }
             var grant = 0
             if ready[0] {
                 while let received = try pull.receive(dontWait: true) {
@@ -165,8 +175,12 @@ struct Link {
             close()
             do {
                 let socket = try Socket(engine.context, .dealer)
+                if case .curve(let keys, let serverKey) = engine.options.security {
+                    try socket.makeCurveClient(serverKey: serverKey, publicKey: keys.publicKey, secretKey: keys.secretKey)
+                }
                 try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
                 try socket.setOption(ZMQ_RCVHWM, Int32(100_000))
+                monitor = try Monitor(engine.context, watching: socket)
                 try socket.connect(engine.options.connect)
                 self.socket = socket
                 lastHeard = now

@@ -4,7 +4,7 @@ public import Logging
 import SweepKit
 import Synchronization
 import TrainingCore
-import ZeroMQ
+public import ZeroMQ
 
 /// Settings of a worker daemon.
 public struct WorkerOptions: Sendable {
@@ -24,6 +24,8 @@ public struct WorkerOptions: Sendable {
     public var maximumBackoff: Duration = .seconds(8)
     /// On SIGTERM, how long running cells may take to finish before they are handed back.
     public var grace: Duration = .seconds(10)
+    /// How the connection is secured.
+    public var security = Security.plaintext(insecure: false)
     /// Stable identity of this worker process.
     public var workerID = "\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
 
@@ -32,6 +34,14 @@ public struct WorkerOptions: Sendable {
         self.slots = slots
         self.prefetch = prefetch ?? slots
     }
+}
+
+/// Transport security of a worker.
+public enum Security: Sendable {
+    /// No encryption; allowed only to a loopback coordinator unless `insecure`.
+    case plaintext(insecure: Bool)
+    /// CURVE with this worker's key pair, trusting only the coordinator's `serverKey`.
+    case curve(KeyFiles.KeyPair, serverKey: String)
 }
 
 /// Why a worker stopped.
@@ -57,6 +67,13 @@ public final class WorkerEngine: Sendable {
     let trainings = Atomic<Int>(0)
 
     public init(options: WorkerOptions, logger: Logger) throws {
+        if case .plaintext(let insecure) = options.security, !Endpoint.isLocal(options.connect), !insecure {
+            throw SecurityError(message: """
+                refusing to connect to \(options.connect) without encryption: plain TCP is allowed only on loopback. \
+                Make a key pair with `isosweep keygen --out keys --name worker1`, give its .pub to the coordinator's --allow folder, \
+                and pass --curve-secret keys/worker1.secret --server-key COORDINATOR.pub; or --insecure if this network is truly private
+                """)
+        }
         self.options = options
         self.logger = logger
         self.context = try Context()

@@ -5,6 +5,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 import SweepKit
+import ZeroMQ
 
 /// Options shared by `coordinator` and `run`.
 struct CoordinatorArguments: ParsableArguments {
@@ -13,6 +14,7 @@ struct CoordinatorArguments: ParsableArguments {
     @Option(help: "Missed heartbeats after which a worker is dead.") var liveness: Int = 3
     @Option(help: "Tries per cell before it is FAILED (the sweep file's max_attempts wins).") var maxAttempts: Int = SweepSpec.defaultMaxAttempts
     @Flag(help: "Retry cells that FAILED in an earlier run on this database.") var retryFailed = false
+    @Flag(help: "Use a database made for another sweep file anyway (the change is recorded; results are kept).") var force = false
 
     func validate() throws {
         guard heartbeat >= 0.01 && heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds") }
@@ -20,8 +22,10 @@ struct CoordinatorArguments: ParsableArguments {
         guard maxAttempts >= 1 && maxAttempts <= 100 else { throw ValidationError("--max-attempts must be between 1 and 100") }
     }
 
-    func options(bind: String, database: String) -> CoordinatorOptions {
+    func options(bind: String, database: String, security: CoordinatorOptions.Security = .plaintext(insecure: false)) -> CoordinatorOptions {
         var options = CoordinatorOptions(bind: bind, database: database)
+        options.security = security
+        options.force = force
         options.heartbeat = .milliseconds(Int64(heartbeat * 1000))
         options.liveness = liveness
         options.maxAttempts = maxAttempts
@@ -40,10 +44,22 @@ func loadSpec(_ path: String) throws -> SweepSpec {
     }
 }
 
+/// Re-reads the coordinator's allow list on every SIGHUP.
+struct AllowListReloader: Service {
+    let engine: CoordinatorEngine
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            engine.reloadAllowList()
+        }
+    }
+}
+
 /// Runs a coordinator service (and any other services) until the sweep ends or a signal stops it.
 func runCoordinator(_ engine: CoordinatorEngine, with others: [any Service], logger: Logger) async throws -> CoordinatorOutcome {
     let printer = ProgressPrinter()
     let service = CoordinatorService(engine: engine) { printer.show($0) }
+    let others = others + [AllowListReloader(engine: engine)]
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
@@ -55,6 +71,14 @@ func runCoordinator(_ engine: CoordinatorEngine, with others: [any Service], log
     do {
         try await group.run()
     } catch let error as StoreError {
+        printer.finish()
+        Output.error(error.message)
+        throw ExitCode(2)
+    } catch let error as SecurityError {
+        printer.finish()
+        Output.error(error.message)
+        throw ExitCode(2)
+    } catch let error as KeyFiles.Problem {
         printer.finish()
         Output.error(error.message)
         throw ExitCode(2)
@@ -76,15 +100,39 @@ struct CoordinatorCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The sweep file (sweeps/*.yaml).") var spec: String
-    @Option(help: "Endpoint to listen on.") var bind = "tcp://127.0.0.1:5555"
+    @Option(help: "Endpoint to listen on; anything but loopback needs CURVE (or --insecure).") var bind = "tcp://127.0.0.1:5555"
+    @Option(help: "The coordinator's CURVE secret key file (isosweep keygen).") var curveSecret: String?
+    @Option(help: "Folder of allowed workers' public keys (*.pub); re-read on SIGHUP.") var allow: String?
+    @Flag(help: "Allow plain TCP off loopback: anyone who reaches the port can take cells and send results.") var insecure = false
     @OptionGroup var coordinator: CoordinatorArguments
     @OptionGroup var log: LogOptions
+
+    func validate() throws {
+        if (curveSecret == nil) != (allow == nil) {
+            throw ValidationError("--curve-secret and --allow go together: the coordinator's key pair and the folder of allowed worker keys")
+        }
+        if curveSecret != nil && insecure { throw ValidationError("--insecure makes no sense with CURVE keys: drop it") }
+        if curveSecret == nil && !insecure && !Endpoint.isLocal(bind) {
+            throw ValidationError(CoordinatorEngine.plaintextRefusal(bind))
+        }
+    }
+
+    func security() throws -> CoordinatorOptions.Security {
+        guard let curveSecret, let allow else { return .plaintext(insecure: insecure) }
+        do {
+            return .curve(try KeyFiles.readSecret(curveSecret), allowDirectory: allow)
+        } catch {
+            Output.error("\(error)")
+            throw ExitCode(2)
+        }
+    }
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.coordinator")
         let sweep = try loadSpec(spec)
         let database = coordinator.db ?? "\(sweep.name).db"
-        let engine = CoordinatorEngine(options: coordinator.options(bind: bind, database: database), work: .sweep(sweep), logger: logger)
+        let options = coordinator.options(bind: bind, database: database, security: try security())
+        let engine = CoordinatorEngine(options: options, work: .sweep(sweep), logger: logger)
         let outcome = try await runCoordinator(engine, with: [], logger: logger)
         try finish(outcome, database: database)
     }

@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 import Worker
+import ZeroMQ
 
 /// `isosweep worker`: a worker daemon.
 struct WorkerCommand: AsyncParsableCommand {
@@ -17,6 +18,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Extra cells kept queued (default: one per slot).") var prefetch: Int?
     @Option(help: "OpenBLAS threads per cell.") var threads = 1
     @Option(help: "On SIGTERM, seconds running cells may take before they are handed back.") var grace: Double = 10
+    @Option(help: "This worker's CURVE secret key file (isosweep keygen).") var curveSecret: String?
+    @Option(help: "The coordinator's CURVE public key file.") var serverKey: String?
+    @Flag(help: "Allow plain TCP to a coordinator off loopback.") var insecure = false
     @OptionGroup var log: LogOptions
 
     func validate() throws {
@@ -27,6 +31,9 @@ struct WorkerCommand: AsyncParsableCommand {
         if let prefetch, !(0...100_000).contains(prefetch) { throw ValidationError("--prefetch must be between 0 and 100000") }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
         guard grace >= 0 else { throw ValidationError("--grace must be non-negative") }
+        if (curveSecret == nil) != (serverKey == nil) {
+            throw ValidationError("--curve-secret and --server-key go together: this worker's key pair and the coordinator's public key")
+        }
     }
 
     func run() async throws {
@@ -35,7 +42,24 @@ struct WorkerCommand: AsyncParsableCommand {
         var options = WorkerOptions(connect: connect, slots: slots ?? cores, prefetch: prefetch)
         options.blasThreads = threads
         options.grace = .milliseconds(Int64(grace * 1000))
-        let engine = try WorkerEngine(options: options, logger: logger)
+        let engine: WorkerEngine
+        do {
+            if let curveSecret, let serverKey {
+                options.security = .curve(try KeyFiles.readSecret(curveSecret), serverKey: try KeyFiles.readPublic(serverKey))
+            } else {
+                options.security = .plaintext(insecure: insecure)
+            }
+            engine = try WorkerEngine(options: options, logger: logger)
+        } catch let error as KeyFiles.Problem {
+            Output.error(error.message)
+            throw ExitCode(2)
+        } catch let error as SecurityError {
+            Output.error(error.message)
+            throw ExitCode(2)
+        }
+        if case .plaintext(true) = options.security, !Endpoint.isLocal(connect) {
+            logger.warning("INSECURE: plain TCP to \(connect): traffic is readable and anyone can pose as the coordinator")
+        }
         logger.info("worker starting", metadata: ["id": "\(options.workerID)", "slots": "\(options.slots)", "coordinator": "\(connect)"])
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
