@@ -79,7 +79,7 @@ let package = Package(
         .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TrainingCore", "SweepKit"]
+            dependencies: ["TrainingCore", "SweepKit", "ZeroMQ"]
         ),
     ],
     swiftLanguageModes: [.v6]

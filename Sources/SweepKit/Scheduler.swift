@@ -16,6 +16,11 @@ public struct Scheduler: Sendable {
         public var session: UInt32
         /// Most cells in one SHARD.
         public var maximumShard: Int
+        /// How often a cell may be lost with workers that never delivered anything before it is
+        /// FAILED. Such losses do not use up attempts: a peer that registers, takes cells and
+        /// vanishes proves nothing about the cells (and must not be able to fail them), while a
+        /// cell that really kills every worker it meets still ends.
+        public var maxLosses: Int
 
         public init(heartbeatInterval: Duration = .seconds(1), liveness: Int = 3, maxAttempts: Int = 3, session: UInt32, maximumShard: Int = 512) {
             self.heartbeatInterval = heartbeatInterval
@@ -23,6 +28,7 @@ public struct Scheduler: Sendable {
             self.maxAttempts = maxAttempts
             self.session = session
             self.maximumShard = min(maximumShard, Wire.maximumShardCells)
+            self.maxLosses = 10 * maxAttempts
         }
 
         /// How long a worker may stay silent.
@@ -134,6 +140,7 @@ public struct Scheduler: Sendable {
         var lease: UInt64?
         var worker: [UInt8]?
         var committing = false
+        var losses = 0
         var dispatchedAt: ContinuousClock.Instant?
     }
 
@@ -148,6 +155,8 @@ public struct Scheduler: Sendable {
         var lastSent: ContinuousClock.Instant
         var leased: Set<Int> = []
         var cellsDone = 0
+        /// Valid results and failure reports received: a worker that delivered something is real.
+        var delivered = 0
         var joined: Int
     }
 
@@ -265,10 +274,11 @@ public struct Scheduler: Sendable {
             out.append(.send(to: identity, .refuse(reason: "science version \(hello.scienceVersion) is not \(scienceVersionForWire): results would not be comparable; upgrade the worker", fatal: true)))
             return
         }
-        // The same worker process reconnecting under a new identity, or saying HELLO again.
+        // The same worker process reconnecting under a new identity, or saying HELLO again: its
+        // cells are handed back (a reconnection says nothing about the cells).
         for (other, worker) in workers where other == identity || worker.id == hello.workerID {
             out.append(.log(.info, "worker \(worker.id) registered again; its \(worker.leased.count) unfinished cells go back to the queue"))
-            remove(other, handedBack: false, reason: "worker \(worker.id) reconnected before finishing it", now: now, &out)
+            remove(other, handedBack: true, reason: "worker \(worker.id) reconnected before finishing it", now: now, &out)
         }
         joins += 1
         workers[identity] = Worker(
@@ -298,6 +308,7 @@ public struct Scheduler: Sendable {
             return
         }
         cells[i].committing = true
+        workers[identity]!.delivered += 1
         out.append(.commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity)))
     }
 
@@ -333,6 +344,7 @@ public struct Scheduler: Sendable {
             return
         }
         workers[identity]!.leased.remove(i)
+        workers[identity]!.delivered += 1
         release(i, error: "\(error) (attempt \(attempt) on \(worker.id))", countAttempt: true, &out)
         dispatch(now: now, &out)
     }
@@ -353,23 +365,37 @@ public struct Scheduler: Sendable {
     // MARK: - Helpers
 
     /// Unregisters a worker; its leased cells go back to the queue. A graceful hand-back does not
-    /// use up an attempt; a lost worker does (the cell may be what killed it).
+    /// use up an attempt; losing a worker that had delivered results does (the cell may be what
+    /// killed it); losing one that never delivered anything counts as a loss (see `maxLosses`).
     private mutating func remove(_ identity: [UInt8], handedBack: Bool, reason: String, now: ContinuousClock.Instant, _ out: inout [Directive]) {
         guard let worker = workers.removeValue(forKey: identity) else { return }
         for i in worker.leased.sorted() where cells[i].state == .leased && !cells[i].committing {
-            if handedBack { cells[i].attempts -= 1 }
-            release(i, error: handedBack ? cells[i].lastError : reason, countAttempt: !handedBack, &out)
+            if handedBack {
+                cells[i].attempts -= 1
+                release(i, error: cells[i].lastError, countAttempt: false, &out)
+            } else if worker.delivered == 0 {
+                cells[i].attempts -= 1
+                cells[i].losses += 1
+                if cells[i].losses >= configuration.maxLosses {
+                    cells[i].lastError = "lost \(cells[i].losses) times with workers that never delivered a result (last: \(reason))"
+                    release(i, error: cells[i].lastError, countAttempt: true, forceFail: true, &out)
+                } else {
+                    release(i, error: reason, countAttempt: false, &out)
+                }
+            } else {
+                release(i, error: reason, countAttempt: true, &out)
+            }
         }
         out.append(.recordWorker(WorkerRecord(id: worker.id, host: worker.host, build: worker.build, slots: worker.slots, cellsDone: worker.cellsDone, alive: false)))
     }
 
     /// Ends a lease: back to the queue, or FAILED when attempts are used up.
-    private mutating func release(_ i: Int, error: String?, countAttempt: Bool, _ out: inout [Directive]) {
+    private mutating func release(_ i: Int, error: String?, countAttempt: Bool, forceFail: Bool = false, _ out: inout [Directive]) {
         cells[i].lease = nil
         cells[i].worker = nil
         cells[i].dispatchedAt = nil
         cells[i].lastError = error
-        if countAttempt && cells[i].attempts >= configuration.maxAttempts {
+        if forceFail || (countAttempt && cells[i].attempts >= configuration.maxAttempts) {
             move(i, from: .leased, to: .failed)
             out.append(.log(.error, "cell \(short(cells[i].key)) FAILED after \(cells[i].attempts) attempts: \(error ?? "unknown error")"))
         } else {

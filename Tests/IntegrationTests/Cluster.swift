@@ -108,10 +108,10 @@ struct Sandbox {
     }
 
     /// The endpoint a coordinator logged once it listens.
-    func endpoint(of coordinator: Spawned) throws -> String {
+    func endpoint(of coordinator: Spawned, pattern: String = #"endpoint=tcp://127\.0\.0\.1:\d+"#) throws -> String {
         var found: String?
         try waitUntil("the coordinator to listen", timeout: 30) {
-            guard let range = coordinator.stderr.range(of: #"endpoint=tcp://127\.0\.0\.1:\d+"#, options: .regularExpression) else { return false }
+            guard let range = coordinator.stderr.range(of: pattern, options: .regularExpression) else { return false }
             found = String(coordinator.stderr[range].dropFirst("endpoint=".count))
             return true
         }

@@ -49,17 +49,18 @@ import Testing
         defer { survivor.kill9() }
         victim.kill9()
         let killedAt = Date()
-        // Liveness x interval = 0.6 s: the cell is re-leased to the survivor soon after, as attempt 2.
+        // Liveness x interval = 0.6 s: the cell is re-leased to the survivor soon after. The
+        // victim never delivered a result, so losing it does not use up an attempt.
         try waitUntil("the survivor to retrain the victim's cell", timeout: 60) {
-            trainings(in: survivor.stderr).contains { $0.key == victimCell && $0.attempt == 2 }
+            trainings(in: survivor.stderr).contains { $0.key == victimCell }
         }
+        #expect(Date().timeIntervalSince(killedAt) < 30)
         #expect(coordinator.stderr.contains("stopped responding") || coordinator.stderr.contains("dead"))
         #expect(try coordinator.wait(timeout: 240) == 0, "\(coordinator.stderr.suffix(2000))")
         try expectEveryCellExactlyOnce(box.path("kw.db"), spec: spec)
         let record = try ResultStore(path: box.path("kw.db"), readOnly: true).results().first { $0.key == victimCell }
-        #expect(record?.attempt == 2)
-        #expect(record?.worker.isEmpty == false)
-        _ = killedAt
+        #expect(record?.attempt == 1)
+        #expect(record?.worker.isEmpty == false && record?.worker != nil)
     }
 
     @Test func killedCoordinatorResumesWithoutRetrainingFinishedCells() throws {

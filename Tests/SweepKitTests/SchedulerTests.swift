@@ -112,21 +112,44 @@ import Testing
 
     @Test func aSilentWorkerIsDeadAfterLivenessTimesInterval() {
         var s = scheduler()
-        _ = start(&s, credit: 2)
+        let first = start(&s, credit: 3)
+        // A delivers one result (so it is a real worker), then falls silent; B keeps talking.
+        let commit = commits(s.on(.message(from: Self.workerA, .result(lease: first.lease, key: key(4), attempt: 1, payload: [])), now: t0))
+        _ = s.on(.committed(commit), now: t0)
         _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
-        // B keeps talking, A falls silent.
         _ = s.on(.message(from: Self.workerB, .heartbeat), now: t0 + .milliseconds(2900))
         var out = s.on(.tick, now: t0 + .milliseconds(2900))
         #expect(s.workersAlive == 2)
         out = s.on(.tick, now: t0 + .milliseconds(3100))
         #expect(s.workersAlive == 1)
-        #expect(s.counts[.leased, default: 0] == 0 && s.counts[.queued] == 5)
+        #expect(s.counts[.leased, default: 0] == 0 && s.counts[.queued] == 4)
         #expect(out.contains { if case .recordWorker(let w) = $0 { w.id == "A" && !w.alive } else { false } })
         // Its cells go to B as soon as B has credit; the lost attempt counts.
         out = s.on(.message(from: Self.workerB, .credit(count: 1)), now: t0 + .milliseconds(3200))
         let shard = shards(out)[0]
-        #expect(shard.cells.map(\.key) == [key(4)])
+        #expect(shard.cells.map(\.key) == [key(3)])
         #expect(shard.cells[0].attempt == 2)
+    }
+
+    @Test func peersThatNeverDeliverCannotFailCells() {
+        // A hostile or crashing peer registers, takes every cell and vanishes, again and again:
+        // no attempt is used, and only after maxLosses does the cell end FAILED.
+        var s = scheduler(cells: 2, maxAttempts: 3)
+        var now = t0
+        for round in 0..<29 {
+            let identity: [UInt8] = [UInt8(round)]
+            _ = s.on(.message(from: identity, hello("ghost-\(round)")), now: now)
+            _ = s.on(.message(from: identity, .credit(count: 100)), now: now)
+            now = now + .seconds(4)
+            _ = s.on(.tick, now: now)
+        }
+        #expect(s.counts[.queued] == 2 && s.attempts(of: key(0)) == 0)
+        _ = s.on(.message(from: [99], hello("ghost-last")), now: now)
+        _ = s.on(.message(from: [99], .credit(count: 100)), now: now)
+        let out = s.on(.tick, now: now + .seconds(4))
+        #expect(s.counts[.failed] == 2)
+        let persisted = out.compactMap { if case .persist(let u) = $0 { u } else { nil } }
+        #expect(persisted.allSatisfy { $0.lastError?.contains("lost 30 times") == true })
     }
 
     @Test func heartbeatsGoToQuietWorkers() {
