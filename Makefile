@@ -20,6 +20,7 @@ demo: build
 
 ## test: install what is missing, build, run every test (unit and integration, real processes).
 test: deps
+	bash scripts/fuzz-wire.sh 20
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
 

@@ -198,4 +198,79 @@ import ZeroMQ
         }
         return sent
     }
+
+    /// Whether this machine lets the tests mount a small tmpfs (root with CAP_SYS_ADMIN).
+    static let canMountTmpfs: Bool = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-mount-probe-\(UUID().uuidString)").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let mounted = shell("mount -t tmpfs -o size=64k tmpfs '\(dir)'") == 0
+        if mounted { _ = shell("umount '\(dir)'") } else { print("skipping the full-disk test: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)") }
+        return mounted
+    }()
+
+    @Test(.enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+    func aFullDiskPausesTheSweepWithoutLosingResults() throws {
+        let box = try Sandbox()
+        let disk = box.path("disk")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        #expect(shell("mount -t tmpfs -o size=1m tmpfs '\(disk)'") == 0)
+        defer { _ = shell("umount -l '\(disk)'") }
+        let spec = try box.sweep("full", seeds: [0, 1, 2], widths: [4, 8], steps: 300)
+        let coordinator = try box.coordinator(spec, db: "disk/full.db")
+        let endpoint = try box.endpoint(of: coordinator)
+        // Fill the disk to the last byte.
+        let filler = disk + "/filler"
+        _ = shell("dd if=/dev/zero of='\(filler)' bs=4k 2>/dev/null")
+        let worker = try box.worker(endpoint, name: "w")
+        defer { worker.kill9() }
+        try waitUntil("the coordinator to notice the full disk", timeout: 60) {
+            coordinator.stderr.contains("cannot write the database: dispatching paused")
+        }
+        // Nothing was acknowledged while the disk was full, and dispatch stopped: wait a little
+        // and check that no cell got past the cells the worker held.
+        usleep(1_500_000)
+        #expect(coordinator.isRunning)
+        try FileManager.default.removeItem(atPath: filler)
+        try waitUntil("writes to resume", timeout: 60) { coordinator.stderr.contains("the database takes writes again") }
+        #expect(try coordinator.wait(timeout: 120) == 0, "\(coordinator.stderr.suffix(2000))")
+        let results = try ResultStore(path: box.path("disk/full.db"), readOnly: true).results()
+        #expect(results.count == 6)
+        #expect(Set(results.map(\.key)).count == 6)
+    }
+}
+
+extension SecurityTests {
+    @Test(.enabled(if: canMountTmpfs, "needs root to mount a small tmpfs"))
+    func aReadOnlyDatabaseIsRefusedWithTheReason() throws {
+        let box = try Sandbox()
+        let disk = box.path("ro")
+        try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
+        #expect(shell("mount -t tmpfs -o size=1m tmpfs '\(disk)'") == 0)
+        defer { _ = shell("umount -l '\(disk)'") }
+        let spec = try box.sweep("ro", seeds: [0], widths: [4], steps: 50)
+        #expect(try runIsosweep(["run", spec, "--workers", "1", "--db", disk + "/ro.db"], timeout: 120).status == 0)
+        #expect(shell("mount -o remount,ro '\(disk)'") == 0)
+        let again = try runIsosweep(["run", spec, "--workers", "1", "--db", disk + "/ro.db"], timeout: 60)
+        #expect(again.status == 2)
+        #expect(again.stderr.contains("ro.db") && again.stderr.lowercased().contains("read"), "\(again.stderr)")
+        // Reading still works: the table of what was committed.
+        #expect(try runIsosweep(["table", disk + "/ro.db", "--format", "csv"]).stdout.split(separator: "\n").count == 2)
+    }
+}
+
+/// Runs a shell command; returns its exit status.
+@discardableResult
+func shell(_ command: String) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", command]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do {
+        try process.run()
+    } catch {
+        return -1
+    }
+    process.waitUntilExit()
+    return process.terminationStatus
 }
