@@ -35,7 +35,24 @@ public final class ResultStore {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError("cannot open the database \(path): \(error)")
+            throw StoreError("cannot open the database \(path): \(Self.explain(error))")
+        }
+    }
+
+    /// A database error in words a user can act on.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? DatabaseError else { return "\(error)" }
+        switch error.resultCode {
+        case .SQLITE_READONLY:
+            return "it is read-only (\(error.message ?? "")): check the file system and the file's permissions, or copy it somewhere writable"
+        case .SQLITE_FULL:
+            return "the disk is full: free space and run again (nothing committed is lost)"
+        case .SQLITE_CANTOPEN:
+            return "cannot open the file: check that its folder exists and is writable"
+        case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+            return "the file is not an isosweep database or is damaged (\(error.message ?? ""))"
+        default:
+            return "\(error)"
         }
     }
 
@@ -137,7 +154,7 @@ public final class ResultStore {
         } catch let error as StoreError {
             throw error
         } catch {
-            throw StoreError("cannot record the sweep in \(path): \(error)")
+            throw StoreError("cannot record the sweep in \(path): \(Self.explain(error))")
         }
     }
 
@@ -209,7 +226,7 @@ public final class ResultStore {
                 }
             }
         } catch {
-            throw StoreError("cannot commit to \(path): \(error)")
+            throw StoreError("cannot commit to \(path): \(Self.explain(error))")
         }
     }
 
