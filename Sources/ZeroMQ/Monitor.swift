@@ -17,13 +17,17 @@ public final class Monitor {
     }
 
     let socket: Socket
+    /// Kept alive, and stopped before the reader closes (see `Socket.close`).
+    let target: Socket
 
     /// Starts monitoring `target` (call on the thread that owns it).
     public init(_ context: Context, watching target: Socket) throws(ZeroMQError) {
+        self.target = target
         let endpoint = "inproc://isosweep-monitor-\(UUID().uuidString)"
         let events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
             | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
         guard zmq_socket_monitor(target.handle, endpoint, events) == 0 else { throw ZeroMQError("zmq_socket_monitor") }
+        target.monitored = true
         socket = try Socket(context, .pair)
         try socket.connect(endpoint)
     }
@@ -71,5 +75,9 @@ public final class Monitor {
         return "\(text(host)):\(text(port))"
     }
 
-    deinit { socket.close() }
+    deinit {
+        // Stop the events before their reader goes away, or libzmq's I/O thread blocks on them.
+        target.stopMonitoring()
+        socket.close()
+    }
 }

@@ -28,6 +28,8 @@ public final class Socket {
 
     let handle: UnsafeMutableRawPointer
     private var closed = false
+    /// Whether zmq_socket_monitor is active on this socket.
+    var monitored = false
     /// The context stays alive while any of its sockets does.
     private let context: Context
 
@@ -42,11 +44,20 @@ public final class Socket {
 
     deinit { close() }
 
-    /// Closes the socket (idempotent).
+    /// Closes the socket (idempotent). Monitoring stops first: libzmq's monitor would otherwise
+    /// block its I/O thread sending events that no one reads any more.
     public func close() {
         guard !closed else { return }
+        stopMonitoring()
         closed = true
         zmq_close(handle)
+    }
+
+    /// Stops zmq_socket_monitor on this socket (idempotent).
+    func stopMonitoring() {
+        guard monitored && !closed else { return }
+        zmq_socket_monitor(handle, nil, 0)
+        monitored = false
     }
 
     /// Binds to an endpoint such as tcp://127.0.0.1:5555 or inproc://name.
