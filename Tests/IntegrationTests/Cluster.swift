@@ -104,7 +104,11 @@ struct Sandbox {
     }
 
     func worker(_ endpoint: String, name: String, slots: Int = 1) throws -> Spawned {
-        try Spawned(["worker", "--connect", endpoint, "--slots", "\(slots)", "--prefetch", "0", "--grace", "1"], name: name, directory: directory)
+        // Debug logs (HELLO attempts, dropped results) make a failure in CI explainable.
+        try Spawned(
+            ["worker", "--connect", endpoint, "--slots", "\(slots)", "--prefetch", "0", "--grace", "1", "--log-level", "debug"],
+            name: name, directory: directory
+        )
     }
 
     /// The endpoint a coordinator logged once it listens.

@@ -66,8 +66,12 @@ import Testing
     @Test func killedCoordinatorResumesWithoutRetrainingFinishedCells() throws {
         let box = try Sandbox()
         let spec = try box.sweep("killcoord", seeds: [0, 1, 2, 3], steps: 2000)
-        let first = try box.coordinator(spec, db: "kc.db", name: "coordinator1")
+        // A fixed port outside the kernel's ephemeral range, so that while it is free between the
+        // kill and the restart, no other test's coordinator (bound to port 0) can be given it.
+        let port = Int.random(in: 20_000..<30_000)
+        let first = try box.coordinator(spec, db: "kc.db", bind: "tcp://127.0.0.1:\(port)", name: "coordinator1")
         let endpoint = try box.endpoint(of: first)
+        #expect(endpoint == "tcp://127.0.0.1:\(port)")
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
         defer { workers.forEach { $0.kill9() } }
         try waitUntil("a few results", timeout: 120) {
