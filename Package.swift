@@ -76,7 +76,7 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
-        .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"]),
+        .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"], resources: [.copy("Fixtures")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TrainingCore", "SweepKit", "ZeroMQ"]

@@ -7,6 +7,7 @@ pkg-config --version >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
 pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
+command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)   # PNG copies of the report's SVG figures
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

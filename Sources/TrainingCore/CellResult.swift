@@ -28,6 +28,37 @@ public struct CellMetrics: Sendable, Equatable {
     public var host: String
     public var blas: String
 
+    /// Metrics with every field given.
+    public init(
+        p: Int, trainMSE: Double?, noiseLevel: Double, eps: Double?, fitFraction: Double?, testMSE: Double?, lipLower: Double?,
+        lipUpper: Double?, lipSupportLower: Double?, gradMean: Double?, lawScale: Double, lawRatio: Double?, steps: Int,
+        stopReason: StopReason, trainSeconds: Double, lipSeconds: Double, flops: Double, gflops: Double, scienceVersion: Int,
+        initialisation: String, host: String, blas: String
+    ) {
+        self.p = p
+        self.trainMSE = trainMSE
+        self.noiseLevel = noiseLevel
+        self.eps = eps
+        self.fitFraction = fitFraction
+        self.testMSE = testMSE
+        self.lipLower = lipLower
+        self.lipUpper = lipUpper
+        self.lipSupportLower = lipSupportLower
+        self.gradMean = gradMean
+        self.lawScale = lawScale
+        self.lawRatio = lawRatio
+        self.steps = steps
+        self.stopReason = stopReason
+        self.trainSeconds = trainSeconds
+        self.lipSeconds = lipSeconds
+        self.flops = flops
+        self.gflops = gflops
+        self.scienceVersion = scienceVersion
+        self.initialisation = initialisation
+        self.host = host
+        self.blas = blas
+    }
+
     /// The metrics with wall-clock figures and machine provenance cleared, for comparing runs.
     public var withoutTimings: CellMetrics {
         var copy = self

@@ -143,6 +143,14 @@ func finish(_ outcome: CoordinatorOutcome, database: String) throws {
     fflush(nil)  // the table first, then the summary on stderr
     let summary = "\(outcome.done)/\(outcome.total) cells done, \(outcome.failed) failed (database: \(database))"
     FileHandle.standardError.write(Data("isosweep: \(summary)\n".utf8))
+    if !outcome.interrupted && outcome.done > 0 {
+        do {
+            let path = try ReportWriter.write(store: try ResultStore(path: database, readOnly: true), directory: defaultReportDirectory(for: database))
+            FileHandle.standardError.write(Data("isosweep: report: \(path)\n".utf8))
+        } catch {
+            FileHandle.standardError.write(Data("isosweep: warning: could not write the report: \(error)\n".utf8))
+        }
+    }
     if outcome.interrupted { throw ExitCode(130) }
     if outcome.failed > 0 {
         FileHandle.standardError.write(Data("isosweep: see the failures with: isosweep status --db \(database)\n".utf8))

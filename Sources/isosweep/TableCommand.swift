@@ -9,10 +9,16 @@ struct Table: ParsableCommand {
 
     @Argument(help: "A sweep database.") var db: String
     @Option(help: "markdown, csv or json.") var format: SweepTable.Format = .markdown
+    @Flag(help: "One row per configuration (all parameters but the seed): mean, sd and 95% interval over seeds.") var byConfig = false
 
     func run() throws {
         do {
-            print(try SweepTable(store: try ResultStore(path: db, readOnly: true)).render(format))
+            let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
+            if byConfig {
+                print(try SweepAnalysis(results: table.results).renderConfigurations(format))
+                return
+            }
+            print(try table.render(format))
         } catch let error as StoreError {
             Output.error(error.message)
             throw ExitCode.failure

@@ -1,0 +1,35 @@
+import ArgumentParser
+import SweepKit
+
+/// `isosweep fit`: the scaling fits of a sweep.
+struct Fit: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Fit log(Lipschitz bound) against log(p) over the cells that fit below the noise level, per (n, d) and overall.",
+        discussion: "The law of robustness predicts a slope of -1/2. Also prints the empirical constant (law_ratio) and where interpolation starts."
+    )
+
+    enum Format: String, ExpressibleByArgument {
+        case table, json
+    }
+
+    @Argument(help: "A sweep database.") var db: String
+    @Option(help: "Cells with eps at or above this enter the fits.") var epsThreshold = 0.5
+    @Option(help: "table or json.") var format: Format = .table
+
+    func run() throws {
+        do {
+            let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
+            let analysis = SweepAnalysis(results: table.results, epsThreshold: epsThreshold)
+            switch format {
+            case .json: print(try analysis.renderFitsJSON())
+            case .table:
+                print(analysis.renderFits())
+                print("")
+                for finding in analysis.findings { print("- \(finding)") }
+            }
+        } catch let error as StoreError {
+            Output.error(error.message)
+            throw ExitCode.failure
+        }
+    }
+}
