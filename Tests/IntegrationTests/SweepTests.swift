@@ -32,6 +32,15 @@ import Testing
         #expect(table.stdout.split(separator: "\n").count == 13)
         let status = try runIsosweep(["status", "--db", box.path("three.db")])
         #expect(status.stdout.contains("done: 12") && status.stdout.contains("workers seen: 3"))
+        // The coordinator wrote the report at the end and said where.
+        #expect(coordinator.stderr.contains("report: \(box.path("three-report/index.html"))"))
+        #expect(FileManager.default.fileExists(atPath: box.path("three-report/report.md")))
+        let fit = try runIsosweep(["fit", box.path("three.db"), "--format", "json"])
+        #expect(fit.status == 0)
+        let fits = try #require(try fit.json()["fits"] as? [[String: Any]])
+        #expect(fits.count == 1 && fits[0]["series"] as? String == "n=48, d=6")
+        let byConfig = try runIsosweep(["table", box.path("three.db"), "--by-config", "--format", "csv"])
+        #expect(byConfig.stdout.split(separator: "\n").count == 5)  // header + 4 widths
     }
 
     @Test func killedWorkersCellsAreRedoneElsewhere() throws {
