@@ -9,14 +9,20 @@ final class Spawned: @unchecked Sendable {
     let stderrPath: String
     let name: String
 
-    init(_ arguments: [String], name: String, directory: URL) throws {
+    /// Runs `isosweep arguments...`, or `launcher... isosweep arguments...` (e.g. ip netns exec NS).
+    init(_ arguments: [String], name: String, directory: URL, launcher: [String] = []) throws {
         self.name = name
         stdoutPath = directory.appendingPathComponent("\(name).out").path
         stderrPath = directory.appendingPathComponent("\(name).err").path
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
-        process.executableURL = try isosweepExecutable()
-        process.arguments = arguments
+        if launcher.isEmpty {
+            process.executableURL = try isosweepExecutable()
+            process.arguments = arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: launcher[0])
+            process.arguments = Array(launcher.dropFirst()) + [try isosweepExecutable().path] + arguments
+        }
         process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
