@@ -95,6 +95,15 @@ public final class CoordinatorEngine: Sendable {
     let allowList = Mutex<[String: String]>([:])
     /// Refused connections, logged once per peer host per minute.
     let refusals = Mutex(ComplaintLimiter())
+    /// The latest status, for the HTTP endpoint.
+    let latestStatus = Mutex<StatusSnapshot?>(nil)
+    let metrics = CoordinatorMetrics()
+
+    /// The latest status snapshot (nil before the sweep is loaded).
+    public var status: StatusSnapshot? { latestStatus.withLock { $0 } }
+
+    /// The database this engine writes.
+    public var databasePath: String { options.database }
 
     public init(options: CoordinatorOptions, work: CoordinatorWork, logger: Logger) {
         self.options = options
@@ -240,13 +249,13 @@ public final class CoordinatorEngine: Sendable {
             if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
-                progress(
-                    CoordinatorProgress(
-                        total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
-                        leased: scheduler.counts[.leased] ?? 0, workers: scheduler.workersAlive,
-                        committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone, elapsed: (now - started).seconds
-                    )
+                let report = CoordinatorProgress(
+                    total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
+                    leased: scheduler.counts[.leased] ?? 0, workers: scheduler.workersAlive,
+                    committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone, elapsed: (now - started).seconds
                 )
+                progress(report)
+                publish(report, scheduler: scheduler, malformed: shell.complaints.count, now: now)
             }
         }
         // Let the last acknowledgements leave before the socket closes (linger is bounded).
@@ -279,6 +288,25 @@ public final class CoordinatorEngine: Sendable {
 }
 
 extension CoordinatorEngine {
+    /// Refreshes the status snapshot and the Prometheus metrics.
+    func publish(_ p: CoordinatorProgress, scheduler: Scheduler, malformed: Int, now: ContinuousClock.Instant) {
+        var counts: [String: Int] = [:]
+        for state in Scheduler.CellState.allCases { counts[state.rawValue] = scheduler.counts[state] ?? 0 }
+        let name: String
+        switch work {
+        case .sweep(let spec): name = spec.name
+        case .cells(let n, _): name = n
+        }
+        let snapshot = StatusSnapshot(
+            sweep: name, database: options.database, total: p.total, counts: counts, cellsPerSecond: p.rate, etaSeconds: p.eta,
+            elapsedSeconds: p.elapsed, workers: scheduler.workerSummaries(now: now),
+            failures: scheduler.failures.prefix(100).map { StatusSnapshot.Failure(key: $0.key, attempts: $0.attempts, error: $0.error) },
+            finished: scheduler.isFinished
+        )
+        latestStatus.withLock { $0 = snapshot }
+        metrics.update(counts: counts, workers: p.workers, rate: p.rate, malformed: malformed, refusals: refusals.withLock { $0.count })
+    }
+
     /// The ZAP decision: CURVE clients whose key is on the allow list.
     func authorize(_ request: ZAPHandler.Request) -> ZAPHandler.Decision {
         guard request.mechanism == "CURVE", let key = request.clientKey else {

@@ -209,9 +209,33 @@ public struct Scheduler: Sendable {
     public func state(of key: String) -> CellState? { index[key].map { cells[$0].state } }
     /// The number of tries a cell has had.
     public func attempts(of key: String) -> Int? { index[key].map { cells[$0].attempts } }
-    /// Registered workers' ids and hosts.
-    public var workerSummaries: [(id: String, host: String, slots: Int, leased: Int, done: Int)] {
-        workers.values.sorted { $0.joined < $1.joined }.map { ($0.id, $0.host, $0.slots, $0.leased.count, $0.cellsDone) }
+    /// Registered workers, in the order they joined.
+    public func workerSummaries(now: ContinuousClock.Instant) -> [WorkerSummary] {
+        workers.values.sorted { $0.joined < $1.joined }.map {
+            WorkerSummary(id: $0.id, host: $0.host, slots: $0.slots, leased: $0.leased.count, done: $0.cellsDone, silentMilliseconds: (now - $0.lastHeard).milliseconds)
+        }
+    }
+
+    /// A registered worker as the status endpoint shows it.
+    public struct WorkerSummary: Sendable, Codable, Equatable {
+        public var id: String
+        public var host: String
+        public var slots: Int
+        public var leased: Int
+        public var done: Int
+        /// Time since its last message (its last heartbeat at the latest).
+        public var silentMilliseconds: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case id, host, slots, leased, done
+            case silentMilliseconds = "last_heartbeat_ms_ago"
+        }
+    }
+
+    /// Cells that FAILED, with their attempts and last error.
+    public var failures: [(key: String, attempts: Int, error: String)] {
+        guard (counts[.failed] ?? 0) > 0 else { return [] }
+        return cells.filter { $0.state == .failed }.map { ($0.key, $0.attempts, $0.lastError ?? "") }
     }
 
     // MARK: - Events

@@ -4,6 +4,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
+import Metrics
+import Prometheus
 import SweepKit
 import ZeroMQ
 
@@ -15,11 +17,32 @@ struct CoordinatorArguments: ParsableArguments {
     @Option(help: "Tries per cell before it is FAILED (the sweep file's max_attempts wins).") var maxAttempts: Int = SweepSpec.defaultMaxAttempts
     @Flag(help: "Retry cells that FAILED in an earlier run on this database.") var retryFailed = false
     @Flag(help: "Use a database made for another sweep file anyway (the change is recorded; results are kept).") var force = false
+    @Option(help: "Serve live status on this HTTP port (/, /status, /metrics); 0 picks a free port.") var statusPort: Int?
+    @Option(help: "Address of the status endpoint.") var statusHost = "127.0.0.1"
 
     func validate() throws {
         guard heartbeat >= 0.01 && heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds") }
         guard liveness >= 1 && liveness <= 100 else { throw ValidationError("--liveness must be between 1 and 100") }
         guard maxAttempts >= 1 && maxAttempts <= 100 else { throw ValidationError("--max-attempts must be between 1 and 100") }
+        if let statusPort, !(0...65535).contains(statusPort) { throw ValidationError("--status-port must be between 0 and 65535") }
+    }
+
+    /// With --status-port, routes swift-metrics to a Prometheus registry (call before making the engine,
+    /// whose metrics bind to the factory in force when they are created).
+    func metricsRegistry() -> PrometheusCollectorRegistry? {
+        guard statusPort != nil else { return nil }
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(DocumentedPrometheusFactory(registry: registry))
+        return registry
+    }
+
+    /// The status endpoint's service, when --status-port is given.
+    func statusServices(engine: CoordinatorEngine, registry: PrometheusCollectorRegistry?, logger: Logger) -> [any Service] {
+        guard let statusPort, let registry else { return [] }
+        if !Endpoint.isLocal("tcp://\(statusHost):\(statusPort)") {
+            logger.warning("the status endpoint listens on \(statusHost): anyone who reaches it can read the sweep's progress and results")
+        }
+        return [StatusServer.application(engine: engine, registry: registry, host: statusHost, port: statusPort, logger: logger) { _ in }]
     }
 
     func options(bind: String, database: String, security: CoordinatorOptions.Security = .plaintext(insecure: false)) -> CoordinatorOptions {
@@ -132,8 +155,10 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let sweep = try loadSpec(spec)
         let database = coordinator.db ?? "\(sweep.name).db"
         let options = coordinator.options(bind: bind, database: database, security: try security())
+        let registry = coordinator.metricsRegistry()
         let engine = CoordinatorEngine(options: options, work: .sweep(sweep), logger: logger)
-        let outcome = try await runCoordinator(engine, with: [], logger: logger)
+        let status = coordinator.statusServices(engine: engine, registry: registry, logger: logger)
+        let outcome = try await runCoordinator(engine, with: status, logger: logger)
         try finish(outcome, database: database)
     }
 }

@@ -24,13 +24,14 @@ struct Run: AsyncParsableCommand {
         let logger = log.bootstrap(label: "isosweep.run")
         let sweep = try loadSpec(spec)
         let database = coordinator.db ?? "\(sweep.name).db"
+        let registry = coordinator.metricsRegistry()
         let engine = CoordinatorEngine(options: coordinator.options(bind: "tcp://127.0.0.1:0", database: database), work: .sweep(sweep), logger: logger)
         let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
         let childLevel = log.logLevel <= .info ? "warning" : log.logLevel.rawValue
         let local = LocalWorkers(count: count, logger: logger, endpoint: { engine.endpoint }) { endpoint in
             ["worker", "--connect", endpoint, "--slots", "1", "--log-level", childLevel]
         }
-        let outcome = try await runCoordinator(engine, with: [local], logger: logger)
+        let outcome = try await runCoordinator(engine, with: [local] + coordinator.statusServices(engine: engine, registry: registry, logger: logger), logger: logger)
         let store = try ResultStore(path: database, readOnly: true)
         print(try SweepTable(store: store).render(format))
         try finish(outcome, database: database)

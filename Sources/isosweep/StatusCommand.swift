@@ -1,13 +1,27 @@
 import ArgumentParser
+import Coordinator
+import Foundation
 import SweepKit
+import Synchronization
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 
 /// `isosweep status`: what a sweep database says.
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Counts by state, workers seen, and failures with their errors.")
 
-    @Option(help: "A sweep database.") var db: String
+    @Option(help: "A sweep database.") var db: String?
+    @Option(help: "A running coordinator's status endpoint, e.g. http://127.0.0.1:8080.") var connect: String?
+
+    func validate() throws {
+        guard (db == nil) != (connect == nil) else { throw ValidationError("give either --db DATABASE or --connect http://HOST:PORT") }
+    }
 
     func run() throws {
+        if let connect { return try live(connect) }
+        guard let db else { return }
         do {
             let store = try ResultStore(path: db, readOnly: true)
             let cells = try store.cells()
@@ -34,4 +48,42 @@ struct Status: ParsableCommand {
             throw ExitCode.failure
         }
     }
+
+    /// Reads /status from a running coordinator.
+    func live(_ base: String) throws {
+        guard let url = URL(string: base.hasSuffix("/") ? base + "status" : base + "/status"), url.scheme?.hasPrefix("http") == true else {
+            throw ValidationError("--connect takes an http URL such as http://127.0.0.1:8080 (got \(base))")
+        }
+        let box = ResponseBox()
+        let done = DispatchSemaphore(value: 0)
+        var request = URLRequest(url: url)
+        request.timeoutInterval = 10
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            box.set(data, (response as? HTTPURLResponse)?.statusCode, error.map { "\($0.localizedDescription)" })
+            done.signal()
+        }.resume()
+        done.wait()
+        let (data, code, failure) = box.get()
+        guard let data, code == 200 else {
+            Output.error("cannot read \(url): \(failure ?? "HTTP status \(code.map(String.init) ?? "none")"); is the coordinator running with --status-port?")
+            throw ExitCode.failure
+        }
+        let status = try JSONDecoder().decode(StatusSnapshot.self, from: data)
+        print("sweep \(status.sweep): \(status.total) cells\(status.finished ? " (finished)" : "")")
+        for state in Scheduler.CellState.allCases { print("  \(state.rawValue): \(status.counts[state.rawValue] ?? 0)") }
+        print(String(format: "rate: %.2f cells/s, ETA: %@", status.cellsPerSecond, status.etaSeconds.map { String(format: "%.0f s", $0) } ?? "-"))
+        print("workers alive: \(status.workers.count)")
+        for worker in status.workers {
+            print("  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, last heartbeat \(worker.silentMilliseconds) ms ago")
+        }
+        print("failures: \(status.failures.count)")
+        for failure in status.failures { print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)") }
+    }
+}
+
+/// Carries a URLSession answer back to the waiting thread.
+final class ResponseBox: Sendable {
+    private let value = Mutex<(Data?, Int?, String?)>((nil, nil, nil))
+    func set(_ data: Data?, _ code: Int?, _ error: String?) { value.withLock { $0 = (data, code, error) } }
+    func get() -> (Data?, Int?, String?) { value.withLock { $0 } }
 }

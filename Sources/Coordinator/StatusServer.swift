@@ -1,0 +1,136 @@
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+public import Prometheus
+import SweepKit
+import Synchronization
+
+/// The coordinator's HTTP status endpoint: `/status` (JSON), `/metrics` (Prometheus text),
+/// `/` (a live page), `/figure.svg` and `/table` (from the database, cached a few seconds).
+public enum StatusServer {
+    /// An application serving `engine`'s status on host:port (port 0: any free port, reported to
+    /// `onBound`). It is a Service: run it in the coordinator's ServiceGroup.
+    public static func application(
+        engine: CoordinatorEngine,
+        registry: PrometheusCollectorRegistry,
+        host: String,
+        port: Int,
+        logger: Logger,
+        onBound: @escaping @Sendable (Int) -> Void
+    ) -> some ApplicationProtocol {
+        let router = Router()
+        let views = DatabaseViews(path: engine.databasePath)
+        router.get("/status") { _, _ -> Response in
+            guard let status = engine.status else {
+                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "{\"error\": \"the sweep is loading\"}")))
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let data = try encoder.encode(status)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
+            )
+        }
+        router.get("/figure.svg") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "image/svg+xml"], body: .init(byteBuffer: ByteBuffer(string: views.current().figure)))
+        }
+        router.get("/table") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: views.current().table)))
+        }
+        router.get("/") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: livePage)))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "isosweep"),
+            onServerRunning: { channel in
+                let bound = channel.localAddress?.port ?? port
+                logger.info("status endpoint", metadata: ["url": "http://\(host):\(bound)/"])
+                onBound(bound)
+            },
+            logger: logger
+        )
+    }
+
+    /// The live page: polls /status every second, the figure and table every ten.
+    static let livePage = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>isosweep: live</title>
+        <style>body{font-family:Helvetica,Arial,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
+        #bar{background:#eee;height:18px;border-radius:4px;overflow:hidden}#fill{background:#4e79a7;height:100%;width:0}
+        table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+        th{background:#f4f4f4}.failed{color:#b00}img{max-width:100%}</style></head>
+        <body>
+        <h1>isosweep <span id="sweep"></span></h1>
+        <div id="bar"><div id="fill"></div></div>
+        <p id="progress">waiting for the coordinator…</p>
+        <h2>Workers</h2>
+        <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+        <div id="failures"></div>
+        <h2>Lipschitz constant against p / (n d)</h2>
+        <img id="figure" src="/figure.svg" alt="latest figure">
+        <h2>Configurations</h2>
+        <div id="table"></div>
+        <script>
+        function text(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
+        async function refresh(){
+          try{
+            const s=await (await fetch('/status',{cache:'no-store'})).json();
+            const done=s.counts.done||0, failed=s.counts.failed||0;
+            document.getElementById('sweep').textContent=s.sweep;
+            document.getElementById('fill').style.width=(100*(done+failed)/Math.max(1,s.total))+'%';
+            const eta=s.eta_seconds==null?'-':Math.round(s.eta_seconds)+' s';
+            document.getElementById('progress').textContent='cells '+done+'/'+s.total+' done, '+failed+' failed, '+(s.counts.leased||0)+' running, '+
+              s.cells_per_second.toFixed(2)+' cells/s, ETA '+eta+', workers '+s.workers.length+(s.finished?' (finished)':'');
+            document.querySelector('#workers tbody').innerHTML=s.workers.map(w=>'<tr><td class="worker">'+text(w.id)+'</td><td>'+text(w.host)+'</td><td>'+w.slots+
+              '</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');
+            document.getElementById('failures').innerHTML=s.failures.length?'<h2 class="failed">Failures</h2>'+s.failures.map(f=>'<p class="failed">'+
+              text(f.key.slice(0,12))+' after '+f.attempts+' attempts: '+text(f.error)+'</p>').join(''):'';
+          }catch(e){document.getElementById('progress').textContent='coordinator unreachable: '+e;}
+        }
+        async function refreshSlow(){
+          document.getElementById('figure').src='/figure.svg?t='+Date.now();
+          try{document.getElementById('table').innerHTML=await (await fetch('/table',{cache:'no-store'})).text();}catch(e){}
+        }
+        refresh();refreshSlow();setInterval(refresh,1000);setInterval(refreshSlow,10000);
+        </script>
+        </body></html>
+        """
+}
+
+/// The figure and table from the database, recomputed at most every five seconds.
+final class DatabaseViews: Sendable {
+    let path: String
+    private let cache = Mutex<(at: ContinuousClock.Instant, figure: String, table: String)?>(nil)
+
+    init(path: String) { self.path = path }
+
+    func current() -> (figure: String, table: String) {
+        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) { return (cached.figure, cached.table) }
+        var figure = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>"
+        var table = "<p>no results yet</p>"
+        if let store = try? ResultStore(path: path, readOnly: true), let rows = try? SweepTable(store: store), !rows.results.isEmpty {
+            let analysis = SweepAnalysis(results: rows.results)
+            if let chart = analysis.figures().first?.chart { figure = chart.svg() }
+            if let markdown = try? analysis.renderConfigurations(.markdown) { table = htmlTable(markdown) }
+        }
+        cache.withLock { $0 = (.now, figure, table) }
+        return (figure, table)
+    }
+
+    private func htmlTable(_ markdown: String) -> String {
+        func escape(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
+        var html = "<table>"
+        for (index, line) in markdown.split(separator: "\n").enumerated() where index != 1 {
+            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
+            let tag = index == 0 ? "th" : "td"
+            html += "<tr>" + cells.map { "<\(tag)>\(escape($0))</\(tag)>" }.joined() + "</tr>"
+        }
+        return html + "</table>"
+    }
+}
