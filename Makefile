@@ -19,7 +19,8 @@ demo: build
 	$(RELEASE_BIN) run sweeps/quick.yaml --db out/quick.db
 
 ## test: install what is missing, build, run every test (unit and integration, real processes).
-test: deps
+test:
+	@bash scripts/install-deps.sh --test
 	bash scripts/fuzz-wire.sh 20
 	$(SWIFT) build --build-tests
 	$(SWIFT) test

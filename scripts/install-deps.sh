@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system libraries isosweep builds against, if any is missing (Debian/Ubuntu).
+# Installs the system libraries isosweep builds against, if any is missing (Debian/Ubuntu);
+# with --test, also the tools the tests drive (chromium, promtool, shellcheck, iproute2).
 set -euo pipefail
 
 missing=()
@@ -8,6 +9,15 @@ pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
 pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
 command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)   # PNG copies of the report's SVG figures
+if [ "${1:-}" = "--test" ]; then
+  # What the tests use besides the build: a real browser for the live page, promtool for
+  # /metrics, shellcheck for the deploy scripts, iproute2 for the multi-host namespaces.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

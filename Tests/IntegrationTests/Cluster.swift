@@ -9,8 +9,9 @@ final class Spawned: @unchecked Sendable {
     let stderrPath: String
     let name: String
 
-    /// Runs `isosweep arguments...`, or `launcher... isosweep arguments...` (e.g. ip netns exec NS).
-    init(_ arguments: [String], name: String, directory: URL, launcher: [String] = []) throws {
+    /// Runs `isosweep arguments...`, or `launcher... isosweep arguments...` (e.g. ip netns exec NS);
+    /// with `isosweep: false`, runs `launcher...` alone (another program).
+    init(_ arguments: [String], name: String, directory: URL, launcher: [String] = [], isosweep: Bool = true) throws {
         self.name = name
         stdoutPath = directory.appendingPathComponent("\(name).out").path
         stderrPath = directory.appendingPathComponent("\(name).err").path
@@ -21,7 +22,7 @@ final class Spawned: @unchecked Sendable {
             process.arguments = arguments
         } else {
             process.executableURL = URL(fileURLWithPath: launcher[0])
-            process.arguments = Array(launcher.dropFirst()) + [try isosweepExecutable().path] + arguments
+            process.arguments = Array(launcher.dropFirst()) + (isosweep ? [try isosweepExecutable().path] : []) + arguments
         }
         process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
