@@ -231,12 +231,15 @@ public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { reason }
 }
 
-struct WireWriter {
-    var bytes: [UInt8] = []
+/// Big-endian field writer of the wire format (also used for the worker's internal hand-off frames).
+public struct WireWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
 
-    mutating func u16(_ v: UInt16) { for s in [8, 0] { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(s))) } }
-    mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
-    mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    public init() {}
+
+    public mutating func u16(_ v: UInt16) { for s in [8, 0] { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(s))) } }
+    public mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+    public mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
     mutating func bytes(_ b: [UInt8]) {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
@@ -244,14 +247,15 @@ struct WireWriter {
     mutating func string(_ s: String) { bytes(Array(s.utf8)) }
 }
 
-struct WireReader {
+/// Big-endian field reader of the wire format; every read is bounds-checked.
+public struct WireReader: Sendable {
     let data: [UInt8]
     var offset = 0
 
-    init(_ data: [UInt8]) { self.data = data }
+    public init(_ data: [UInt8]) { self.data = data }
 
-    var atEnd: Bool { offset == data.count }
-    var remaining: Int { data.count - offset }
+    public var atEnd: Bool { offset == data.count }
+    public var remaining: Int { data.count - offset }
 
     mutating func take(_ count: Int, _ field: String) throws(WireError) -> ArraySlice<UInt8> {
         guard count >= 0, count <= remaining else { throw WireError("truncated \(field): needs \(count) bytes, \(remaining) left") }
@@ -259,13 +263,13 @@ struct WireReader {
         return data[offset..<(offset + count)]
     }
 
-    mutating func u16() throws(WireError) -> UInt16 {
+    public mutating func u16() throws(WireError) -> UInt16 {
         try take(2, "u16").reduce(0) { $0 << 8 | UInt16($1) }
     }
-    mutating func u32() throws(WireError) -> UInt32 {
+    public mutating func u32() throws(WireError) -> UInt32 {
         try take(4, "u32").reduce(0) { $0 << 8 | UInt32($1) }
     }
-    mutating func u64() throws(WireError) -> UInt64 {
+    public mutating func u64() throws(WireError) -> UInt64 {
         try take(8, "u64").reduce(0) { $0 << 8 | UInt64($1) }
     }
     mutating func bytes(max: Int, field: String) throws(WireError) -> [UInt8] {

@@ -63,8 +63,6 @@ public final class WorkerEngine: Sendable {
     let queue = JobQueue()
     let context: Context
     let resultsEndpoint: String
-    /// Cells started, for logs and tests.
-    let trainings = Atomic<Int>(0)
 
     public init(options: WorkerOptions, logger: Logger) throws {
         if case .plaintext(let insecure) = options.security, !Endpoint.isLocal(options.connect), !insecure {
@@ -144,7 +142,6 @@ public final class WorkerEngine: Sendable {
                 let work = try decoder.decode(CellWork.self, from: Data(job.work))
                 switch work {
                 case .train(let parameters):
-                    trainings.add(1, ordering: .relaxed)
                     logger.info("training cell", metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"])
                     let result = try Cell.run(parameters) { [self] in abortRunning.load(ordering: .relaxed) }.result
                     outcome.payload = Array(try encoder.encode(result))
@@ -170,7 +167,7 @@ struct Outcome {
     var payload: [UInt8]
 
     var frames: [[UInt8]] {
-        var header = WireWriterPublic()
+        var header = WireWriter()
         header.u64(job.session)
         header.u64(job.lease)
         header.u16(job.attempt)
@@ -184,19 +181,11 @@ struct Outcome {
     }
 
     init?(frames: [[UInt8]]) {
-        guard frames.count == 4, frames[0].count == 18, frames[2].count == 1 else { return nil }
-        let h = frames[0]
-        let session = h[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let lease = h[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        let attempt = UInt16(h[16]) << 8 | UInt16(h[17])
+        guard frames.count == 4, frames[2].count == 1 else { return nil }
+        var header = WireReader(frames[0])
+        guard let session = try? header.u64(), let lease = try? header.u64(), let attempt = try? header.u16(), header.atEnd else { return nil }
         job = Job(session: session, lease: lease, key: String(decoding: frames[1], as: UTF8.self), attempt: attempt, work: [])
         ok = frames[2][0] == 1
         payload = frames[3]
     }
-}
-
-struct WireWriterPublic {
-    var bytes: [UInt8] = []
-    mutating func u16(_ v: UInt16) { bytes += [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
 }
