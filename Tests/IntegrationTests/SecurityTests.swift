@@ -263,7 +263,8 @@ extension SecurityTests {
 func shell(_ command: String) -> Int32 {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/bin/sh")
-    process.arguments = ["-c", command]
+    // Root's tools (ip, mount) live in sbin, which a minimal PATH may lack.
+    process.arguments = ["-c", "PATH=/usr/sbin:/sbin:$PATH; " + command]
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     do {
