@@ -183,12 +183,13 @@ public final class ResultStore {
     }
 
     private func seeds(_ db: Database) throws -> [Scheduler.CellSeed] {
-        try Row.fetchAll(db, sql: "SELECT key, work, cost, state, attempts, last_error FROM cells").map { row in
+        try Row.fetchAll(db, sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells").map { row in
             let state: String = row["state"]
             let work: String = row["work"]
             return Scheduler.CellSeed(
                 key: row["key"], work: Array(work.utf8), cost: row["cost"],
-                state: Scheduler.CellState(rawValue: state) ?? .queued, attempts: row["attempts"], lastError: row["last_error"]
+                state: Scheduler.CellState(rawValue: state) ?? .queued, attempts: row["attempts"], lastError: row["last_error"],
+                leasedTo: row["worker"]
             )
         }
     }

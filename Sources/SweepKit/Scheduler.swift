@@ -16,6 +16,9 @@ public struct Scheduler: Sendable {
         public var session: UInt32
         /// Most cells in one SHARD.
         public var maximumShard: Int
+        /// After a restart, how long cells that were leased when the previous run stopped are kept
+        /// for their workers to reclaim (they offer them at HELLO) before anyone else gets them.
+        public var reclaimWindow: Duration
         /// How often a cell may be lost with workers that never delivered anything before it is
         /// FAILED. Such losses do not use up attempts: a peer that registers, takes cells and
         /// vanishes proves nothing about the cells (and must not be able to fail them), while a
@@ -29,6 +32,7 @@ public struct Scheduler: Sendable {
             self.session = session
             self.maximumShard = min(maximumShard, Wire.maximumShardCells)
             self.maxLosses = 10 * maxAttempts
+            self.reclaimWindow = heartbeatInterval * liveness * 2 + .seconds(8)
         }
 
         /// How long a worker may stay silent.
@@ -48,14 +52,17 @@ public struct Scheduler: Sendable {
         public var state: CellState
         public var attempts: Int
         public var lastError: String?
+        /// The worker that held the cell when an earlier run stopped (state leased).
+        public var leasedTo: String?
 
-        public init(key: String, work: [UInt8], cost: Double, state: CellState, attempts: Int, lastError: String?) {
+        public init(key: String, work: [UInt8], cost: Double, state: CellState, attempts: Int, lastError: String?, leasedTo: String? = nil) {
             self.key = key
             self.work = work
             self.cost = cost
             self.state = state
             self.attempts = attempts
             self.lastError = lastError
+            self.leasedTo = leasedTo
         }
     }
 
@@ -169,6 +176,9 @@ public struct Scheduler: Sendable {
     var nextLease: UInt32 = 0
     var joins = 0
     var dispatching = true
+    /// Cells in flight when the previous run stopped, held for their workers until the deadline.
+    var reserved: [Int] = []
+    var reservationDeadline: ContinuousClock.Instant?
     /// Counts by state, kept up to date.
     public private(set) var counts: [CellState: Int] = [:]
     /// Dispatch-to-commit latency of every cell committed in this run.
@@ -183,7 +193,10 @@ public struct Scheduler: Sendable {
             cells.append(Cell(key: seed.key, work: seed.work, cost: seed.cost, state: state, attempts: seed.attempts, lastError: seed.lastError))
             counts[state, default: 0] += 1
         }
-        queue = cells.indices.filter { cells[$0].state == .queued }.sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
+        reserved = seeds.indices.filter { seeds[$0].state == .leased && seeds[$0].leasedTo != nil }
+        let held = Set(reserved)
+        queue = cells.indices.filter { cells[$0].state == .queued && !held.contains($0) }
+            .sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
     }
 
     /// Stops handing out cells (graceful shutdown, or a store that cannot write); results still
@@ -243,6 +256,19 @@ public struct Scheduler: Sendable {
     /// Applies an event at time `now` and returns what the shell must do.
     public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
         var out: [Directive] = []
+        if !reserved.isEmpty {
+            let deadline = reservationDeadline ?? now + configuration.reclaimWindow
+            reservationDeadline = deadline
+            if now >= deadline {
+                let unclaimed = reserved.filter { cells[$0].state == .queued }
+                reserved = []
+                for i in unclaimed { enqueue(i) }
+                if !unclaimed.isEmpty {
+                    out.append(.log(.info, "\(unclaimed.count) cells in flight before the restart were not reclaimed: back in the queue"))
+                }
+                dispatch(now: now, &out)
+            }
+        }
         switch event {
         case .message(let identity, let message):
             receive(message, from: identity, now: now, &out)
@@ -313,6 +339,32 @@ public struct Scheduler: Sendable {
         out.append(.send(to: identity, .welcome(session: session, heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.milliseconds), liveness: UInt16(configuration.liveness))))
         out.append(.log(.info, "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots"))
         out.append(.recordWorker(WorkerRecord(id: hello.workerID, host: hello.host, build: hello.build, slots: Int(hello.slots), cellsDone: 0, alive: true)))
+        adopt(hello.resumable, for: identity, now: now, &out)
+    }
+
+    /// Leases back to a (re)registered worker the cells it offers to resume, when they are still
+    /// waiting in the queue: work computed across a coordinator restart or a reconnection is not
+    /// thrown away. They do not use the worker's credit, since it is already running them.
+    private mutating func adopt(_ keys: [String], for identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        let adoptable = Set(keys).compactMap { index[$0] }.filter { cells[$0].state == .queued }
+        guard dispatching, !adoptable.isEmpty else { return }
+        queue.removeAll { adoptable.contains($0) }
+        reserved.removeAll { adoptable.contains($0) }
+        nextLease &+= 1
+        let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
+        var assignments: [Message.Assignment] = []
+        for i in adoptable.sorted() {
+            cells[i].attempts += 1
+            cells[i].lease = lease
+            cells[i].worker = identity
+            cells[i].dispatchedAt = now
+            move(i, from: .queued, to: .leased)
+            workers[identity]!.leased.insert(i)
+            assignments.append(Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work))
+            out.append(.persist(update(i)))
+        }
+        out.append(.log(.info, "worker \(workers[identity]!.id) resumes \(assignments.count) cells it was already computing"))
+        out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
     }
 
     private mutating func accept(result payload: [UInt8], lease: UInt64, key: String, attempt: UInt16, from identity: [UInt8], _ out: inout [Directive]) {

@@ -47,14 +47,27 @@ public enum Message: Sendable, Equatable {
         public var build: String
         public var host: String
         public var slots: UInt16
+        /// Cells this worker is still computing, or has results for, from an earlier session
+        /// (e.g. before the coordinator restarted): the coordinator may lease them back to it
+        /// instead of computing them again.
+        public var resumable: [String]
 
-        public init(protocolVersion: UInt16, scienceVersion: UInt16, workerID: String, build: String, host: String, slots: UInt16) {
+        public init(
+            protocolVersion: UInt16,
+            scienceVersion: UInt16,
+            workerID: String,
+            build: String,
+            host: String,
+            slots: UInt16,
+            resumable: [String] = []
+        ) {
             self.protocolVersion = protocolVersion
             self.scienceVersion = scienceVersion
             self.workerID = workerID
             self.build = build
             self.host = host
             self.slots = slots
+            self.resumable = resumable
         }
     }
 
@@ -115,6 +128,8 @@ public enum Message: Sendable, Equatable {
             w.string(h.build)
             w.string(h.host)
             w.u16(h.slots)
+            w.u32(UInt32(h.resumable.count))
+            for key in h.resumable { w.string(key) }
         case .welcome(let session, let heartbeat, let liveness):
             w.u64(session)
             w.u32(heartbeat)
@@ -163,10 +178,13 @@ public enum Message: Sendable, Equatable {
         let message: Message
         switch frames[0][0] {
         case 1:
-            let hello = Hello(
+            var hello = Hello(
                 protocolVersion: try r.u16(), scienceVersion: try r.u16(), workerID: try r.string(max: 128, field: "worker id"),
                 build: try r.string(max: 128, field: "build"), host: try r.string(max: 255, field: "host"), slots: try r.u16()
             )
+            let resumable = try r.u32()
+            guard resumable <= Wire.maximumShardCells else { throw WireError("HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)") }
+            for _ in 0..<resumable { hello.resumable.append(try r.key()) }
             guard !hello.workerID.isEmpty else { throw WireError("HELLO has an empty worker id") }
             guard hello.slots >= 1 && hello.slots <= 4096 else { throw WireError("HELLO slots \(hello.slots) outside 1...4096") }
             message = .hello(hello)

@@ -26,14 +26,17 @@ final class JobQueue: Sendable {
         return jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
 
-    /// Drops every waiting job (their leases ended); returns how many.
-    func removeAll() -> Int {
+    /// Drops every waiting job (their leases ended) and returns them.
+    @discardableResult
+    func removeAll() -> [Job] {
         jobs.withLock { queue in
-            let count = queue.count
-            queue.removeAll()
-            return count
+            defer { queue.removeAll() }
+            return queue
         }
     }
+
+    /// Keys of the waiting jobs.
+    var keys: Set<String> { jobs.withLock { Set($0.map(\.key)) } }
 
     var count: Int { jobs.withLock { $0.count } }
 }

@@ -32,16 +32,29 @@ struct Link {
     /// Credit granted in this session and not yet used by a shard.
     var outstandingCredit = 0
     var capacity: Int { engine.options.slots + engine.options.prefetch }
-    let hello: Message
+    /// Jobs queued or running, by cell key, with the lease each result must be sent under
+    /// (rebound when the coordinator leases a running cell back after a restart).
+    var pending: [String: Job] = [:]
+    /// Results not yet acknowledged: resent under a new lease if the coordinator adopts them.
+    var offers: [String: Outcome] = [:]
+    /// Most unacknowledged results kept.
+    static let maximumOffers = 10_000
 
     init(engine: WorkerEngine) {
         self.engine = engine
         heartbeat = engine.options.heartbeat
         liveness = engine.options.liveness
-        hello = .hello(
+    }
+
+    /// HELLO, offering the cells still running here and the results not yet acknowledged.
+    var hello: Message {
+        let queued = engine.queue.keys
+        let running = pending.keys.filter { !queued.contains($0) }
+        return .hello(
             Message.Hello(
                 protocolVersion: Wire.protocolVersion, scienceVersion: UInt16(scienceVersion), workerID: engine.options.workerID,
-                build: "isosweep \(IsosweepBuild.version)", host: ProcessInfo.processInfo.hostName, slots: UInt16(clamping: engine.options.slots)
+                build: "isosweep \(IsosweepBuild.version)", host: ProcessInfo.processInfo.hostName, slots: UInt16(clamping: engine.options.slots),
+                resumable: Array(Set(running).union(offers.keys).prefix(Wire.maximumShardCells))
             )
         )
     }
@@ -59,7 +72,7 @@ struct Link {
         while true {
             let now = ContinuousClock.now
             if engine.stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
-                inFlight -= engine.queue.removeAll()
+                forget(engine.queue.removeAll())
                 stopDeadline = now + engine.options.grace
                 logger.notice("stopping: \(inFlight) running cells may finish within \(engine.options.grace), then the rest are handed back")
             }
@@ -105,10 +118,25 @@ struct Link {
         }
     }
 
-    /// Sends a finished cell's result (or failure) if its lease belongs to this session.
-    mutating func deliver(_ outcome: Outcome) {
+    /// Forgets jobs that were queued but never started (their leases ended).
+    mutating func forget(_ jobs: [Job]) {
+        inFlight -= jobs.count
+        for job in jobs where pending[job.key]?.lease == job.lease { pending.removeValue(forKey: job.key) }
+    }
+
+    /// Sends a finished cell's result (or failure) under its latest lease if that lease belongs
+    /// to this session; a result that cannot be sent now is kept to offer at the next HELLO.
+    mutating func deliver(_ finished: Outcome) {
+        var outcome = finished
+        if let binding = pending.removeValue(forKey: outcome.job.key) {
+            outcome.job = binding
+        }
+        if outcome.ok {
+            if offers.count >= Self.maximumOffers, let any = offers.keys.first { offers.removeValue(forKey: any) }
+            offers[outcome.job.key] = outcome
+        }
         guard state == .registered, outcome.job.session == session else {
-            logger.debug("dropped a result from an earlier session", metadata: ["key": "\(outcome.job.key)"])
+            logger.debug("kept a result from an earlier session to offer again", metadata: ["key": "\(outcome.job.key)"])
             return
         }
         if outcome.ok {
@@ -137,8 +165,8 @@ struct Link {
             self.liveness = Int(liveness)
             state = .registered
             backoff = .milliseconds(250)
-            // Queued jobs of an earlier session have lost their leases.
-            inFlight -= engine.queue.removeAll()
+            // Queued jobs of an earlier session have lost their leases; running ones may be adopted.
+            forget(engine.queue.removeAll())
             outstandingCredit = 0
             logger.info("registered", metadata: ["coordinator": "\(engine.options.connect)", "session": "\(session)"])
             let free = capacity - inFlight
@@ -148,12 +176,27 @@ struct Link {
             }
         case .shard(let lease, let cells):
             guard state == .registered else { return nil }
-            outstandingCredit = max(0, outstandingCredit - cells.count)
+            var pushed = 0
             for cell in cells {
-                engine.queue.push(Job(session: session, lease: lease, key: cell.key, attempt: cell.attempt, work: cell.work))
+                let job = Job(session: session, lease: lease, key: cell.key, attempt: cell.attempt, work: cell.work)
+                if pending[cell.key] != nil {
+                    // Still running here: its result will go out under this lease.
+                    pending[cell.key] = job
+                } else if var done = offers[cell.key] {
+                    done.job = job
+                    offers[cell.key] = done
+                    send(.result(lease: lease, key: cell.key, attempt: cell.attempt, payload: done.payload))
+                } else {
+                    pending[cell.key] = job
+                    engine.queue.push(job)
+                    pushed += 1
+                }
             }
-            inFlight += cells.count
-        case .ack, .heartbeat:
+            inFlight += pushed
+            outstandingCredit = max(0, outstandingCredit - pushed)
+        case .ack(let keys):
+            for key in keys { offers.removeValue(forKey: key) }
+        case .heartbeat:
             break
         case .refuse(let reason, let fatal):
             if fatal {

@@ -90,6 +90,8 @@ import Testing
         let committed = Set(try ResultStore(path: box.path("kc.db"), readOnly: true).results().map(\.key))
         #expect(committed.count >= 3 && committed.count < 16)
         let logOffsets = workers.map { $0.stderr.count }
+        // The cell each worker was computing at the kill: offered back at HELLO, leased back, not redone.
+        let inProgress = Set(workers.compactMap { trainings(in: $0.stderr).last?.key }.filter { !committed.contains($0) })
         usleep(500_000)
         // The same port and database: workers reconnect by themselves.
         let second = try box.coordinator(spec, db: "kc.db", bind: endpoint, name: "coordinator2")
@@ -100,7 +102,11 @@ import Testing
             let after = trainings(in: String(worker.stderr.dropFirst(offset)))
             let retrained = after.filter { committed.contains($0.key) }
             #expect(retrained.isEmpty, "finished cells trained again: \(retrained.map(\.key))")
+            let restarted = after.filter { inProgress.contains($0.key) }
+            #expect(restarted.isEmpty, "cells running at the kill were started again: \(restarted.map(\.key))")
         }
+        #expect(!inProgress.isEmpty)
+        #expect(second.stderr.contains("resumes 1 cells it was already computing"))
         // Everything committed before the kill is still there, unchanged.
         let results = try ResultStore(path: box.path("kc.db"), readOnly: true).results()
         #expect(committed.isSubset(of: Set(results.map(\.key))))

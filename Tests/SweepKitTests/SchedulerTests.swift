@@ -16,8 +16,8 @@ import Testing
         return Scheduler(configuration: .init(heartbeatInterval: .seconds(1), liveness: 3, maxAttempts: maxAttempts, session: 42), cells: seeds)
     }
 
-    func hello(_ id: String, slots: UInt16 = 2, protocolVersion: UInt16 = Wire.protocolVersion, science: UInt16 = 1) -> Message {
-        .hello(Message.Hello(protocolVersion: protocolVersion, scienceVersion: science, workerID: id, build: "b", host: "h", slots: slots))
+    func hello(_ id: String, slots: UInt16 = 2, protocolVersion: UInt16 = Wire.protocolVersion, science: UInt16 = 1, resumable: [String] = []) -> Message {
+        .hello(Message.Hello(protocolVersion: protocolVersion, scienceVersion: science, workerID: id, build: "b", host: "h", slots: slots, resumable: resumable))
     }
 
     func sends(_ directives: [Scheduler.Directive], to peer: [UInt8]? = nil) -> [Message] {
@@ -214,5 +214,50 @@ import Testing
         let b = start(&second, credit: 1)
         #expect(a.lease != b.lease)
         #expect(a.lease >> 32 == 42 && b.lease >> 32 == 43)
+    }
+
+    @Test func aRestartedCoordinatorLeasesRunningCellsBackToTheirWorker() {
+        // After a restart every unfinished cell is queued; a worker says HELLO offering the cells it
+        // is still computing (and one that finished elsewhere, and one it does not know).
+        var s = scheduler(cells: 4, states: [.queued, .queued, .done, .queued])
+        _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
+        _ = s.on(.message(from: Self.workerB, .credit(count: 1)), now: t0)  // B takes the largest queued: cell 3
+        let out = s.on(.message(from: Self.workerA, hello("A", resumable: [key(1), key(2), key(3), key(9)])), now: t0)
+        let adopted = shards(out)
+        #expect(adopted.count == 1)
+        #expect(adopted.first?.cells.map(\.key) == [key(1)])  // 2 is done, 3 is B's, 9 is unknown
+        #expect(s.state(of: key(1)) == .leased)
+        // Its result comes back under the new lease and is committed.
+        let lease = adopted[0].lease
+        #expect(commits(s.on(.message(from: Self.workerA, .result(lease: lease, key: key(1), attempt: 1, payload: [])), now: t0)).count == 1)
+        // The adoption did not use A's credit: A's first CREDIT still gets the next cell.
+        #expect(shards(s.on(.message(from: Self.workerA, .credit(count: 1)), now: t0)).first?.cells.map(\.key) == [key(0)])
+    }
+
+    @Test func cellsInFlightAtARestartWaitForTheirWorkers() {
+        // Cells 2 and 3 were leased to A and B when the previous run stopped.
+        let seeds = (0..<4).map { i in
+            Scheduler.CellSeed(
+                key: key(i), work: [], cost: Double(i), state: i >= 2 ? .leased : .queued, attempts: i >= 2 ? 1 : 0, lastError: nil,
+                leasedTo: i == 2 ? "A" : i == 3 ? "B" : nil
+            )
+        }
+        var s = Scheduler(configuration: .init(heartbeatInterval: .seconds(1), liveness: 3, session: 7), cells: seeds)
+        // C comes first and asks for everything: it gets only the unreserved cells.
+        _ = s.on(.message(from: [0xC], hello("C")), now: t0)
+        let first = shards(s.on(.message(from: [0xC], .credit(count: 10)), now: t0))
+        #expect(Set(first.flatMap { $0.cells.map(\.key) }) == [key(0), key(1)])
+        // A comes back offering its cell and gets it back.
+        let adopted = shards(s.on(.message(from: Self.workerA, hello("A", resumable: [key(2)])), now: t0 + .seconds(1)))
+        #expect(adopted.first?.cells.map(\.key) == [key(2)])
+        #expect(adopted.first?.cells.first?.attempt == 2)
+        // B never comes back: after the reclaim window (2 x 3 s + 8 s) its cell goes to C, which
+        // meanwhile stays alive and asks for one more cell.
+        // (A, silent since, is dead by then and its cell went back to the queue too.)
+        let before = shards(s.on(.message(from: [0xC], .credit(count: 2)), now: t0 + .seconds(12)))
+            + shards(s.on(.tick, now: t0 + .seconds(13)))
+        #expect(!before.flatMap { $0.cells.map(\.key) }.contains(key(3)))
+        let released = shards(s.on(.tick, now: t0 + .seconds(14.5)))
+        #expect(released.flatMap { $0.cells.map(\.key) }.contains(key(3)))
     }
 }

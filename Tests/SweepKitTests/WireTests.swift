@@ -7,6 +7,7 @@ import Testing
 
     static let messages: [Message] = [
         .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-1", build: "b", host: "h", slots: 4)),
+        .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-2", build: "b", host: "h", slots: 1, resumable: [key])),
         .welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3),
         .refuse(reason: "no", fatal: true),
         .refuse(reason: "again", fatal: false),
