@@ -346,6 +346,9 @@ public struct Scheduler: Sendable {
     /// waiting in the queue: work computed across a coordinator restart or a reconnection is not
     /// thrown away. They do not use the worker's credit, since it is already running them.
     private mutating func adopt(_ keys: [String], for identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        // Results offered for cells already committed (their ACK was lost): acknowledge, so the worker forgets them.
+        let committed = keys.filter { index[$0].map { cells[$0].state == .done } ?? false }
+        if !committed.isEmpty { out.append(.send(to: identity, .ack(keys: committed))) }
         let adoptable = Set(keys).compactMap { index[$0] }.filter { cells[$0].state == .queued }
         guard dispatching, !adoptable.isEmpty else { return }
         queue.removeAll { adoptable.contains($0) }

@@ -226,6 +226,7 @@ import Testing
         let adopted = shards(out)
         #expect(adopted.count == 1)
         #expect(adopted.first?.cells.map(\.key) == [key(1)])  // 2 is done, 3 is B's, 9 is unknown
+        #expect(sends(out, to: Self.workerA).contains(.ack(keys: [key(2)])))  // the done one is acknowledged
         #expect(s.state(of: key(1)) == .leased)
         // Its result comes back under the new lease and is committed.
         let lease = adopted[0].lease
