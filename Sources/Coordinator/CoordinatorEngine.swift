@@ -244,8 +244,8 @@ public final class CoordinatorEngine: Sendable {
             }
             if firstDispatch == nil && directives.contains(where: \.isShard) { firstDispatch = .now }
             let committedBefore = scheduler.counts[.done] ?? 0
+            // Also retries writes the store refused earlier (at most once a second).
             shell.execute(directives, scheduler: &scheduler)
-            shell.flush(scheduler: &scheduler, force: false)
             if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
@@ -412,16 +412,16 @@ struct Shell {
         }
         // Sends decided before the commit (shards, heartbeats, welcomes) need not wait for it.
         send(sends)
-        flush(scheduler: &scheduler, force: false)
+        flush(scheduler: &scheduler)
     }
 
     var hasPendingWrites: Bool { !pendingCommits.isEmpty || !pendingUpdates.isEmpty || !pendingWorkers.isEmpty }
 
     /// Writes what is pending; on success acknowledges the commits.
-    mutating func flush(scheduler: inout Scheduler, force: Bool) {
+    mutating func flush(scheduler: inout Scheduler) {
         if pendingCommits.isEmpty && pendingUpdates.isEmpty && pendingWorkers.isEmpty { return }
         let now = ContinuousClock.now
-        if let failure = storeFailure, !force, now - failure.lastTry < .seconds(1) { return }
+        if let failure = storeFailure, now - failure.lastTry < .seconds(1) { return }
         do {
             try store.apply(updates: pendingUpdates, commits: pendingCommits, workers: pendingWorkers)
         } catch {

@@ -203,7 +203,7 @@ import ZeroMQ
     static let canMountTmpfs: Bool = {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-mount-probe-\(UUID().uuidString)").path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let mounted = shell("mount -t tmpfs -o size=64k tmpfs '\(dir)'") == 0
+        let mounted = mountTmpfs(dir, size: "64k")
         if mounted { _ = shell("umount '\(dir)'") } else { print("skipping the full-disk test: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)") }
         return mounted
     }()
@@ -213,7 +213,7 @@ import ZeroMQ
         let box = try Sandbox()
         let disk = box.path("disk")
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        #expect(shell("mount -t tmpfs -o size=1m tmpfs '\(disk)'") == 0)
+        #expect(mountTmpfs(disk, size: "1m"))
         defer { _ = shell("umount -l '\(disk)'") }
         let spec = try box.sweep("full", seeds: [0, 1, 2], widths: [4, 8], steps: 300)
         let coordinator = try box.coordinator(spec, db: "disk/full.db")
@@ -245,7 +245,7 @@ extension SecurityTests {
         let box = try Sandbox()
         let disk = box.path("ro")
         try FileManager.default.createDirectory(atPath: disk, withIntermediateDirectories: true)
-        #expect(shell("mount -t tmpfs -o size=1m tmpfs '\(disk)'") == 0)
+        #expect(mountTmpfs(disk, size: "1m"))
         defer { _ = shell("umount -l '\(disk)'") }
         let spec = try box.sweep("ro", seeds: [0], widths: [4], steps: 50)
         #expect(try runIsosweep(["run", spec, "--workers", "1", "--db", disk + "/ro.db"], timeout: 120).status == 0)
@@ -256,6 +256,11 @@ extension SecurityTests {
         // Reading still works: the table of what was committed.
         #expect(try runIsosweep(["table", disk + "/ro.db", "--format", "csv"]).stdout.split(separator: "\n").count == 2)
     }
+}
+
+/// Mounts a tmpfs of `size` on `directory` (root only); whether it worked.
+func mountTmpfs(_ directory: String, size: String) -> Bool {
+    shell("mount -t tmpfs -o size=\(size) tmpfs '\(directory)'") == 0
 }
 
 /// Runs a shell command; returns its exit status.
