@@ -2,7 +2,7 @@
 SWIFT ?= swift
 RELEASE_BIN := .build/release/isosweep
 
-.PHONY: all deps build demo test bench clean
+.PHONY: all deps build demo test lint format bench clean
 
 all: build
 
@@ -21,9 +21,18 @@ demo: build
 ## test: install what is missing, build, run every test (unit and integration, real processes).
 test:
 	@bash scripts/install-deps.sh --test
+	$(MAKE) lint
 	bash scripts/fuzz-wire.sh 20
 	$(SWIFT) build --build-tests
 	$(SWIFT) test
+
+## lint: the toolchain's swift-format with .swift-format (120 columns); any finding fails.
+lint:
+	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz Package.swift
+
+## format: rewrite the sources as lint wants them.
+format:
+	$(SWIFT) format format --in-place --recursive Sources Tests Fuzz Package.swift
 
 ## bench: the training step against SGEMM (1 and 2 BLAS threads), and the dispatch system.
 bench: build

@@ -31,19 +31,26 @@ let package = Package(
             pkgConfig: "libzmq",
             providers: [.apt(["libzmq3-dev"])]
         ),
-        .target(name: "ZeroMQ", dependencies: ["CZeroMQ"]),
+        .target(name: "Diagnostics"),
+        .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "Diagnostics"]),
+        // Pure values and decisions: sweep files, cell keys and work, the wire codec, the scheduler.
         .target(
-            name: "SweepKit",
-            dependencies: [
-                "TrainingCore",
-                .product(name: "Yams", package: "Yams"),
-                .product(name: "GRDB", package: "GRDB.swift"),
-            ]
+            name: "SweepCore",
+            dependencies: ["TrainingCore", "Diagnostics", .product(name: "Yams", package: "Yams")]
         ),
+        // The SQLite store: schema, migrations, events, merge.
+        .target(
+            name: "SweepStore",
+            dependencies: ["SweepCore", "TrainingCore", "Diagnostics", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // Statistics, aggregation, fits, tables, figures and the report.
+        .target(name: "SweepAnalysis", dependencies: ["SweepCore", "SweepStore", "TrainingCore"]),
         .target(
             name: "Coordinator",
             dependencies: [
-                "SweepKit", "ZeroMQ",
+                "SweepCore", "SweepStore", "ZeroMQ", "Diagnostics",
+                // The status server's live figure and table.
+                "SweepAnalysis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -51,10 +58,11 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // A worker needs the protocol and the training core, never the store or the analysis.
         .target(
             name: "Worker",
             dependencies: [
-                "SweepKit", "ZeroMQ", "TrainingCore",
+                "SweepCore", "ZeroMQ", "TrainingCore", "Diagnostics",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -62,14 +70,14 @@ let package = Package(
         .target(
             name: "TrainingCore",
             dependencies: [
-                "COpenBLAS",
+                "COpenBLAS", "Diagnostics",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
         .executableTarget(
             name: "isosweep",
             dependencies: [
-                "TrainingCore", "SweepKit", "Coordinator", "Worker", "ZeroMQ",
+                "TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "Coordinator", "Worker", "ZeroMQ", "Diagnostics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -80,14 +88,21 @@ let package = Package(
         ),
         .testTarget(
             name: "TrainingCoreTests",
-            dependencies: ["TrainingCore"],
+            dependencies: ["TrainingCore", "Diagnostics"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ"]),
-        .testTarget(name: "SweepKitTests", dependencies: ["SweepKit", "TrainingCore"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "Diagnostics"]),
+        .testTarget(name: "SweepCoreTests", dependencies: ["SweepCore", "TrainingCore", "Diagnostics"]),
+        .testTarget(name: "SweepStoreTests", dependencies: ["SweepStore", "SweepCore", "TrainingCore", "Diagnostics"]),
+        .testTarget(
+            name: "SweepAnalysisTests",
+            dependencies: ["SweepAnalysis", "SweepStore", "SweepCore", "TrainingCore"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "SweepCore", "Diagnostics"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TrainingCore", "SweepKit", "ZeroMQ"]
+            dependencies: ["TrainingCore", "SweepCore", "SweepStore", "ZeroMQ"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -3,7 +3,8 @@ public import Hummingbird
 public import Logging
 import NIOCore
 public import Prometheus
-import SweepKit
+import SweepAnalysis
+import SweepStore
 import Synchronization
 
 /// The coordinator's HTTP status endpoint: `/status` (JSON), `/metrics` (Prometheus text),
@@ -115,22 +116,12 @@ final class DatabaseViews: Sendable {
         var figure = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>"
         var table = "<p>no results yet</p>"
         if let store = try? ResultStore(path: path, readOnly: true), let rows = try? SweepTable(store: store), !rows.results.isEmpty {
-            let analysis = SweepAnalysis(results: rows.results)
+            let analysis = ScalingAnalysis(results: rows.results)
             if let chart = analysis.figures().first?.chart { figure = chart.svg() }
-            if let markdown = try? analysis.renderConfigurations(.markdown) { table = htmlTable(markdown) }
+            let configurations = analysis.configurationTable()
+            table = TextTable.html(header: configurations.header, rows: configurations.rows)
         }
         cache.withLock { $0 = (.now, figure, table) }
         return (figure, table)
-    }
-
-    private func htmlTable(_ markdown: String) -> String {
-        func escape(_ s: String) -> String { s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;") }
-        var html = "<table>"
-        for (index, line) in markdown.split(separator: "\n").enumerated() where index != 1 {
-            let cells = line.split(separator: "|", omittingEmptySubsequences: false).dropFirst().dropLast().map { $0.trimmingCharacters(in: .whitespaces) }
-            let tag = index == 0 ? "th" : "td"
-            html += "<tr>" + cells.map { "<\(tag)>\(escape($0))</\(tag)>" }.joined() + "</tr>"
-        }
-        return html + "</table>"
     }
 }

@@ -1,4 +1,4 @@
-public import SweepKit
+public import SweepCore
 
 /// What the status endpoint reports, refreshed by the coordinator twice a second.
 public struct StatusSnapshot: Sendable, Codable {

@@ -1,3 +1,4 @@
+public import Diagnostics
 import COpenBLAS
 public import RealModule
 
@@ -128,7 +129,7 @@ public enum BLAS {
     }
 
     /// The largest singular value of a matrix (LAPACK dgesdd, values only).
-    static func largestSingularValue(_ matrix: Matrix<Double>) throws(TrainingError) -> Double {
+    static func largestSingularValue(_ matrix: Matrix<Double>) throws(IsosweepError) -> Double {
         if matrix.rows == 0 || matrix.columns == 0 { return 0 }
         // Row-major A (r x c) is column-major A^T (c x r): same singular values, no copy needed.
         var m = Int32(matrix.columns)
@@ -150,7 +151,7 @@ public enum BLAS {
         var work = [Double](repeating: 0, count: max(1, Int(lwork)))
         dgesdd_(&jobz, &m, &n, &a, &lda, &s, &dummyU, &one, &dummyVT, &oneVT, &work, &lwork, &iwork, &info, 1)
         guard info == 0 else {
-            throw TrainingError(.numerical, "LAPACK dgesdd failed (info \(info)) computing ||W||_op")
+            throw IsosweepError(.numerical, "LAPACK dgesdd failed (info \(info)) computing ||W||_op")
         }
         return s.max() ?? 0
     }
@@ -161,7 +162,7 @@ public enum BLAS {
         _ matrix: Matrix<Double>,
         _ rhs: [Double],
         relativeCutoff: Double
-    ) throws(TrainingError) -> [Double] {
+    ) throws(IsosweepError) -> [Double] {
         precondition(rhs.count == matrix.rows)
         var m = Int32(matrix.rows)
         var n = Int32(matrix.columns)
@@ -185,13 +186,13 @@ public enum BLAS {
         var query = 0.0
         var iworkQuery: Int32 = 0
         dgelsd_(&m, &n, &nrhs, &a, &lda, &b, &ldb, &s, &rcond, &rank, &query, &lwork, &iworkQuery, &info)
-        guard info == 0 else { throw TrainingError(.numerical, "LAPACK dgelsd workspace query failed (info \(info))") }
+        guard info == 0 else { throw IsosweepError(.numerical, "LAPACK dgelsd workspace query failed (info \(info))") }
         lwork = Int32(query)
         var work = [Double](repeating: 0, count: max(1, Int(lwork)))
         var iwork = [Int32](repeating: 0, count: max(1, Int(iworkQuery)))
         dgelsd_(&m, &n, &nrhs, &a, &lda, &b, &ldb, &s, &rcond, &rank, &work, &lwork, &iwork, &info)
         guard info == 0 else {
-            throw TrainingError(.numerical, "LAPACK dgelsd did not converge (info \(info)) solving the random-features least squares")
+            throw IsosweepError(.numerical, "LAPACK dgelsd did not converge (info \(info)) solving the random-features least squares")
         }
         return Array(b[0..<Int(n)])
     }

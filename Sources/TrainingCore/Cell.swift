@@ -1,3 +1,4 @@
+public import Diagnostics
 import Foundation
 
 /// A cell run to the end: its result, and what a caller may save (network, training data).
@@ -19,7 +20,7 @@ public enum Cell {
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
         shouldStop: @Sendable () -> Bool = { false }
-    ) throws(TrainingError) -> CellRun {
+    ) throws(IsosweepError) -> CellRun {
         try parameters.validate()
         let cell = parameters.resolved()
         let data = try CellData.make(for: cell)

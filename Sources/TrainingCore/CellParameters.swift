@@ -1,3 +1,4 @@
+public import Diagnostics
 /// Where a cell's inputs come from.
 public enum DataKind: String, Codable, Sendable, CaseIterable {
     /// Uniform on the unit sphere S^{d-1}.
@@ -155,8 +156,8 @@ public struct CellParameters: Codable, Sendable, Hashable {
     }
 
     /// Checks every range and combination; throws a message naming the parameter and the fix.
-    public func validate() throws(TrainingError) {
-        func fail(_ message: String) -> TrainingError { TrainingError(.invalidParameter, message) }
+    public func validate() throws(IsosweepError) {
+        func fail(_ message: String) -> IsosweepError { IsosweepError(.invalidParameter, message) }
         guard n >= 1 else { throw fail("n must be a positive number of training points (got \(n))") }
         guard d >= 1 else { throw fail("d must be a positive input dimension (got \(d))") }
         guard width >= 1 else { throw fail("width must be a positive number of hidden neurons (got \(width))") }

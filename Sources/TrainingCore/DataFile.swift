@@ -1,3 +1,4 @@
+public import Diagnostics
 import Foundation
 
 /// Rows of a data file with their class labels, each row scaled to unit norm.
@@ -6,26 +7,26 @@ struct LabeledTable {
     var labels: [String]
 
     /// Reads the file named by the cell: CSV, or IDX images with an IDX labels file.
-    static func load(parameters p: CellParameters) throws(TrainingError) -> LabeledTable {
+    static func load(parameters p: CellParameters) throws(IsosweepError) -> LabeledTable {
         guard let path = p.dataFile else {
-            throw TrainingError(.invalidParameter, "data: file needs data_file")
+            throw IsosweepError(.invalidParameter, "data: file needs data_file")
         }
         let bytes = try readBytes(path)
         if bytes.count >= 2 && bytes[0] == 0x1F && bytes[1] == 0x8B {
-            throw TrainingError(.badFile, "\(path) is gzip-compressed: decompress it first (gunzip \(path))")
+            throw IsosweepError(.badFile, "\(path) is gzip-compressed: decompress it first (gunzip \(path))")
         }
         var table: LabeledTable
         if isIDX(bytes) {
             guard let labelPath = p.labelFile else {
-                throw TrainingError(.invalidParameter, "\(path) is an IDX images file: give its labels with label_file (e.g. train-labels-idx1-ubyte)")
+                throw IsosweepError(.invalidParameter, "\(path) is an IDX images file: give its labels with label_file (e.g. train-labels-idx1-ubyte)")
             }
             let images = try IDXArray(bytes: bytes, path: path)
             let labels = try IDXArray(bytes: try readBytes(labelPath), path: labelPath)
             guard labels.dimensions.count == 1 else {
-                throw TrainingError(.badFile, "\(labelPath) should be a one-dimensional IDX labels file, but has dimensions \(labels.dimensions)")
+                throw IsosweepError(.badFile, "\(labelPath) should be a one-dimensional IDX labels file, but has dimensions \(labels.dimensions)")
             }
             guard labels.dimensions[0] == images.dimensions[0] else {
-                throw TrainingError(.badFile, "\(path) has \(images.dimensions[0]) images but \(labelPath) has \(labels.dimensions[0]) labels")
+                throw IsosweepError(.badFile, "\(path) has \(images.dimensions[0]) images but \(labelPath) has \(labels.dimensions[0]) labels")
             }
             let rows = images.dimensions[0]
             let columns = images.dimensions.dropFirst().reduce(1, *)
@@ -40,14 +41,14 @@ struct LabeledTable {
         return table
     }
 
-    private static func readBytes(_ path: String) throws(TrainingError) -> [UInt8] {
+    private static func readBytes(_ path: String) throws(IsosweepError) -> [UInt8] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw TrainingError(.badFile, "data file \(path) does not exist: check the path (relative paths start at the working directory)")
+            throw IsosweepError(.badFile, "data file \(path) does not exist: check the path (relative paths start at the working directory)")
         }
-        guard !isDirectory.boolValue else { throw TrainingError(.badFile, "\(path) is a directory, not a data file") }
+        guard !isDirectory.boolValue else { throw IsosweepError(.badFile, "\(path) is a directory, not a data file") }
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError(.badFile, "cannot read \(path): check its permissions")
+            throw IsosweepError(.badFile, "cannot read \(path): check its permissions")
         }
         return [UInt8](data)
     }
@@ -57,9 +58,9 @@ struct LabeledTable {
             && bytes[3] >= 1
     }
 
-    private static func parseCSV(_ bytes: [UInt8], path: String, labelColumn: Int?) throws(TrainingError) -> LabeledTable {
+    private static func parseCSV(_ bytes: [UInt8], path: String, labelColumn: Int?) throws(IsosweepError) -> LabeledTable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            throw TrainingError(.badFile, "\(path) is neither an IDX file nor UTF-8 CSV text")
+            throw IsosweepError(.badFile, "\(path) is neither an IDX file nor UTF-8 CSV text")
         }
         var values: [Double] = []
         var labels: [String] = []
@@ -71,11 +72,11 @@ struct LabeledTable {
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
             let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpacesAndQuotes() }
             guard fields.count >= 2 else {
-                throw TrainingError(.badFile, "\(path) line \(lineNumber): a CSV row needs at least one feature and a label, found \(fields.count) field")
+                throw IsosweepError(.badFile, "\(path) line \(lineNumber): a CSV row needs at least one feature and a label, found \(fields.count) field")
             }
             let labelIndex = labelColumn ?? (fields.count - 1)
             guard labelIndex >= 0 && labelIndex < fields.count else {
-                throw TrainingError(.invalidParameter, "label_column \(labelIndex) is outside the \(fields.count) columns of \(path) (columns count from 0)")
+                throw IsosweepError(.invalidParameter, "label_column \(labelIndex) is outside the \(fields.count) columns of \(path) (columns count from 0)")
             }
             var row: [Double] = []
             var numeric = true
@@ -88,26 +89,26 @@ struct LabeledTable {
             }
             if !numeric {
                 if labels.isEmpty && columns < 0 { columns = 0; continue }  // a header line
-                throw TrainingError(.badFile, "\(path) line \(lineNumber): a feature is not a finite number; every column but the label must be numeric")
+                throw IsosweepError(.badFile, "\(path) line \(lineNumber): a feature is not a finite number; every column but the label must be numeric")
             }
             if columns <= 0 {
                 columns = row.count
             } else if row.count != columns {
-                throw TrainingError(.badFile, "\(path) line \(lineNumber) has \(row.count) features where earlier rows have \(columns)")
+                throw IsosweepError(.badFile, "\(path) line \(lineNumber) has \(row.count) features where earlier rows have \(columns)")
             }
             values += row
             labels.append(canonicalLabel(fields[labelIndex]))
         }
-        guard !labels.isEmpty else { throw TrainingError(.badFile, "\(path) holds no data rows") }
+        guard !labels.isEmpty else { throw IsosweepError(.badFile, "\(path) holds no data rows") }
         return LabeledTable(features: Matrix(rows: labels.count, columns: columns, storage: values), labels: labels)
     }
 
-    private mutating func scaleRowsToUnitNorm(path: String) throws(TrainingError) {
+    private mutating func scaleRowsToUnitNorm(path: String) throws(IsosweepError) {
         for i in 0..<features.rows {
             var norm = 0.0
             for j in 0..<features.columns { norm += features[i, j] * features[i, j] }
             guard norm > 0 && norm.isFinite else {
-                throw TrainingError(.badFile, "row \(i + 1) of \(path) is all zeros (or not finite) and cannot be scaled to unit norm: remove it")
+                throw IsosweepError(.badFile, "row \(i + 1) of \(path) is all zeros (or not finite) and cannot be scaled to unit norm: remove it")
             }
             let scale = 1 / norm.squareRoot()
             for j in 0..<features.columns { features[i, j] *= scale }
@@ -129,8 +130,8 @@ struct IDXArray {
     var dimensions: [Int]
     var values: [Double]
 
-    init(bytes: [UInt8], path: String) throws(TrainingError) {
-        func bad(_ why: String) -> TrainingError { TrainingError(.badFile, "\(path) is not a valid IDX file: \(why)") }
+    init(bytes: [UInt8], path: String) throws(IsosweepError) {
+        func bad(_ why: String) -> IsosweepError { IsosweepError(.badFile, "\(path) is not a valid IDX file: \(why)") }
         guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else { throw bad("the magic number must start with two zero bytes") }
         let type = bytes[2]
         let rank = Int(bytes[3])

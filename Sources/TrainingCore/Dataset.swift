@@ -1,3 +1,4 @@
+public import Diagnostics
 /// Inputs with their labels, one row per point.
 public struct Dataset<Scalar: BLASScalar>: Sendable, Equatable {
     /// Inputs, n x d.
@@ -82,7 +83,7 @@ public struct CellData: Sendable {
     public var distribution: InputDistribution
 
     /// Makes the data of a cell from its seed (synthetic) or its data file.
-    public static func make(for parameters: CellParameters) throws(TrainingError) -> CellData {
+    public static func make(for parameters: CellParameters) throws(IsosweepError) -> CellData {
         let p = parameters.resolved()
         let seed = UInt64(p.seed)
         let labels = p.resolvedLabels
@@ -121,9 +122,9 @@ public struct CellData: Sendable {
         }
     }
 
-    private static func fromFile(_ table: LabeledTable, parameters p: CellParameters) throws(TrainingError) -> CellData {
+    private static func fromFile(_ table: LabeledTable, parameters p: CellParameters) throws(IsosweepError) -> CellData {
         guard table.features.columns == p.d else {
-            throw TrainingError(
+            throw IsosweepError(
                 .invalidParameter,
                 "d = \(p.d) does not match \(p.dataFile ?? "the data file"), whose rows have \(table.features.columns) features: set d to \(table.features.columns)"
             )
@@ -148,11 +149,11 @@ public struct CellData: Sendable {
         if p.resolvedLabels == .file {
             for c in classes where !table.labels.contains(c) {
                 let seen = Array(Set(table.labels)).sorted().prefix(12).joined(separator: ", ")
-                throw TrainingError(.invalidParameter, "class \(c) does not occur in \(p.dataFile ?? "the data file"); its classes include: \(seen)")
+                throw IsosweepError(.invalidParameter, "class \(c) does not occur in \(p.dataFile ?? "the data file"); its classes include: \(seen)")
             }
         }
         guard p.n < kept.count || (p.n == kept.count) else {
-            throw TrainingError(
+            throw IsosweepError(
                 .invalidParameter,
                 "n = \(p.n) is larger than the \(kept.count) usable rows of \(p.dataFile ?? "the data file"): lower n"
             )

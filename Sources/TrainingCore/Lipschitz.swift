@@ -1,3 +1,4 @@
+public import Diagnostics
 /// Certified bounds on a network's Lipschitz constant (Euclidean norms).
 public struct LipschitzBounds: Sendable, Equatable, Codable {
     /// Largest input-gradient norm or difference quotient found anywhere: Lip(f) >= this.
@@ -42,7 +43,7 @@ public enum Lipschitz {
     static let upperBoundMargin = 1e-9
 
     /// The certified upper bound min(||W||_op ||a||_2, sum_j |a_j| ||w_j||).
-    public static func upperBound(_ network: Network<Double>) throws(TrainingError) -> Double {
+    public static func upperBound(_ network: Network<Double>) throws(IsosweepError) -> Double {
         let w = network.weights
         let a = network.outputWeights
         let opNorm = try BLAS.largestSingularValue(w)
@@ -68,7 +69,7 @@ public enum Lipschitz {
         seed: UInt64,
         options: LipschitzOptions = LipschitzOptions(),
         shouldStop: @Sendable () -> Bool = { false }
-    ) throws(TrainingError) -> LipschitzBounds {
+    ) throws(IsosweepError) -> LipschitzBounds {
         let d = network.inputDimension
         var rng = SeededGenerator(seed: seed, stream: .probes)
         let fresh = distribution.sample(options.freshPoints, d: d, using: &rng)
@@ -258,7 +259,7 @@ private struct Search {
         steps: Int,
         rng: inout SeededGenerator,
         shouldStop: @Sendable () -> Bool
-    ) throws(TrainingError) {
+    ) throws(IsosweepError) {
         let rows = starts.rows
         let d = network.inputDimension
         guard rows > 0 && steps > 0 else { return }
@@ -268,7 +269,7 @@ private struct Search {
         var stepSize = [Double](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         for _ in 0..<steps {
-            if shouldStop() { throw TrainingError(.cancelled, "the Lipschitz search stopped: the worker is shutting down") }
+            if shouldStop() { throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down") }
             let active = (0..<rows).filter { stepSize[$0] > 1e-9 }
             if active.isEmpty { break }
             let directions = ascentDirections(x, gradients: value.gradients, z: value.z, tangential: tangential)

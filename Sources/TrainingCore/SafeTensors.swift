@@ -1,3 +1,4 @@
+public import Diagnostics
 public import Foundation
 import RealModule
 
@@ -48,7 +49,7 @@ public enum SafeTensors {
     static let maximumHeaderBytes = 100_000_000
 
     /// Encodes tensors and string metadata; data is laid out contiguously in name order.
-    public static func encode(_ tensors: [String: Tensor], metadata: [String: String]) throws(TrainingError) -> Data {
+    public static func encode(_ tensors: [String: Tensor], metadata: [String: String]) throws(IsosweepError) -> Data {
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var body = Data()
@@ -56,7 +57,7 @@ public enum SafeTensors {
             let tensor = tensors[name]!
             let count = tensor.shape.reduce(1, *)
             guard count == tensor.values.count else {
-                throw TrainingError(.invalidParameter, "tensor \(name) has shape \(tensor.shape) but \(tensor.values.count) values")
+                throw IsosweepError(.invalidParameter, "tensor \(name) has shape \(tensor.shape) but \(tensor.values.count) values")
             }
             let start = body.count
             for value in tensor.values {
@@ -64,7 +65,7 @@ public enum SafeTensors {
                 case .f32: withUnsafeBytes(of: Float(value).bitPattern.littleEndian) { body.append(contentsOf: $0) }
                 case .f64: withUnsafeBytes(of: value.bitPattern.littleEndian) { body.append(contentsOf: $0) }
                 case .f16, .bf16:
-                    throw TrainingError(.invalidParameter, "isosweep writes F32 and F64 tensors only")
+                    throw IsosweepError(.invalidParameter, "isosweep writes F32 and F64 tensors only")
                 }
             }
             header[name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [start, body.count]]
@@ -73,7 +74,7 @@ public enum SafeTensors {
         do {
             json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         } catch {
-            throw TrainingError(.invalidParameter, "cannot encode the safetensors header: \(error)")
+            throw IsosweepError(.invalidParameter, "cannot encode the safetensors header: \(error)")
         }
         // Pad with spaces so the data starts 8-byte aligned, as the Python package does.
         while json.count % 8 != 0 { json.append(UInt8(ascii: " ")) }
@@ -85,10 +86,10 @@ public enum SafeTensors {
     }
 
     /// Decodes a safetensors file, validating every offset, size and type.
-    public static func decode(_ data: Data, name: String = "the file") throws(TrainingError) -> (tensors: [String: Tensor], metadata: [String: String]) {
+    public static func decode(_ data: Data, name: String = "the file") throws(IsosweepError) -> (tensors: [String: Tensor], metadata: [String: String]) {
         let bytes = [UInt8](data)
-        func bad(_ why: String) -> TrainingError {
-            TrainingError(.badFile, "\(name) is not a valid safetensors file: \(why)")
+        func bad(_ why: String) -> IsosweepError {
+            IsosweepError(.badFile, "\(name) is not a valid safetensors file: \(why)")
         }
         guard bytes.count >= 8 else { throw bad("it is shorter than the 8-byte header length") }
         var headerLength: UInt64 = 0
@@ -124,13 +125,13 @@ public enum SafeTensors {
             guard let dtype = Tensor.DType(rawValue: dtypeName) else {
                 throw bad("tensor \(key) has dtype \(dtypeName); isosweep reads F64, F32, F16 and BF16")
             }
-            let shape = try shapeValues.map { (value: Any) throws(TrainingError) -> Int in
+            let shape = try shapeValues.map { (value: Any) throws(IsosweepError) -> Int in
                 guard let number = value as? NSNumber, let dimension = Int(exactly: number.doubleValue), dimension >= 0, dimension < 1 << 40 else {
                     throw bad("tensor \(key) has an invalid shape")
                 }
                 return dimension
             }
-            let offsets = try offsetValues.map { (value: Any) throws(TrainingError) -> Int in
+            let offsets = try offsetValues.map { (value: Any) throws(IsosweepError) -> Int in
                 guard let number = value as? NSNumber, let offset = Int(exactly: number.doubleValue), offset >= 0 else {
                     throw bad("tensor \(key) has invalid data_offsets")
                 }
@@ -204,7 +205,7 @@ public struct SavedNetwork: Sendable {
         _ network: Network<Float>,
         trainingData: Dataset<Float>?,
         metadata: [String: String]
-    ) throws(TrainingError) -> Data {
+    ) throws(IsosweepError) -> Data {
         var tensors: [String: Tensor] = [
             "W": Tensor(shape: [network.width, network.inputDimension], float32: network.weights.storage),
             "b": Tensor(shape: [network.width], float32: network.biases),
@@ -225,12 +226,12 @@ public struct SavedNetwork: Sendable {
     /// otherwise a PyTorch `Sequential(Linear(d, k), act, Linear(k, 1))` state dict is recognised
     /// (two `.weight` tensors of shapes [k, d] and [1, k] with their `.bias`es). The activation
     /// comes from `activation`, else from the metadata.
-    public static func load(path: String, activation override: ActivationKind? = nil) throws(TrainingError) -> SavedNetwork {
+    public static func load(path: String, activation override: ActivationKind? = nil) throws(IsosweepError) -> SavedNetwork {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainingError(.badFile, "cannot read \(path): check that it exists and is readable")
+            throw IsosweepError(.badFile, "cannot read \(path): check that it exists and is readable")
         }
         let (tensors, metadata) = try SafeTensors.decode(data, name: path)
-        func bad(_ why: String) -> TrainingError { TrainingError(.badFile, "\(path): \(why)") }
+        func bad(_ why: String) -> IsosweepError { IsosweepError(.badFile, "\(path): \(why)") }
         let activation: ActivationKind
         if let override {
             activation = override
@@ -270,8 +271,8 @@ public struct SavedNetwork: Sendable {
 
     private static func layers(
         _ tensors: [String: Tensor],
-        _ bad: (String) -> TrainingError
-    ) throws(TrainingError) -> (Tensor, Tensor, Tensor, Tensor) {
+        _ bad: (String) -> IsosweepError
+    ) throws(IsosweepError) -> (Tensor, Tensor, Tensor, Tensor) {
         if let w = tensors["W"], let b = tensors["b"], let a = tensors["a"], let c = tensors["c"] {
             return (w, b, a, c)
         }

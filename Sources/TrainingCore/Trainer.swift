@@ -1,3 +1,4 @@
+public import Diagnostics
 /// Why training stopped.
 public enum StopReason: String, Codable, Sendable {
     /// The training MSE reached target_mse.
@@ -32,7 +33,7 @@ public enum Trainer {
         on data: Dataset<Scalar>,
         parameters: CellParameters,
         shouldStop: @Sendable () -> Bool = { false }
-    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
+    ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         let clock = ContinuousClock()
         let start = clock.now
         var outcome: TrainingOutcome<Scalar>
@@ -52,7 +53,7 @@ public enum Trainer {
         _ data: Dataset<Scalar>,
         _ parameters: CellParameters,
         _ shouldStop: @Sendable () -> Bool
-    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
+    ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         var network = initial
         var workspace = TrainingWorkspace(points: data.count, network: network)
         var optimizer = Optimizer<Scalar>(
@@ -74,7 +75,7 @@ public enum Trainer {
             }
             if optimizer.steps == parameters.maxSteps { break }
             if optimizer.steps % 16 == 0 && shouldStop() {
-                throw TrainingError(.cancelled, "training stopped at step \(optimizer.steps): the worker is shutting down")
+                throw IsosweepError(.cancelled, "training stopped at step \(optimizer.steps): the worker is shutting down")
             }
             optimizer.step(&network.parameters, gradient: workspace.gradient)
         }
@@ -87,7 +88,7 @@ public enum Trainer {
     private static func solveRandomFeatures<Scalar: BLASScalar>(
         _ network: Network<Scalar>,
         _ data: Dataset<Scalar>
-    ) throws(TrainingError) -> TrainingOutcome<Scalar> {
+    ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         let exact = network.converted(to: Double.self)
         let z = exact.preactivations(data.inputs.converted())
         let k = network.width

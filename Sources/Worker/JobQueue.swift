@@ -1,16 +1,8 @@
 import Dispatch
 import Synchronization
 
-/// A cell handed to a slot thread.
-struct Job: Sendable {
-    var session: UInt64
-    var lease: UInt64
-    var key: String
-    var attempt: UInt16
-    var work: [UInt8]
-}
-
-/// Jobs waiting for a free slot: the network thread adds, slot threads take (blocking).
+/// Jobs on their way to slot threads: the network thread pushes one only when the worker core
+/// has a free slot for it; slot threads take them (blocking).
 final class JobQueue: Sendable {
     private let jobs = Mutex<[Job]>([])
     private let available = DispatchSemaphore(value: 0)
@@ -25,18 +17,4 @@ final class JobQueue: Sendable {
         guard available.wait(timeout: timeout) == .success else { return nil }
         return jobs.withLock { $0.isEmpty ? nil : $0.removeFirst() }
     }
-
-    /// Drops every waiting job (their leases ended) and returns them.
-    @discardableResult
-    func removeAll() -> [Job] {
-        jobs.withLock { queue in
-            defer { queue.removeAll() }
-            return queue
-        }
-    }
-
-    /// Keys of the waiting jobs.
-    var keys: Set<String> { jobs.withLock { Set($0.map(\.key)) } }
-
-    var count: Int { jobs.withLock { $0.count } }
 }

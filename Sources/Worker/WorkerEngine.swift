@@ -1,7 +1,8 @@
 import CZeroMQ
+import Diagnostics
 import Foundation
 public import Logging
-import SweepKit
+import SweepCore
 import Synchronization
 import TrainingCore
 public import ZeroMQ
@@ -44,14 +45,6 @@ public enum Security: Sendable {
     case curve(KeyFiles.KeyPair, serverKey: String)
 }
 
-/// Why a worker stopped.
-public enum WorkerExit: Sendable, Equatable {
-    /// Asked to stop (SIGTERM/SIGINT).
-    case stopped
-    /// The coordinator refused it for good (e.g. another protocol version).
-    case refused(String)
-}
-
 /// The I/O shell around the training core: a DEALER socket on a network thread that is never
 /// blocked by training (heartbeats keep flowing), and slot threads that run cells.
 public final class WorkerEngine: Sendable {
@@ -66,11 +59,13 @@ public final class WorkerEngine: Sendable {
 
     public init(options: WorkerOptions, logger: Logger) throws {
         if case .plaintext(let insecure) = options.security, !Endpoint.isLocal(options.connect), !insecure {
-            throw SecurityError(message: """
-                refusing to connect to \(options.connect) without encryption: plain TCP is allowed only on loopback. \
-                Make a key pair with `isosweep keygen --out keys --name worker1`, give its .pub to the coordinator's --allow folder, \
-                and pass --curve-secret keys/worker1.secret --server-key COORDINATOR.pub; or --insecure if this network is truly private
-                """)
+            throw IsosweepError(
+                .security, "refusing to connect to \(options.connect) without encryption: plain TCP is allowed only on loopback",
+                remedy: """
+                    make a key pair with `isosweep keygen --out keys --name worker1`, give its .pub to the coordinator's --allow folder, \
+                    and pass --curve-secret keys/worker1.secret --server-key COORDINATOR.pub; or --insecure if this network is truly private
+                    """
+            )
         }
         self.options = options
         self.logger = logger
@@ -98,22 +93,34 @@ public final class WorkerEngine: Sendable {
         }
     }
 
-    /// The network loop, on the calling thread.
+    /// The network loop, on the calling thread. Every slot must start (its hand-over socket
+    /// connected) before the worker registers: a slot that cannot start is an error, not a
+    /// worker that quietly runs fewer cells than it advertises.
     public func runBlocking() throws -> WorkerExit {
         BLAS.setThreads(options.blasThreads)
         let pull = try Socket(context, .pull)
         try pull.bind(resultsEndpoint)
         defer { pull.close() }
+        let started = DispatchSemaphore(value: 0)
+        let slotFailures = Mutex<[String]>([])
         let slotsDone = Atomic<Int>(0)
         for slot in 0..<options.slots {
             let thread = Thread { [self] in
-                runSlot(slot)
+                runSlot(slot) { failure in
+                    if let failure { slotFailures.withLock { $0.append(failure) } }
+                    started.signal()
+                }
                 slotsDone.add(1, ordering: .sequentiallyConsistent)
             }
             thread.name = "isosweep-slot-\(slot)"
             thread.start()
         }
-        var link = Link(engine: self)
+        for _ in 0..<options.slots { started.wait() }
+        if let failure = slotFailures.withLock({ $0.first }) {
+            stopRequested.store(true, ordering: .sequentiallyConsistent)
+            throw IsosweepError(.worker, failure, remedy: "the worker did not start; check the process's limits (open files, threads)")
+        }
+        var link = WorkerLink(engine: self)
         defer { link.close() }
         let exit = try link.loop(pull: pull)
         // Running cells abandon their work at their next step; wait for every slot thread so
@@ -127,45 +134,72 @@ public final class WorkerEngine: Sendable {
         return exit
     }
 
-    /// A slot: takes jobs, trains, hands the outcome to the network thread over inproc.
-    func runSlot(_ slot: Int) {
-        guard let push = try? Socket(context, .push) else { return }
+    /// A slot: takes jobs, trains, hands the outcome to the network thread over inproc. Calls
+    /// `started` once, with nil or why the slot cannot run.
+    func runSlot(_ slot: Int, started: (String?) -> Void) {
+        let push: Socket
+        do {
+            push = try Socket(context, .push)
+            try push.connect(resultsEndpoint)
+        } catch {
+            started("slot \(slot) cannot open its hand-over socket: \(error)")
+            return
+        }
         defer { push.close() }
-        do { try push.connect(resultsEndpoint) } catch { return }
-        let decoder = JSONDecoder()
+        started(nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         while !stopRequested.load(ordering: .relaxed) {
             guard let job = queue.pop(timeout: .now() + .milliseconds(100)) else { continue }
             var outcome = Outcome(job: job, ok: true, payload: [])
             do {
-                let work = try decoder.decode(CellWork.self, from: Data(job.work))
+                guard let work = CellWork(json: job.work) else {
+                    throw IsosweepError(.malformedMessage, "the cell's work is not cell work JSON: \(String(decoding: job.work.prefix(200), as: UTF8.self))")
+                }
                 switch work {
                 case .train(let parameters):
                     logger.info("training cell", metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"])
                     let result = try Cell.run(parameters) { [self] in abortRunning.load(ordering: .relaxed) }.result
                     outcome.payload = Array(try encoder.encode(result))
                 case .noop(_, let fail):
-                    if fail { throw TrainingError(.invalidParameter, "this no-op cell always fails (test cell)") }
+                    if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
                 }
-            } catch let error as TrainingError {
+            } catch let error as IsosweepError {
                 outcome.ok = false
-                outcome.payload = Array(error.message.utf8)
+                outcome.payload = Array(error.description.utf8)
             } catch {
                 outcome.ok = false
                 outcome.payload = Array("cannot run the cell: \(error)".utf8)
             }
-            _ = try? push.send(outcome.frames)
+            handOver(outcome, from: push, slot: slot)
+        }
+    }
+
+    /// Sends an outcome to the network thread; a failure is logged and retried until it goes
+    /// through or the worker stops, never dropped without a word.
+    func handOver(_ outcome: Outcome, from push: Socket, slot: Int) {
+        var complained = false
+        while true {
+            do {
+                if try push.send(outcome.frames, dontWait: true) { return }
+            } catch {
+                if !complained {
+                    logger.error("slot \(slot) cannot hand over the outcome of cell \(outcome.job.key); retrying", metadata: ["error": "\(error)"])
+                    complained = true
+                }
+            }
+            if stopRequested.load(ordering: .relaxed) && abortRunning.load(ordering: .relaxed) {
+                logger.error("slot \(slot) stopped before it could hand over the outcome of cell \(outcome.job.key); the coordinator will lease it again")
+                return
+            }
+            Thread.sleep(forTimeInterval: 0.01)
         }
     }
 }
 
-/// A finished job as it crosses from a slot to the network thread.
-struct Outcome {
-    var job: Job
-    var ok: Bool
-    var payload: [UInt8]
-
+/// Outcomes cross from a slot to the network thread as frames: [session, lease, attempt], key,
+/// [ok], payload.
+extension Outcome {
     var frames: [[UInt8]] {
         var header = WireWriter()
         header.u64(job.session)
@@ -174,18 +208,13 @@ struct Outcome {
         return [header.bytes, Array(job.key.utf8), [ok ? 1 : 0], payload]
     }
 
-    init(job: Job, ok: Bool, payload: [UInt8]) {
-        self.job = job
-        self.ok = ok
-        self.payload = payload
-    }
-
     init?(frames: [[UInt8]]) {
         guard frames.count == 4, frames[2].count == 1 else { return nil }
         var header = WireReader(frames[0])
         guard let session = try? header.u64(), let lease = try? header.u64(), let attempt = try? header.u16(), header.atEnd else { return nil }
-        job = Job(session: session, lease: lease, key: String(decoding: frames[1], as: UTF8.self), attempt: attempt, work: [])
-        ok = frames[2][0] == 1
-        payload = frames[3]
+        self.init(
+            job: Job(session: session, lease: lease, key: String(decoding: frames[1], as: UTF8.self), attempt: attempt, work: []),
+            ok: frames[2][0] == 1, payload: frames[3]
+        )
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 public import ServiceLifecycle
 
 /// The worker daemon as a service: SIGTERM/SIGINT finish or hand back its cells, then BYE.
@@ -16,13 +17,7 @@ public final class WorkerService: Service, Sendable {
             engine.requestStop()
         }
         if case .refused(let reason) = exit {
-            throw WorkerRefused(reason: reason)
+            throw IsosweepError(.refused, "the coordinator refused this worker: \(reason)")
         }
     }
-}
-
-/// The coordinator refused this worker for good.
-public struct WorkerRefused: Error, CustomStringConvertible {
-    public var reason: String
-    public var description: String { "the coordinator refused this worker: \(reason)" }
 }

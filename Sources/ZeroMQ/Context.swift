@@ -1,3 +1,4 @@
+public import Diagnostics
 import CZeroMQ
 
 /// A libzmq context. Unlike sockets, contexts are thread-safe, so this one may be shared.
@@ -6,8 +7,8 @@ public final class Context: @unchecked Sendable {
     let handle: UnsafeMutableRawPointer
 
     /// A new context with libzmq's default I/O threads.
-    public init() throws(ZeroMQError) {
-        guard let handle = zmq_ctx_new() else { throw ZeroMQError("zmq_ctx_new") }
+    public init() throws(IsosweepError) {
+        guard let handle = zmq_ctx_new() else { throw IsosweepError.zeroMQ("zmq_ctx_new") }
         self.handle = handle
     }
 

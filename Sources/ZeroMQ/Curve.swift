@@ -1,3 +1,4 @@
+public import Diagnostics
 import CZeroMQ
 
 /// CURVE keys in libzmq's Z85 text form (40 characters for 32 bytes).
@@ -6,17 +7,17 @@ public enum Curve {
     public static var isAvailable: Bool { zmq_has("curve") != 0 }
 
     /// A new key pair.
-    public static func keyPair() throws(ZeroMQError) -> (publicKey: String, secretKey: String) {
+    public static func keyPair() throws(IsosweepError) -> (publicKey: String, secretKey: String) {
         var publicKey = [CChar](repeating: 0, count: 41)
         var secretKey = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw ZeroMQError("zmq_curve_keypair") }
+        guard zmq_curve_keypair(&publicKey, &secretKey) == 0 else { throw IsosweepError.zeroMQ("zmq_curve_keypair") }
         return (string(publicKey), string(secretKey))
     }
 
     /// The public key of a secret key.
-    public static func publicKey(ofSecret secretKey: String) throws(ZeroMQError) -> String {
+    public static func publicKey(ofSecret secretKey: String) throws(IsosweepError) -> String {
         var publicKey = [CChar](repeating: 0, count: 41)
-        guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw ZeroMQError("zmq_curve_public") }
+        guard zmq_curve_public(&publicKey, secretKey) == 0 else { throw IsosweepError.zeroMQ("zmq_curve_public") }
         return string(publicKey)
     }
 
@@ -43,7 +44,7 @@ public enum Curve {
 extension Socket {
     /// Makes this socket a CURVE server that consults the ZAP handler for every handshake and
     /// fails closed when none approves (ZMQ_ZAP_ENFORCE_DOMAIN).
-    public func makeCurveServer(secretKey: String, zapDomain: String) throws(ZeroMQError) {
+    public func makeCurveServer(secretKey: String, zapDomain: String) throws(IsosweepError) {
         try setOption(ZMQ_CURVE_SERVER, Int32(1))
         try setOption(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8))
         try setOption(ZMQ_ZAP_DOMAIN, Array(zapDomain.utf8))
@@ -51,7 +52,7 @@ extension Socket {
     }
 
     /// Makes this socket a CURVE client of the server with `serverKey`.
-    public func makeCurveClient(serverKey: String, publicKey: String, secretKey: String) throws(ZeroMQError) {
+    public func makeCurveClient(serverKey: String, publicKey: String, secretKey: String) throws(IsosweepError) {
         try setOption(ZMQ_CURVE_SERVERKEY, Array(serverKey.utf8))
         try setOption(ZMQ_CURVE_PUBLICKEY, Array(publicKey.utf8))
         try setOption(ZMQ_CURVE_SECRETKEY, Array(secretKey.utf8))

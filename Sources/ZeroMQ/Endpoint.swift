@@ -18,12 +18,3 @@ public enum Endpoint {
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }
-
-/// Transport security refuses to start (e.g. plain TCP off loopback).
-public struct SecurityError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-
-    public init(message: String) { self.message = message }
-
-    public var description: String { message }
-}

@@ -1,3 +1,4 @@
+public import Diagnostics
 import CZeroMQ
 import Foundation
 
@@ -21,12 +22,12 @@ public final class Monitor {
     let target: Socket
 
     /// Starts monitoring `target` (call on the thread that owns it).
-    public init(_ context: Context, watching target: Socket) throws(ZeroMQError) {
+    public init(_ context: Context, watching target: Socket) throws(IsosweepError) {
         self.target = target
         let endpoint = "inproc://isosweep-monitor-\(UUID().uuidString)"
         let events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
             | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-        guard zmq_socket_monitor(target.handle, endpoint, events) == 0 else { throw ZeroMQError("zmq_socket_monitor") }
+        guard zmq_socket_monitor(target.handle, endpoint, events) == 0 else { throw IsosweepError.zeroMQ("zmq_socket_monitor") }
         target.monitored = true
         socket = try Socket(context, .pair)
         try socket.connect(endpoint)

@@ -1,3 +1,4 @@
+public import Diagnostics
 import CZeroMQ
 
 /// A libzmq socket. Not Sendable: a socket lives on the thread that made it.
@@ -34,8 +35,8 @@ public final class Socket {
     private let context: Context
 
     /// A socket of `kind` with a bounded linger and a message-size limit already set.
-    public init(_ context: Context, _ kind: Kind) throws(ZeroMQError) {
-        guard let handle = zmq_socket(context.handle, kind.value) else { throw ZeroMQError("zmq_socket") }
+    public init(_ context: Context, _ kind: Kind) throws(IsosweepError) {
+        guard let handle = zmq_socket(context.handle, kind.value) else { throw IsosweepError.zeroMQ("zmq_socket") }
         self.handle = handle
         self.context = context
         try setOption(ZMQ_LINGER, Self.defaultLingerMilliseconds)
@@ -61,35 +62,35 @@ public final class Socket {
     }
 
     /// Binds to an endpoint such as tcp://127.0.0.1:5555 or inproc://name.
-    public func bind(_ endpoint: String) throws(ZeroMQError) {
-        guard zmq_bind(handle, endpoint) == 0 else { throw ZeroMQError("bind \(endpoint)") }
+    public func bind(_ endpoint: String) throws(IsosweepError) {
+        guard zmq_bind(handle, endpoint) == 0 else { throw IsosweepError.zeroMQ("bind \(endpoint)") }
     }
 
     /// Connects to an endpoint.
-    public func connect(_ endpoint: String) throws(ZeroMQError) {
-        guard zmq_connect(handle, endpoint) == 0 else { throw ZeroMQError("connect \(endpoint)") }
+    public func connect(_ endpoint: String) throws(IsosweepError) {
+        guard zmq_connect(handle, endpoint) == 0 else { throw IsosweepError.zeroMQ("connect \(endpoint)") }
     }
 
     /// Sets an integer option.
-    public func setOption(_ option: Int32, _ value: Int32) throws(ZeroMQError) {
+    public func setOption(_ option: Int32, _ value: Int32) throws(IsosweepError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
-            throw ZeroMQError("zmq_setsockopt \(option)")
+            throw IsosweepError.zeroMQ("zmq_setsockopt \(option)")
         }
     }
 
     /// Sets a 64-bit integer option.
-    public func setOption(_ option: Int32, _ value: Int64) throws(ZeroMQError) {
+    public func setOption(_ option: Int32, _ value: Int64) throws(IsosweepError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else {
-            throw ZeroMQError("zmq_setsockopt \(option)")
+            throw IsosweepError.zeroMQ("zmq_setsockopt \(option)")
         }
     }
 
     /// Sets a binary or string option.
-    public func setOption(_ option: Int32, _ value: [UInt8]) throws(ZeroMQError) {
+    public func setOption(_ option: Int32, _ value: [UInt8]) throws(IsosweepError) {
         let result = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, value.count) }
-        guard result == 0 else { throw ZeroMQError("zmq_setsockopt \(option)") }
+        guard result == 0 else { throw IsosweepError.zeroMQ("zmq_setsockopt \(option)") }
     }
 
     /// The endpoint last bound, with the real port when bound to port 0 or *.
@@ -103,7 +104,7 @@ public final class Socket {
     /// Sends a multipart message. Returns false if `dontWait` and the message could not be
     /// queued now (EAGAIN) or the peer is unreachable (EHOSTUNREACH on a mandatory ROUTER).
     @discardableResult
-    public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws(ZeroMQError) -> Bool {
+    public func send(_ frames: [[UInt8]], dontWait: Bool = false) throws(IsosweepError) -> Bool {
         for (index, frame) in frames.enumerated() {
             var flags: Int32 = index < frames.count - 1 ? ZMQ_SNDMORE : 0
             if dontWait { flags |= ZMQ_DONTWAIT }
@@ -116,7 +117,7 @@ public final class Socket {
                     // Only the first frame can fail this way: libzmq queues the rest atomically.
                     return false
                 }
-                throw ZeroMQError("zmq_send")
+                throw IsosweepError.zeroMQ("zmq_send")
             }
         }
         return true
@@ -125,7 +126,7 @@ public final class Socket {
     /// Receives one multipart message, or nil when `dontWait` and none is waiting. At most
     /// `maximumFrames` frames are kept; a longer message is read to its end and reported as
     /// `truncated` so the caller can drop it.
-    public func receive(dontWait: Bool = false) throws(ZeroMQError) -> (frames: [[UInt8]], truncated: Bool)? {
+    public func receive(dontWait: Bool = false) throws(IsosweepError) -> (frames: [[UInt8]], truncated: Bool)? {
         var frames: [[UInt8]] = []
         var truncated = false
         // zmq_msg_t must not move after zmq_msg_init: keep it in its own allocation.
@@ -138,10 +139,10 @@ public final class Socket {
                 result = zmq_msg_recv(message, handle, dontWait && frames.isEmpty ? ZMQ_DONTWAIT : 0)
             } while result < 0 && zmq_errno() == czmq_eintr()
             if result < 0 {
-                let error = ZeroMQError("zmq_msg_recv")
+                let number = zmq_errno()
                 zmq_msg_close(message)
-                if error.code == czmq_eagain() && frames.isEmpty { return nil }
-                throw error
+                if number == czmq_eagain() && frames.isEmpty { return nil }
+                throw IsosweepError.zeroMQ("zmq_msg_recv", errno: number)
             }
             let size = zmq_msg_size(message)
             if frames.count < Self.maximumFrames {
@@ -162,12 +163,12 @@ public final class Socket {
 public enum Poller {
     /// Which of `sockets` have a message waiting, after at most `timeoutMilliseconds`
     /// (-1: forever). Interrupted waits (EINTR) return with nothing ready.
-    public static func readable(_ sockets: [Socket], timeoutMilliseconds: Int) throws(ZeroMQError) -> [Bool] {
+    public static func readable(_ sockets: [Socket], timeoutMilliseconds: Int) throws(IsosweepError) -> [Bool] {
         var items = sockets.map { zmq_pollitem_t(socket: $0.handle, fd: 0, events: Int16(ZMQ_POLLIN), revents: 0) }
         let result = zmq_poll(&items, Int32(items.count), timeoutMilliseconds)
         if result < 0 {
             if zmq_errno() == czmq_eintr() { return [Bool](repeating: false, count: sockets.count) }
-            throw ZeroMQError("zmq_poll")
+            throw IsosweepError.zeroMQ("zmq_poll")
         }
         return items.map { $0.revents & Int16(ZMQ_POLLIN) != 0 }
     }

@@ -1,3 +1,4 @@
+public import Diagnostics
 import CZeroMQ
 import Foundation
 import Synchronization
@@ -36,7 +37,7 @@ public final class ZAPHandler: Sendable {
         self.context = context
         self.authorize = authorize
         let ready = DispatchSemaphore(value: 0)
-        let failure = Mutex<ZeroMQError?>(nil)
+        let failure = Mutex<IsosweepError?>(nil)
         let thread = Thread { [self] in
             do {
                 let socket = try Socket(context, .rep)
@@ -44,7 +45,7 @@ public final class ZAPHandler: Sendable {
                 ready.signal()
                 serve(socket)
                 socket.close()
-            } catch let error as ZeroMQError {
+            } catch let error as IsosweepError {
                 failure.withLock { $0 = error }
                 ready.signal()
             } catch {

@@ -2,7 +2,9 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Logging
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 import TrainingCore
 
 /// `isosweep bench`: measurements of isosweep's own speed, printed as JSON.

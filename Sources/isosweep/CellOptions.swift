@@ -1,4 +1,5 @@
 public import ArgumentParser
+import Diagnostics
 public import TrainingCore
 
 extension DataKind: ExpressibleByArgument {}
@@ -6,26 +7,31 @@ extension LabelKind: ExpressibleByArgument {}
 extension ActivationKind: ExpressibleByArgument {}
 extension TrainerKind: ExpressibleByArgument {}
 
-/// The parameters of one cell, as command-line options (names as in sweep files, kebab-cased).
+/// The help of a cell parameter's option, from `CellParameters.catalogue`.
+private func help(_ name: String) -> ArgumentHelp {
+    ArgumentHelp(CellParameters.parameter(named: name)?.help ?? "")
+}
+
+/// The parameters of one cell, as command-line options: one per entry of
+/// `CellParameters.catalogue`, named as in sweep files with dashes (a test holds them together).
 struct CellOptions: ParsableArguments {
-    @Option(help: "Number of training points.") var n: Int
-    @Option(help: "Input dimension (for --data file: the file's number of features).") var d: Int
-    @Option(help: "Hidden width k.") var width: Int
-    @Option(help: "Seed of the cell's data, labels, initialisation and probes.") var seed: Int = 0
-    @Option(help: "Inputs: \(DataKind.allCases.map(\.rawValue).joined(separator: ", ")).") var data: DataKind = .sphere
-    @Option(help: "For --data file: a CSV file, or an IDX images file (MNIST).") var dataFile: String?
-    @Option(help: "For IDX data: the IDX labels file.") var labelFile: String?
-    @Option(help: "For --data file: the two classes kept, comma-separated (first -> -1, second -> +1).")
-    var classes: String?
-    @Option(help: "For CSV data: zero-based label column (default: last).") var labelColumn: Int?
-    @Option(help: "Labels: random (default), teacher, file (default for --data file).") var labels: LabelKind?
-    @Option(help: "Label flip probability for teacher and file labels.") var eta: Double = 0
-    @Option(help: "Activation: relu, tanh, softplus.") var activation: ActivationKind = .relu
-    @Option(help: "Trainer: adam, gd, random_features.") var trainer: TrainerKind = .adam
-    @Option(help: "Learning rate (default 0.01 for adam, 0.1 for gd).") var lr: Double?
-    @Option(help: "Step budget.") var maxSteps: Int = CellParameters.defaultMaxSteps
-    @Option(help: "Stop once the training MSE is at or below this.") var targetMse: Double = CellParameters.defaultTargetMSE
-    @Option(help: "Fresh test points (or held-out rows for file data).") var nTest: Int = CellParameters.defaultTestPoints
+    @Option(help: help("n")) var n: Int
+    @Option(help: help("d")) var d: Int
+    @Option(help: help("width")) var width: Int
+    @Option(help: help("seed")) var seed: Int = 0
+    @Option(help: help("data")) var data: DataKind = .sphere
+    @Option(help: help("data_file")) var dataFile: String?
+    @Option(help: help("label_file")) var labelFile: String?
+    @Option(help: help("classes")) var classes: String?
+    @Option(help: help("label_column")) var labelColumn: Int?
+    @Option(help: help("labels")) var labels: LabelKind?
+    @Option(help: help("eta")) var eta: Double = 0
+    @Option(help: help("activation")) var activation: ActivationKind = .relu
+    @Option(help: help("trainer")) var trainer: TrainerKind = .adam
+    @Option(help: help("lr")) var lr: Double?
+    @Option(help: help("max_steps")) var maxSteps: Int = CellParameters.defaultMaxSteps
+    @Option(help: help("target_mse")) var targetMse: Double = CellParameters.defaultTargetMSE
+    @Option(help: help("n_test")) var nTest: Int = CellParameters.defaultTestPoints
     @Option(help: "OpenBLAS threads for this cell.") var threads: Int = 1
 
     var parameters: CellParameters {

@@ -1,12 +1,15 @@
 import ArgumentParser
 import Coordinator
+import Diagnostics
 import Foundation
 import Logging
 import ServiceLifecycle
 import UnixSignals
 import Metrics
 import Prometheus
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 import ZeroMQ
 
 /// Options shared by `coordinator` and `run`.
@@ -57,16 +60,6 @@ struct CoordinatorArguments: ParsableArguments {
     }
 }
 
-/// Loads a sweep file, turning its error into a clear message.
-func loadSpec(_ path: String) throws -> SweepSpec {
-    do {
-        return try SweepSpec.load(path: path)
-    } catch {
-        Output.error(error.description)
-        throw ExitCode(2)
-    }
-}
-
 /// Re-reads the coordinator's allow list on every SIGHUP.
 struct AllowListReloader: Service {
     let engine: CoordinatorEngine
@@ -91,21 +84,8 @@ func runCoordinator(_ engine: CoordinatorEngine, with others: [any Service], log
             logger: logger
         )
     )
-    do {
-        try await group.run()
-    } catch let error as StoreError {
-        printer.finish()
-        Output.error(error.message)
-        throw ExitCode(2)
-    } catch let error as SecurityError {
-        printer.finish()
-        Output.error(error.message)
-        throw ExitCode(2)
-    } catch let error as KeyFiles.Problem {
-        printer.finish()
-        Output.error(error.message)
-        throw ExitCode(2)
-    }
+    defer { printer.finish() }
+    try await group.run()
     printer.finish()
     guard let outcome = service.outcome else {
         Output.error("the coordinator stopped before the sweep ended")
@@ -136,23 +116,18 @@ struct CoordinatorCommand: AsyncParsableCommand {
         }
         if curveSecret != nil && insecure { throw ValidationError("--insecure makes no sense with CURVE keys: drop it") }
         if curveSecret == nil && !insecure && !Endpoint.isLocal(bind) {
-            throw ValidationError(CoordinatorEngine.plaintextRefusal(bind))
+            throw ValidationError(CoordinatorEngine.plaintextRefusal(bind).description)
         }
     }
 
     func security() throws -> CoordinatorOptions.Security {
         guard let curveSecret, let allow else { return .plaintext(insecure: insecure) }
-        do {
-            return .curve(try KeyFiles.readSecret(curveSecret), allowDirectory: allow)
-        } catch {
-            Output.error("\(error)")
-            throw ExitCode(2)
-        }
+        return .curve(try KeyFiles.readSecret(curveSecret), allowDirectory: allow)
     }
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.coordinator")
-        let sweep = try loadSpec(spec)
+        let sweep = try SweepSpec.load(path: spec)
         let database = coordinator.db ?? "\(sweep.name).db"
         let options = coordinator.options(bind: bind, database: database, security: try security())
         let registry = coordinator.metricsRegistry()

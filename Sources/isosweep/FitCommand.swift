@@ -1,5 +1,7 @@
 import ArgumentParser
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 
 /// `isosweep fit`: the scaling fits of a sweep.
 struct Fit: ParsableCommand {
@@ -17,19 +19,15 @@ struct Fit: ParsableCommand {
     @Option(help: "table or json.") var format: Format = .table
 
     func run() throws {
-        do {
-            let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
-            let analysis = SweepAnalysis(results: table.results, epsThreshold: epsThreshold)
-            switch format {
-            case .json: print(try analysis.renderFitsJSON())
-            case .table:
-                print(analysis.renderFits())
-                print("")
-                for finding in analysis.findings { print("- \(finding)") }
-            }
-        } catch let error as StoreError {
-            Output.error(error.message)
-            throw ExitCode.failure
+        let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
+        if let warning = table.undecodableWarning { Output.warning(warning) }
+        let analysis = ScalingAnalysis(results: table.results, epsThreshold: epsThreshold)
+        switch format {
+        case .json: print(try analysis.renderFitsJSON())
+        case .table:
+            print(analysis.renderFits())
+            print("")
+            for finding in analysis.findings { print("- \(finding)") }
         }
     }
 }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Diagnostics
+import Foundation
 
 /// isosweep: tests the law of robustness (Bubeck & Sellke) by training two-layer networks over
 /// grids of (n, d, width) and measuring how their Lipschitz constants scale.
@@ -14,4 +16,22 @@ struct Isosweep: AsyncParsableCommand {
             Lipschitz.self, Bench.self,
         ]
     )
+
+    /// Runs the chosen subcommand. Library errors are caught here, once: the message, what to do
+    /// about it, and an exit status by kind (see `Output.exitStatus`).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let error as IsosweepError {
+            Output.error(error.description)
+            Foundation.exit(Output.exitStatus(of: error))
+        } catch {
+            exit(withError: error)
+        }
+    }
 }

@@ -20,13 +20,8 @@ struct Keygen: ParsableCommand {
             Output.error("this libzmq was built without CURVE: install a libzmq with libsodium (Debian's libzmq5 has it)")
             throw ExitCode.failure
         }
-        do {
-            let files = try KeyFiles.generate(directory: out, name: name ?? ProcessInfo.processInfo.hostName)
-            print("public key: \(files.publicFile)")
-            print("secret key: \(files.secretFile) (mode 0600)")
-        } catch {
-            Output.error("\(error)")
-            throw ExitCode.failure
-        }
+        let files = try KeyFiles.generate(directory: out, name: name ?? ProcessInfo.processInfo.hostName)
+        print("public key: \(files.publicFile)")
+        print("secret key: \(files.secretFile) (mode 0600)")
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import TrainingCore
 
@@ -31,36 +32,34 @@ struct Lipschitz: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(threads)
-        try Output.reportingErrors {
-            let saved = try SavedNetwork.load(path: file, activation: activation)
-            let d = saved.network.inputDimension
-            let kind = data ?? saved.metadata["data"].flatMap(DataKind.init(rawValue:)) ?? .sphere
-            let distribution: InputDistribution
-            switch kind {
-            case .sphere: distribution = .sphere
-            case .gaussian: distribution = .gaussian
-            case .hypercube: distribution = .hypercube
-            case .file:
-                guard let inputs = saved.inputs else {
-                    throw TrainingError(.invalidParameter, "\(file) was trained on file data but holds no X: pass --data sphere|gaussian|hypercube")
-                }
-                distribution = .empirical(inputs)
+        let saved = try SavedNetwork.load(path: file, activation: activation)
+        let d = saved.network.inputDimension
+        let kind = data ?? saved.metadata["data"].flatMap(DataKind.init(rawValue:)) ?? .sphere
+        let distribution: InputDistribution
+        switch kind {
+        case .sphere: distribution = .sphere
+        case .gaussian: distribution = .gaussian
+        case .hypercube: distribution = .hypercube
+        case .file:
+            guard let inputs = saved.inputs else {
+                throw IsosweepError(.invalidParameter, "\(file) was trained on file data but holds no X: pass --data sphere|gaussian|hypercube")
             }
-            let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
-            var options = LipschitzOptions()
-            options.freshPoints = freshPoints
-            options.ascentStarts = ascentStarts
-            options.ascentSteps = ascentSteps
-            let bounds = try TrainingCore.Lipschitz.bounds(
-                of: saved.network, trainingInputs: saved.inputs, distribution: distribution, seed: UInt64(probeSeed), options: options
-            )
-            try Output.json(
-                LipschitzReport(
-                    bounds: bounds, width: saved.network.width, d: d, activation: saved.network.activation,
-                    data: kind, seed: probeSeed, trainingProbes: saved.inputs?.rows ?? 0
-                )
-            )
+            distribution = .empirical(inputs)
         }
+        let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
+        var options = LipschitzOptions()
+        options.freshPoints = freshPoints
+        options.ascentStarts = ascentStarts
+        options.ascentSteps = ascentSteps
+        let bounds = try TrainingCore.Lipschitz.bounds(
+            of: saved.network, trainingInputs: saved.inputs, distribution: distribution, seed: UInt64(probeSeed), options: options
+        )
+        try Output.json(
+            LipschitzReport(
+                bounds: bounds, width: saved.network.width, d: d, activation: saved.network.activation,
+                data: kind, seed: probeSeed, trainingProbes: saved.inputs?.rows ?? 0
+            )
+        )
     }
 }
 

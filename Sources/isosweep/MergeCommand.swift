@@ -1,5 +1,7 @@
 import ArgumentParser
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 
 /// `isosweep merge`: union sweep databases by cell key.
 struct Merge: ParsableCommand {
@@ -21,18 +23,12 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let preference: SweepKit.Merge.Preference = switch prefer {
+        let preference: SweepStore.Merge.Preference = switch prefer {
         case .none: .refuse
         case .first: .first
         case .last: .last
         }
-        let report: SweepKit.Merge.Report
-        do {
-            report = try SweepKit.Merge.run(inputs: inputs, output: output, preference: preference)
-        } catch {
-            Output.error(error.message)
-            throw ExitCode.failure
-        }
+        let report = try SweepStore.Merge.run(inputs: inputs, output: output, preference: preference)
         for conflict in report.conflicts { print("conflict: \(conflict)") }
         if !report.conflicts.isEmpty && prefer == nil {
             Output.error("\(report.conflicts.count) cells differ between inputs; nothing written. Choose a side with --prefer first|last")

@@ -1,6 +1,6 @@
 import ArgumentParser
+import Diagnostics
 import Foundation
-import TrainingCore
 
 /// Printing for the command line: libraries never print, the CLI does.
 enum Output {
@@ -17,13 +17,19 @@ enum Output {
         FileHandle.standardError.write(Data("isosweep: error: \(message)\n".utf8))
     }
 
-    /// Runs `body`, turning a TrainingError into a clear message and exit code 1.
-    static func reportingErrors(_ body: () throws -> Void) throws {
-        do {
-            try body()
-        } catch let error as TrainingError {
-            Output.error(error.message)
-            throw ExitCode.failure
+    /// Writes a warning to standard error.
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("isosweep: warning: \(message)\n".utf8))
+    }
+
+    /// The exit status of a command stopped by a library error: 3 when the coordinator refused
+    /// this worker for good, 130 when cancelled, otherwise 2 (the command could not do its job:
+    /// bad input, database, keys). 1 is kept for commands that ran and found failures.
+    static func exitStatus(of error: IsosweepError) -> Int32 {
+        switch error.code {
+        case .refused: 3
+        case .cancelled: 130
+        default: 2
         }
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 
 /// `isosweep report`: report.md, index.html and the figures of a sweep.
 struct Report: ParsableCommand {
@@ -13,14 +15,9 @@ struct Report: ParsableCommand {
     @Option(help: "Cells with eps at or above this enter the fits.") var epsThreshold = 0.5
 
     func run() throws {
-        do {
-            let store = try ResultStore(path: db, readOnly: true)
-            let path = try ReportWriter.write(store: store, directory: output ?? defaultReportDirectory(for: db), epsThreshold: epsThreshold)
-            print("report: \(path)")
-        } catch let error as StoreError {
-            Output.error(error.message)
-            throw ExitCode.failure
-        }
+        let store = try ResultStore(path: db, readOnly: true)
+        let path = try ReportWriter.write(store: store, directory: output ?? defaultReportDirectory(for: db), epsThreshold: epsThreshold)
+        print("report: \(path)")
     }
 }
 

@@ -2,7 +2,9 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Logging
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 
 /// `isosweep run`: coordinator plus local worker processes on this machine.
 struct Run: AsyncParsableCommand {
@@ -22,12 +24,13 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.run")
-        let sweep = try loadSpec(spec)
+        let sweep = try SweepSpec.load(path: spec)
         let database = coordinator.db ?? "\(sweep.name).db"
         let registry = coordinator.metricsRegistry()
         let engine = CoordinatorEngine(options: coordinator.options(bind: "tcp://127.0.0.1:0", database: database), work: .sweep(sweep), logger: logger)
         let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
-        let childLevel = log.logLevel <= .info ? "warning" : log.logLevel.rawValue
+        // Workers stay quiet at the default level; asked for more (debug) or less, they follow.
+        let childLevel = log.logLevel == .info ? "warning" : log.logLevel.rawValue
         let local = LocalWorkers(count: count, logger: logger, endpoint: { engine.endpoint }) { endpoint in
             ["worker", "--connect", endpoint, "--slots", "1", "--log-level", childLevel]
         }

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Coordinator
 import Foundation
-import SweepKit
+import SweepCore
+import SweepStore
+import SweepAnalysis
 import Synchronization
 
 #if canImport(FoundationNetworking)
@@ -22,31 +24,32 @@ struct Status: ParsableCommand {
     func run() throws {
         if let connect { return try live(connect) }
         guard let db else { return }
-        do {
-            let store = try ResultStore(path: db, readOnly: true)
-            let cells = try store.cells()
-            let name = try store.sweep()?.name ?? "?"
-            var counts: [Scheduler.CellState: Int] = [:]
-            for cell in cells { counts[cell.state, default: 0] += 1 }
-            print("sweep \(name): \(cells.count) cells")
-            for state in Scheduler.CellState.allCases { print("  \(state.rawValue): \(counts[state] ?? 0)") }
-            let workers = try store.workers()
-            print("workers seen: \(workers.count)")
-            for worker in workers {
-                print("  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.cellsDone) cells done, \(worker.alive ? "alive" : "gone")")
-            }
-            let failures = cells.filter { $0.state == .failed }
-            print("failures: \(failures.count)")
-            for cell in failures {
-                print("  \(cell.key.prefix(12)) after \(cell.attempts) attempts: \(cell.lastError ?? "no error recorded")")
-            }
-            let retrying = cells.filter { $0.state != .failed && $0.state != .done && $0.lastError != nil }
-            for cell in retrying { print("  retrying \(cell.key.prefix(12)) (\(cell.attempts) attempts): \(cell.lastError!)") }
-            if !failures.isEmpty { throw ExitCode.failure }
-        } catch let error as StoreError {
-            Output.error(error.message)
-            throw ExitCode.failure
+        let store = try ResultStore(path: db, readOnly: true)
+        let cells = try store.cells()
+        let name = try store.sweep()?.name ?? "?"
+        var counts: [Scheduler.CellState: Int] = [:]
+        for cell in cells { counts[cell.state, default: 0] += 1 }
+        print("sweep \(name): \(cells.count) cells")
+        for state in Scheduler.CellState.allCases { print("  \(state.rawValue): \(counts[state] ?? 0)") }
+        let table = try SweepTable(store: store)
+        if !table.undecodable.isEmpty { print("  undecodable results: \(table.undecodable.count)") }
+        let workers = try store.workers()
+        print("workers seen: \(workers.count)")
+        let now = Date()
+        for worker in workers {
+            let seen = formatSeconds(max(0, now.timeIntervalSince(worker.lastSeen)))
+            let state = worker.alive ? "registered, last seen \(seen) ago" : "gone, last seen \(seen) ago"
+            print("  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.cellsDone) cells done, \(state)")
         }
+        let failures = cells.filter { $0.state == .failed }
+        print("failures: \(failures.count)")
+        for cell in failures {
+            print("  \(cell.key.prefix(12)) after \(cell.attempts) attempts: \(cell.lastError ?? "no error recorded")")
+        }
+        let retrying = cells.filter { $0.state != .failed && $0.state != .done && $0.lastError != nil }
+        for cell in retrying { print("  retrying \(cell.key.prefix(12)) (\(cell.attempts) attempts): \(cell.lastError!)") }
+        if let warning = table.undecodableWarning { Output.warning(warning) }
+        if !failures.isEmpty { throw ExitCode.failure }
     }
 
     /// Reads /status from a running coordinator.

@@ -1,5 +1,6 @@
 public import ArgumentParser
-public import SweepKit
+public import SweepAnalysis
+import SweepStore
 
 extension SweepTable.Format: ExpressibleByArgument {}
 
@@ -12,16 +13,12 @@ struct Table: ParsableCommand {
     @Flag(help: "One row per configuration (all parameters but the seed): mean, sd and 95% interval over seeds.") var byConfig = false
 
     func run() throws {
-        do {
-            let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
-            if byConfig {
-                print(try SweepAnalysis(results: table.results).renderConfigurations(format))
-                return
-            }
+        let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
+        if let warning = table.undecodableWarning { Output.warning(warning) }
+        if byConfig {
+            print(try ScalingAnalysis(results: table.results).renderConfigurations(format))
+        } else {
             print(try table.render(format))
-        } catch let error as StoreError {
-            Output.error(error.message)
-            throw ExitCode.failure
         }
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 import ArgumentParser
 import Foundation
 import TrainingCore
@@ -19,26 +20,24 @@ struct Train: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(cell.threads)
-        try Output.reportingErrors {
-            let run = try Cell.run(cell.parameters)
-            if let saveModel {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                let metadata = [
-                    "result": String(decoding: try encoder.encode(run.result), as: UTF8.self),
-                    "parameters": String(decoding: try encoder.encode(run.result.parameters), as: UTF8.self),
-                    "seed": String(run.result.parameters.seed),
-                    "data": run.result.parameters.data.rawValue,
-                    "science_version": String(scienceVersion),
-                ]
-                let file = try SavedNetwork.encode(run.network, trainingData: saveData ? run.trainingData : nil, metadata: metadata)
-                do {
-                    try file.write(to: URL(fileURLWithPath: saveModel), options: .atomic)
-                } catch {
-                    throw TrainingError(.badFile, "cannot write \(saveModel): \(error.localizedDescription)")
-                }
+        let run = try Cell.run(cell.parameters)
+        if let saveModel {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let metadata = [
+                "result": String(decoding: try encoder.encode(run.result), as: UTF8.self),
+                "parameters": String(decoding: try encoder.encode(run.result.parameters), as: UTF8.self),
+                "seed": String(run.result.parameters.seed),
+                "data": run.result.parameters.data.rawValue,
+                "science_version": String(scienceVersion),
+            ]
+            let file = try SavedNetwork.encode(run.network, trainingData: saveData ? run.trainingData : nil, metadata: metadata)
+            do {
+                try file.write(to: URL(fileURLWithPath: saveModel), options: .atomic)
+            } catch {
+                throw IsosweepError(.badFile, "cannot write \(saveModel): \(error.localizedDescription)")
             }
-            try Output.json(run.result)
         }
+        try Output.json(run.result)
     }
 }

@@ -42,21 +42,12 @@ struct WorkerCommand: AsyncParsableCommand {
         var options = WorkerOptions(connect: connect, slots: slots ?? cores, prefetch: prefetch)
         options.blasThreads = threads
         options.grace = .milliseconds(Int64(grace * 1000))
-        let engine: WorkerEngine
-        do {
-            if let curveSecret, let serverKey {
-                options.security = .curve(try KeyFiles.readSecret(curveSecret), serverKey: try KeyFiles.readPublic(serverKey))
-            } else {
-                options.security = .plaintext(insecure: insecure)
-            }
-            engine = try WorkerEngine(options: options, logger: logger)
-        } catch let error as KeyFiles.Problem {
-            Output.error(error.message)
-            throw ExitCode(2)
-        } catch let error as SecurityError {
-            Output.error(error.message)
-            throw ExitCode(2)
+        if let curveSecret, let serverKey {
+            options.security = .curve(try KeyFiles.readSecret(curveSecret), serverKey: try KeyFiles.readPublic(serverKey))
+        } else {
+            options.security = .plaintext(insecure: insecure)
         }
+        let engine = try WorkerEngine(options: options, logger: logger)
         if case .plaintext(true) = options.security, !Endpoint.isLocal(connect) {
             logger.warning("INSECURE: plain TCP to \(connect): traffic is readable and anyone can pose as the coordinator")
         }
@@ -66,11 +57,6 @@ struct WorkerCommand: AsyncParsableCommand {
                 services: [WorkerService(engine: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
             )
         )
-        do {
-            try await group.run()
-        } catch let error as WorkerRefused {
-            Output.error(error.description)
-            throw ExitCode(3)
-        }
+        try await group.run()
     }
 }

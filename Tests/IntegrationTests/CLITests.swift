@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TrainingCore
 
 /// The command line as a user runs it: real processes, real files.
 @Suite struct CLITests {
@@ -24,6 +25,39 @@ import Testing
         #expect(json["seed"] as? Int == 2)
         #expect(json["stop_reason"] as? String != nil)
         #expect(run.stdout.split(separator: "\n").count == 1)
+    }
+
+    @Test func trainTakesEveryParameterOfTheCatalogue() throws {
+        let dir = try temporaryDirectory()
+        let csv = dir.appendingPathComponent("d.csv").path
+        var rows = ""
+        for i in 0..<24 { rows += "\(Double(i % 5) + 0.5),\(Double(i % 3) - 1.5),\(Double(i % 7) * 0.3 + 0.1),\(i % 2 == 0 ? "a" : "b")\n" }
+        try rows.write(toFile: csv, atomically: true, encoding: .utf8)
+        // A value of every parameter, as the command line spells it and as the JSON reports it.
+        let examples: [String: (argument: String, json: String)] = [
+            "n": ("12", "12"), "d": ("3", "3"), "width": ("4", "4"), "seed": ("7", "7"), "data": ("file", "\"file\""),
+            "data_file": (csv, "\"\(csv)\""), "label_file": (csv, "\"\(csv)\""), "classes": ("a,b", "[\"a\",\"b\"]"),
+            "label_column": ("3", "3"), "labels": ("file", "\"file\""), "eta": ("0.1", "0.1"), "activation": ("tanh", "\"tanh\""),
+            "trainer": ("gd", "\"gd\""), "lr": ("0.05", "0.05"), "max_steps": ("10", "10"), "target_mse": ("0.01", "0.01"),
+            "n_test": ("5", "5"),
+        ]
+        #expect(Set(examples.keys) == Set(CellParameters.catalogue.map(\.name)))
+        var arguments = ["train"]
+        for parameter in CellParameters.catalogue {
+            arguments += [parameter.optionName, try #require(examples[parameter.name]).argument]
+        }
+        let run = try runIsosweep(arguments)
+        #expect(run.status == 0, "\(run.stderr)")
+        for parameter in CellParameters.catalogue {
+            let key = "\"\(parameter.name)\":"
+            #expect(run.stdout.contains(key + (examples[parameter.name]?.json ?? "?")), "\(parameter.name) in \(run.stdout)")
+        }
+        // Every option's help is the catalogue's.
+        let help = try runIsosweep(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        for parameter in CellParameters.catalogue {
+            #expect(help.contains(parameter.optionName), "\(parameter.optionName)")
+            #expect(help.contains(parameter.help.split(separator: " ").prefix(4).joined(separator: " ")), "\(parameter.name)'s help")
+        }
     }
 
     @Test func savedModelGivesTheSameBoundsThroughLipschitz() throws {

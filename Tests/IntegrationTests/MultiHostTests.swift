@@ -1,5 +1,6 @@
 import Foundation
-import SweepKit
+import SweepCore
+import SweepStore
 import Testing
 
 /// A real multi-host cluster on one machine: a coordinator and three workers in four network

@@ -1,5 +1,6 @@
 import Foundation
-import SweepKit
+import SweepCore
+import SweepStore
 import Testing
 import ZeroMQ
 
@@ -116,11 +117,12 @@ import ZeroMQ
         try waitUntil("the warning", timeout: 30) { insecure.stderr.contains("INSECURE") }
     }
 
-    @Test func anotherSpecNeedsForceWhichIsRecorded() throws {
+    @Test func aFileThatDropsCellsNeedsForceWhichIsRecorded() throws {
         let box = try Sandbox()
-        let first = try box.sweep("one", seeds: [0], widths: [4], steps: 50)
+        let first = try box.sweep("one", seeds: [0, 1], widths: [4], steps: 50)
         #expect(try runIsosweep(["run", first, "--workers", "1", "--db", box.path("s.db")], timeout: 120).status == 0)
-        let second = try box.sweep("two", seeds: [0, 1], widths: [4], steps: 50)
+        // Seed 0 is dropped: not the same sweep, nor an extension of it.
+        let second = try box.sweep("two", seeds: [1, 2], widths: [4], steps: 50)
         let refused = try runIsosweep(["run", second, "--workers", "1", "--db", box.path("s.db")], timeout: 60)
         #expect(refused.status == 2 && refused.stderr.contains("belongs to sweep 'one'") && refused.stderr.contains("--force"))
         let forced = try runIsosweep(["run", second, "--workers", "1", "--db", box.path("s.db"), "--force"], timeout: 120)
@@ -129,7 +131,7 @@ import ZeroMQ
         #expect(try store.events().contains { $0.kind == "spec_changed" && $0.detail.contains("'one'") && $0.detail.contains("'two'") })
         // The cell both specs share was not trained again.
         #expect(forced.stderr.range(of: #"cells=2 db=[^ ]+ done=1 "#, options: .regularExpression) != nil, "\(forced.stderr)")
-        #expect(try store.results().count == 2)
+        #expect(try store.results().count == 3)
     }
 
     @Test func hostileTrafficDuringASweepChangesNothing() throws {

@@ -1,5 +1,6 @@
 import Foundation
-import SweepKit
+import SweepCore
+import SweepStore
 import Testing
 
 /// Distributed sweeps with real processes over TCP loopback: workers and coordinators are
@@ -229,5 +230,66 @@ import Testing
         let p50 = try #require(json["p50_dispatch_to_commit_ms"] as? Double)
         let p99 = try #require(json["p99_dispatch_to_commit_ms"] as? Double)
         #expect(rate > 0 && p50 > 0 && p99 >= p50)
+    }
+
+    @Test func aReorderedFileTrainsNothingAndAWiderOneOnlyItsNewCells() throws {
+        let box = try Sandbox()
+        let db = box.path("id.db")
+        let text = """
+            # Why this grid: two widths are enough to start.
+            name: identity
+            method: grid
+            parameters:
+              n: {value: 24}
+              d: {value: 4}
+              width: {values: [2, 4]}   # more later
+              seed: {values: [0, 1]}
+              max_steps: {value: 50}
+
+            """
+        let file = box.path("identity.yaml")
+        func run(_ text: String) throws -> (status: Int32, stderr: String, trained: [String]) {
+            try text.write(toFile: file, atomically: true, encoding: .utf8)
+            // Debug logs make the local workers say which cells they train.
+            let run = try runIsosweep(["run", file, "--workers", "1", "--db", db, "--log-level", "debug"], timeout: 120)
+            return (run.status, run.stderr, trainings(in: run.stderr).map(\.key))
+        }
+        let first = try run(text)
+        #expect(first.status == 0 && first.trained.count == 4, "\(first.stderr.suffix(2000))")
+        let before = try ResultStore(path: db, readOnly: true).results()
+        // The report shows the sweep file as it was written, comments included.
+        let report = try String(contentsOfFile: box.path("id-report/report.md"), encoding: .utf8)
+        #expect(report.contains("```yaml\n" + text))
+        // The same cells, keys reordered, another description: the same sweep; nothing is trained.
+        let reordered = """
+            description: the same cells, keys reordered
+            parameters:
+              seed: {values: [1, 0]}
+              max_steps: {value: 50}
+              width: {values: [4, 2]}
+              d: {value: 4}
+              n: {value: 24}
+            method: grid
+            name: identity
+            """
+        let second = try run(reordered)
+        #expect(second.status == 0 && second.trained.isEmpty, "\(second.stderr.suffix(2000))")
+        #expect(second.stderr.contains("sweep identity: 4 cells reused") && !second.stderr.contains("new cells"))
+        // One more width: an extension. Only its two cells are trained, and the log says so.
+        let third = try run(text.replacingOccurrences(of: "[2, 4]", with: "[2, 4, 8]"))
+        #expect(third.status == 0, "\(third.stderr.suffix(2000))")
+        #expect(third.stderr.contains("sweep identity: extended by 2 new cells, 4 cells reused"))
+        let newKeys = Set(try SweepSpec.parse(text.replacingOccurrences(of: "[2, 4]", with: "[8]"), file: "x").cells().map(\.key))
+        #expect(Set(third.trained) == newKeys && third.trained.count == 2)
+        let after = try ResultStore(path: db, readOnly: true).results()
+        #expect(after.count == 6)
+        for old in before { #expect(after.first { $0.key == old.key }?.json == old.json) }
+        // Each worker is credited with what it committed, and the store knows they are gone.
+        let workers = try ResultStore(path: db, readOnly: true).workers()
+        // (The second run's worker may not even have registered: there was nothing to do.)
+        #expect(workers.first?.cellsDone == 4 && workers.last?.cellsDone == 2 && workers.map(\.cellsDone).reduce(0, +) == 6)
+        #expect(workers.allSatisfy { !$0.alive })
+        let status = try runIsosweep(["status", "--db", db])
+        #expect(status.stdout.contains("4 cells done, gone, last seen"), "\(status.stdout)")
     }
 }

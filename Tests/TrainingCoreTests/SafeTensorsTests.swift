@@ -1,4 +1,5 @@
 import Foundation
+import Diagnostics
 import Testing
 import TrainingCore
 
@@ -52,7 +53,7 @@ import TrainingCore
 
     @Test func pytorchStateDictIsRecognised() throws {
         let path = try fixture("torch_relu.safetensors").path
-        #expect(throws: TrainingError.self) { try SavedNetwork.load(path: path) }  // no activation said
+        #expect(throws: IsosweepError.self) { try SavedNetwork.load(path: path) }  // no activation said
         let saved = try SavedNetwork.load(path: path, activation: .relu)
         let values = try #require(try expected()["torch_relu"] as? [String: Any])
         let probes = try #require(values["probe_points"] as? [[Double]])

@@ -1,3 +1,4 @@
+import Diagnostics
 import Testing
 import TrainingCore
 
@@ -170,7 +171,7 @@ import TrainingCore
             (CellParameters(n: 4_000_000, d: 4, width: 4_000_000), "too large"),
         ]
         for (cell, expected) in cases {
-            #expect(throws: TrainingError.self) { try Cell.run(cell) }
+            #expect(throws: IsosweepError.self) { try Cell.run(cell) }
             do {
                 try cell.validate()
             } catch {

@@ -1,0 +1,159 @@
+import Diagnostics
+import Logging
+import SweepCore
+import Synchronization
+import TrainingCore
+import ZeroMQ
+
+/// The coordinator's main loop: waits on the ROUTER socket, feeds the scheduler messages and
+/// ticks, carries out its directives, and reports progress, until every cell is finished or a
+/// stop's grace runs out.
+struct CoordinatorLoop {
+    let engine: CoordinatorEngine
+    let router: Socket
+    let monitor: Monitor
+    var writer: StoreWriter
+    var intake: MessageIntake
+    let started: ContinuousClock.Instant
+    let progress: @Sendable (CoordinatorProgress) -> Void
+    /// Peers whose handshake is under way, oldest first, to name the one a failure belongs to.
+    var handshaking: [String] = []
+
+    /// Messages read in one turn at most, so that ticks and commits keep their pace under load.
+    static let messagesPerTurn = 20_000
+
+    mutating func run(_ scheduler: inout Scheduler) throws -> CoordinatorOutcome {
+        let options = engine.options
+        let alreadyDone = scheduler.counts[.done] ?? 0
+        var lastInsecureWarning = ContinuousClock.now
+        let tickEvery = max(Duration.milliseconds(10), options.heartbeat / 4)
+        var lastTick = ContinuousClock.now
+        var lastProgress = ContinuousClock.now - .seconds(10)
+        var stopDeadline: ContinuousClock.Instant?
+        var firstDispatch: ContinuousClock.Instant?
+        var lastCommit: ContinuousClock.Instant?
+        while !scheduler.isFinished || writer.hasPendingWrites {
+            if scheduler.isFinished, writer.storeFailure != nil, engine.stopRequested.load(ordering: .relaxed) { break }
+            if engine.stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
+                engine.logger.notice("stopping: no more dispatch; committing what arrives for \(options.drainGrace)")
+                scheduler.stopDispatching()
+                stopDeadline = ContinuousClock.now + options.drainGrace
+            }
+            if let stopDeadline, ContinuousClock.now >= stopDeadline || (scheduler.counts[.leased] ?? 0) == 0 { break }
+            _ = try Poller.readable([router, monitor.pollable], timeoutMilliseconds: Int(tickEvery.milliseconds))
+            watchHandshakes()
+            var directives: [Scheduler.Directive] = []
+            var received = 0
+            while received < Self.messagesPerTurn, let message = try router.receive(dontWait: true) {
+                received += 1
+                let now = ContinuousClock.now
+                if let event = intake.decode(message, now: now) {
+                    directives += scheduler.on(event, now: now)
+                }
+            }
+            let now = ContinuousClock.now
+            if now - lastTick >= tickEvery {
+                directives += scheduler.on(.tick, now: now)
+                lastTick = now
+            }
+            if case .plaintext(true) = options.security, !Endpoint.isLocal(options.bind), now - lastInsecureWarning >= .seconds(3600) {
+                engine.logger.warning("INSECURE: still serving plain TCP on \(options.bind)")
+                lastInsecureWarning = now
+            }
+            if firstDispatch == nil && directives.contains(where: \.isShard) { firstDispatch = .now }
+            let committedBefore = scheduler.counts[.done] ?? 0
+            // Also retries writes the store refused earlier (at most once a second).
+            execute(directives, &scheduler)
+            if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
+            if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
+                lastProgress = now
+                let report = CoordinatorProgress(
+                    total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
+                    leased: scheduler.counts[.leased] ?? 0, workers: scheduler.workersAlive,
+                    committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone, elapsed: (now - started).seconds
+                )
+                progress(report)
+                engine.publish(report, scheduler: scheduler, malformed: intake.complaints.count, now: now)
+            }
+        }
+        // The workers still registered are no longer served: the store says when they were last seen.
+        writer.recordWorkers(scheduler.workerRecords(alive: false))
+        let outcome = CoordinatorOutcome(
+            total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
+            interrupted: !scheduler.isFinished, latencies: scheduler.latencies, seconds: (ContinuousClock.now - started).seconds,
+            dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0
+        )
+        engine.logger.info("sweep \(outcome.interrupted ? "stopped" : "finished")", metadata: [
+            "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
+            "malformed_messages_dropped": "\(intake.complaints.count)",
+        ])
+        return outcome
+    }
+
+    /// Handshakes that fail before ZAP (plain text to a CURVE port, a wrong server key) are only
+    /// visible as monitor events: every refusal is logged with its peer.
+    mutating func watchHandshakes() {
+        while let event = monitor.next() {
+            switch event {
+            case .accepted(let peer): handshaking.append(peer)
+            case .handshakeSucceeded: if !handshaking.isEmpty { handshaking.removeFirst() }
+            case .handshakeFailed(let reason):
+                let peer = handshaking.isEmpty ? "unknown peer" : handshaking.removeFirst()
+                engine.logRefusal(peer: peer, reason: reason)
+            case .disconnected: break
+            }
+            if handshaking.count > 1000 { handshaking.removeFirst(handshaking.count - 1000) }
+        }
+    }
+
+    /// Carries out directives: sends decided before a commit (shards, heartbeats, welcomes) go at
+    /// once; state and results are committed in one transaction, and only then are they
+    /// acknowledged. When the store cannot write, nothing is acknowledged and dispatching pauses
+    /// until it can (retried every second).
+    mutating func execute(_ directives: [Scheduler.Directive], _ scheduler: inout Scheduler) {
+        var sends: [([UInt8], Message)] = []
+        for directive in directives {
+            switch directive {
+            case .send(let to, let message): sends.append((to, message))
+            case .commit(let commit): writer.pendingCommits.append(commit)
+            case .persist(let update): writer.pendingUpdates.append(update)
+            case .recordWorker(let record): writer.pendingWorkers.append(record)
+            case .log(let level, let text): engine.log(level, text)
+            }
+        }
+        send(sends)
+        switch writer.flush() {
+        case .nothing:
+            break
+        case .paused:
+            scheduler.stopDispatching()
+        case .written(let commits, let resumed):
+            if resumed { scheduler.resumeDispatching() }
+            if !commits.isEmpty { execute(scheduler.on(.committed(commits), now: .now), &scheduler) }
+        }
+    }
+
+    func send(_ sends: [([UInt8], Message)]) {
+        for (identity, message) in sends {
+            do {
+                if try !router.send([identity] + message.encode(), dontWait: true) {
+                    engine.logger.debug("peer gone or busy; message dropped", metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"])
+                }
+            } catch {
+                engine.logger.warning("send failed", metadata: ["peer": "\(hex(identity))", "error": "\(error)"])
+            }
+        }
+    }
+}
+
+extension Scheduler.Directive {
+    var isShard: Bool {
+        if case .send(_, .shard) = self { return true }
+        return false
+    }
+}
+
+/// The first bytes of a ROUTER identity in hex, for logs.
+func hex(_ bytes: [UInt8]) -> String {
+    bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+}

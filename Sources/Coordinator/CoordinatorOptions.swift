@@ -1,0 +1,79 @@
+public import SweepCore
+public import ZeroMQ
+
+/// Settings of a coordinator run.
+public struct CoordinatorOptions: Sendable {
+    /// Where the ROUTER socket listens, e.g. tcp://127.0.0.1:5555 (port 0: any free port).
+    public var bind: String
+    /// The SQLite database of the sweep.
+    public var database: String
+    /// Heartbeat interval (default 1 s).
+    public var heartbeat: Duration = .seconds(1)
+    /// Missed heartbeats before a worker is dead (default 3).
+    public var liveness: Int = 3
+    /// Tries per cell before FAILED (default 3, or the sweep file's max_attempts).
+    public var maxAttempts: Int = SweepSpec.defaultMaxAttempts
+    /// Retry cells that FAILED in an earlier run on the same database.
+    public var retryFailed = false
+    /// After SIGTERM, how long to keep committing results that arrive.
+    public var drainGrace: Duration = .seconds(2)
+    /// How workers are authenticated.
+    public var security = Security.plaintext(insecure: false)
+    /// Open a database made for another spec anyway (the change is recorded).
+    public var force = false
+
+    /// Transport security.
+    public enum Security: Sendable {
+        /// No encryption; allowed only on loopback unless `insecure` says the user accepts it.
+        case plaintext(insecure: Bool)
+        /// CURVE with this key pair, admitting only the worker keys in `allowDirectory` (*.pub).
+        case curve(KeyFiles.KeyPair, allowDirectory: String)
+    }
+
+    public init(bind: String, database: String) {
+        self.bind = bind
+        self.database = database
+    }
+}
+
+/// Progress of a sweep, for the command line to show.
+public struct CoordinatorProgress: Sendable {
+    public var total: Int
+    public var done: Int
+    public var failed: Int
+    public var leased: Int
+    public var workers: Int
+    /// Cells committed in this run, and the seconds since it started.
+    public var committedThisRun: Int
+    public var elapsed: Double
+
+    /// Committed cells per second in this run.
+    public var rate: Double { elapsed > 0 ? Double(committedThisRun) / elapsed : 0 }
+    /// Seconds to finish at the current rate.
+    public var eta: Double? {
+        let left = total - done - failed
+        return rate > 0 ? Double(left) / rate : nil
+    }
+}
+
+/// How a coordinator run ended.
+public struct CoordinatorOutcome: Sendable {
+    public var total: Int
+    public var done: Int
+    public var failed: Int
+    /// Stopped by a signal before every cell finished.
+    public var interrupted: Bool
+    /// Dispatch-to-commit latency of every cell committed in this run.
+    public var latencies: [Duration]
+    /// Wall-clock seconds of the run.
+    public var seconds: Double
+    /// Seconds from the first cell dispatched to the last result committed in this run: the
+    /// steady-state span, without loading the sweep or waiting for the first worker.
+    public var dispatchSeconds: Double
+}
+
+/// What the coordinator runs: the cells of a sweep file, or benchmark cells.
+public enum CoordinatorWork: Sendable {
+    case sweep(SweepSpec)
+    case cells(name: String, [CellWork])
+}

@@ -1,0 +1,185 @@
+import Foundation
+import SweepCore
+public import TrainingCore
+
+/// What a sweep says about the law: configurations aggregated over seeds, log-log slopes of the
+/// Lipschitz bounds against p, the empirical constant, and where interpolation starts.
+public struct ScalingAnalysis: Sendable, Codable {
+    /// One configuration (every parameter but the seed), summarised over its seeds.
+    public struct Configuration: Sendable, Codable {
+        public var series: String
+        public var n: Int
+        public var d: Int
+        public var width: Int
+        public var p: Int
+        /// p / (n d): the law's x-axis.
+        public var pOverND: Double
+        /// p / n: the interpolation threshold's x-axis.
+        public var pOverN: Double
+        public var seeds: Int
+        public var diverged: Int
+        public var eps: Statistics.Summary?
+        public var fitFraction: Statistics.Summary?
+        public var lipSupportLower: Statistics.Summary?
+        public var lipLower: Statistics.Summary?
+        public var lipUpper: Statistics.Summary?
+        public var lawScale: Double
+        public var lawRatio: Statistics.Summary?
+        public var testMSE: Statistics.Summary?
+        /// Seconds per cell (training and Lipschitz bounds).
+        public var cost: Statistics.Summary?
+
+        enum CodingKeys: String, CodingKey {
+            case series, n, d, width, p, seeds, diverged, eps, cost
+            case pOverND = "p_over_nd"
+            case pOverN = "p_over_n"
+            case fitFraction = "fit_fraction"
+            case lipSupportLower = "lip_support_lower"
+            case lipLower = "lip_lower"
+            case lipUpper = "lip_upper"
+            case lawScale = "law_scale"
+            case lawRatio = "law_ratio"
+            case testMSE = "test_mse"
+        }
+    }
+
+    /// Slopes of log(bound) against log(p) over the cells that fit below the noise level.
+    public struct Fit: Sendable, Codable {
+        /// "n=256, d=32" (plus any other parameter that varies), or "all" (x = log(p/(n d))).
+        public var series: String
+        public var cells: Int
+        public var minWidth: Int?
+        public var maxWidth: Int?
+        public var lipSupportLower: Statistics.Line?
+        public var lipLower: Statistics.Line?
+        public var lipUpper: Statistics.Line?
+        /// The law's prediction for every slope.
+        public var lawSlope = -0.5
+        /// law_ratio over the fitted cells: the empirical constant of Lip >= C eps sqrt(n d / p).
+        public var lawRatioMin: Double?
+        public var lawRatioMedian: Double?
+        /// Constant C of lip_support_lower = C (p / (n d))^(-1/2) with the slope held at the law's.
+        public var lawLineConstant: Double?
+        /// Smallest p / n at which the mean fit_fraction reaches 0.99 (per series only).
+        public var interpolationThresholdPOverN: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case series, cells
+            case minWidth = "min_width"
+            case maxWidth = "max_width"
+            case lipSupportLower = "lip_support_lower"
+            case lipLower = "lip_lower"
+            case lipUpper = "lip_upper"
+            case lawSlope = "law_slope"
+            case lawRatioMin = "law_ratio_min"
+            case lawRatioMedian = "law_ratio_median"
+            case lawLineConstant = "law_line_constant"
+            case interpolationThresholdPOverN = "interpolation_threshold_p_over_n"
+        }
+    }
+
+    /// Cells with eps at or above this fit below the noise level and enter the fits.
+    public var epsThreshold: Double
+    public var configurations: [Configuration]
+    public var fits: [Fit]
+
+    enum CodingKeys: String, CodingKey {
+        case configurations, fits
+        case epsThreshold = "eps_threshold"
+    }
+
+    /// The fit-fraction at which a configuration counts as interpolating.
+    public static let interpolationFitFraction = 0.99
+
+    /// Analyses committed results.
+    public init(results: [CellResult], epsThreshold: Double = 0.5) {
+        self.epsThreshold = epsThreshold
+        let labels = SeriesLabeler(results.map(\.parameters))
+        // Configurations: every parameter but the seed.
+        var groups: [String: [CellResult]] = [:]
+        for result in results {
+            var key = result.parameters
+            key.seed = 0
+            groups[CellWork.train(key).key, default: []].append(result)
+        }
+        configurations = groups.values.map { cells in
+            let p = cells[0].parameters
+            let m = cells.map(\.metrics)
+            let pCount = m[0].p
+            func summary(_ value: (CellMetrics) -> Double?) -> Statistics.Summary? { Statistics.summary(m.compactMap(value)) }
+            return Configuration(
+                series: labels.label(p), n: p.n, d: p.d, width: p.width, p: pCount,
+                pOverND: Double(pCount) / (Double(p.n) * Double(p.d)), pOverN: Double(pCount) / Double(p.n),
+                seeds: cells.count, diverged: m.filter { $0.stopReason == .diverged }.count,
+                eps: summary(\.eps), fitFraction: summary(\.fitFraction), lipSupportLower: summary(\.lipSupportLower),
+                lipLower: summary(\.lipLower), lipUpper: summary(\.lipUpper), lawScale: m[0].lawScale,
+                lawRatio: summary(\.lawRatio), testMSE: summary(\.testMSE), cost: summary { $0.trainSeconds + $0.lipSeconds }
+            )
+        }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
+
+        let included = results.filter { ($0.metrics.eps ?? -.infinity) >= epsThreshold && ($0.metrics.lipSupportLower ?? 0) > 0 }
+        var fits: [Fit] = []
+        var seriesNames: [String] = []
+        for configuration in configurations where !seriesNames.contains(configuration.series) { seriesNames.append(configuration.series) }
+        for name in seriesNames {
+            let cells = included.filter { labels.label($0.parameters) == name }
+            var fit = Self.fit(cells, series: name, x: { log(Double($0.metrics.p)) })
+            fit.interpolationThresholdPOverN = configurations
+                .filter { $0.series == name && ($0.fitFraction?.mean ?? 0) >= Self.interpolationFitFraction }
+                .map(\.pOverN).min()
+            fits.append(fit)
+        }
+        if seriesNames.count > 1 {
+            fits.append(Self.fit(included, series: "all", x: { log(Double($0.metrics.p) / (Double($0.parameters.n) * Double($0.parameters.d))) }))
+        }
+        self.fits = fits
+    }
+
+    static func fit(_ cells: [CellResult], series: String, x: (CellResult) -> Double) -> Fit {
+        let xs = cells.map(x)
+        func line(_ value: (CellMetrics) -> Double?) -> Statistics.Line? {
+            let pairs = zip(xs, cells.map { value($0.metrics) }).compactMap { x, y in y.flatMap { $0 > 0 ? (x, log($0)) : nil } }
+            return Statistics.fitLine(x: pairs.map(\.0), y: pairs.map(\.1))
+        }
+        let ratios = cells.compactMap(\.metrics.lawRatio)
+        let constants = cells.compactMap { cell -> Double? in
+            guard let lip = cell.metrics.lipSupportLower, lip > 0 else { return nil }
+            let pOverND = Double(cell.metrics.p) / (Double(cell.parameters.n) * Double(cell.parameters.d))
+            return log(lip) + 0.5 * log(pOverND)
+        }
+        return Fit(
+            series: series, cells: cells.count, minWidth: cells.map(\.parameters.width).min(), maxWidth: cells.map(\.parameters.width).max(),
+            lipSupportLower: line(\.lipSupportLower), lipLower: line(\.lipLower), lipUpper: line(\.lipUpper),
+            lawRatioMin: ratios.min(), lawRatioMedian: Statistics.median(ratios),
+            lawLineConstant: constants.isEmpty ? nil : exp(constants.reduce(0, +) / Double(constants.count)),
+            interpolationThresholdPOverN: nil
+        )
+    }
+
+    /// The fit's verdict in words, e.g. "slope -0.48 ± 0.03 over widths 64..4096: consistent with the law".
+    public static func verdict(_ fit: Fit) -> String {
+        guard let line = fit.lipSupportLower else {
+            return "\(fit.cells) cells fit below the noise level: too few to fit a slope"
+        }
+        let range = fit.minWidth.map { "over widths \($0)..\(fit.maxWidth ?? $0)" } ?? ""
+        guard let half = line.slopeHalfWidth95 else {
+            return String(format: "slope %.2f from only %d cells %@: no interval", line.slope, line.count, range)
+        }
+        let text = String(format: "slope %.2f ± %.2f %@", line.slope, half, range)
+        if abs(line.slope + 0.5) <= half { return text + ": consistent with the law's -1/2" }
+        return text + (line.slope < -0.5 ? ": steeper than the law's -1/2" : ": shallower than the law's -1/2")
+    }
+}
+
+/// Names the series of a sweep: (n, d) plus whatever else varies besides width and seed.
+struct SeriesLabeler {
+    let varying: [CellParameter]
+
+    init(_ cells: [CellParameters]) {
+        varying = VaryingParameters(cells).parameters
+    }
+
+    func label(_ p: CellParameters) -> String {
+        (["n=\(p.n)", "d=\(p.d)"] + varying.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(separator: ", ")
+    }
+}

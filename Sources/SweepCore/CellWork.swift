@@ -1,0 +1,99 @@
+import Foundation
+public import TrainingCore
+
+/// What a worker is asked to compute for one cell.
+///
+/// Its JSON, the same in the store (`cells.work`) and on the wire (SHARD), is flat: a study cell
+/// is its resolved parameters, `{"activation":"relu","d":8,"data":"sphere",...,"width":32}`
+/// (the keys of `CellParameters.catalogue`; unset optional parameters are absent), and a
+/// benchmark cell is `{"noop":17,"fail":false}`.
+public enum CellWork: Codable, Sendable, Hashable {
+    /// A cell of a study: train and measure.
+    case train(CellParameters)
+    /// Does nothing and returns at once: for measuring the dispatch system itself, never in a study.
+    /// `fail` makes it report a failure (for testing retries).
+    case noop(index: Int, fail: Bool)
+
+    /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
+    /// science version, so the same cell in two sweeps is the same cell.
+    public var key: String {
+        SHA256.hex(canonicalBytes)
+    }
+
+    /// The JSON hashed into the key.
+    var canonicalBytes: [UInt8] {
+        let body: Data
+        switch self {
+        case .train(let parameters):
+            body = (try? Self.encoder.encode(KeyedCell(science_version: scienceVersion, cell: parameters.resolved()))) ?? Data()
+        case .noop(let index, let fail):
+            body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)
+        }
+        return [UInt8](body)
+    }
+
+    /// A rough cost in flops, to dispatch the largest cells first.
+    public var estimatedCost: Double {
+        switch self {
+        case .noop: return 0
+        case .train(let p):
+            let n = Double(p.n)
+            let d = Double(p.d)
+            let k = Double(p.width)
+            if p.trainer == .randomFeatures { return 2 * n * d * k + 4 * n * (k + 1) * min(n, k + 1) }
+            return Double(p.maxSteps) * 4 * n * d * k
+        }
+    }
+
+    /// The training parameters, if this is a study cell.
+    public var parameters: CellParameters? {
+        if case .train(let p) = self { return p }
+        return nil
+    }
+
+    private enum NoopKey: String, CodingKey {
+        case noop, fail
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        switch self {
+        case .train(let parameters):
+            try parameters.encode(to: encoder)
+        case .noop(let index, let fail):
+            var container = encoder.container(keyedBy: NoopKey.self)
+            try container.encode(index, forKey: .noop)
+            try container.encode(fail, forKey: .fail)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: NoopKey.self)
+        if container.contains(.noop) {
+            self = .noop(index: try container.decode(Int.self, forKey: .noop), fail: try container.decode(Bool.self, forKey: .fail))
+        } else {
+            self = .train(try CellParameters(from: decoder))
+        }
+    }
+
+    /// The work as its JSON (sorted keys), as stored and sent.
+    public var json: [UInt8] {
+        (try? Self.encoder.encode(self)).map(Array.init) ?? []
+    }
+
+    /// Decodes work from its JSON; nil when it is not cell work.
+    public init?(json: [UInt8]) {
+        guard let work = try? JSONDecoder().decode(CellWork.self, from: Data(json)) else { return nil }
+        self = work
+    }
+
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    private struct KeyedCell: Encodable {
+        var science_version: Int
+        var cell: CellParameters
+    }
+}

@@ -1,0 +1,563 @@
+import TrainingCore
+
+/// The coordinator's decisions as a pure state machine: events in, directives out, no I/O.
+///
+/// It holds the queue (largest estimated cost first), leases, attempts and worker liveness. The
+/// shell around it (sockets, the store, the clock) feeds it events and carries out its directives;
+/// every rule is therefore testable without a network (swift-cluster-membership's SWIM pattern).
+public struct Scheduler: Sendable {
+    /// Timing and retry rules.
+    public struct Configuration: Sendable {
+        /// How often each side sends a heartbeat when it has nothing else to say.
+        public var heartbeatInterval: Duration
+        /// Missed heartbeats after which a worker is dead.
+        public var liveness: Int
+        /// Tries per cell before it is FAILED.
+        public var maxAttempts: Int
+        /// Distinguishes this coordinator run: the high 32 bits of its lease ids.
+        public var session: UInt32
+        /// Most cells in one SHARD.
+        public var maximumShard: Int
+        /// After a restart, how long cells that were leased when the previous run stopped are kept
+        /// for their workers to reclaim (they offer them at HELLO) before anyone else gets them.
+        public var reclaimWindow: Duration
+        /// How often a cell may be lost with workers that never delivered anything before it is
+        /// FAILED. Such losses do not use up attempts: a peer that registers, takes cells and
+        /// vanishes proves nothing about the cells (and must not be able to fail them), while a
+        /// cell that really kills every worker it meets still ends.
+        public var maxLosses: Int
+
+        public init(heartbeatInterval: Duration = .seconds(1), liveness: Int = 3, maxAttempts: Int = 3, session: UInt32, maximumShard: Int = 512) {
+            self.heartbeatInterval = heartbeatInterval
+            self.liveness = liveness
+            self.maxAttempts = maxAttempts
+            self.session = session
+            self.maximumShard = min(maximumShard, Wire.maximumShardCells)
+            self.maxLosses = 10 * maxAttempts
+            self.reclaimWindow = heartbeatInterval * liveness * 2 + .seconds(8)
+        }
+
+        /// How long a worker may stay silent.
+        public var deadline: Duration { heartbeatInterval * liveness }
+    }
+
+    /// Where a cell is in its life.
+    public enum CellState: String, Codable, Sendable, CaseIterable {
+        case queued, leased, done, failed
+    }
+
+    /// A cell as the scheduler starts with it (from the store).
+    public struct CellSeed: Sendable {
+        public var key: String
+        public var work: [UInt8]
+        public var cost: Double
+        public var state: CellState
+        public var attempts: Int
+        public var lastError: String?
+        /// The worker that held the cell when an earlier run stopped (state leased).
+        public var leasedTo: String?
+
+        public init(key: String, work: [UInt8], cost: Double, state: CellState, attempts: Int, lastError: String?, leasedTo: String? = nil) {
+            self.key = key
+            self.work = work
+            self.cost = cost
+            self.state = state
+            self.attempts = attempts
+            self.lastError = lastError
+            self.leasedTo = leasedTo
+        }
+    }
+
+    /// A change of a cell's durable state, for the store.
+    public struct CellUpdate: Sendable, Equatable {
+        public var key: String
+        public var state: CellState
+        public var attempts: Int
+        public var lease: UInt64?
+        public var worker: String?
+        public var lastError: String?
+
+        public init(key: String, state: CellState, attempts: Int, lease: UInt64?, worker: String?, lastError: String?) {
+            self.key = key
+            self.state = state
+            self.attempts = attempts
+            self.lease = lease
+            self.worker = worker
+            self.lastError = lastError
+        }
+    }
+
+    /// A result to commit before it is acknowledged.
+    public struct Commit: Sendable, Equatable {
+        public var key: String
+        public var payload: [UInt8]
+        public var worker: String
+        public var attempt: Int
+        /// ROUTER identity to acknowledge.
+        public var identity: [UInt8]
+
+        public init(key: String, payload: [UInt8], worker: String, attempt: Int, identity: [UInt8]) {
+            self.key = key
+            self.payload = payload
+            self.worker = worker
+            self.attempt = attempt
+            self.identity = identity
+        }
+    }
+
+    /// A worker as the store records it (the store counts its committed results itself).
+    public struct WorkerRecord: Sendable, Equatable {
+        public var id: String
+        public var host: String
+        public var build: String
+        public var slots: Int
+        /// Registered (false once it left, died, or the coordinator stopped).
+        public var alive: Bool
+
+        public init(id: String, host: String, build: String, slots: Int, alive: Bool) {
+            self.id = id
+            self.host = host
+            self.build = build
+            self.slots = slots
+            self.alive = alive
+        }
+    }
+
+    /// What happened.
+    public enum Event: Sendable {
+        /// A decoded message from the peer with this ROUTER identity.
+        case message(from: [UInt8], Message)
+        /// Time passed (heartbeats, liveness).
+        case tick
+        /// These commits are durable.
+        case committed([Commit])
+    }
+
+    /// What the shell must do.
+    public enum Directive: Sendable, Equatable {
+        case send(to: [UInt8], Message)
+        case commit(Commit)
+        case persist(CellUpdate)
+        case recordWorker(WorkerRecord)
+        case log(LogLevel, String)
+    }
+
+    struct Cell {
+        var key: String
+        var work: [UInt8]
+        var cost: Double
+        var state: CellState
+        var attempts: Int
+        var lastError: String?
+        var lease: UInt64?
+        var worker: [UInt8]?
+        var committing = false
+        var losses = 0
+        var dispatchedAt: ContinuousClock.Instant?
+    }
+
+    struct Worker {
+        var identity: [UInt8]
+        var id: String
+        var host: String
+        var build: String
+        var slots: Int
+        var credit = 0
+        var lastHeard: ContinuousClock.Instant
+        var lastSent: ContinuousClock.Instant
+        var leased: Set<Int> = []
+        var cellsDone = 0
+        /// Valid results and failure reports received: a worker that delivered something is real.
+        var delivered = 0
+        var joined: Int
+    }
+
+    public let configuration: Configuration
+    var cells: [Cell] = []
+    var index: [String: Int] = [:]
+    /// Queued cell indices, cheapest first, so the most expensive is popped from the end.
+    var queue: [Int] = []
+    var workers: [[UInt8]: Worker] = [:]
+    var nextLease: UInt32 = 0
+    var joins = 0
+    var dispatching = true
+    /// Cells in flight when the previous run stopped, held for their workers until the deadline.
+    var reserved: [Int] = []
+    var reservationDeadline: ContinuousClock.Instant?
+    /// Counts by state, kept up to date.
+    public private(set) var counts: [CellState: Int] = [:]
+    /// Dispatch-to-commit latency of every cell committed in this run.
+    public private(set) var latencies: [Duration] = []
+
+    /// A scheduler over `seeds`; leased cells of an earlier run go back to the queue.
+    public init(configuration: Configuration, cells seeds: [CellSeed]) {
+        self.configuration = configuration
+        for seed in seeds {
+            let state: CellState = seed.state == .leased ? .queued : seed.state
+            index[seed.key] = cells.count
+            cells.append(Cell(key: seed.key, work: seed.work, cost: seed.cost, state: state, attempts: seed.attempts, lastError: seed.lastError))
+            counts[state, default: 0] += 1
+        }
+        reserved = seeds.indices.filter { seeds[$0].state == .leased && seeds[$0].leasedTo != nil }
+        let held = Set(reserved)
+        queue = cells.indices.filter { cells[$0].state == .queued && !held.contains($0) }
+            .sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
+    }
+
+    /// Stops handing out cells (graceful shutdown, or a store that cannot write); results still
+    /// arrive and commit.
+    public mutating func stopDispatching() {
+        dispatching = false
+    }
+
+    /// Hands out cells again (the store takes writes again).
+    public mutating func resumeDispatching() {
+        dispatching = true
+    }
+
+    // MARK: - Queries
+
+    /// Every cell is done or failed.
+    public var isFinished: Bool { (counts[.done] ?? 0) + (counts[.failed] ?? 0) == cells.count }
+    /// Number of cells.
+    public var cellCount: Int { cells.count }
+    /// Registered workers.
+    public var workersAlive: Int { workers.count }
+    /// The state of a cell.
+    public func state(of key: String) -> CellState? { index[key].map { cells[$0].state } }
+    /// The number of tries a cell has had.
+    public func attempts(of key: String) -> Int? { index[key].map { cells[$0].attempts } }
+    /// Registered workers, in the order they joined.
+    public func workerSummaries(now: ContinuousClock.Instant) -> [WorkerSummary] {
+        workers.values.sorted { $0.joined < $1.joined }.map {
+            WorkerSummary(id: $0.id, host: $0.host, slots: $0.slots, leased: $0.leased.count, done: $0.cellsDone, silentMilliseconds: (now - $0.lastHeard).milliseconds)
+        }
+    }
+
+    /// Every registered worker as the store records it, e.g. `alive: false` when the coordinator stops.
+    public func workerRecords(alive: Bool) -> [WorkerRecord] {
+        workers.values.sorted { $0.joined < $1.joined }.map { record($0, alive: alive) }
+    }
+
+    private func record(_ worker: Worker, alive: Bool) -> WorkerRecord {
+        WorkerRecord(id: worker.id, host: worker.host, build: worker.build, slots: worker.slots, alive: alive)
+    }
+
+    /// A registered worker as the status endpoint shows it.
+    public struct WorkerSummary: Sendable, Codable, Equatable {
+        public var id: String
+        public var host: String
+        public var slots: Int
+        public var leased: Int
+        public var done: Int
+        /// Time since its last message (its last heartbeat at the latest).
+        public var silentMilliseconds: Int64
+
+        enum CodingKeys: String, CodingKey {
+            case id, host, slots, leased, done
+            case silentMilliseconds = "last_heartbeat_ms_ago"
+        }
+    }
+
+    /// Cells that FAILED, with their attempts and last error.
+    public var failures: [(key: String, attempts: Int, error: String)] {
+        guard (counts[.failed] ?? 0) > 0 else { return [] }
+        return cells.filter { $0.state == .failed }.map { ($0.key, $0.attempts, $0.lastError ?? "") }
+    }
+
+    // MARK: - Events
+
+    /// Applies an event at time `now` and returns what the shell must do.
+    public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
+        var out: [Directive] = []
+        if !reserved.isEmpty {
+            let deadline = reservationDeadline ?? now + configuration.reclaimWindow
+            reservationDeadline = deadline
+            if now >= deadline {
+                let unclaimed = reserved.filter { cells[$0].state == .queued }
+                reserved = []
+                for i in unclaimed { enqueue(i) }
+                if !unclaimed.isEmpty {
+                    out.append(.log(.info, "\(unclaimed.count) cells in flight before the restart were not reclaimed: back in the queue"))
+                }
+                dispatch(now: now, &out)
+            }
+        }
+        switch event {
+        case .message(let identity, let message):
+            receive(message, from: identity, now: now, &out)
+        case .tick:
+            tick(now: now, &out)
+        case .committed(let commits):
+            committed(commits, now: now, &out)
+        }
+        return out
+    }
+
+    private mutating func receive(_ message: Message, from identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        if case .hello(let hello) = message {
+            register(hello, identity: identity, now: now, &out)
+            return
+        }
+        guard workers[identity] != nil else {
+            // A worker we do not know (e.g. we restarted): ask it to register again.
+            if message != .bye {
+                out.append(.send(to: identity, .refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)))
+            }
+            return
+        }
+        workers[identity]!.lastHeard = now
+        switch message {
+        case .credit(let count):
+            workers[identity]!.credit += Int(count)
+            dispatch(now: now, &out)
+        case .result(let lease, let key, let attempt, let payload):
+            accept(result: payload, lease: lease, key: key, attempt: attempt, from: identity, &out)
+        case .failed(let lease, let key, let attempt, let error):
+            fail(lease: lease, key: key, attempt: attempt, error: error, from: identity, now: now, &out)
+        case .heartbeat:
+            break
+        case .bye:
+            let worker = workers[identity]!
+            out.append(.log(.info, "worker \(worker.id) on \(worker.host) left (BYE); \(worker.leased.count) unfinished cells go back to the queue"))
+            remove(identity, handedBack: true, reason: "handed back by \(worker.id)", now: now, &out)
+            dispatch(now: now, &out)
+        case .hello, .welcome, .refuse, .shard, .ack:
+            out.append(.log(.warning, "worker \(workers[identity]!.id) sent \(message.name), which only the coordinator sends; dropped"))
+        }
+    }
+
+    private mutating func register(_ hello: Message.Hello, identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        guard hello.protocolVersion == Wire.protocolVersion else {
+            out.append(.log(.warning, "refused worker \(hello.workerID) on \(hello.host): protocol version \(hello.protocolVersion), coordinator speaks \(Wire.protocolVersion)"))
+            out.append(.send(to: identity, .refuse(reason: "protocol version \(hello.protocolVersion) is not \(Wire.protocolVersion): run the same isosweep build on workers and coordinator", fatal: true)))
+            return
+        }
+        guard hello.scienceVersion == UInt16(scienceVersion) else {
+            out.append(.log(.warning, "refused worker \(hello.workerID) on \(hello.host): science version \(hello.scienceVersion), coordinator has \(scienceVersion)"))
+            out.append(.send(to: identity, .refuse(reason: "science version \(hello.scienceVersion) is not \(scienceVersion): results would not be comparable; upgrade the worker", fatal: true)))
+            return
+        }
+        // The same worker process reconnecting under a new identity, or saying HELLO again: its
+        // cells are handed back (a reconnection says nothing about the cells).
+        for (other, worker) in workers where other == identity || worker.id == hello.workerID {
+            out.append(.log(.info, "worker \(worker.id) registered again; its \(worker.leased.count) unfinished cells go back to the queue"))
+            remove(other, handedBack: true, reason: "worker \(worker.id) reconnected before finishing it", now: now, &out)
+        }
+        joins += 1
+        workers[identity] = Worker(
+            identity: identity, id: hello.workerID, host: hello.host, build: hello.build, slots: Int(hello.slots),
+            lastHeard: now, lastSent: now, joined: joins
+        )
+        let session = UInt64(configuration.session) << 32 | UInt64(joins)
+        out.append(.send(to: identity, .welcome(session: session, heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.milliseconds), liveness: UInt16(configuration.liveness))))
+        out.append(.log(.info, "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots"))
+        out.append(.recordWorker(WorkerRecord(id: hello.workerID, host: hello.host, build: hello.build, slots: Int(hello.slots), alive: true)))
+        adopt(hello.resumable, for: identity, now: now, &out)
+    }
+
+    /// Leases back to a (re)registered worker the cells it offers to resume, when they are still
+    /// waiting in the queue: work computed across a coordinator restart or a reconnection is not
+    /// thrown away. They do not use the worker's credit, since it is already running them.
+    private mutating func adopt(_ keys: [String], for identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        // Results offered for cells already committed (their ACK was lost): acknowledge, so the worker forgets them.
+        let committed = keys.filter { index[$0].map { cells[$0].state == .done } ?? false }
+        if !committed.isEmpty { out.append(.send(to: identity, .ack(keys: committed))) }
+        let adoptable = Set(keys).compactMap { index[$0] }.filter { cells[$0].state == .queued }
+        guard dispatching, !adoptable.isEmpty else { return }
+        queue.removeAll { adoptable.contains($0) }
+        reserved.removeAll { adoptable.contains($0) }
+        nextLease &+= 1
+        let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
+        var assignments: [Message.Assignment] = []
+        for i in adoptable.sorted() {
+            cells[i].attempts += 1
+            cells[i].lease = lease
+            cells[i].worker = identity
+            cells[i].dispatchedAt = now
+            move(i, from: .queued, to: .leased)
+            workers[identity]!.leased.insert(i)
+            assignments.append(Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work))
+            out.append(.persist(update(i)))
+        }
+        out.append(.log(.info, "worker \(workers[identity]!.id) resumes \(assignments.count) cells it was already computing"))
+        out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
+    }
+
+    private mutating func accept(result payload: [UInt8], lease: UInt64, key: String, attempt: UInt16, from identity: [UInt8], _ out: inout [Directive]) {
+        let worker = workers[identity]!
+        guard let i = index[key] else {
+            out.append(.log(.warning, "worker \(worker.id) sent a result for unknown cell \(short(key)); dropped"))
+            return
+        }
+        let cell = cells[i]
+        if cell.state == .done {
+            // Already committed: acknowledge again so the worker forgets it, and discard.
+            out.append(.send(to: identity, .ack(keys: [key])))
+            return
+        }
+        guard cell.state == .leased, cell.lease == lease, cell.worker == identity, Int(attempt) == cell.attempts, !cell.committing else {
+            out.append(.log(.warning, "worker \(worker.id) sent a result for \(short(key)) under lease \(lease) attempt \(attempt), which it does not hold; dropped"))
+            return
+        }
+        cells[i].committing = true
+        workers[identity]!.delivered += 1
+        out.append(.commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity)))
+    }
+
+    private mutating func committed(_ commits: [Commit], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        var acks: [[UInt8]: [String]] = [:]
+        for commit in commits {
+            guard let i = index[commit.key], cells[i].state != .done else { continue }
+            let previous = cells[i].state
+            if let holder = cells[i].worker { workers[holder]?.leased.remove(i) }
+            if let started = cells[i].dispatchedAt { latencies.append(now - started) }
+            move(i, from: previous, to: .done)
+            cells[i].committing = false
+            cells[i].lease = nil
+            cells[i].dispatchedAt = nil
+            if workers[commit.identity] != nil { workers[commit.identity]!.cellsDone += 1 }
+            acks[commit.identity, default: []].append(commit.key)
+        }
+        for (identity, keys) in acks {
+            var start = 0
+            while start < keys.count {
+                let end = min(keys.count, start + Wire.maximumAckKeys)
+                out.append(.send(to: identity, .ack(keys: Array(keys[start..<end]))))
+                start = end
+            }
+            if workers[identity] != nil { workers[identity]!.lastSent = now }
+        }
+    }
+
+    private mutating func fail(lease: UInt64, key: String, attempt: UInt16, error: String, from identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        let worker = workers[identity]!
+        guard let i = index[key], cells[i].state == .leased, cells[i].lease == lease, cells[i].worker == identity, Int(attempt) == cells[i].attempts else {
+            out.append(.log(.warning, "worker \(worker.id) reported a failure of \(short(key)) under a lease it does not hold; dropped"))
+            return
+        }
+        workers[identity]!.leased.remove(i)
+        workers[identity]!.delivered += 1
+        release(i, error: "\(error) (attempt \(attempt) on \(worker.id))", countAttempt: true, &out)
+        dispatch(now: now, &out)
+    }
+
+    private mutating func tick(now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        let deadline = configuration.deadline
+        for (identity, worker) in workers where now - worker.lastHeard > deadline {
+            out.append(.log(.warning, "worker \(worker.id) on \(worker.host) silent for \((now - worker.lastHeard).milliseconds) ms: dead; \(worker.leased.count) cells go back to the queue"))
+            remove(identity, handedBack: false, reason: "worker \(worker.id) on \(worker.host) stopped responding", now: now, &out)
+        }
+        for (identity, worker) in workers where now - worker.lastSent >= configuration.heartbeatInterval {
+            out.append(.send(to: identity, .heartbeat))
+            workers[identity]!.lastSent = now
+        }
+        dispatch(now: now, &out)
+    }
+
+    // MARK: - Helpers
+
+    /// Unregisters a worker; its leased cells go back to the queue. A graceful hand-back does not
+    /// use up an attempt; losing a worker that had delivered results does (the cell may be what
+    /// killed it); losing one that never delivered anything counts as a loss (see `maxLosses`).
+    private mutating func remove(_ identity: [UInt8], handedBack: Bool, reason: String, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        guard let worker = workers.removeValue(forKey: identity) else { return }
+        for i in worker.leased.sorted() where cells[i].state == .leased && !cells[i].committing {
+            if handedBack {
+                cells[i].attempts -= 1
+                release(i, error: cells[i].lastError, countAttempt: false, &out)
+            } else if worker.delivered == 0 {
+                cells[i].attempts -= 1
+                cells[i].losses += 1
+                if cells[i].losses >= configuration.maxLosses {
+                    cells[i].lastError = "lost \(cells[i].losses) times with workers that never delivered a result (last: \(reason))"
+                    release(i, error: cells[i].lastError, countAttempt: true, forceFail: true, &out)
+                } else {
+                    release(i, error: reason, countAttempt: false, &out)
+                }
+            } else {
+                release(i, error: reason, countAttempt: true, &out)
+            }
+        }
+        out.append(.recordWorker(record(worker, alive: false)))
+    }
+
+    /// Ends a lease: back to the queue, or FAILED when attempts are used up.
+    private mutating func release(_ i: Int, error: String?, countAttempt: Bool, forceFail: Bool = false, _ out: inout [Directive]) {
+        cells[i].lease = nil
+        cells[i].worker = nil
+        cells[i].dispatchedAt = nil
+        cells[i].lastError = error
+        if forceFail || (countAttempt && cells[i].attempts >= configuration.maxAttempts) {
+            move(i, from: .leased, to: .failed)
+            out.append(.log(.error, "cell \(short(cells[i].key)) FAILED after \(cells[i].attempts) attempts: \(error ?? "unknown error")"))
+        } else {
+            move(i, from: .leased, to: .queued)
+            enqueue(i)
+        }
+        out.append(.persist(update(i)))
+    }
+
+    private mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        guard dispatching && !queue.isEmpty else { return }
+        for identity in workers.keys.sorted(by: { workers[$0]!.joined < workers[$1]!.joined }) {
+            while workers[identity]!.credit > 0 && !queue.isEmpty {
+                let count = min(workers[identity]!.credit, configuration.maximumShard, queue.count)
+                nextLease &+= 1
+                let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
+                var assignments: [Message.Assignment] = []
+                assignments.reserveCapacity(count)
+                for _ in 0..<count {
+                    let i = queue.removeLast()
+                    cells[i].attempts += 1
+                    cells[i].lease = lease
+                    cells[i].worker = identity
+                    cells[i].dispatchedAt = now
+                    move(i, from: .queued, to: .leased)
+                    workers[identity]!.leased.insert(i)
+                    assignments.append(Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work))
+                    out.append(.persist(update(i)))
+                }
+                workers[identity]!.credit -= count
+                workers[identity]!.lastSent = now
+                out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
+            }
+            if queue.isEmpty { break }
+        }
+    }
+
+    private mutating func enqueue(_ i: Int) {
+        // Keep the queue sorted by cost (ties by key) so the largest is at the end.
+        let key = (cells[i].cost, cells[i].key)
+        var low = 0
+        var high = queue.count
+        while low < high {
+            let mid = (low + high) / 2
+            if (cells[queue[mid]].cost, cells[queue[mid]].key) < key { low = mid + 1 } else { high = mid }
+        }
+        queue.insert(i, at: low)
+    }
+
+    private mutating func move(_ i: Int, from: CellState, to: CellState) {
+        counts[from, default: 0] -= 1
+        counts[to, default: 0] += 1
+        cells[i].state = to
+    }
+
+    private func update(_ i: Int) -> CellUpdate {
+        let cell = cells[i]
+        return CellUpdate(
+            key: cell.key, state: cell.state, attempts: cell.attempts, lease: cell.lease,
+            worker: cell.worker.flatMap { workers[$0]?.id }, lastError: cell.lastError
+        )
+    }
+
+    private func short(_ key: String) -> String { String(key.prefix(12)) }
+}
+
+extension Duration {
+    /// Whole milliseconds.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}

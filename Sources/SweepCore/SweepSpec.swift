@@ -1,0 +1,219 @@
+public import Diagnostics
+import Foundation
+public import TrainingCore
+import Yams
+
+/// A sweep file: a grid over cell parameters in a subset of the Weights & Biases sweep format.
+///
+/// ```yaml
+/// name: quick
+/// method: grid
+/// description: what it shows
+/// max_attempts: 3            # optional: tries per cell before it is FAILED
+/// parameters:
+///   n:     {values: [64, 256]}
+///   width: {values: [2, 8]}
+///   d:     {value: 8}
+/// ```
+/// Every parameter is an axis (`values`) or fixed (`value`); n, d and width are required. The
+/// parameters a file may set are `CellParameters.catalogue`. A sweep's identity is the set of its
+/// cells, not its text: comments, key order and the description never change it.
+public struct SweepSpec: Sendable, Equatable {
+    /// The sweep's name.
+    public var name: String
+    /// Always "grid".
+    public var method: String
+    /// What the sweep shows, in words.
+    public var description: String?
+    /// Tries per cell before it is FAILED (default 3).
+    public var maxAttempts: Int?
+    /// The parameters in file order.
+    public var parameters: [Parameter]
+    /// The file's text as the user wrote it, comments included.
+    public var source: String
+
+    /// One parameter of the grid.
+    public struct Parameter: Sendable, Equatable {
+        /// A cell parameter's name, as in `isosweep train` with underscores (max_steps, ...).
+        public var name: String
+        /// The values it takes (one for a fixed parameter).
+        public var values: [ParameterValue]
+        /// Whether it was given as an axis (`values`).
+        public var isAxis: Bool
+    }
+
+    /// Default tries per cell.
+    public static let defaultMaxAttempts = 3
+
+    /// Reads and validates a sweep file.
+    public static func load(path: String) throws(IsosweepError) -> SweepSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw IsosweepError.sweepFile(path, line: nil, key: nil, "cannot read the sweep file: check the path")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw IsosweepError.sweepFile(path, line: nil, key: nil, "the sweep file is not UTF-8 text")
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses and validates sweep-file text; `file` names it in errors.
+    public static func parse(_ text: String, file: String) throws(IsosweepError) -> SweepSpec {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch {
+            throw IsosweepError.sweepFile(file, line: nil, key: nil, "is not valid YAML: \(error)")
+        }
+        guard let root, case .mapping(let top) = root else {
+            throw IsosweepError.sweepFile(file, line: root?.mark?.line, key: nil, "expected a mapping with name, method and parameters")
+        }
+        func fail(_ node: Node?, _ key: String?, _ message: String) -> IsosweepError {
+            IsosweepError.sweepFile(file, line: node?.mark?.line, key: key, message)
+        }
+        var name: String?
+        var method: String?
+        var description: String?
+        var maxAttempts: Int?
+        var parameters: [Parameter]?
+        for (keyNode, value) in top {
+            guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
+            switch key {
+            case "name":
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string, !s.isEmpty else { throw fail(value, key, "expected a non-empty string") }
+                name = s
+            case "method":
+                guard let s = value.string, s == "grid" else {
+                    throw fail(value, key, "expected grid (the only method isosweep runs; random and bayes searches are not supported)")
+                }
+                method = s
+            case "description":
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else { throw fail(value, key, "expected a string") }
+                description = s
+            case "max_attempts":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 100 else {
+                    throw fail(value, key, "expected a whole number from 1 to 100")
+                }
+                maxAttempts = n
+            case "parameters":
+                parameters = try parseParameters(value, fail)
+            default:
+                throw fail(keyNode, key, "unknown key; a sweep file has name, method, description, max_attempts and parameters")
+            }
+        }
+        guard let name else { throw fail(root, "name", "is required: name the sweep") }
+        guard let parameters else { throw fail(root, "parameters", "is required: the grid's parameters (n, d, width, ...)") }
+        for required in CellParameters.catalogue.filter(\.isRequired).map(\.name) where !parameters.contains(where: { $0.name == required }) {
+            throw fail(root, "parameters.\(required)", "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}")
+        }
+        let spec = SweepSpec(
+            name: name, method: method ?? "grid", description: description, maxAttempts: maxAttempts,
+            parameters: parameters, source: text
+        )
+        _ = try spec.cells(file: file)  // every combination must be a valid cell
+        return spec
+    }
+
+    private static func parseParameters(_ node: Node, _ fail: (Node?, String?, String) -> IsosweepError) throws(IsosweepError) -> [Parameter] {
+        guard case .mapping(let mapping) = node else { throw fail(node, "parameters", "expected a mapping of parameter names to {value: ...} or {values: [...]}") }
+        var result: [Parameter] = []
+        for (keyNode, spec) in mapping {
+            guard let name = keyNode.string else { throw fail(keyNode, "parameters", "parameter names must be strings") }
+            let path = "parameters.\(name)"
+            guard let type = CellParameters.parameter(named: name)?.kind else {
+                let known = CellParameters.catalogue.map(\.name).sorted().joined(separator: ", ")
+                throw fail(keyNode, path, "unknown parameter; known: \(known)")
+            }
+            guard case .mapping(let body) = spec, body.count == 1, let (innerKey, inner) = body.first, let kind = innerKey.string else {
+                throw fail(spec, path, "expected {value: x} (fixed) or {values: [x, y, ...]} (an axis)")
+            }
+            switch kind {
+            case "value":
+                result.append(Parameter(name: name, values: [try value(inner, type, "\(path).value", fail)], isAxis: false))
+            case "values":
+                guard case .sequence(let items) = inner else { throw fail(inner, "\(path).values", "expected a list [x, y, ...]") }
+                guard !items.isEmpty else { throw fail(inner, "\(path).values", "is empty: an axis needs at least one value") }
+                var values: [ParameterValue] = []
+                for (index, item) in items.enumerated() {
+                    values.append(try value(item, type, "\(path).values[\(index)]", fail))
+                }
+                result.append(Parameter(name: name, values: values, isAxis: true))
+            default:
+                throw fail(innerKey, "\(path).\(kind)", "unknown key; expected value or values (min/max/distribution searches are not supported)")
+            }
+        }
+        return result
+    }
+
+    private static func value(_ node: Node, _ type: CellParameter.Kind, _ path: String, _ fail: (Node?, String?, String) -> IsosweepError) throws(IsosweepError) -> ParameterValue {
+        let wrong = fail(node, path, "expected \(type.expected), got \(describe(node))")
+        switch type {
+        case .int:
+            guard node.tag.rawValue == Tag.Name.int.rawValue, let v = node.int else { throw wrong }
+            return .int(v)
+        case .number:
+            guard node.tag.rawValue == Tag.Name.int.rawValue || node.tag.rawValue == Tag.Name.float.rawValue, let v = node.float, v.isFinite else { throw wrong }
+            return .double(v)
+        case .text:
+            guard node.tag.rawValue == Tag.Name.str.rawValue, let v = node.string else { throw wrong }
+            return .string(v)
+        case .choice(let options):
+            guard node.tag.rawValue == Tag.Name.str.rawValue, let v = node.string, options.contains(v) else { throw wrong }
+            return .string(v)
+        case .pair:
+            guard case .sequence(let items) = node, items.count == 2 else { throw wrong }
+            var labels: [ParameterValue] = []
+            for item in items {
+                guard case .scalar = item, let s = item.string else { throw wrong }
+                labels.append(.string(s))
+            }
+            return .list(labels)
+        }
+    }
+
+    private static func describe(_ node: Node) -> String {
+        switch node {
+        case .scalar(let s): node.tag.rawValue == Tag.Name.str.rawValue ? "the string \"\(s.string)\"" : "\(s.string)"
+        case .mapping: "a mapping"
+        case .sequence: "a list"
+        case .alias: "an alias"
+        }
+    }
+
+    /// Every cell of the grid (the cartesian product of the axes, last axis fastest), each
+    /// validated; duplicates (same key) appear once.
+    public func cells(file: String = "the sweep file") throws(IsosweepError) -> [CellWork] {
+        var combos: [[String: ParameterValue]] = [[:]]
+        for parameter in parameters {
+            combos = combos.flatMap { combo in
+                parameter.values.map { value in
+                    var next = combo
+                    next[parameter.name] = value
+                    return next
+                }
+            }
+        }
+        var seen = Set<String>()
+        var cells: [CellWork] = []
+        for combo in combos {
+            let cell = CellParameters(values: combo)
+            do {
+                try cell.validate()
+            } catch {
+                let where_ = combo.keys.sorted().map { "\($0): \(combo[$0]!.description)" }.joined(separator: ", ")
+                throw IsosweepError.sweepFile(file, line: nil, key: "parameters", "the cell {\(where_)} is invalid: \(error.message)")
+            }
+            let work = CellWork.train(cell.resolved())
+            if seen.insert(work.key).inserted { cells.append(work) }
+        }
+        return cells
+    }
+}
+
+extension IsosweepError {
+    /// A sweep file is wrong: names the file, the line and key where known, and what was expected
+    /// (`sweeps/x.yaml:5: parameters.d.value: expected a whole number`).
+    public static func sweepFile(_ file: String, line: Int?, key: String?, _ message: String) -> IsosweepError {
+        let location = line.map { "\(file):\($0)" } ?? file
+        return IsosweepError(.sweepFile, key.map { "\(location): \($0): \(message)" } ?? "\(location): \(message)")
+    }
+}

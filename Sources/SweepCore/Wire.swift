@@ -1,0 +1,304 @@
+// scripts/fuzz-wire.sh compiles this file and IsosweepError.swift as one module.
+#if canImport(Diagnostics)
+public import Diagnostics
+#endif
+
+/// The coordinator-worker protocol: multipart ZeroMQ messages of a one-byte type frame and a
+/// binary payload whose every field is validated on decode (lengths, ranges, no trailing bytes).
+public enum Wire {
+    /// Bumped on any change to the messages; a worker of another version is refused at HELLO.
+    /// Version 2: a SHARD's cell work is `CellWork`'s flat JSON (version 1 sent Swift's
+    /// synthesized encoding).
+    public static let protocolVersion: UInt16 = 2
+    /// Longest cell key (hex SHA-256).
+    public static let keyLength = 64
+    /// Most cells in one SHARD.
+    public static let maximumShardCells = 4096
+    /// Most bytes of a cell's work description or of a result's metrics.
+    public static let maximumBlobBytes = 1 << 20
+    /// Most keys in one ACK.
+    public static let maximumAckKeys = 65_536
+}
+
+/// Messages between coordinator and workers (zguide's Paranoid Pirate with credit-based flow).
+public enum Message: Sendable, Equatable {
+    /// worker -> coordinator: who it is and how many cells it runs at once.
+    case hello(Hello)
+    /// coordinator -> worker: registered; heartbeat every `heartbeatMilliseconds`, dead after `liveness` missed.
+    case welcome(session: UInt64, heartbeatMilliseconds: UInt32, liveness: UInt16)
+    /// coordinator -> worker: not registered, and why. `fatal`: the worker cannot join this
+    /// coordinator as it is (e.g. another protocol version) and should stop trying; otherwise it
+    /// should say HELLO again (e.g. the coordinator restarted and does not know it).
+    case refuse(reason: String, fatal: Bool)
+    /// worker -> coordinator: it can take `count` more cells.
+    case credit(count: UInt32)
+    /// coordinator -> worker: cells to run under one lease.
+    case shard(lease: UInt64, cells: [Assignment])
+    /// worker -> coordinator: one cell's result (CellResult JSON).
+    case result(lease: UInt64, key: String, attempt: UInt16, payload: [UInt8])
+    /// worker -> coordinator: one cell failed.
+    case failed(lease: UInt64, key: String, attempt: UInt16, error: String)
+    /// coordinator -> worker: these results are committed.
+    case ack(keys: [String])
+    /// either way: still alive (any message counts as one).
+    case heartbeat
+    /// worker -> coordinator: leaving; its unfinished cells go back to the queue.
+    case bye
+
+    /// A worker's self-description.
+    public struct Hello: Sendable, Equatable {
+        public var protocolVersion: UInt16
+        public var scienceVersion: UInt16
+        /// Stable across reconnections of the same worker process.
+        public var workerID: String
+        public var build: String
+        public var host: String
+        public var slots: UInt16
+        /// Cells this worker is still computing, or has results for, from an earlier session
+        /// (e.g. before the coordinator restarted): the coordinator may lease them back to it
+        /// instead of computing them again.
+        public var resumable: [String]
+
+        public init(
+            protocolVersion: UInt16,
+            scienceVersion: UInt16,
+            workerID: String,
+            build: String,
+            host: String,
+            slots: UInt16,
+            resumable: [String] = []
+        ) {
+            self.protocolVersion = protocolVersion
+            self.scienceVersion = scienceVersion
+            self.workerID = workerID
+            self.build = build
+            self.host = host
+            self.slots = slots
+            self.resumable = resumable
+        }
+    }
+
+    /// One cell of a shard.
+    public struct Assignment: Sendable, Equatable {
+        public var key: String
+        public var attempt: UInt16
+        /// CellWork as JSON.
+        public var work: [UInt8]
+
+        public init(key: String, attempt: UInt16, work: [UInt8]) {
+            self.key = key
+            self.attempt = attempt
+            self.work = work
+        }
+    }
+
+    var typeCode: UInt8 {
+        switch self {
+        case .hello: 1
+        case .welcome: 2
+        case .refuse: 3
+        case .credit: 4
+        case .shard: 5
+        case .result: 6
+        case .failed: 7
+        case .ack: 8
+        case .heartbeat: 9
+        case .bye: 10
+        }
+    }
+
+    /// The message's name, for logs.
+    public var name: String {
+        switch self {
+        case .hello: "HELLO"
+        case .welcome: "WELCOME"
+        case .refuse: "REFUSE"
+        case .credit: "CREDIT"
+        case .shard: "SHARD"
+        case .result: "RESULT"
+        case .failed: "FAILED"
+        case .ack: "ACK"
+        case .heartbeat: "HEARTBEAT"
+        case .bye: "BYE"
+        }
+    }
+
+    /// The message as frames: [type, payload].
+    public func encode() -> [[UInt8]] {
+        var w = WireWriter()
+        w.u16(Wire.protocolVersion)
+        switch self {
+        case .hello(let h):
+            w.u16(h.protocolVersion)
+            w.u16(h.scienceVersion)
+            w.string(h.workerID)
+            w.string(h.build)
+            w.string(h.host)
+            w.u16(h.slots)
+            w.u32(UInt32(h.resumable.count))
+            for key in h.resumable { w.string(key) }
+        case .welcome(let session, let heartbeat, let liveness):
+            w.u64(session)
+            w.u32(heartbeat)
+            w.u16(liveness)
+        case .refuse(let reason, let fatal):
+            w.string(reason)
+            w.u16(fatal ? 1 : 0)
+        case .credit(let count):
+            w.u32(count)
+        case .shard(let lease, let cells):
+            w.u64(lease)
+            w.u32(UInt32(cells.count))
+            for cell in cells {
+                w.string(cell.key)
+                w.u16(cell.attempt)
+                w.bytes(cell.work)
+            }
+        case .result(let lease, let key, let attempt, let payload):
+            w.u64(lease)
+            w.string(key)
+            w.u16(attempt)
+            w.bytes(payload)
+        case .failed(let lease, let key, let attempt, let error):
+            w.u64(lease)
+            w.string(key)
+            w.u16(attempt)
+            w.string(error)
+        case .ack(let keys):
+            w.u32(UInt32(keys.count))
+            for key in keys { w.string(key) }
+        case .heartbeat, .bye:
+            break
+        }
+        return [[typeCode], w.bytes]
+    }
+
+    /// Decodes and validates frames; throws an IsosweepError saying what is wrong.
+    public static func decode(_ frames: [[UInt8]]) throws(IsosweepError) -> Message {
+        guard frames.count == 2 else { throw IsosweepError(.malformedMessage, "expected 2 frames (type, payload), got \(frames.count)") }
+        guard frames[0].count == 1 else { throw IsosweepError(.malformedMessage, "the type frame must be 1 byte, is \(frames[0].count)") }
+        var r = WireReader(frames[1])
+        let version = try r.u16()
+        guard version == Wire.protocolVersion else {
+            throw IsosweepError(.versionMismatch, "protocol version \(version), this side speaks \(Wire.protocolVersion)")
+        }
+        let message: Message
+        switch frames[0][0] {
+        case 1:
+            var hello = Hello(
+                protocolVersion: try r.u16(), scienceVersion: try r.u16(), workerID: try r.string(max: 128, field: "worker id"),
+                build: try r.string(max: 128, field: "build"), host: try r.string(max: 255, field: "host"), slots: try r.u16()
+            )
+            let resumable = try r.u32()
+            guard resumable <= Wire.maximumShardCells else { throw IsosweepError(.malformedMessage, "HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)") }
+            for _ in 0..<resumable { hello.resumable.append(try r.key()) }
+            guard !hello.workerID.isEmpty else { throw IsosweepError(.malformedMessage, "HELLO has an empty worker id") }
+            guard hello.slots >= 1 && hello.slots <= 4096 else { throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096") }
+            message = .hello(hello)
+        case 2:
+            let session = try r.u64()
+            let heartbeat = try r.u32()
+            let liveness = try r.u16()
+            guard heartbeat >= 10 && heartbeat <= 3_600_000, liveness >= 1 else { throw IsosweepError(.malformedMessage, "WELCOME heartbeat or liveness out of range") }
+            message = .welcome(session: session, heartbeatMilliseconds: heartbeat, liveness: liveness)
+        case 3:
+            let reason = try r.string(max: 4096, field: "reason")
+            let fatal = try r.u16()
+            guard fatal <= 1 else { throw IsosweepError(.malformedMessage, "REFUSE fatal flag must be 0 or 1") }
+            message = .refuse(reason: reason, fatal: fatal == 1)
+        case 4:
+            let count = try r.u32()
+            guard count >= 1 && count <= 1_000_000 else { throw IsosweepError(.malformedMessage, "CREDIT \(count) outside 1...1000000") }
+            message = .credit(count: count)
+        case 5:
+            let lease = try r.u64()
+            let count = try r.u32()
+            guard count >= 1 && count <= Wire.maximumShardCells else { throw IsosweepError(.malformedMessage, "SHARD of \(count) cells, limit \(Wire.maximumShardCells)") }
+            var cells: [Assignment] = []
+            for _ in 0..<count {
+                cells.append(Assignment(key: try r.key(), attempt: try r.u16(), work: try r.bytes(max: Wire.maximumBlobBytes, field: "work")))
+            }
+            message = .shard(lease: lease, cells: cells)
+        case 6:
+            message = .result(lease: try r.u64(), key: try r.key(), attempt: try r.u16(), payload: try r.bytes(max: Wire.maximumBlobBytes, field: "result"))
+        case 7:
+            message = .failed(lease: try r.u64(), key: try r.key(), attempt: try r.u16(), error: try r.string(max: 8192, field: "error"))
+        case 8:
+            let count = try r.u32()
+            guard count <= Wire.maximumAckKeys else { throw IsosweepError(.malformedMessage, "ACK of \(count) keys, limit \(Wire.maximumAckKeys)") }
+            var keys: [String] = []
+            keys.reserveCapacity(Int(count))
+            for _ in 0..<count { keys.append(try r.key()) }
+            message = .ack(keys: keys)
+        case 9:
+            message = .heartbeat
+        case 10:
+            message = .bye
+        default:
+            throw IsosweepError(.malformedMessage, "unknown message type \(frames[0][0])")
+        }
+        guard r.atEnd else { throw IsosweepError(.malformedMessage, "\(message.name) has \(r.remaining) trailing bytes") }
+        return message
+    }
+}
+
+/// Big-endian field writer of the wire format (also used for the worker's internal hand-off frames).
+public struct WireWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func u16(_ v: UInt16) { for s in [8, 0] { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(s))) } }
+    public mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
+    public mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    mutating func bytes(_ b: [UInt8]) {
+        u32(UInt32(b.count))
+        bytes.append(contentsOf: b)
+    }
+    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+}
+
+/// Big-endian field reader of the wire format; every read is bounds-checked.
+public struct WireReader: Sendable {
+    let data: [UInt8]
+    var offset = 0
+
+    public init(_ data: [UInt8]) { self.data = data }
+
+    public var atEnd: Bool { offset == data.count }
+    public var remaining: Int { data.count - offset }
+
+    mutating func take(_ count: Int, _ field: String) throws(IsosweepError) -> ArraySlice<UInt8> {
+        guard count >= 0, count <= remaining else { throw IsosweepError(.malformedMessage, "truncated \(field): needs \(count) bytes, \(remaining) left") }
+        defer { offset += count }
+        return data[offset..<(offset + count)]
+    }
+
+    public mutating func u16() throws(IsosweepError) -> UInt16 {
+        try take(2, "u16").reduce(0) { $0 << 8 | UInt16($1) }
+    }
+    public mutating func u32() throws(IsosweepError) -> UInt32 {
+        try take(4, "u32").reduce(0) { $0 << 8 | UInt32($1) }
+    }
+    public mutating func u64() throws(IsosweepError) -> UInt64 {
+        try take(8, "u64").reduce(0) { $0 << 8 | UInt64($1) }
+    }
+    mutating func bytes(max: Int, field: String) throws(IsosweepError) -> [UInt8] {
+        let count = Int(try u32())
+        guard count <= max else { throw IsosweepError(.malformedMessage, "\(field) of \(count) bytes exceeds \(max)") }
+        return Array(try take(count, field))
+    }
+    mutating func string(max: Int, field: String) throws(IsosweepError) -> String {
+        let raw = try bytes(max: max, field: field)
+        guard let s = String(validating: raw, as: UTF8.self) else { throw IsosweepError(.malformedMessage, "\(field) is not UTF-8") }
+        return s
+    }
+    /// A cell key: exactly 64 lowercase hex digits.
+    mutating func key() throws(IsosweepError) -> String {
+        let raw = try bytes(max: Wire.keyLength, field: "cell key")
+        guard raw.count == Wire.keyLength, raw.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) }) else {
+            throw IsosweepError(.malformedMessage, "a cell key must be 64 lowercase hex digits")
+        }
+        return String(decoding: raw, as: UTF8.self)
+    }
+}

@@ -1,4 +1,0 @@
-import TrainingCore
-
-/// TrainingCore's science version, re-exported for the protocol.
-let scienceVersionOfTrainingCore = scienceVersion

@@ -1,0 +1,421 @@
+public import Diagnostics
+public import Foundation
+import GRDB
+public import SweepCore
+import TrainingCore
+
+/// The durable record of a sweep in SQLite (WAL, synchronous=FULL): the sweep file as the user
+/// wrote it, every cell with its state, attempts, lease, worker and last error (and whether it
+/// belongs to the sweep's current file), every result, every worker with its cells done and when
+/// it was last seen, and events. One thread uses a store.
+///
+/// A database written by an older isosweep is migrated when opened for writing; opened read-only,
+/// a private in-memory copy is migrated and the file is left as it is.
+public final class ResultStore {
+    /// The database.
+    let database: DatabaseQueue
+    /// Its path.
+    public let path: String
+
+    /// Opens (creating if needed) the store at `path`.
+    public init(path: String, readOnly: Bool = false) throws(IsosweepError) {
+        self.path = path
+        if readOnly && !FileManager.default.fileExists(atPath: path) {
+            throw IsosweepError(.store, "no database at \(path)", remedy: "check the path (the coordinator creates it with --db)")
+        }
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.journalMode = readOnly ? .default : .wal
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // Every commit reaches the disk before the coordinator acknowledges it.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            let file = try DatabaseQueue(path: path, configuration: configuration)
+            try file.read { db in
+                guard try db.tableExists("cells") || !readOnly else {
+                    throw IsosweepError(.store, "\(path) is not an isosweep database (no cells table)")
+                }
+            }
+            if !readOnly {
+                try Self.migrator.migrate(file)
+                database = file
+            } else if try file.read({ db in try Self.migrator.hasCompletedMigrations(db) }) {
+                database = file
+            } else {
+                // Written by an older isosweep: read a migrated copy, never change the file.
+                let copy = try DatabaseQueue()
+                try file.backup(to: copy)
+                try Self.migrator.migrate(copy)
+                database = copy
+            }
+            try database.read { db in
+                guard try db.tableExists("cells") else {
+                    throw IsosweepError(.store, "\(path) is not an isosweep database (no cells table)")
+                }
+            }
+        } catch let error as IsosweepError {
+            throw error
+        } catch {
+            throw IsosweepError(.store, "cannot open the database \(path)", remedy: Self.explain(error))
+        }
+    }
+
+    /// A database error in words a user can act on.
+    static func explain(_ error: any Error) -> String {
+        guard let error = error as? DatabaseError else { return "\(error)" }
+        switch error.resultCode {
+        case .SQLITE_READONLY:
+            return "it is read-only (\(error.message ?? "")): check the file system and the file's permissions, or copy it somewhere writable"
+        case .SQLITE_FULL:
+            return "the disk is full: free space and run again (nothing committed is lost)"
+        case .SQLITE_CANTOPEN:
+            return "cannot open the file: check that its folder exists and is writable"
+        case .SQLITE_NOTADB, .SQLITE_CORRUPT:
+            return "the file is not an isosweep database or is damaged (\(error.message ?? ""))"
+        default:
+            return "\(error)"
+        }
+    }
+
+    /// The schema's history: v1 as isosweep 0.1 wrote it, then each change as a migration.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE sweep (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    name TEXT NOT NULL,
+                    spec TEXT NOT NULL,
+                    spec_hash TEXT NOT NULL,
+                    science_version INTEGER NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE cells (
+                    key TEXT PRIMARY KEY,
+                    work TEXT NOT NULL,
+                    cost REAL NOT NULL,
+                    state TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    lease INTEGER,
+                    worker TEXT,
+                    last_error TEXT,
+                    updated_at REAL
+                ) WITHOUT ROWID;
+                CREATE TABLE results (
+                    key TEXT PRIMARY KEY REFERENCES cells(key),
+                    result TEXT NOT NULL,
+                    worker TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    committed_at REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE workers (
+                    id TEXT PRIMARY KEY,
+                    host TEXT NOT NULL,
+                    build TEXT NOT NULL,
+                    slots INTEGER NOT NULL,
+                    cells_done INTEGER NOT NULL,
+                    alive INTEGER NOT NULL,
+                    first_seen REAL NOT NULL,
+                    last_seen REAL NOT NULL
+                ) WITHOUT ROWID;
+                CREATE TABLE events (
+                    id INTEGER PRIMARY KEY,
+                    at REAL NOT NULL,
+                    kind TEXT NOT NULL,
+                    detail TEXT NOT NULL
+                );
+                """)
+        }
+        migrator.registerMigration("v2-explicit-json") { db in
+            try LegacyFormats.migrateToExplicitJSON(db)
+        }
+        return migrator
+    }
+
+    // MARK: - Setting up a sweep
+
+    /// What opening a sweep file on this database found.
+    public struct Preparation: Sendable {
+        /// The sweep's cells as the scheduler starts with them (finished ones included).
+        public var seeds: [Scheduler.CellSeed]
+        /// Cells of the file that the database's sweep did not have.
+        public var newCells: Int
+        /// Cells of the file that the database's sweep already had (finished or not).
+        public var reusedCells: Int
+        /// Cells of the database's sweep that the file does not have (dropped with `force`).
+        public var droppedCells: Int
+        /// Whether the database had a sweep before.
+        public var existed: Bool
+
+        /// One line for the log: what is new, what is reused, what was dropped.
+        public var summary: String {
+            guard existed else { return "new sweep: \(newCells) cells" }
+            var parts: [String] = []
+            if newCells > 0 { parts.append("extended by \(newCells) new cells") }
+            parts.append("\(reusedCells) cells reused")
+            if droppedCells > 0 { parts.append("\(droppedCells) cells dropped (--force; their results are kept)") }
+            return parts.joined(separator: ", ")
+        }
+    }
+
+    /// Records the sweep file and its cells and returns the cells for the scheduler.
+    ///
+    /// A sweep's identity is the set of its cells: the same cells in another order, with other
+    /// comments or another description are the same sweep, and a file whose cells include all of
+    /// the database's *extends* it (only the new cells run). A file that drops cells is refused
+    /// unless `force`, which records the change and keeps every earlier result. Cells FAILED in an
+    /// earlier run are retried when `retryFailed`.
+    public func prepare(
+        spec: SweepSpec,
+        cells: [CellWork],
+        retryFailed: Bool = false,
+        force: Bool = false
+    ) throws(IsosweepError) -> Preparation {
+        do {
+            return try database.write { db in
+                let wanted = Set(cells.map(\.key))
+                var preparation = Preparation(seeds: [], newCells: 0, reusedCells: 0, droppedCells: 0, existed: false)
+                if let row = try Row.fetchOne(db, sql: "SELECT name, science_version FROM sweep WHERE id = 1") {
+                    preparation.existed = true
+                    let version: Int = row["science_version"]
+                    guard version == scienceVersion else {
+                        throw IsosweepError(
+                            .store, "\(path) holds results of science version \(version), this isosweep computes version \(scienceVersion)",
+                            remedy: "use a new --db"
+                        )
+                    }
+                    let name: String = row["name"]
+                    let members = Set(try String.fetchAll(db, sql: "SELECT key FROM cells WHERE in_sweep = 1"))
+                    let dropped = members.subtracting(wanted)
+                    preparation.newCells = wanted.subtracting(members).count
+                    preparation.reusedCells = wanted.count - preparation.newCells
+                    preparation.droppedCells = dropped.count
+                    if !dropped.isEmpty {
+                        guard force else {
+                            throw IsosweepError(
+                                .store,
+                                "\(path) belongs to sweep '\(name)', and \(spec.name)'s file drops \(dropped.count) of its \(members.count) cells",
+                                remedy: "use a new --db for this sweep file, or --force to switch this database to it (earlier results are kept)"
+                            )
+                        }
+                        let leave = try db.cachedStatement(sql: "UPDATE cells SET in_sweep = 0 WHERE key = ?")
+                        for key in dropped { try leave.execute(arguments: [key]) }
+                        try Self.record(db, "spec_changed", "--force: sweep '\(name)' replaced by '\(spec.name)': \(dropped.count) cells dropped, \(preparation.newCells) new")
+                    } else if preparation.newCells > 0 {
+                        try Self.record(db, "extended", "sweep '\(spec.name)' extended by \(preparation.newCells) cells")
+                    }
+                    try db.execute(sql: "UPDATE sweep SET name = ?, source = ? WHERE id = 1", arguments: [spec.name, spec.source])
+                } else {
+                    preparation.newCells = wanted.count
+                    try db.execute(
+                        sql: "INSERT INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, ?, ?, ?)",
+                        arguments: [spec.name, spec.source, scienceVersion, Date().timeIntervalSince1970]
+                    )
+                }
+                try insert(cells, db)
+                if retryFailed {
+                    try db.execute(sql: "UPDATE cells SET state = 'queued', attempts = 0 WHERE state = 'failed' AND in_sweep = 1")
+                }
+                preparation.seeds = try seeds(db)
+                return preparation
+            }
+        } catch let error as IsosweepError {
+            throw error
+        } catch {
+            throw IsosweepError(.store, "cannot record the sweep in \(path)", remedy: Self.explain(error))
+        }
+    }
+
+    /// Records cells with no sweep file of their own (the dispatch benchmark).
+    public func prepare(name: String, cells: [CellWork]) throws(IsosweepError) -> [Scheduler.CellSeed] {
+        do {
+            return try database.write { db in
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, '', ?, ?)",
+                    arguments: [name, scienceVersion, Date().timeIntervalSince1970]
+                )
+                try insert(cells, db)
+                return try seeds(db)
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot record the cells in \(path)", remedy: Self.explain(error))
+        }
+    }
+
+    static func record(_ db: Database, _ kind: String, _ detail: String) throws {
+        try db.execute(
+            sql: "INSERT INTO events (at, kind, detail) VALUES (?, ?, ?)",
+            arguments: [Date().timeIntervalSince1970, kind, detail]
+        )
+    }
+
+    private func insert(_ cells: [CellWork], _ db: Database) throws {
+        // A cell that left the sweep (--force) and comes back is a member again, with its result.
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, ?, 'queued', 0, 1)
+            ON CONFLICT(key) DO UPDATE SET in_sweep = 1
+            """)
+        for cell in cells {
+            try statement.execute(arguments: [cell.key, String(decoding: cell.json, as: UTF8.self), cell.estimatedCost])
+        }
+    }
+
+    private func seeds(_ db: Database) throws -> [Scheduler.CellSeed] {
+        try Row.fetchAll(db, sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells WHERE in_sweep = 1").map { row in
+            let state: String = row["state"]
+            let work: String = row["work"]
+            return Scheduler.CellSeed(
+                key: row["key"], work: Array(work.utf8), cost: row["cost"],
+                state: Scheduler.CellState(rawValue: state) ?? .queued, attempts: row["attempts"], lastError: row["last_error"],
+                leasedTo: row["worker"]
+            )
+        }
+    }
+
+    // MARK: - Recording progress
+
+    /// Writes state changes, results and worker records in one transaction (a group commit).
+    /// A result already present is never overwritten; each new one counts for its worker.
+    public func apply(updates: [Scheduler.CellUpdate], commits: [Scheduler.Commit], workers: [Scheduler.WorkerRecord]) throws(IsosweepError) {
+        if updates.isEmpty && commits.isEmpty && workers.isEmpty { return }
+        let now = Date().timeIntervalSince1970
+        do {
+            try database.write { db in
+                let update = try db.cachedStatement(
+                    sql: "UPDATE cells SET state = ?, attempts = ?, lease = ?, worker = ?, last_error = ?, updated_at = ? WHERE key = ? AND state != 'done'"
+                )
+                for u in updates {
+                    try update.execute(arguments: [u.state.rawValue, u.attempts, u.lease.map { Int64(bitPattern: $0) }, u.worker, u.lastError, now, u.key])
+                }
+                let insert = try db.cachedStatement(
+                    sql: "INSERT INTO results (key, result, worker, attempt, committed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+                )
+                let done = try db.cachedStatement(sql: "UPDATE cells SET state = 'done', lease = NULL, worker = ?, updated_at = ? WHERE key = ?")
+                let worker = try db.cachedStatement(sql: """
+                    INSERT INTO workers (id, host, build, slots, cells_done, alive, first_seen, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+                    ON CONFLICT(id) DO UPDATE SET host = excluded.host, build = excluded.build, slots = excluded.slots,
+                        alive = excluded.alive, last_seen = excluded.last_seen
+                    """)
+                for w in workers {
+                    try worker.execute(arguments: [w.id, w.host, w.build, w.slots, w.alive, now, now])
+                }
+                let counted = try db.cachedStatement(sql: "UPDATE workers SET cells_done = cells_done + 1, last_seen = ? WHERE id = ?")
+                for c in commits {
+                    try insert.execute(arguments: [c.key, String(decoding: c.payload, as: UTF8.self), c.worker, c.attempt, now])
+                    guard db.changesCount > 0 else { continue }  // already committed: counted once
+                    try done.execute(arguments: [c.worker, now, c.key])
+                    try counted.execute(arguments: [now, c.worker])
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot commit to \(path)", remedy: Self.explain(error))
+        }
+    }
+
+    // MARK: - Reading
+
+    /// A committed result with where it came from.
+    public struct StoredResult: Sendable {
+        public var key: String
+        public var json: String
+        public var worker: String
+        public var attempt: Int
+    }
+
+    /// Every committed result.
+    public func results() throws(IsosweepError) -> [StoredResult] {
+        do {
+            return try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT key, result, worker, attempt FROM results ORDER BY key").map {
+                    StoredResult(key: $0["key"], json: $0["result"], worker: $0["worker"], attempt: $0["attempt"])
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot read results from \(path): \(error)")
+        }
+    }
+
+    /// A cell's durable state.
+    public struct StoredCell: Sendable {
+        public var key: String
+        public var work: String
+        public var state: Scheduler.CellState
+        public var attempts: Int
+        public var worker: String?
+        public var lastError: String?
+    }
+
+    /// Every cell of the sweep's current file, or every cell ever recorded (`includingDropped`:
+    /// also those a `--force` switch left out).
+    public func cells(includingDropped: Bool = false) throws(IsosweepError) -> [StoredCell] {
+        let filter = includingDropped ? "" : "WHERE in_sweep = 1"
+        do {
+            return try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT key, work, state, attempts, worker, last_error FROM cells \(filter) ORDER BY key").map {
+                    let state: String = $0["state"]
+                    return StoredCell(
+                        key: $0["key"], work: $0["work"], state: Scheduler.CellState(rawValue: state) ?? .queued,
+                        attempts: $0["attempts"], worker: $0["worker"], lastError: $0["last_error"]
+                    )
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot read cells from \(path): \(error)")
+        }
+    }
+
+    /// The sweep's name, its file as the user wrote it, and its science version.
+    public func sweep() throws(IsosweepError) -> (name: String, source: String, scienceVersion: Int)? {
+        do {
+            return try database.read { db in
+                try Row.fetchOne(db, sql: "SELECT name, source, science_version FROM sweep WHERE id = 1").map {
+                    ($0["name"], $0["source"], $0["science_version"])
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot read the sweep from \(path): \(error)")
+        }
+    }
+
+    /// Recorded events (spec changes, merge conflicts), oldest first.
+    public func events() throws(IsosweepError) -> [(kind: String, detail: String)] {
+        do {
+            return try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT kind, detail FROM events ORDER BY id").map { ($0["kind"], $0["detail"]) }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot read events from \(path): \(error)")
+        }
+    }
+
+    /// A worker as the store knows it.
+    public struct StoredWorker: Sendable {
+        public var id: String
+        public var host: String
+        public var slots: Int
+        /// Results of this worker committed.
+        public var cellsDone: Int
+        /// Registered when last recorded (false once it left, died, or the coordinator stopped).
+        public var alive: Bool
+        /// When it was last heard of (registration, a committed result, leaving).
+        public var lastSeen: Date
+    }
+
+    /// Every worker seen.
+    public func workers() throws(IsosweepError) -> [StoredWorker] {
+        do {
+            return try database.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, host, slots, cells_done, alive, last_seen FROM workers ORDER BY first_seen, id").map {
+                    StoredWorker(
+                        id: $0["id"], host: $0["host"], slots: $0["slots"], cellsDone: $0["cells_done"], alive: $0["alive"],
+                        lastSeen: Date(timeIntervalSince1970: $0["last_seen"])
+                    )
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot read workers from \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,360 @@
+public import SweepCore
+import TrainingCore
+
+/// A cell handed to a slot.
+public struct Job: Sendable, Equatable {
+    /// The coordinator session that leased it (WELCOME's session).
+    public var session: UInt64
+    public var lease: UInt64
+    public var key: String
+    public var attempt: UInt16
+    /// The cell's work as JSON.
+    public var work: [UInt8]
+
+    public init(session: UInt64, lease: UInt64, key: String, attempt: UInt16, work: [UInt8]) {
+        self.session = session
+        self.lease = lease
+        self.key = key
+        self.attempt = attempt
+        self.work = work
+    }
+}
+
+/// A job a slot finished: its result's JSON, or (not `ok`) the error's text.
+public struct Outcome: Sendable, Equatable {
+    public var job: Job
+    public var ok: Bool
+    public var payload: [UInt8]
+
+    public init(job: Job, ok: Bool, payload: [UInt8]) {
+        self.job = job
+        self.ok = ok
+        self.payload = payload
+    }
+}
+
+/// Why a worker stopped.
+public enum WorkerExit: Sendable, Equatable {
+    /// Asked to stop (SIGTERM/SIGINT).
+    case stopped
+    /// The coordinator refused it for good (e.g. another protocol version).
+    case refused(String)
+}
+
+/// The worker's side of the protocol as a pure state machine (zguide's Paranoid Pirate with
+/// credit-based flow): events in, directives out, no sockets, threads or clocks of its own.
+///
+/// Its rules: register with HELLO (offering cells still running here and results not yet
+/// acknowledged) and say HELLO again after a non-fatal REFUSE; grant credit for free slots plus
+/// prefetch, never more; run received cells in free slots, oldest first; send each result under
+/// the latest lease of its cell and keep it until it is acknowledged; heartbeat when silent;
+/// treat a silent coordinator as gone and reconnect with exponential back-off; on stop, let
+/// running cells finish within the grace period, then say BYE. `WorkerEngine` is its shell.
+public struct WorkerCore: Sendable {
+    /// Identity, capacity and timing.
+    public struct Configuration: Sendable {
+        public var workerID: String
+        public var build: String
+        public var host: String
+        /// Cells run at once.
+        public var slots: Int
+        /// Extra cells kept waiting so that a slot never waits a round trip.
+        public var prefetch: Int
+        /// Heartbeat interval and missed heartbeats until the coordinator's WELCOME says otherwise.
+        public var heartbeat: Duration
+        public var liveness: Int
+        /// The first wait between connection attempts; it doubles up to `maximumBackoff`.
+        public var initialBackoff: Duration = .milliseconds(250)
+        public var maximumBackoff: Duration
+        /// On stop, how long running cells may take before they are handed back.
+        public var grace: Duration
+        /// Most unacknowledged results kept.
+        public var maximumOffers = 10_000
+
+        public init(
+            workerID: String,
+            build: String,
+            host: String,
+            slots: Int,
+            prefetch: Int,
+            heartbeat: Duration,
+            liveness: Int,
+            maximumBackoff: Duration,
+            grace: Duration
+        ) {
+            self.workerID = workerID
+            self.build = build
+            self.host = host
+            self.slots = slots
+            self.prefetch = prefetch
+            self.heartbeat = heartbeat
+            self.liveness = liveness
+            self.maximumBackoff = maximumBackoff
+            self.grace = grace
+        }
+
+        /// Cells held at once: running and waiting.
+        public var capacity: Int { slots + prefetch }
+    }
+
+    /// What happened.
+    public enum Event: Sendable {
+        /// Time passed.
+        case tick
+        /// A decoded message from the coordinator.
+        case received(Message)
+        /// A message from the coordinator that did not decode.
+        case malformed(String)
+        /// Slots finished these jobs.
+        case finished([Outcome])
+        /// The handshake with the coordinator failed (CURVE: a key it does not allow).
+        case handshakeFailed(String)
+        /// SIGTERM or SIGINT.
+        case stop
+    }
+
+    /// What the shell must do.
+    public enum Directive: Sendable, Equatable {
+        /// Close any connection and open a new one to the coordinator.
+        case connect
+        case send(Message)
+        /// A free slot runs this job.
+        case run(Job)
+        case log(LogLevel, String)
+        /// Stop the loop: running cells abandon their work, slots are joined.
+        case exit(WorkerExit)
+    }
+
+    /// Where the worker stands with the coordinator.
+    public enum Connection: Sendable, Equatable {
+        case connecting
+        case registered(session: UInt64)
+    }
+
+    public let configuration: Configuration
+    public private(set) var connection = Connection.connecting
+    var heartbeat: Duration
+    var liveness: Int
+    var backoff: Duration
+    var nextHello: ContinuousClock.Instant
+    var lastHeard: ContinuousClock.Instant
+    var lastSent: ContinuousClock.Instant
+    /// Jobs received and not finished, by cell key, each with the lease its result goes out under
+    /// (rebound when the coordinator leases a running cell back after a restart).
+    var jobs: [String: Job] = [:]
+    /// Keys of the jobs waiting for a slot, oldest first.
+    var waiting: [String] = []
+    /// Keys of the jobs in slots.
+    public private(set) var running: Set<String> = []
+    /// Credit granted in this session and not yet used by a shard.
+    public private(set) var outstandingCredit = 0
+    /// Results not yet acknowledged: offered at HELLO, resent under a new lease if adopted.
+    public private(set) var offers: [String: Outcome] = [:]
+    var stopDeadline: ContinuousClock.Instant?
+    var lastHandshakeComplaint: ContinuousClock.Instant?
+    /// Set once `.exit` was directed: nothing happens after it.
+    public private(set) var exited = false
+
+    /// A worker that will say HELLO at its first tick.
+    public init(configuration: Configuration, now: ContinuousClock.Instant) {
+        self.configuration = configuration
+        heartbeat = configuration.heartbeat
+        liveness = configuration.liveness
+        backoff = configuration.initialBackoff
+        nextHello = now
+        lastHeard = now
+        lastSent = now
+    }
+
+    /// Jobs held: waiting and running.
+    public var inFlight: Int { jobs.count }
+
+    /// Applies an event at time `now` and returns what the shell must do.
+    public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
+        guard !exited else { return [] }
+        var out: [Directive] = []
+        switch event {
+        case .tick:
+            timers(now: now, &out)
+        case .received(let message):
+            receive(message, now: now, &out)
+        case .malformed(let reason):
+            out.append(.log(.warning, "dropped a malformed message from the coordinator: \(reason)"))
+        case .finished(let outcomes):
+            finish(outcomes, now: now, &out)
+        case .handshakeFailed(let reason):
+            if lastHandshakeComplaint.map({ now - $0 > .seconds(60) }) ?? true {
+                lastHandshakeComplaint = now
+                out.append(.log(.error, """
+                    the coordinator refused the connection (\(reason)): check that this worker's public key is in its \
+                    --allow folder and that --server-key is its key
+                    """))
+            }
+        case .stop:
+            if stopDeadline == nil {
+                forgetWaiting()
+                stopDeadline = now + configuration.grace
+                out.append(.log(.notice, "stopping: \(running.count) running cells may finish within \(configuration.grace), then the rest are handed back"))
+            }
+        }
+        if let stopDeadline, running.isEmpty || now >= stopDeadline {
+            if case .registered = connection { send(.bye, now: now, &out) }
+            out.append(.log(.info, "worker stopped; \(running.count) running cells handed back"))
+            out.append(.exit(.stopped))
+            exited = true
+        }
+        return out
+    }
+
+    /// HELLO, offering the cells running here and the results not yet acknowledged.
+    var hello: Message {
+        .hello(
+            Message.Hello(
+                protocolVersion: Wire.protocolVersion, scienceVersion: UInt16(clamping: scienceVersion),
+                workerID: configuration.workerID, build: configuration.build, host: configuration.host,
+                slots: UInt16(clamping: configuration.slots),
+                resumable: Array(running.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
+            )
+        )
+    }
+
+    private mutating func receive(_ message: Message, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        lastHeard = now
+        switch message {
+        case .welcome(let session, let heartbeatMilliseconds, let liveness):
+            connection = .registered(session: session)
+            heartbeat = .milliseconds(Int64(heartbeatMilliseconds))
+            self.liveness = Int(liveness)
+            backoff = configuration.initialBackoff
+            outstandingCredit = 0
+            out.append(.log(.info, "registered with the coordinator (session \(session))"))
+            if stopDeadline == nil { grantCredit(now: now, &out) }
+        case .shard(let lease, let cells):
+            guard case .registered(let session) = connection, stopDeadline == nil else { return }
+            var added = 0
+            for cell in cells {
+                let job = Job(session: session, lease: lease, key: cell.key, attempt: cell.attempt, work: cell.work)
+                if jobs[cell.key] != nil {
+                    // Still here: its result goes out under this lease.
+                    jobs[cell.key] = job
+                } else if var done = offers[cell.key] {
+                    done.job = job
+                    offers[cell.key] = done
+                    send(.result(lease: lease, key: cell.key, attempt: cell.attempt, payload: done.payload), now: now, &out)
+                } else {
+                    jobs[cell.key] = job
+                    waiting.append(cell.key)
+                    added += 1
+                }
+            }
+            outstandingCredit = max(0, outstandingCredit - added)
+            fillSlots(&out)
+        case .ack(let keys):
+            for key in keys { offers.removeValue(forKey: key) }
+        case .heartbeat:
+            break
+        case .refuse(let reason, let fatal):
+            if fatal {
+                out.append(.log(.error, "the coordinator refused this worker: \(reason)"))
+                out.append(.exit(.refused(reason)))
+                exited = true
+                return
+            }
+            out.append(.log(.info, "the coordinator asks this worker to register again: \(reason)"))
+            reconnect(now: now)
+        case .hello, .credit, .result, .failed, .bye:
+            out.append(.log(.warning, "the coordinator sent \(message.name), which only workers send; dropped"))
+        }
+    }
+
+    private mutating func finish(_ outcomes: [Outcome], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        for outcome in outcomes {
+            running.remove(outcome.job.key)
+            deliver(outcome, now: now, &out)
+        }
+        fillSlots(&out)
+        if case .registered = connection, stopDeadline == nil { grantCredit(now: now, &out) }
+    }
+
+    /// Sends a finished cell's result (or failure) under its latest lease if that lease belongs
+    /// to this session; a result that cannot be sent now is kept to offer at the next HELLO.
+    private mutating func deliver(_ finished: Outcome, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        var outcome = finished
+        if let binding = jobs.removeValue(forKey: outcome.job.key) { outcome.job = binding }
+        let job = outcome.job
+        if outcome.ok {
+            if offers[job.key] == nil, offers.count >= configuration.maximumOffers, let any = offers.keys.first {
+                offers.removeValue(forKey: any)
+            }
+            offers[job.key] = outcome
+        }
+        guard case .registered(let session) = connection, job.session == session else {
+            out.append(.log(.debug, "kept the result of \(job.key) from an earlier session to offer again"))
+            return
+        }
+        if outcome.ok {
+            send(.result(lease: job.lease, key: job.key, attempt: job.attempt, payload: outcome.payload), now: now, &out)
+        } else {
+            let error = String(decoding: outcome.payload, as: UTF8.self)
+            out.append(.log(.warning, "cell \(job.key) failed: \(error)"))
+            send(.failed(lease: job.lease, key: job.key, attempt: job.attempt, error: error), now: now, &out)
+        }
+    }
+
+    /// Waiting jobs go to free slots, oldest first (none once stopping).
+    private mutating func fillSlots(_ out: inout [Directive]) {
+        while stopDeadline == nil, running.count < configuration.slots, !waiting.isEmpty {
+            let key = waiting.removeFirst()
+            guard let job = jobs[key] else { continue }
+            running.insert(key)
+            out.append(.run(job))
+        }
+    }
+
+    /// Credit for every free place (slots plus prefetch) not already granted.
+    private mutating func grantCredit(now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        let free = configuration.capacity - jobs.count - outstandingCredit
+        guard free > 0 else { return }
+        send(.credit(count: UInt32(free)), now: now, &out)
+        outstandingCredit += free
+    }
+
+    private mutating func timers(now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        switch connection {
+        case .connecting:
+            guard stopDeadline == nil, now >= nextHello else { return }
+            out.append(.connect)
+            lastHeard = now
+            send(hello, now: now, &out)
+            out.append(.log(.debug, "said HELLO"))
+            nextHello = now + backoff
+            backoff = min(backoff * 2, configuration.maximumBackoff)
+        case .registered:
+            if now - lastHeard > heartbeat * liveness {
+                out.append(.log(.warning, "the coordinator is silent for \((now - lastHeard).milliseconds) ms; reconnecting"))
+                reconnect(now: now)
+            } else if now - lastSent >= heartbeat {
+                send(.heartbeat, now: now, &out)
+            }
+        }
+    }
+
+    /// Registers again: the leases of waiting jobs end with the session (the coordinator hands
+    /// them to others); running ones are offered at HELLO.
+    private mutating func reconnect(now: ContinuousClock.Instant) {
+        connection = .connecting
+        outstandingCredit = 0
+        nextHello = now
+        forgetWaiting()
+    }
+
+    private mutating func forgetWaiting() {
+        for key in waiting { jobs.removeValue(forKey: key) }
+        waiting.removeAll()
+    }
+
+    private mutating func send(_ message: Message, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        out.append(.send(message))
+        lastSent = now
+    }
+}

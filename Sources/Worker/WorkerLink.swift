@@ -1,0 +1,137 @@
+import CZeroMQ
+import Diagnostics
+import Foundation
+import Logging
+import SweepCore
+import Synchronization
+import ZeroMQ
+
+/// The worker's network loop, a thin shell around `WorkerCore`: it owns the DEALER socket (and
+/// its monitor) on the network thread, turns socket, slot and clock happenings into events, and
+/// carries out the core's directives. Nothing here decides anything about the protocol.
+struct WorkerLink {
+    let engine: WorkerEngine
+    var core: WorkerCore
+    var socket: Socket?
+    var monitor: Monitor?
+
+    init(engine: WorkerEngine) {
+        self.engine = engine
+        let options = engine.options
+        core = WorkerCore(
+            configuration: WorkerCore.Configuration(
+                workerID: options.workerID, build: "isosweep \(IsosweepBuild.version)", host: ProcessInfo.processInfo.hostName,
+                slots: options.slots, prefetch: options.prefetch, heartbeat: options.heartbeat, liveness: options.liveness,
+                maximumBackoff: options.maximumBackoff, grace: options.grace
+            ),
+            now: .now
+        )
+    }
+
+    var logger: Logger { engine.logger }
+
+    mutating func close() {
+        monitor = nil
+        socket?.close()
+        socket = nil
+    }
+
+    /// Runs until the core says the worker is done; `pull` receives the slots' outcomes.
+    mutating func loop(pull: Socket) throws -> WorkerExit {
+        var stopSignalled = false
+        while true {
+            if !stopSignalled && engine.stopRequested.load(ordering: .relaxed) {
+                stopSignalled = true
+                if let exit = execute(core.on(.stop, now: .now)) { return exit }
+            }
+            var sockets = [pull]
+            if let socket { sockets.append(socket) }
+            if let monitor { sockets.append(monitor.pollable) }
+            let ready = try Poller.readable(sockets, timeoutMilliseconds: 50)
+            while let event = monitor?.next() {
+                if case .handshakeFailed(let reason) = event, let exit = execute(core.on(.handshakeFailed(reason), now: .now)) {
+                    return exit
+                }
+            }
+            if ready[0] {
+                var outcomes: [Outcome] = []
+                while let received = try pull.receive(dontWait: true) {
+                    if let outcome = Outcome(frames: received.frames) {
+                        outcomes.append(outcome)
+                    } else {
+                        logger.error("a slot handed over a result that cannot be read; its cell will be re-leased when the coordinator notices")
+                    }
+                }
+                if !outcomes.isEmpty, let exit = execute(core.on(.finished(outcomes), now: .now)) { return exit }
+            }
+            if ready.count > 1 && ready[1] {
+                while let socket, let received = try socket.receive(dontWait: true) {
+                    let event: WorkerCore.Event
+                    do {
+                        event = .received(try Message.decode(received.frames))
+                    } catch {
+                        event = .malformed(error.message)
+                    }
+                    if let exit = execute(core.on(event, now: .now)) { return exit }
+                }
+            }
+            if let exit = execute(core.on(.tick, now: .now)) { return exit }
+        }
+    }
+
+    /// Carries out directives; returns the exit when the core ends the worker.
+    mutating func execute(_ directives: [WorkerCore.Directive]) -> WorkerExit? {
+        for directive in directives {
+            switch directive {
+            case .connect: connect()
+            case .send(let message): send(message)
+            case .run(let job): engine.queue.push(job)
+            case .log(let level, let text): log(level, text)
+            case .exit(let exit): return exit
+            }
+        }
+        return nil
+    }
+
+    mutating func connect() {
+        close()
+        do {
+            let socket = try Socket(engine.context, .dealer)
+            if case .curve(let keys, let serverKey) = engine.options.security {
+                try socket.makeCurveClient(serverKey: serverKey, publicKey: keys.publicKey, secretKey: keys.secretKey)
+            }
+            try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
+            try socket.setOption(ZMQ_RCVHWM, Int32(100_000))
+            monitor = try Monitor(engine.context, watching: socket)
+            try socket.connect(engine.options.connect)
+            self.socket = socket
+        } catch {
+            logger.error("cannot connect", metadata: ["coordinator": "\(engine.options.connect)", "error": "\(error)"])
+        }
+    }
+
+    func send(_ message: Message) {
+        guard let socket else { return }
+        do {
+            _ = try socket.send(message.encode(), dontWait: true)
+        } catch {
+            logger.warning("send failed", metadata: ["message": "\(message.name)", "error": "\(error)"])
+        }
+    }
+
+    func log(_ level: LogLevel, _ text: String) {
+        let metadata: Logger.Metadata = ["coordinator": "\(engine.options.connect)"]
+        switch level {
+        case .debug: logger.debug("\(text)", metadata: metadata)
+        case .info: logger.info("\(text)", metadata: metadata)
+        case .notice: logger.notice("\(text)", metadata: metadata)
+        case .warning: logger.warning("\(text)", metadata: metadata)
+        case .error: logger.error("\(text)", metadata: metadata)
+        }
+    }
+}
+
+/// The build's version, reported in HELLO.
+public enum IsosweepBuild {
+    public static let version = "0.1.0"
+}

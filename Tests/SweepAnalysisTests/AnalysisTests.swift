@@ -1,0 +1,147 @@
+import Foundation
+import SweepCore
+import SweepAnalysis
+import SweepStore
+import Testing
+import TrainingCore
+
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// Aggregation, scaling fits, figures and the report, on fixture sweeps whose answer is known.
+@Suite struct AnalysisTests {
+    /// A cell of n, d, width, seed whose support bound follows C (p/(n d))^(-1/2) times log-normal noise.
+    func cell(n: Int, d: Int, width: Int, seed: Int, eps: Double, lip: Double, fit: Double = 1) -> CellResult {
+        let parameters = CellParameters(n: n, d: d, width: width, seed: seed).resolved()
+        let p = parameters.parameterCount
+        let lawScale = (Double(n * d) / Double(p)).squareRoot()
+        let metrics = CellMetrics(
+            p: p, trainMSE: 1 - eps, noiseLevel: 1, eps: eps, fitFraction: fit, testMSE: 1.5, lipLower: lip * 1.05,
+            lipUpper: lip * 4, lipSupportLower: lip, gradMean: lip / 2, lawScale: lawScale, lawRatio: eps > 0 ? lip / (eps * lawScale) : nil,
+            steps: 100, stopReason: .targetReached, trainSeconds: 0.5, lipSeconds: 0.1, flops: 1e9, gflops: 2, scienceVersion: 1,
+            initialisation: "test", host: "h", blas: "b"
+        )
+        return CellResult(parameters: parameters, metrics: metrics)
+    }
+
+    /// Rows following the law with constant 3 and 5% noise, plus rows below the noise level whose
+    /// Lipschitz values would wreck the slope if they were included.
+    func lawFixture() -> [CellResult] {
+        var rng = SeededGenerator(seed: 11, stream: .probes)
+        var rows: [CellResult] = []
+        for (n, d) in [(256, 16), (1024, 16), (256, 64)] {
+            for width in [64, 128, 256, 512, 1024, 2048] {
+                for seed in 0..<3 {
+                    let p = Double(width * (d + 2) + 1)
+                    let lip = 3 * (p / Double(n * d)).squareRoot().reciprocal * (1 + 0.05 * rng.nextGaussian())
+                    rows.append(cell(n: n, d: d, width: width, seed: seed, eps: 0.999, lip: lip))
+                }
+            }
+            for width in [1, 2] {
+                for seed in 0..<3 { rows.append(cell(n: n, d: d, width: width, seed: seed, eps: 0.2, lip: 1000, fit: 0.6)) }
+            }
+        }
+        return rows
+    }
+
+    @Test func lawFixtureIsFittedToMinusOneHalf() throws {
+        let analysis = ScalingAnalysis(results: lawFixture())
+        #expect(analysis.fits.count == 4)  // three (n, d) series and all together
+        for fit in analysis.fits {
+            let line = try #require(fit.lipSupportLower)
+            let half = try #require(line.slopeHalfWidth95)
+            #expect(abs(line.slope + 0.5) <= half, "\(fit.series): \(line.slope) ± \(half)")
+            #expect(half < 0.1)
+            #expect(fit.cells == (fit.series == "all" ? 54 : 18))  // the eps = 0.2 rows are out
+            #expect(fit.minWidth == 64 && fit.maxWidth == 2048)
+            #expect(abs(try #require(fit.lawLineConstant) - 3) < 0.1)
+            #expect(ScalingAnalysis.verdict(fit).contains("consistent with the law"))
+        }
+        // Interpolation starts at the first width whose mean fit_fraction reaches 0.99: width 64.
+        let series = try #require(analysis.fits.first { $0.series == "n=256, d=16" })
+        #expect(abs(try #require(series.interpolationThresholdPOverN) - Double(64 * 18 + 1) / 256) < 1e-12)
+    }
+
+    @Test func includingRowsAboveTheNoiseLevelWouldChangeTheSlope() throws {
+        let everything = ScalingAnalysis(results: lawFixture(), epsThreshold: 0.1)
+        let slope = try #require(everything.fits.first { $0.series == "all" }?.lipSupportLower?.slope)
+        #expect(slope < -0.8)
+    }
+
+    @Test func configurationsAggregateSeeds() throws {
+        let rows = [
+            cell(n: 64, d: 8, width: 4, seed: 0, eps: 0.9, lip: 10), cell(n: 64, d: 8, width: 4, seed: 1, eps: 0.8, lip: 12),
+            cell(n: 64, d: 8, width: 4, seed: 2, eps: 0.7, lip: 14), cell(n: 64, d: 8, width: 8, seed: 0, eps: 0.95, lip: 9),
+        ]
+        let analysis = ScalingAnalysis(results: rows)
+        #expect(analysis.configurations.count == 2)
+        let first = analysis.configurations[0]
+        #expect(first.width == 4 && first.seeds == 3)
+        #expect(abs(first.eps!.mean - 0.8) < 1e-12 && abs(first.eps!.standardDeviation - 0.1) < 1e-12)
+        #expect(abs(first.eps!.halfWidth95! - 4.302652729749464 * 0.1 / 3.0.squareRoot()) < 1e-9)
+        #expect(abs(first.pOverND - Double(4 * 10 + 1) / 512) < 1e-12)
+        let markdown = try analysis.renderConfigurations(.markdown)
+        #expect(markdown.contains("0.8 ± 0.24841"))
+        let csv = try analysis.renderConfigurations(.csv)
+        #expect(csv.split(separator: "\n").count == 3)
+        let header = csv.split(separator: "\n")[0]
+        #expect(header.hasPrefix("series,n,d,width,p,p_over_nd,seeds,eps_mean"))
+    }
+
+    @Test func figuresAreValidSVGShowingEveryConfiguration() throws {
+        let analysis = ScalingAnalysis(results: lawFixture())
+        let figures = analysis.figures()
+        #expect(figures.map(\.name) == ["lipschitz", "eps", "law-ratio"])
+        for (name, chart) in figures {
+            let svg = chart.svg()
+            let parser = XMLParser(data: Data(svg.utf8))
+            #expect(parser.parse(), "\(name) is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "")")
+            for series in ["n=256, d=16", "n=1024, d=16", "n=256, d=64"] { #expect(svg.contains(">\(series)</text>"), "\(name) lacks \(series)") }
+        }
+        // Every configuration is a point: 6 fitted widths x 3 series in (a); 8 widths x 3 in (b).
+        let lipschitz = figures[0].chart.svg()
+        #expect(lipschitz.components(separatedBy: "<circle cx").count - 1 == 18 + 3)  // points + legend markers
+        #expect(lipschitz.contains("law: 2.99·(p/nd)^-1/2") || lipschitz.contains("law: 3·(p/nd)^-1/2") || lipschitz.contains("law: 3.01·(p/nd)^-1/2"))
+        #expect(lipschitz.contains("p / (n d)") && lipschitz.contains("lip_support_lower"))
+        let eps = figures[1].chart.svg()
+        #expect(eps.components(separatedBy: "<circle cx").count - 1 == 24 + 3)
+        #expect(eps.contains("p = n"))
+    }
+
+    static let renderer = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    @Test(.enabled(if: renderer != nil, "rsvg-convert (Debian's librsvg2-bin) renders the SVG figures to PNG"))
+    func reportIsWrittenWithRenderedFigures() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-report-\(UUID().uuidString)").path
+        let db = dir + "/sweep.db"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let store = try ResultStore(path: db)
+        let rows = lawFixture()
+        let cells = rows.map { CellWork.train($0.parameters) }
+        _ = try store.prepare(name: "fixture", cells: cells)
+        let encoder = JSONEncoder()
+        try store.apply(
+            updates: [], commits: try rows.map { Scheduler.Commit(key: CellWork.train($0.parameters).key, payload: Array(try encoder.encode($0)), worker: "w", attempt: 1, identity: []) },
+            workers: []
+        )
+        let index = try ReportWriter.write(store: store, directory: dir + "/report")
+        #expect(index.hasSuffix("report/index.html"))
+        let markdown = try String(contentsOfFile: dir + "/report/report.md", encoding: .utf8)
+        #expect(markdown.contains("consistent with the law"))
+        #expect(markdown.contains("![lipschitz](lipschitz.png)"))
+        for figure in ["lipschitz", "eps", "law-ratio"] {
+            let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/report/\(figure).png"))
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))  // the PNG signature
+            #expect(png.count > 5000)
+        }
+        let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
+        #expect(html.contains("<img src=\"lipschitz.svg\"") && html.contains("<table>"))
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/analysis.json"))) as? [String: Any]
+        #expect((json?["fits"] as? [Any])?.count == 4)
+    }
+}
+
+extension Double {
+    var reciprocal: Double { 1 / self }
+}

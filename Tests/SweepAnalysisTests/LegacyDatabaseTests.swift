@@ -1,0 +1,75 @@
+import Foundation
+import SweepAnalysis
+import SweepCore
+import SweepStore
+import Testing
+import TrainingCore
+
+/// Fixtures/legacy-v1: a database written by isosweep 0.1 (main before the module split) with
+/// `isosweep run legacy.yaml`, and the tables that version printed for it.
+@Suite struct LegacyDatabaseTests {
+    func fixture(_ name: String) throws -> URL {
+        try #require(Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Fixtures/legacy-v1"))
+    }
+
+    /// A private copy of the legacy database (opening it for writing migrates it).
+    func copyOfDatabase() throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-legacy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let path = dir.appendingPathComponent("legacy.db").path
+        try FileManager.default.copyItem(atPath: try fixture("legacy.db").path, toPath: path)
+        return path
+    }
+
+    func printed(_ name: String) throws -> String {
+        let text = try String(contentsOf: try fixture(name), encoding: .utf8)
+        return text.hasSuffix("\n") ? String(text.dropLast()) : text
+    }
+
+    @Test func itsTablesAreUnchangedWhetherReadOrMigrated() throws {
+        let path = try copyOfDatabase()
+        let before = try Data(contentsOf: URL(fileURLWithPath: path))
+        for readOnly in [true, false] {
+            let table = try SweepTable(store: try ResultStore(path: path, readOnly: readOnly))
+            #expect(table.results.count == 8 && table.undecodable.isEmpty)
+            #expect(try table.render(.csv) == printed("table.csv"))
+            #expect(try table.render(.markdown) == printed("table.markdown"))
+            #expect(try table.render(.json) == printed("table.json"))
+            #expect(try ScalingAnalysis(results: table.results).renderConfigurations(.csv) == printed("table-by-config.csv"))
+            if readOnly {
+                // Read-only opens migrate a private copy: the file is not touched.
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+            }
+        }
+    }
+
+    @Test func itsKeysAreTheKeysOfTheSameCellsToday() throws {
+        let path = try copyOfDatabase()
+        let store = try ResultStore(path: path)
+        let stored = try store.cells()
+        #expect(stored.count == 8 && stored.allSatisfy { $0.state == .done })
+        // The cell work is today's flat JSON and still hashes to the stored key.
+        for cell in stored {
+            let work = try #require(CellWork(json: Array(cell.work.utf8)))
+            #expect(work.key == cell.key)
+            #expect(cell.work.hasPrefix("{\"activation\":\"relu\",\"d\":4,"))
+        }
+        // The sweep file, read today, gives exactly the stored keys: the same sweep, nothing to run.
+        let spec = try SweepSpec.load(path: try fixture("legacy.yaml").path)
+        #expect(Set(try spec.cells().map(\.key)) == Set(stored.map(\.key)))
+        let preparation = try store.prepare(spec: spec, cells: try spec.cells())
+        #expect(preparation.newCells == 0 && preparation.reusedCells == 8)
+        #expect(preparation.seeds.allSatisfy { $0.state == .done })
+        // Each worker is credited with the results it committed.
+        #expect(try store.workers().map(\.cellsDone).reduce(0, +) == 8)
+    }
+
+    @Test func itsSweepIsReconstructedAsAFileWithTheSameCells() throws {
+        let store = try ResultStore(path: try copyOfDatabase(), readOnly: true)
+        let source = try #require(try store.sweep()?.source)
+        #expect(source.hasPrefix("# Reconstructed from a database written by isosweep 0.1"))
+        let reconstructed = try SweepSpec.parse(source, file: "reconstructed.yaml")
+        #expect(reconstructed.name == "legacy" && reconstructed.description == "two sizes, two widths, two seeds, teacher labels")
+        #expect(Set(try reconstructed.cells().map(\.key)) == Set(try store.cells().map(\.key)))
+    }
+}

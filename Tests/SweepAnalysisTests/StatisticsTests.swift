@@ -1,0 +1,57 @@
+import Foundation
+import SweepAnalysis
+import SweepAnalysis
+import Testing
+
+/// Statistics against numpy/scipy on fixed inputs (Fixtures/make_statistics_fixture.py).
+@Suite struct StatisticsTests {
+    func fixture() throws -> [String: Any] {
+        let url = try #require(Bundle.module.url(forResource: "statistics", withExtension: "json", subdirectory: "Fixtures"))
+        return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+    }
+
+    func close(_ a: Double?, _ b: Any?, _ tolerance: Double = 1e-9) -> Bool {
+        guard let a, let b = b as? Double else { return false }
+        return abs(a - b) <= tolerance * max(1, abs(b))
+    }
+
+    @Test func summariesMatchScipy() throws {
+        let summaries = try #require(try fixture()["summaries"] as? [String: [String: Any]])
+        #expect(summaries.count == 3)
+        for (name, expected) in summaries {
+            let values = try #require(expected["values"] as? [Double])
+            let s = try #require(Statistics.summary(values))
+            #expect(s.count == values.count)
+            #expect(close(s.mean, expected["mean"]), "\(name) mean")
+            #expect(close(s.standardDeviation, expected["sd"]), "\(name) sd")
+            #expect(close(s.halfWidth95, expected["ci95_half_width"], 1e-8), "\(name) ci")
+            #expect(close(Statistics.median(values), expected["median"]), "\(name) median")
+        }
+        #expect(Statistics.summary([2.5])?.halfWidth95 == nil)
+        #expect(Statistics.summary([.nan, .infinity]) == nil)
+    }
+
+    @Test func linesMatchScipyLinregress() throws {
+        let lines = try #require(try fixture()["lines"] as? [String: [String: Any]])
+        #expect(lines.count == 3)
+        for (name, expected) in lines {
+            let x = try #require(expected["x"] as? [Double])
+            let y = try #require(expected["y"] as? [Double])
+            let line = try #require(Statistics.fitLine(x: x, y: y))
+            #expect(close(line.slope, expected["slope"]), "\(name) slope")
+            #expect(close(line.intercept, expected["intercept"]), "\(name) intercept")
+            #expect(close(line.slopeStandardError, expected["slope_se"], 1e-8), "\(name) se")
+            #expect(close(line.slopeHalfWidth95, expected["slope_ci95_half_width"], 1e-8), "\(name) ci")
+            #expect(close(line.rSquared, expected["r_squared"]), "\(name) r2")
+        }
+        #expect(Statistics.fitLine(x: [1, 1, 1], y: [1, 2, 3]) == nil)
+        #expect(Statistics.fitLine(x: [1], y: [1]) == nil)
+    }
+
+    @Test func tQuantilesMatchScipy() throws {
+        let quantiles = try #require(try fixture()["t975"] as? [String: Double])
+        for (df, expected) in quantiles {
+            #expect(abs(Statistics.tQuantile975(degreesOfFreedom: Int(df)!) - expected) < 2e-5, "df \(df)")
+        }
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import SweepCore
+import Diagnostics
+import Testing
+import TrainingCore
+
+/// Sweep files: the grid they describe and every way they can be wrong.
+@Suite struct SweepSpecTests {
+    let good = """
+        name: t
+        method: grid
+        description: test
+        parameters:
+          n: {values: [64, 128]}
+          d: {value: 8}
+          width: {values: [2, 4, 8]}
+          seed: {values: [0, 1]}
+          activation: {value: tanh}
+          eta: {value: 0.1}
+          labels: {value: teacher}
+          lr: {value: 0.02}
+        """
+
+    @Test func gridIsTheCartesianProductOfAxes() throws {
+        let spec = try SweepSpec.parse(good, file: "t.yaml")
+        #expect(spec.name == "t" && spec.parameters.count == 8)
+        let cells = try spec.cells()
+        #expect(cells.count == 2 * 3 * 2)
+        #expect(Set(cells.map(\.key)).count == 12)
+        let first = try #require(cells.first?.parameters)
+        #expect(first.n == 64 && first.width == 2 && first.seed == 0 && first.activation == .tanh && first.eta == 0.1 && first.lr == 0.02)
+        // Cell keys do not depend on how a cell is spelled: defaults made explicit give the same key.
+        let explicit = CellWork.train(CellParameters(n: 64, d: 8, width: 2, seed: 0, labels: .teacher, eta: 0.1, activation: .tanh, trainer: .adam, lr: 0.02))
+        #expect(cells[0].key == explicit.key)
+        #expect(cells[0].key.count == 64)
+        // The file's text is kept as written, comments included.
+        let commented = "# why this grid\n" + good
+        #expect(try SweepSpec.parse(commented, file: "x.yaml").source == commented)
+    }
+
+    @Test func duplicateValuesGiveOneCell() throws {
+        let spec = try SweepSpec.parse("name: d\nparameters:\n  n: {values: [8, 8]}\n  d: {value: 2}\n  width: {values: [1, 1, 2]}\n", file: "d.yaml")
+        #expect(try spec.cells().count == 2)
+    }
+
+    @Test(arguments: [
+        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  colour: {value: red}\n", "parameters.colour", "unknown parameter"),
+        ("name: x\nparameters:\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n", "required"),
+        ("name: x\nparameters:\n  n: {value: eight}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.value", "expected a whole number, got the string \"eight\""),
+        ("name: x\nparameters:\n  n: {value: 8.5}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.value", "whole number"),
+        ("name: x\nparameters:\n  n: {values: []}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.values", "is empty"),
+        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, \"two\"]}\n", "parameters.width.values[1]", "whole number"),
+        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  activation: {value: sigmoid}\n", "parameters.activation.value", "one of relu, tanh, softplus"),
+        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {min: 1, max: 3}\n", "parameters.width", "expected {value: x}"),
+        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\nepochs: 3\n", "epochs", "unknown key"),
+        ("name: x\nmethod: bayes\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n", "method", "expected grid"),
+        ("parameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n", "name", "required"),
+        ("name: x\nparameters:\n  n: {values: [8, 0]}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters", "n must be a positive"),
+        ("name: x\nparameters: [1, 2]\n", "parameters", "expected a mapping"),
+        ("name: [unclosed\n", nil, "not valid YAML"),
+    ] as [(String, String?, String)])
+    func badFilesNameFileKeyAndExpectation(_ text: String, _ key: String?, _ words: String) {
+        do {
+            _ = try SweepSpec.parse(text, file: "sweeps/bad.yaml")
+            Issue.record("accepted:\n\(text)")
+        } catch {
+            // sweeps/bad.yaml[:LINE]: [KEY: ]what was expected
+            #expect(error.code == .sweepFile)
+            #expect(error.description.hasPrefix("sweeps/bad.yaml"))
+            if let key {
+                #expect(error.description.range(of: #"^sweeps/bad\.yaml(:\d+)?: "# + NSRegularExpression.escapedPattern(for: key) + ": ", options: .regularExpression) != nil, "\(error)")
+            }
+            #expect(error.description.contains(words), "\(error)")
+        }
+    }
+
+    @Test func errorsCarryTheLine() throws {
+        do {
+            _ = try SweepSpec.parse("name: x\nparameters:\n  n: {value: 8}\n  d: {value: two}\n  width: {value: 1}\n", file: "f.yaml")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.hasPrefix("f.yaml:4: parameters.d.value:"))
+        }
+    }
+
+    @Test func shippedSweepFilesAreValid() throws {
+        // Tests run from the package root.
+        let quick = try SweepSpec.load(path: "sweeps/quick.yaml")
+        #expect(try quick.cells().count == 60)
+        let study = try SweepSpec.load(path: "sweeps/law-of-robustness.yaml")
+        let cells = try study.cells()
+        #expect(cells.count == 3 * 3 * 9 * 3)
+        #expect(Set(cells.compactMap { $0.parameters?.n }) == [1024, 4096, 16384])
+    }
+
+    @Test func sha256MatchesKnownVectors() {
+        #expect(SHA256.hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(
+            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        )
+        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+}

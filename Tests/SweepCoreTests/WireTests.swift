@@ -1,0 +1,88 @@
+import SweepCore
+import Diagnostics
+import Testing
+
+/// The wire codec: every message round-trips; anything malformed is refused with a reason.
+@Suite struct WireTests {
+    static let key = String(repeating: "ab", count: 32)
+
+    static let messages: [Message] = [
+        .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-1", build: "b", host: "h", slots: 4)),
+        .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-2", build: "b", host: "h", slots: 1, resumable: [key])),
+        .welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3),
+        .refuse(reason: "no", fatal: true),
+        .refuse(reason: "again", fatal: false),
+        .credit(count: 12),
+        .shard(lease: 99, cells: [Message.Assignment(key: key, attempt: 2, work: [1, 2, 3])]),
+        .result(lease: 99, key: key, attempt: 2, payload: Array("{}".utf8)),
+        .failed(lease: 99, key: key, attempt: 1, error: "boom"),
+        .ack(keys: [key, key]),
+        .heartbeat,
+        .bye,
+    ]
+
+    @Test(arguments: messages)
+    func roundTrips(_ message: Message) throws {
+        #expect(try Message.decode(message.encode()) == message)
+    }
+
+    @Test func malformedMessagesAreRefused() {
+        let good = Message.result(lease: 1, key: Self.key, attempt: 1, payload: [1]).encode()
+        var trailing = good
+        trailing[1].append(0)
+        var wrongVersion = good
+        wrongVersion[1][1] = 99
+        var badKey = Message.ack(keys: [Self.key]).encode()
+        badKey[1][10] = UInt8(ascii: "Z")
+        let version = [UInt8(Wire.protocolVersion >> 8), UInt8(Wire.protocolVersion & 0xFF)]
+        let cases: [([[UInt8]], String)] = [
+            ([], "expected 2 frames"),
+            ([[6]], "expected 2 frames"),
+            ([[6, 6], good[1]], "type frame"),
+            ([[200], good[1]], "unknown message type"),
+            ([good[0], Array(good[1].prefix(9))], "truncated"),
+            (trailing, "trailing"),
+            (wrongVersion, "protocol version"),
+            (badKey, "64 lowercase hex"),
+            (Message.credit(count: 0).encode(), "CREDIT 0"),
+            (Message.shard(lease: 1, cells: []).encode(), "SHARD of 0"),
+            ([[4], version + [0, 0, 0, 1, 0, 0]], "trailing"),
+            ([[5], version + [UInt8](repeating: 0, count: 8) + [0, 0, 0x10, 0x01]], "SHARD of 4097"),
+            ([[6], version + [UInt8](repeating: 0, count: 8) + [0xFF, 0xFF, 0xFF, 0xFF]], "exceeds"),
+        ]
+        for (frames, words) in cases {
+            do {
+                _ = try Message.decode(frames)
+                Issue.record("accepted \(frames)")
+            } catch {
+                #expect([.malformedMessage, .versionMismatch].contains(error.code) && error.message.contains(words), "\(error.message)")
+            }
+        }
+        do {
+            _ = try Message.decode(wrongVersion)
+        } catch {
+            #expect(error.code == .versionMismatch)
+        }
+    }
+
+    @Test func randomBytesNeverCrashTheDecoder() {
+        var rng = SystemRandomNumberGenerator()
+        var accepted = 0
+        for round in 0..<20_000 {
+            var frames = Self.messages[round % Self.messages.count].encode()
+            // Mutate a few bytes, truncate or extend.
+            let mode = rng.next() % 4
+            if mode == 0, !frames[1].isEmpty {
+                for _ in 0..<(1 + rng.next() % 4) { frames[1][Int(rng.next() % UInt64(frames[1].count))] = UInt8(truncatingIfNeeded: rng.next()) }
+            } else if mode == 1 {
+                frames[1] = Array(frames[1].prefix(Int(rng.next() % UInt64(frames[1].count + 1))))
+            } else if mode == 2 {
+                frames[1] += (0..<(rng.next() % 16)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            } else {
+                frames = [[UInt8(truncatingIfNeeded: rng.next() % 12)], (0..<(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }]
+            }
+            if (try? Message.decode(frames)) != nil { accepted += 1 }
+        }
+        #expect(accepted < 20_000)
+    }
+}

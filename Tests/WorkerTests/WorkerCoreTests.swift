@@ -1,0 +1,276 @@
+import SweepCore
+import Testing
+import Worker
+
+/// Every rule of the worker's protocol, without sockets: events in, directives out.
+@Suite struct WorkerCoreTests {
+    let t0 = ContinuousClock.now
+
+    func configuration(slots: Int = 2, prefetch: Int = 1, grace: Duration = .seconds(10)) -> WorkerCore.Configuration {
+        WorkerCore.Configuration(
+            workerID: "w1", build: "test", host: "h", slots: slots, prefetch: prefetch, heartbeat: .seconds(1), liveness: 3,
+            maximumBackoff: .seconds(8), grace: grace
+        )
+    }
+
+    static func key(_ i: Int) -> String {
+        let hex = String(i, radix: 16)
+        return String(repeating: "0", count: 64 - hex.count) + hex
+    }
+
+    static func shard(_ lease: UInt64, _ keys: [Int], attempt: UInt16 = 1) -> Message {
+        .shard(lease: lease, cells: keys.map { Message.Assignment(key: key($0), attempt: attempt, work: Array("{}".utf8)) })
+    }
+
+    /// A worker registered in `session` at t0.
+    func registered(slots: Int = 2, prefetch: Int = 1, grace: Duration = .seconds(10), session: UInt64 = 7) -> WorkerCore {
+        var core = WorkerCore(configuration: configuration(slots: slots, prefetch: prefetch, grace: grace), now: t0)
+        _ = core.on(.tick, now: t0)
+        _ = core.on(.received(.welcome(session: session, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
+        return core
+    }
+
+    func sent(_ directives: [WorkerCore.Directive]) -> [Message] {
+        directives.compactMap { if case .send(let message) = $0 { message } else { nil } }
+    }
+
+    func ran(_ directives: [WorkerCore.Directive]) -> [Job] {
+        directives.compactMap { if case .run(let job) = $0 { job } else { nil } }
+    }
+
+    func hello(_ directives: [WorkerCore.Directive]) -> Message.Hello? {
+        for case .hello(let hello) in sent(directives) { return hello }
+        return nil
+    }
+
+    func done(_ job: Job, ok: Bool = true) -> Outcome {
+        Outcome(job: job, ok: ok, payload: Array((ok ? "{\"result\":1}" : "boom").utf8))
+    }
+
+    // MARK: - Registration
+
+    @Test func firstTickConnectsAndSaysHelloThenWelcomeGrantsSlotsPlusPrefetch() throws {
+        var core = WorkerCore(configuration: configuration(), now: t0)
+        let first = core.on(.tick, now: t0)
+        #expect(first.first == .connect)
+        let hello = try #require(self.hello(first))
+        #expect(hello.workerID == "w1" && hello.slots == 2 && hello.protocolVersion == Wire.protocolVersion && hello.resumable.isEmpty)
+        let welcome = core.on(.received(.welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
+        #expect(core.connection == .registered(session: 7))
+        #expect(sent(welcome) == [.credit(count: 3)])
+        #expect(core.outstandingCredit == 3)
+    }
+
+    @Test func withoutWelcomeHelloIsRepeatedWithDoublingBackoffUpToTheMaximum() {
+        var core = WorkerCore(configuration: configuration(), now: t0)
+        var hellos: [Duration] = []
+        var now = t0
+        while now < t0 + .seconds(30) {
+            if hello(core.on(.tick, now: now)) != nil { hellos.append(now - t0) }
+            now += .milliseconds(50)
+        }
+        let gaps = zip(hellos.dropFirst(), hellos).map { $0 - $1 }
+        #expect(hellos.first == .zero)
+        #expect(gaps.prefix(6).map { $0.milliseconds } == [250, 500, 1000, 2000, 4000, 8000])
+        #expect(gaps.dropFirst(5).allSatisfy { $0 == .seconds(8) })  // capped
+        // WELCOME resets the back-off for the next time.
+        _ = core.on(.received(.welcome(session: 1, heartbeatMilliseconds: 1000, liveness: 3)), now: now)
+        _ = core.on(.received(.refuse(reason: "restarted", fatal: false)), now: now)
+        #expect(hello(core.on(.tick, now: now)) != nil)
+        #expect(hello(core.on(.tick, now: now + .milliseconds(200))) == nil)
+        #expect(hello(core.on(.tick, now: now + .milliseconds(250))) != nil)
+    }
+
+    @Test func aNonFatalRefuseMakesItSayHelloAgainAndAFatalOneEndsIt() {
+        var core = registered()
+        let refused = core.on(.received(.refuse(reason: "not registered", fatal: false)), now: t0 + .seconds(1))
+        #expect(core.connection == .connecting && sent(refused).isEmpty)
+        let again = core.on(.tick, now: t0 + .seconds(1))
+        #expect(again.first == .connect && hello(again) != nil)
+        var fatal = registered()
+        let ended = fatal.on(.received(.refuse(reason: "protocol version 9", fatal: true)), now: t0)
+        #expect(ended.last == .exit(.refused("protocol version 9")) && fatal.exited)
+        #expect(fatal.on(.tick, now: t0 + .seconds(5)).isEmpty)
+    }
+
+    // MARK: - Credit and slots
+
+    @Test func cellsRunInFreeSlotsOldestFirstAndEachFinishedCellEarnsCreditBack() throws {
+        var core = registered(slots: 2, prefetch: 1)
+        let started = core.on(.received(Self.shard(100, [1, 2, 3])), now: t0)
+        #expect(ran(started).map(\.key) == [Self.key(1), Self.key(2)])
+        #expect(core.outstandingCredit == 0 && core.inFlight == 3)
+        let job = ran(started)[0]
+        #expect(job.lease == 100 && job.session == 7)
+        let after = core.on(.finished([done(job)]), now: t0)
+        #expect(ran(after).map(\.key) == [Self.key(3)])
+        #expect(sent(after) == [.result(lease: 100, key: Self.key(1), attempt: 1, payload: Array("{\"result\":1}".utf8)), .credit(count: 1)])
+    }
+
+    @Test func creditNeverExceedsFreeCapacityWhateverTheOrderOfEvents() {
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<50 {
+            var core = registered(slots: 3, prefetch: 2)
+            var nextKey = round * 1000
+            var running: [Job] = []
+            var lease: UInt64 = 1
+            for _ in 0..<200 {
+                var out: [WorkerCore.Directive] = []
+                if Bool.random(using: &generator), core.outstandingCredit > 0 {
+                    // The coordinator uses some of the credit it was given.
+                    let count = Int.random(in: 1...core.outstandingCredit, using: &generator)
+                    let keys = (0..<count).map { _ in
+                        nextKey += 1
+                        return nextKey
+                    }
+                    lease += 1
+                    out = core.on(.received(Self.shard(lease, keys)), now: t0)
+                } else if !running.isEmpty {
+                    out = core.on(.finished([done(running.removeFirst())]), now: t0)
+                }
+                running += ran(out)
+                #expect(running.count <= 3)
+                #expect(core.inFlight + core.outstandingCredit <= 5, "credit beyond slots plus prefetch")
+            }
+        }
+    }
+
+    @Test func aFailedCellIsReportedAndNotKept() {
+        var core = registered()
+        let job = ran(core.on(.received(Self.shard(5, [1])), now: t0))[0]
+        let out = core.on(.finished([done(job, ok: false)]), now: t0)
+        #expect(sent(out).first == .failed(lease: 5, key: Self.key(1), attempt: 1, error: "boom"))
+        #expect(core.offers.isEmpty)
+    }
+
+    // MARK: - Results until acknowledged
+
+    @Test func resultsAreKeptUntilAcknowledgedAndOfferedAtTheNextHello() throws {
+        var core = registered()
+        let job = ran(core.on(.received(Self.shard(5, [1])), now: t0))[0]
+        _ = core.on(.finished([done(job)]), now: t0)
+        #expect(core.offers.keys.contains(Self.key(1)))
+        // The coordinator restarts before acknowledging: the worker registers again and offers it.
+        _ = core.on(.received(.refuse(reason: "not registered", fatal: false)), now: t0)
+        let hello = try #require(self.hello(core.on(.tick, now: t0)))
+        #expect(hello.resumable == [Self.key(1)])
+        _ = core.on(.received(.welcome(session: 8, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
+        // Leased back: the kept result goes out under the new lease, nothing is trained again.
+        let adopted = core.on(.received(Self.shard(900, [1], attempt: 2)), now: t0)
+        #expect(ran(adopted).isEmpty)
+        #expect(sent(adopted) == [.result(lease: 900, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8))])
+        _ = core.on(.received(.ack(keys: [Self.key(1)])), now: t0)
+        #expect(core.offers.isEmpty)
+    }
+
+    @Test func aCellStillRunningAtReconnectionIsOfferedAndItsResultGoesOutUnderTheNewLease() throws {
+        var core = registered(slots: 1, prefetch: 2)
+        let started = core.on(.received(Self.shard(5, [1, 2, 3])), now: t0)
+        let job = try #require(ran(started).first)
+        #expect(core.inFlight == 3)
+        // The coordinator goes silent: after liveness x heartbeat the worker reconnects. Waiting
+        // cells lose their lease; the running one is offered.
+        let silent = core.on(.tick, now: t0 + .milliseconds(3100))
+        #expect(silent.contains { if case .log(.warning, let text) = $0 { text.contains("silent") } else { false } })
+        #expect(core.connection == .connecting && core.inFlight == 1)
+        let hello = try #require(self.hello(core.on(.tick, now: t0 + .milliseconds(3100))))
+        #expect(hello.resumable == [Self.key(1)])
+        _ = core.on(.received(.welcome(session: 9, heartbeatMilliseconds: 1000, liveness: 3)), now: t0 + .seconds(4))
+        let adopted = core.on(.received(Self.shard(77, [1], attempt: 2)), now: t0 + .seconds(4))
+        #expect(ran(adopted).isEmpty)
+        let finished = core.on(.finished([done(job)]), now: t0 + .seconds(5))
+        #expect(sent(finished).first == .result(lease: 77, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8)))
+    }
+
+    @Test func aResultFinishedWhileDisconnectedIsKeptNotSent() {
+        var core = registered()
+        let job = ran(core.on(.received(Self.shard(5, [1])), now: t0))[0]
+        _ = core.on(.received(.refuse(reason: "again", fatal: false)), now: t0)
+        let out = core.on(.finished([done(job)]), now: t0)
+        #expect(sent(out).isEmpty)
+        #expect(core.offers[Self.key(1)] != nil)
+    }
+
+    @Test func keptResultsAreBounded() {
+        var configuration = configuration(slots: 1, prefetch: 0)
+        configuration.maximumOffers = 3
+        var core = WorkerCore(configuration: configuration, now: t0)
+        _ = core.on(.tick, now: t0)
+        _ = core.on(.received(.welcome(session: 1, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
+        for i in 1...10 {
+            let job = ran(core.on(.received(Self.shard(UInt64(i), [i])), now: t0))[0]
+            _ = core.on(.finished([done(job)]), now: t0)
+        }
+        #expect(core.offers.count == 3)
+    }
+
+    // MARK: - Heartbeats and a dead coordinator
+
+    @Test func heartbeatsGoOutOnlyWhenTheWorkerHasBeenSilent() {
+        var core = registered()
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(500))).isEmpty)
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(1000))) == [.heartbeat])
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(1500))).isEmpty)
+        // Any message the coordinator sends keeps it alive.
+        _ = core.on(.received(.heartbeat), now: t0 + .milliseconds(2900))
+        #expect(core.connection == .registered(session: 7))
+        _ = core.on(.tick, now: t0 + .milliseconds(5800))
+        #expect(core.connection == .registered(session: 7))
+        _ = core.on(.tick, now: t0 + .milliseconds(5950))
+        #expect(core.connection == .connecting)
+    }
+
+    @Test func welcomeSetsTheHeartbeatTheCoordinatorAsksFor() {
+        var core = WorkerCore(configuration: configuration(), now: t0)
+        _ = core.on(.tick, now: t0)
+        _ = core.on(.received(.welcome(session: 1, heartbeatMilliseconds: 200, liveness: 2)), now: t0)
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(200))) == [.heartbeat])
+        _ = core.on(.tick, now: t0 + .milliseconds(401))
+        #expect(core.connection == .connecting)
+    }
+
+    // MARK: - Stopping
+
+    @Test func stopLetsRunningCellsFinishThenSaysByeAndGrantsNothingMore() {
+        var core = registered(slots: 2, prefetch: 1)
+        let jobs = ran(core.on(.received(Self.shard(5, [1, 2, 3])), now: t0))
+        let stopping = core.on(.stop, now: t0)
+        #expect(!stopping.contains { if case .exit = $0 { true } else { false } })
+        #expect(core.inFlight == 2)  // the waiting cell is handed back
+        let first = core.on(.finished([done(jobs[0])]), now: t0 + .seconds(1))
+        #expect(ran(first).isEmpty && !sent(first).contains { if case .credit = $0 { true } else { false } })
+        #expect(sent(core.on(.received(Self.shard(6, [4])), now: t0 + .seconds(1))).isEmpty)
+        let last = core.on(.finished([done(jobs[1])]), now: t0 + .seconds(2))
+        #expect(sent(last).suffix(1) == [.bye])
+        #expect(last.last == .exit(.stopped))
+    }
+
+    @Test func theGracePeriodEndsAStopWithCellsStillRunning() {
+        var core = registered(grace: .seconds(3))
+        _ = core.on(.received(Self.shard(5, [1])), now: t0)
+        _ = core.on(.stop, now: t0)
+        #expect(core.on(.tick, now: t0 + .seconds(2)).last != .exit(.stopped))
+        let ended = core.on(.tick, now: t0 + .seconds(3))
+        #expect(sent(ended).last == .bye && ended.last == .exit(.stopped))
+    }
+
+    @Test func stoppingBeforeRegistrationSaysNoBye() {
+        var core = WorkerCore(configuration: configuration(), now: t0)
+        let out = core.on(.stop, now: t0)
+        #expect(sent(out).isEmpty && out.last == .exit(.stopped))
+    }
+
+    // MARK: - What the coordinator should not send
+
+    @Test func malformedAndMisdirectedMessagesAreLoggedAndChangeNothing() {
+        var core = registered()
+        let malformed = core.on(.malformed("truncated u32"), now: t0)
+        #expect(malformed == [.log(.warning, "dropped a malformed message from the coordinator: truncated u32")])
+        let misdirected = core.on(.received(.credit(count: 5)), now: t0)
+        #expect(sent(misdirected).isEmpty && core.outstandingCredit == 3)
+        // A handshake refusal is logged at most once a minute.
+        #expect(core.on(.handshakeFailed("no key"), now: t0).count == 1)
+        #expect(core.on(.handshakeFailed("no key"), now: t0 + .seconds(30)).isEmpty)
+        #expect(core.on(.handshakeFailed("no key"), now: t0 + .seconds(61)).count == 1)
+    }
+}
