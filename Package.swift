@@ -77,7 +77,8 @@ let package = Package(
         .executableTarget(
             name: "isosweep",
             dependencies: [
-                "TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "Coordinator", "Worker", "ZeroMQ", "Diagnostics",
+                "TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "Coordinator", "Worker", "ZeroMQ",
+                "Diagnostics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

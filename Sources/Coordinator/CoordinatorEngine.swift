@@ -73,10 +73,17 @@ public final class CoordinatorEngine: Sendable {
         boundEndpoint.withLock { $0 = endpoint }
         logger.info("listening", metadata: ["endpoint": "\(endpoint)"])
         var loop = CoordinatorLoop(
-            engine: self, router: router, monitor: monitor,
+            engine: self,
+            router: router,
+            monitor: monitor,
             writer: StoreWriter(store: store, logger: logger),
-            intake: MessageIntake(router: router, logger: logger, allowEmptyResults: { if case .cells = work { true } else { false } }()),
-            started: started, progress: progress
+            intake: MessageIntake(
+                router: router,
+                logger: logger,
+                allowEmptyResults: { if case .cells = work { true } else { false } }()
+            ),
+            started: started,
+            progress: progress
         )
         return try loop.run(&scheduler)
     }
@@ -87,7 +94,12 @@ public final class CoordinatorEngine: Sendable {
         var maxAttempts = options.maxAttempts
         switch work {
         case .sweep(let spec):
-            let preparation = try store.prepare(spec: spec, cells: try spec.cells(), retryFailed: options.retryFailed, force: options.force)
+            let preparation = try store.prepare(
+                spec: spec,
+                cells: try spec.cells(),
+                retryFailed: options.retryFailed,
+                force: options.force
+            )
             seeds = preparation.seeds
             if let fromFile = spec.maxAttempts { maxAttempts = fromFile }
             logger.info("sweep \(spec.name): \(preparation.summary)")
@@ -96,21 +108,27 @@ public final class CoordinatorEngine: Sendable {
         }
         let scheduler = Scheduler(
             configuration: Scheduler.Configuration(
-                heartbeatInterval: options.heartbeat, liveness: options.liveness, maxAttempts: maxAttempts,
+                heartbeatInterval: options.heartbeat,
+                liveness: options.liveness,
+                maxAttempts: maxAttempts,
                 session: UInt32.random(in: 1...UInt32.max)
             ),
             cells: seeds
         )
-        logger.info("sweep loaded", metadata: [
-            "cells": "\(scheduler.cellCount)", "done": "\(scheduler.counts[.done] ?? 0)",
-            "failed": "\(scheduler.counts[.failed] ?? 0)", "db": "\(options.database)",
-        ])
+        logger.info(
+            "sweep loaded",
+            metadata: [
+                "cells": "\(scheduler.cellCount)", "done": "\(scheduler.counts[.done] ?? 0)",
+                "failed": "\(scheduler.counts[.failed] ?? 0)", "db": "\(options.database)",
+            ]
+        )
         return scheduler
     }
 
     /// Runs the sweep on a dedicated thread; a graceful shutdown of the task stops it cleanly.
     public func run(progress: @escaping @Sendable (CoordinatorProgress) -> Void) async throws -> CoordinatorOutcome {
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<CoordinatorOutcome, any Error>) in
+        try await withCheckedThrowingContinuation {
+            (continuation: CheckedContinuation<CoordinatorOutcome, any Error>) in
             let thread = Thread { [self] in
                 do {
                     continuation.resume(returning: try runBlocking(progress: progress))

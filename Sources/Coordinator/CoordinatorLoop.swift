@@ -56,7 +56,9 @@ struct CoordinatorLoop {
                 directives += scheduler.on(.tick, now: now)
                 lastTick = now
             }
-            if case .plaintext(true) = options.security, !Endpoint.isLocal(options.bind), now - lastInsecureWarning >= .seconds(3600) {
+            if case .plaintext(true) = options.security, !Endpoint.isLocal(options.bind),
+                now - lastInsecureWarning >= .seconds(3600)
+            {
                 engine.logger.warning("INSECURE: still serving plain TCP on \(options.bind)")
                 lastInsecureWarning = now
             }
@@ -68,9 +70,13 @@ struct CoordinatorLoop {
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
                 let report = CoordinatorProgress(
-                    total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
-                    leased: scheduler.counts[.leased] ?? 0, workers: scheduler.workersAlive,
-                    committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone, elapsed: (now - started).seconds
+                    total: scheduler.cellCount,
+                    done: scheduler.counts[.done] ?? 0,
+                    failed: scheduler.counts[.failed] ?? 0,
+                    leased: scheduler.counts[.leased] ?? 0,
+                    workers: scheduler.workersAlive,
+                    committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone,
+                    elapsed: (now - started).seconds
                 )
                 progress(report)
                 engine.publish(report, scheduler: scheduler, malformed: intake.complaints.count, now: now)
@@ -79,14 +85,21 @@ struct CoordinatorLoop {
         // The workers still registered are no longer served: the store says when they were last seen.
         writer.recordWorkers(scheduler.workerRecords(alive: false))
         let outcome = CoordinatorOutcome(
-            total: scheduler.cellCount, done: scheduler.counts[.done] ?? 0, failed: scheduler.counts[.failed] ?? 0,
-            interrupted: !scheduler.isFinished, latencies: scheduler.latencies, seconds: (ContinuousClock.now - started).seconds,
+            total: scheduler.cellCount,
+            done: scheduler.counts[.done] ?? 0,
+            failed: scheduler.counts[.failed] ?? 0,
+            interrupted: !scheduler.isFinished,
+            latencies: scheduler.latencies,
+            seconds: (ContinuousClock.now - started).seconds,
             dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0
         )
-        engine.logger.info("sweep \(outcome.interrupted ? "stopped" : "finished")", metadata: [
-            "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
-            "malformed_messages_dropped": "\(intake.complaints.count)",
-        ])
+        engine.logger.info(
+            "sweep \(outcome.interrupted ? "stopped" : "finished")",
+            metadata: [
+                "done": "\(outcome.done)", "failed": "\(outcome.failed)", "total": "\(outcome.total)",
+                "malformed_messages_dropped": "\(intake.complaints.count)",
+            ]
+        )
         return outcome
     }
 
@@ -137,7 +150,10 @@ struct CoordinatorLoop {
         for (identity, message) in sends {
             do {
                 if try !router.send([identity] + message.encode(), dontWait: true) {
-                    engine.logger.debug("peer gone or busy; message dropped", metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"])
+                    engine.logger.debug(
+                        "peer gone or busy; message dropped",
+                        metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"]
+                    )
                 }
             } catch {
                 engine.logger.warning("send failed", metadata: ["peer": "\(hex(identity))", "error": "\(error)"])
@@ -155,5 +171,6 @@ extension Scheduler.Directive {
 
 /// The first bytes of a ROUTER identity in hex, for logs.
 func hex(_ bytes: [UInt8]) -> String {
-    bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    bytes.prefix(16).map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }
+        .joined()
 }

@@ -18,7 +18,13 @@ final class CoordinatorMetrics: Sendable {
         self.cells = cells
     }
 
-    func update(counts: [String: Int], workers alive: Int, rate perSecond: Double, malformed totalMalformed: Int, refusals totalRefused: Int) {
+    func update(
+        counts: [String: Int],
+        workers alive: Int,
+        rate perSecond: Double,
+        malformed totalMalformed: Int,
+        refusals totalRefused: Int
+    ) {
         for (state, gauge) in cells { gauge.record(counts[state] ?? 0) }
         workers.record(alive)
         rate.record(perSecond)
@@ -41,4 +47,3 @@ extension CoordinatorMetrics {
         "isosweep_refused_connections_total": "Connections refused at the CURVE/ZAP handshake.",
     ]
 }
-

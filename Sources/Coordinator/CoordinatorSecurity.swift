@@ -17,10 +17,17 @@ extension CoordinatorEngine {
             allowList.withLock { $0 = loaded }
             zap = try ZAPHandler(context: context) { [self] request in authorize(request) }
             try router.makeCurveServer(secretKey: keys.secretKey, zapDomain: "isosweep")
-            logger.info("CURVE on", metadata: ["server_key": "\(keys.publicKey)", "allowed_workers": "\(loaded.count)", "allow": "\(directory)"])
+            logger.info(
+                "CURVE on",
+                metadata: [
+                    "server_key": "\(keys.publicKey)", "allowed_workers": "\(loaded.count)", "allow": "\(directory)",
+                ]
+            )
         case .plaintext(let insecure):
             if insecure && !Endpoint.isLocal(options.bind) {
-                logger.warning("INSECURE: plain TCP on \(options.bind): anyone who reaches this port can take cells and send results. Use CURVE (isosweep keygen).")
+                logger.warning(
+                    "INSECURE: plain TCP on \(options.bind): anyone who reaches this port can take cells and send results. Use CURVE (isosweep keygen)."
+                )
             }
         }
         try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
@@ -41,7 +48,12 @@ extension CoordinatorEngine {
                 current = keys
                 return (added, removed)
             }
-            logger.notice("allow list reloaded", metadata: ["keys": "\(keys.count)", "added": "\(added)", "removed": "\(removed)", "folder": "\(directory)"])
+            logger.notice(
+                "allow list reloaded",
+                metadata: [
+                    "keys": "\(keys.count)", "added": "\(added)", "removed": "\(removed)", "folder": "\(directory)",
+                ]
+            )
         } catch {
             logger.error("allow list not reloaded; the old one stays in force", metadata: ["error": "\(error)"])
         }
@@ -73,7 +85,8 @@ extension CoordinatorEngine {
     /// Why plain TCP off loopback is refused, and what to do instead.
     public static func plaintextRefusal(_ bind: String) -> IsosweepError {
         IsosweepError(
-            .security, "refusing to listen on \(bind) without encryption: plain TCP is allowed only on loopback",
+            .security,
+            "refusing to listen on \(bind) without encryption: plain TCP is allowed only on loopback",
             remedy: """
                 make keys with `isosweep keygen --out keys --name coordinator` (and one per worker), put the workers' \
                 .pub files in a folder, and pass --curve-secret keys/coordinator.secret --allow FOLDER; \

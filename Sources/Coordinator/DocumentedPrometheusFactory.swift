@@ -13,11 +13,16 @@ public struct DocumentedPrometheusFactory: MetricsFactory {
     }
 
     public func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        guard let help = CoordinatorMetrics.help[label] else { return fallback.makeCounter(label: label, dimensions: dimensions) }
+        guard let help = CoordinatorMetrics.help[label] else {
+            return fallback.makeCounter(label: label, dimensions: dimensions)
+        }
         return registry.makeCounter(descriptor: descriptor(label, help), labels: dimensions)
     }
 
-    public func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
+    public func makeFloatingPointCounter(
+        label: String,
+        dimensions: [(String, String)]
+    ) -> any FloatingPointCounterHandler {
         fallback.makeFloatingPointCounter(label: label, dimensions: dimensions)
     }
 
@@ -29,7 +34,9 @@ public struct DocumentedPrometheusFactory: MetricsFactory {
     }
 
     public func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        guard let help = CoordinatorMetrics.help[label] else { return fallback.makeMeter(label: label, dimensions: dimensions) }
+        guard let help = CoordinatorMetrics.help[label] else {
+            return fallback.makeMeter(label: label, dimensions: dimensions)
+        }
         return registry.makeGauge(descriptor: descriptor(label, help), labels: dimensions)
     }
 
@@ -42,7 +49,9 @@ public struct DocumentedPrometheusFactory: MetricsFactory {
     }
 
     public func destroyCounter(_ handler: any CounterHandler) { fallback.destroyCounter(handler) }
-    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) { fallback.destroyFloatingPointCounter(handler) }
+    public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
+        fallback.destroyFloatingPointCounter(handler)
+    }
     public func destroyRecorder(_ handler: any RecorderHandler) { fallback.destroyRecorder(handler) }
     public func destroyMeter(_ handler: any MeterHandler) { fallback.destroyMeter(handler) }
     public func destroyTimer(_ handler: any TimerHandler) { fallback.destroyTimer(handler) }

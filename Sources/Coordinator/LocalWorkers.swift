@@ -11,7 +11,12 @@ public final class LocalWorkers: Service, Sendable {
     let logger: Logger
 
     /// `count` processes started with `arguments(endpoint)` once `endpoint()` is known.
-    public init(count: Int, logger: Logger, endpoint: @escaping @Sendable () -> String?, arguments: @escaping @Sendable (String) -> [String]) {
+    public init(
+        count: Int,
+        logger: Logger,
+        endpoint: @escaping @Sendable () -> String?,
+        arguments: @escaping @Sendable (String) -> [String]
+    ) {
         self.count = count
         self.logger = logger
         self.endpoint = endpoint

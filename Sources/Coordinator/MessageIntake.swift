@@ -16,7 +16,10 @@ struct MessageIntake {
     let decoder = JSONDecoder()
 
     /// A received ROUTER message as a scheduler event, or nil (logged) when it is malformed.
-    mutating func decode(_ received: (frames: [[UInt8]], truncated: Bool), now: ContinuousClock.Instant) -> Scheduler.Event? {
+    mutating func decode(
+        _ received: (frames: [[UInt8]], truncated: Bool),
+        now: ContinuousClock.Instant
+    ) -> Scheduler.Event? {
         let frames = received.frames
         guard let identity = frames.first, !identity.isEmpty else { return nil }
         guard !received.truncated else {
@@ -29,7 +32,10 @@ struct MessageIntake {
         } catch {
             complain(identity, error.message, now: now)
             if error.code == .versionMismatch {
-                let refusal = Message.refuse(reason: "\(error.message): run the same isosweep build everywhere", fatal: true)
+                let refusal = Message.refuse(
+                    reason: "\(error.message): run the same isosweep build everywhere",
+                    fatal: true
+                )
                 _ = try? router.send([identity] + refusal.encode(), dontWait: true)
             }
             return nil
@@ -44,7 +50,9 @@ struct MessageIntake {
     /// A result must be the metrics of exactly the cell it claims to be (or empty for a no-op cell).
     func validate(_ payload: [UInt8], key: String) -> String? {
         if payload.isEmpty { return allowEmptyResults ? nil : "a study cell's result must carry its metrics" }
-        guard let result = try? decoder.decode(CellResult.self, from: Data(payload)) else { return "the metrics are not a cell result" }
+        guard let result = try? decoder.decode(CellResult.self, from: Data(payload)) else {
+            return "the metrics are not a cell result"
+        }
         guard CellWork.train(result.parameters).key == key else { return "its parameters do not hash to its key" }
         return nil
     }

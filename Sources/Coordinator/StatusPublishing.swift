@@ -8,13 +8,27 @@ extension CoordinatorEngine {
         var counts: [String: Int] = [:]
         for state in Scheduler.CellState.allCases { counts[state.rawValue] = scheduler.counts[state] ?? 0 }
         let snapshot = StatusSnapshot(
-            sweep: sweepName, database: options.database, total: p.total, counts: counts, cellsPerSecond: p.rate, etaSeconds: p.eta,
-            elapsedSeconds: p.elapsed, workers: scheduler.workerSummaries(now: now),
-            failures: scheduler.failures.prefix(100).map { StatusSnapshot.Failure(key: $0.key, attempts: $0.attempts, error: $0.error) },
+            sweep: sweepName,
+            database: options.database,
+            total: p.total,
+            counts: counts,
+            cellsPerSecond: p.rate,
+            etaSeconds: p.eta,
+            elapsedSeconds: p.elapsed,
+            workers: scheduler.workerSummaries(now: now),
+            failures: scheduler.failures.prefix(100).map {
+                StatusSnapshot.Failure(key: $0.key, attempts: $0.attempts, error: $0.error)
+            },
             finished: scheduler.isFinished
         )
         latestStatus.withLock { $0 = snapshot }
-        metrics.update(counts: counts, workers: p.workers, rate: p.rate, malformed: malformed, refusals: refusals.withLock { $0.count })
+        metrics.update(
+            counts: counts,
+            workers: p.workers,
+            rate: p.rate,
+            malformed: malformed,
+            refusals: refusals.withLock { $0.count }
+        )
     }
 
     /// Writes a log line a pure core asked for.

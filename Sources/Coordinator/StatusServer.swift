@@ -24,27 +24,47 @@ public enum StatusServer {
         let views = DatabaseViews(path: engine.databasePath)
         router.get("/status") { _, _ -> Response in
             guard let status = engine.status else {
-                return Response(status: .serviceUnavailable, body: .init(byteBuffer: ByteBuffer(string: "{\"error\": \"the sweep is loading\"}")))
+                return Response(
+                    status: .serviceUnavailable,
+                    body: .init(byteBuffer: ByteBuffer(string: "{\"error\": \"the sweep is loading\"}"))
+                )
             }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let data = try encoder.encode(status)
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: data))
+            )
         }
         router.get("/metrics") { _, _ -> Response in
             Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer()))
             )
         }
         router.get("/figure.svg") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "image/svg+xml"], body: .init(byteBuffer: ByteBuffer(string: views.current().figure)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "image/svg+xml"],
+                body: .init(byteBuffer: ByteBuffer(string: views.current().figure))
+            )
         }
         router.get("/table") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: views.current().table)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: views.current().table))
+            )
         }
         router.get("/") { _, _ -> Response in
-            Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: livePage)))
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/html; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: livePage))
+            )
         }
         return Application(
             router: router,
@@ -112,10 +132,15 @@ final class DatabaseViews: Sendable {
     init(path: String) { self.path = path }
 
     func current() -> (figure: String, table: String) {
-        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) { return (cached.figure, cached.table) }
-        var figure = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>"
+        if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) {
+            return (cached.figure, cached.table)
+        }
+        var figure =
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>"
         var table = "<p>no results yet</p>"
-        if let store = try? ResultStore(path: path, readOnly: true), let rows = try? SweepTable(store: store), !rows.results.isEmpty {
+        if let store = try? ResultStore(path: path, readOnly: true), let rows = try? SweepTable(store: store),
+            !rows.results.isEmpty
+        {
             let analysis = ScalingAnalysis(results: rows.results)
             if let chart = analysis.figures().first?.chart { figure = chart.svg() }
             let configurations = analysis.configurationTable()

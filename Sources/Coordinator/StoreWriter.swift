@@ -48,7 +48,10 @@ struct StoreWriter {
         }
         let resumed = storeFailure != nil
         if let failure = storeFailure {
-            logger.notice("the database takes writes again: dispatching resumed", metadata: ["paused_ms": "\((now - failure.since).milliseconds)"])
+            logger.notice(
+                "the database takes writes again: dispatching resumed",
+                metadata: ["paused_ms": "\((now - failure.since).milliseconds)"]
+            )
             storeFailure = nil
         }
         let commits = pendingCommits

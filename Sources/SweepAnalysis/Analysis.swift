@@ -106,31 +106,56 @@ public struct ScalingAnalysis: Sendable, Codable {
             let p = cells[0].parameters
             let m = cells.map(\.metrics)
             let pCount = m[0].p
-            func summary(_ value: (CellMetrics) -> Double?) -> Statistics.Summary? { Statistics.summary(m.compactMap(value)) }
+            func summary(_ value: (CellMetrics) -> Double?) -> Statistics.Summary? {
+                Statistics.summary(m.compactMap(value))
+            }
             return Configuration(
-                series: labels.label(p), n: p.n, d: p.d, width: p.width, p: pCount,
-                pOverND: Double(pCount) / (Double(p.n) * Double(p.d)), pOverN: Double(pCount) / Double(p.n),
-                seeds: cells.count, diverged: m.filter { $0.stopReason == .diverged }.count,
-                eps: summary(\.eps), fitFraction: summary(\.fitFraction), lipSupportLower: summary(\.lipSupportLower),
-                lipLower: summary(\.lipLower), lipUpper: summary(\.lipUpper), lawScale: m[0].lawScale,
-                lawRatio: summary(\.lawRatio), testMSE: summary(\.testMSE), cost: summary { $0.trainSeconds + $0.lipSeconds }
+                series: labels.label(p),
+                n: p.n,
+                d: p.d,
+                width: p.width,
+                p: pCount,
+                pOverND: Double(pCount) / (Double(p.n) * Double(p.d)),
+                pOverN: Double(pCount) / Double(p.n),
+                seeds: cells.count,
+                diverged: m.filter { $0.stopReason == .diverged }.count,
+                eps: summary(\.eps),
+                fitFraction: summary(\.fitFraction),
+                lipSupportLower: summary(\.lipSupportLower),
+                lipLower: summary(\.lipLower),
+                lipUpper: summary(\.lipUpper),
+                lawScale: m[0].lawScale,
+                lawRatio: summary(\.lawRatio),
+                testMSE: summary(\.testMSE),
+                cost: summary { $0.trainSeconds + $0.lipSeconds }
             )
         }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
 
-        let included = results.filter { ($0.metrics.eps ?? -.infinity) >= epsThreshold && ($0.metrics.lipSupportLower ?? 0) > 0 }
+        let included = results.filter {
+            ($0.metrics.eps ?? -.infinity) >= epsThreshold && ($0.metrics.lipSupportLower ?? 0) > 0
+        }
         var fits: [Fit] = []
         var seriesNames: [String] = []
-        for configuration in configurations where !seriesNames.contains(configuration.series) { seriesNames.append(configuration.series) }
+        for configuration in configurations where !seriesNames.contains(configuration.series) {
+            seriesNames.append(configuration.series)
+        }
         for name in seriesNames {
             let cells = included.filter { labels.label($0.parameters) == name }
             var fit = Self.fit(cells, series: name, x: { log(Double($0.metrics.p)) })
-            fit.interpolationThresholdPOverN = configurations
+            fit.interpolationThresholdPOverN =
+                configurations
                 .filter { $0.series == name && ($0.fitFraction?.mean ?? 0) >= Self.interpolationFitFraction }
                 .map(\.pOverN).min()
             fits.append(fit)
         }
         if seriesNames.count > 1 {
-            fits.append(Self.fit(included, series: "all", x: { log(Double($0.metrics.p) / (Double($0.parameters.n) * Double($0.parameters.d))) }))
+            fits.append(
+                Self.fit(
+                    included,
+                    series: "all",
+                    x: { log(Double($0.metrics.p) / (Double($0.parameters.n) * Double($0.parameters.d))) }
+                )
+            )
         }
         self.fits = fits
     }
@@ -138,7 +163,9 @@ public struct ScalingAnalysis: Sendable, Codable {
     static func fit(_ cells: [CellResult], series: String, x: (CellResult) -> Double) -> Fit {
         let xs = cells.map(x)
         func line(_ value: (CellMetrics) -> Double?) -> Statistics.Line? {
-            let pairs = zip(xs, cells.map { value($0.metrics) }).compactMap { x, y in y.flatMap { $0 > 0 ? (x, log($0)) : nil } }
+            let pairs = zip(xs, cells.map { value($0.metrics) }).compactMap { x, y in
+                y.flatMap { $0 > 0 ? (x, log($0)) : nil }
+            }
             return Statistics.fitLine(x: pairs.map(\.0), y: pairs.map(\.1))
         }
         let ratios = cells.compactMap(\.metrics.lawRatio)
@@ -148,9 +175,15 @@ public struct ScalingAnalysis: Sendable, Codable {
             return log(lip) + 0.5 * log(pOverND)
         }
         return Fit(
-            series: series, cells: cells.count, minWidth: cells.map(\.parameters.width).min(), maxWidth: cells.map(\.parameters.width).max(),
-            lipSupportLower: line(\.lipSupportLower), lipLower: line(\.lipLower), lipUpper: line(\.lipUpper),
-            lawRatioMin: ratios.min(), lawRatioMedian: Statistics.median(ratios),
+            series: series,
+            cells: cells.count,
+            minWidth: cells.map(\.parameters.width).min(),
+            maxWidth: cells.map(\.parameters.width).max(),
+            lipSupportLower: line(\.lipSupportLower),
+            lipLower: line(\.lipLower),
+            lipUpper: line(\.lipUpper),
+            lawRatioMin: ratios.min(),
+            lawRatioMedian: Statistics.median(ratios),
             lawLineConstant: constants.isEmpty ? nil : exp(constants.reduce(0, +) / Double(constants.count)),
             interpolationThresholdPOverN: nil
         )
@@ -180,6 +213,8 @@ struct SeriesLabeler {
     }
 
     func label(_ p: CellParameters) -> String {
-        (["n=\(p.n)", "d=\(p.d)"] + varying.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(separator: ", ")
+        (["n=\(p.n)", "d=\(p.d)"] + varying.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(
+            separator: ", "
+        )
     }
 }

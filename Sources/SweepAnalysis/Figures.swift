@@ -26,7 +26,9 @@ public struct Chart: Sendable {
     /// Vertical marker lines (x, label).
     public var markers: [(x: Double, label: String)] = []
 
-    static let palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
+    static let palette = [
+        "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
+    ]
     static let width = 760.0
     static let height = 500.0
     static let left = 80.0
@@ -36,8 +38,12 @@ public struct Chart: Sendable {
 
     /// The chart as a standalone SVG document.
     public func svg() -> String {
-        let xs = series.flatMap { $0.points.map(\.x) + $0.band.map(\.x) } + references.flatMap { $0.points.map(\.x) } + markers.map(\.x)
-        var ys = series.flatMap { s in s.points.flatMap { [$0.y, $0.low ?? $0.y, $0.high ?? $0.y] } + s.band.flatMap { [$0.lower, $0.upper] } }
+        let xs =
+            series.flatMap { $0.points.map(\.x) + $0.band.map(\.x) } + references.flatMap { $0.points.map(\.x) }
+            + markers.map(\.x)
+        var ys = series.flatMap { s in
+            s.points.flatMap { [$0.y, $0.low ?? $0.y, $0.high ?? $0.y] } + s.band.flatMap { [$0.lower, $0.upper] }
+        }
         ys += references.flatMap { $0.points.map(\.y) }
         let xRange = Axis.range(xs, log: logX)
         let yRange = Axis.range(ys, log: logY)
@@ -56,50 +62,66 @@ public struct Chart: Sendable {
         // Grid and ticks.
         for tick in Axis.ticks(xRange, log: logX) {
             let x = px(tick.value)
-            out += "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
+            out +=
+                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
             if tick.major {
-                out += "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" text-anchor=\"middle\">\(escapeHTML(tick.label))</text>\n"
+                out +=
+                    "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" text-anchor=\"middle\">\(escapeHTML(tick.label))</text>\n"
             }
         }
         for tick in Axis.ticks(yRange, log: logY) {
             let y = py(tick.value)
-            out += "<line x1=\"\(f(Self.left))\" y1=\"\(f(y))\" x2=\"\(f(Self.left + plotWidth))\" y2=\"\(f(y))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
+            out +=
+                "<line x1=\"\(f(Self.left))\" y1=\"\(f(y))\" x2=\"\(f(Self.left + plotWidth))\" y2=\"\(f(y))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
             if tick.major {
-                out += "<text x=\"\(f(Self.left - 8))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(escapeHTML(tick.label))</text>\n"
+                out +=
+                    "<text x=\"\(f(Self.left - 8))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(escapeHTML(tick.label))</text>\n"
             }
         }
-        out += "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#333\"/>\n"
-        out += "<text x=\"\(f(Self.left + plotWidth / 2))\" y=\"\(f(Self.height - 18))\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(xLabel))</text>\n"
-        out += "<text transform=\"translate(22 \(f(Self.top + plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(yLabel))</text>\n"
+        out +=
+            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#333\"/>\n"
+        out +=
+            "<text x=\"\(f(Self.left + plotWidth / 2))\" y=\"\(f(Self.height - 18))\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(xLabel))</text>\n"
+        out +=
+            "<text transform=\"translate(22 \(f(Self.top + plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(yLabel))</text>\n"
         // Bands, then markers and reference lines, then points on top.
         for (index, s) in series.enumerated() where s.band.count >= 2 {
             let color = Self.palette[index % Self.palette.count]
             let sorted = s.band.sorted { $0.x < $1.x }
             let upper = sorted.map { "\(f(px($0.x))),\(f(py($0.upper)))" }
             let lower = sorted.reversed().map { "\(f(px($0.x))),\(f(py($0.lower)))" }
-            out += "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(color)\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
+            out +=
+                "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(color)\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
         }
         for marker in markers {
             let x = px(marker.x)
-            out += "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"#555\" stroke-dasharray=\"2 4\"/>\n"
-            out += "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 14))\" fill=\"#555\">\(escapeHTML(marker.label))</text>\n"
+            out +=
+                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"#555\" stroke-dasharray=\"2 4\"/>\n"
+            out +=
+                "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 14))\" fill=\"#555\">\(escapeHTML(marker.label))</text>\n"
         }
         for reference in references where reference.points.count >= 2 {
-            let path = reference.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
-            out += "<polyline points=\"\(path)\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
+            let path = reference.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(
+                separator: " "
+            )
+            out +=
+                "<polyline points=\"\(path)\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
         }
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
             let sorted = s.points.sorted { $0.x < $1.x }
             if sorted.count >= 2 {
-                out += "<polyline points=\"\(sorted.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.2\" stroke-opacity=\"0.6\"/>\n"
+                out +=
+                    "<polyline points=\"\(sorted.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.2\" stroke-opacity=\"0.6\"/>\n"
             }
             for point in sorted {
                 let x = px(point.x)
                 if let low = point.low, let high = point.high {
-                    out += "<line x1=\"\(f(x))\" y1=\"\(f(py(low)))\" x2=\"\(f(x))\" y2=\"\(f(py(high)))\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
+                    out +=
+                        "<line x1=\"\(f(x))\" y1=\"\(f(py(low)))\" x2=\"\(f(x))\" y2=\"\(f(py(high)))\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
                 }
-                out += "<circle cx=\"\(f(x))\" cy=\"\(f(py(point.y)))\" r=\"3.5\" fill=\"\(color)\"><title>\(escapeHTML(s.name)): (\(point.x), \(point.y))</title></circle>\n"
+                out +=
+                    "<circle cx=\"\(f(x))\" cy=\"\(f(py(point.y)))\" r=\"3.5\" fill=\"\(color)\"><title>\(escapeHTML(s.name)): (\(point.x), \(point.y))</title></circle>\n"
             }
         }
         // Legend.
@@ -107,15 +129,18 @@ public struct Chart: Sendable {
         let lx = Self.left + plotWidth + 16
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
-            out += "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"4\" fill=\"\(color)\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(s.name))</text>\n"
+            out +=
+                "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"4\" fill=\"\(color)\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(s.name))</text>\n"
             y += 18
         }
         for reference in references {
-            out += "<line x1=\"\(f(lx))\" y1=\"\(f(y))\" x2=\"\(f(lx + 12))\" y2=\"\(f(y))\" stroke=\"#111\" stroke-dasharray=\"6 4\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(reference.label))</text>\n"
+            out +=
+                "<line x1=\"\(f(lx))\" y1=\"\(f(y))\" x2=\"\(f(lx + 12))\" y2=\"\(f(y))\" stroke=\"#111\" stroke-dasharray=\"6 4\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(reference.label))</text>\n"
             y += 18
         }
         if series.contains(where: { !$0.band.isEmpty }) {
-            out += "<rect x=\"\(f(lx))\" y=\"\(f(y - 6))\" width=\"12\" height=\"12\" fill=\"#888\" fill-opacity=\"0.25\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">[lip_lower, lip_upper]</text>\n"
+            out +=
+                "<rect x=\"\(f(lx))\" y=\"\(f(y - 6))\" width=\"12\" height=\"12\" fill=\"#888\" fill-opacity=\"0.25\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">[lip_lower, lip_upper]</text>\n"
         }
         return out + "</svg>\n"
     }
@@ -135,17 +160,26 @@ enum Axis {
         let usable = values.filter { $0.isFinite && (!log || $0 > 0) }
         guard var low = usable.min(), var high = usable.max() else { return log ? (0.1, 10) : (0, 1) }
         if log {
-            if low == high { low /= 2; high *= 2 }
+            if low == high {
+                low /= 2
+                high *= 2
+            }
             let pad = pow(high / low, 0.05)
             return (low / pad, high * pad)
         }
-        if low == high { low -= 0.5; high += 0.5 }
+        if low == high {
+            low -= 0.5
+            high += 0.5
+        }
         let pad = (high - low) * 0.05
         return (low - pad, high + pad)
     }
 
     static func fraction(_ value: Double, _ range: (Double, Double), log: Bool) -> Double {
-        if log { return (Foundation.log10(max(value, 1e-300)) - Foundation.log10(range.0)) / (Foundation.log10(range.1) - Foundation.log10(range.0)) }
+        if log {
+            return (Foundation.log10(max(value, 1e-300)) - Foundation.log10(range.0))
+                / (Foundation.log10(range.1) - Foundation.log10(range.0))
+        }
         return (value - range.0) / (range.1 - range.0)
     }
 
@@ -181,7 +215,12 @@ enum Axis {
 
     static func label(_ value: Double) -> String {
         if value == 0 { return "0" }
-        if abs(value) >= 1e4 || abs(value) < 1e-3 { return String(format: "%.0e", value).replacingOccurrences(of: "e+0", with: "e").replacingOccurrences(of: "e-0", with: "e-") }
+        if abs(value) >= 1e4 || abs(value) < 1e-3 {
+            return String(format: "%.0e", value).replacingOccurrences(of: "e+0", with: "e").replacingOccurrences(
+                of: "e-0",
+                with: "e-"
+            )
+        }
         return String(format: "%g", value)
     }
 }
@@ -191,19 +230,30 @@ extension ScalingAnalysis {
     /// [lip_lower, lip_upper] band and the law's line, (b) eps against p / n, (c) law_ratio.
     public func figures() -> [(name: String, chart: Chart)] {
         var seriesNames: [String] = []  // in the order of the configurations: by n, then d
-        for configuration in configurations where !seriesNames.contains(configuration.series) { seriesNames.append(configuration.series) }
+        for configuration in configurations where !seriesNames.contains(configuration.series) {
+            seriesNames.append(configuration.series)
+        }
         func errorBar(_ s: Statistics.Summary) -> (Double?, Double?) {
             guard let half = s.halfWidth95 else { return (nil, nil) }
             return (s.mean - half, s.mean + half)
         }
         var lip = Chart(
             title: "Lipschitz constant of networks that fit below the noise level",
-            xLabel: "p / (n d)   (parameters per data dimension)", yLabel: "lip_support_lower (mean ± 95% CI over seeds)"
+            xLabel: "p / (n d)   (parameters per data dimension)",
+            yLabel: "lip_support_lower (mean ± 95% CI over seeds)"
         )
-        var eps = Chart(title: "How far below the noise level the networks fit", xLabel: "p / n   (parameters per training point)", yLabel: "eps = noise level − train MSE")
+        var eps = Chart(
+            title: "How far below the noise level the networks fit",
+            xLabel: "p / n   (parameters per training point)",
+            yLabel: "eps = noise level − train MSE"
+        )
         eps.logY = false
         eps.markers = [(1, "p = n")]
-        var ratio = Chart(title: "Empirical constant of the law", xLabel: "p / (n d)", yLabel: "law_ratio = lip_support_lower / (eps √(n d / p))")
+        var ratio = Chart(
+            title: "Empirical constant of the law",
+            xLabel: "p / (n d)",
+            yLabel: "law_ratio = lip_support_lower / (eps √(n d / p))"
+        )
         for name in seriesNames {
             let rows = configurations.filter { $0.series == name }.sorted { $0.p < $1.p }
             let fitted = rows.filter { ($0.eps?.mean ?? -1) >= epsThreshold }
@@ -235,7 +285,10 @@ extension ScalingAnalysis {
             let xs = lip.series.flatMap { $0.points.map(\.x) }
             if let low = xs.min(), let high = xs.max() {
                 lip.references.append(
-                    Chart.ReferenceLine(label: String(format: "law: %.3g·(p/nd)^-1/2", constant), points: [(low, constant / low.squareRoot()), (high, constant / high.squareRoot())])
+                    Chart.ReferenceLine(
+                        label: String(format: "law: %.3g·(p/nd)^-1/2", constant),
+                        points: [(low, constant / low.squareRoot()), (high, constant / high.squareRoot())]
+                    )
                 )
             }
         }

@@ -6,8 +6,9 @@ extension ScalingAnalysis {
     /// Metric columns of the aggregated table, in the order a reader needs them.
     static var aggregatedColumns: [(String, (Configuration) -> Statistics.Summary?)] {
         [
-        ("eps", \.eps), ("fit_fraction", \.fitFraction), ("lip_support_lower", \.lipSupportLower), ("lip_lower", \.lipLower),
-        ("lip_upper", \.lipUpper), ("law_ratio", \.lawRatio), ("test_mse", \.testMSE), ("cost_s", \.cost),
+            ("eps", \.eps), ("fit_fraction", \.fitFraction), ("lip_support_lower", \.lipSupportLower),
+            ("lip_lower", \.lipLower),
+            ("lip_upper", \.lipUpper), ("law_ratio", \.lawRatio), ("test_mse", \.testMSE), ("cost_s", \.cost),
         ]
     }
 
@@ -25,7 +26,9 @@ extension ScalingAnalysis {
             header.insert("law_scale", at: header.firstIndex(of: "law_ratio_mean")!)
             var rows: [[String]] = []
             for row in configurations {
-                var cells = [row.series, "\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND), "\(row.seeds)"]
+                var cells = [
+                    row.series, "\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND), "\(row.seeds)",
+                ]
                 for (name, value) in Self.aggregatedColumns {
                     if name == "law_ratio" { cells.append(fmt(row.lawScale)) }
                     let s = value(row)
@@ -42,33 +45,43 @@ extension ScalingAnalysis {
 
     /// The aggregated table as text cells: mean ± 95% half-width over seeds.
     public func configurationTable() -> (header: [String], rows: [[String]]) {
-            var header = ["n", "d", "width", "p", "p/(n d)", "seeds"] + Self.aggregatedColumns.map(\.0)
-            header.insert("law_scale", at: header.firstIndex(of: "law_ratio")!)
-            let showSeries = Set(configurations.map(\.series)).count > Set(configurations.map { "\($0.n),\($0.d)" }).count
-            if showSeries { header.insert("series", at: 0) }
-            var rows: [[String]] = []
-            for row in configurations {
-                var cells = ["\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND), row.diverged > 0 ? "\(row.seeds) (\(row.diverged) diverged)" : "\(row.seeds)"]
-                for (name, value) in Self.aggregatedColumns {
-                    if name == "law_ratio" { cells.append(fmt(row.lawScale)) }
-                    cells.append(value(row).map { s in s.halfWidth95.map { "\(fmt(s.mean)) ± \(fmt($0))" } ?? fmt(s.mean) } ?? "")
-                }
-                if showSeries { cells.insert(row.series, at: 0) }
-                rows.append(cells)
+        var header = ["n", "d", "width", "p", "p/(n d)", "seeds"] + Self.aggregatedColumns.map(\.0)
+        header.insert("law_scale", at: header.firstIndex(of: "law_ratio")!)
+        let showSeries = Set(configurations.map(\.series)).count > Set(configurations.map { "\($0.n),\($0.d)" }).count
+        if showSeries { header.insert("series", at: 0) }
+        var rows: [[String]] = []
+        for row in configurations {
+            var cells = [
+                "\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND),
+                row.diverged > 0 ? "\(row.seeds) (\(row.diverged) diverged)" : "\(row.seeds)",
+            ]
+            for (name, value) in Self.aggregatedColumns {
+                if name == "law_ratio" { cells.append(fmt(row.lawScale)) }
+                cells.append(
+                    value(row).map { s in s.halfWidth95.map { "\(fmt(s.mean)) ± \(fmt($0))" } ?? fmt(s.mean) } ?? ""
+                )
             }
-            return (header, rows)
+            if showSeries { cells.insert(row.series, at: 0) }
+            rows.append(cells)
+        }
+        return (header, rows)
     }
 
     /// The fits as a markdown table.
     public func renderFits() -> String {
-        let header = ["series", "cells (eps ≥ \(fmt(epsThreshold)))", "slope lip_support_lower", "slope lip_lower", "slope lip_upper", "law", "law_ratio min", "law_ratio median", "interpolation at p/n"]
+        let header = [
+            "series", "cells (eps ≥ \(fmt(epsThreshold)))", "slope lip_support_lower", "slope lip_lower",
+            "slope lip_upper", "law", "law_ratio min", "law_ratio median", "interpolation at p/n",
+        ]
         let rows = fits.map { fit -> [String] in
             func slope(_ line: Statistics.Line?) -> String {
                 guard let line else { return "" }
-                return line.slopeHalfWidth95.map { String(format: "%.3f ± %.3f", line.slope, $0) } ?? String(format: "%.3f", line.slope)
+                return line.slopeHalfWidth95.map { String(format: "%.3f ± %.3f", line.slope, $0) }
+                    ?? String(format: "%.3f", line.slope)
             }
             return [
-                fit.series, "\(fit.cells)", slope(fit.lipSupportLower), slope(fit.lipLower), slope(fit.lipUpper), "-0.5",
+                fit.series, "\(fit.cells)", slope(fit.lipSupportLower), slope(fit.lipLower), slope(fit.lipUpper),
+                "-0.5",
                 fmt(fit.lawRatioMin), fmt(fit.lawRatioMedian), fmt(fit.interpolationThresholdPOverN),
             ]
         }
@@ -85,12 +98,20 @@ extension ScalingAnalysis {
     /// What the numbers say, one sentence per fit.
     public var findings: [String] {
         fits.map { fit in
-            var sentence = "\(fit.series == "all" ? "All series together (x = p/(n d))" : fit.series): \(Self.verdict(fit))"
+            var sentence =
+                "\(fit.series == "all" ? "All series together (x = p/(n d))" : fit.series): \(Self.verdict(fit))"
             if let median = fit.lawRatioMedian, let minimum = fit.lawRatioMin {
-                sentence += String(format: "; empirical constant law_ratio %.3g (min) to %.3g (median)", minimum, median)
+                sentence += String(
+                    format: "; empirical constant law_ratio %.3g (min) to %.3g (median)",
+                    minimum,
+                    median
+                )
             }
             if let threshold = fit.interpolationThresholdPOverN {
-                sentence += String(format: "; the networks interpolate (fit_fraction ≥ 0.99) from p/n = %.3g", threshold)
+                sentence += String(
+                    format: "; the networks interpolate (fit_fraction ≥ 0.99) from p/n = %.3g",
+                    threshold
+                )
             } else if fit.series != "all" {
                 sentence += "; no width interpolates"
             }
@@ -104,14 +125,19 @@ extension ScalingAnalysis {
 public enum ReportWriter {
     /// Writes the report of `store` into `directory`; returns the path of index.html.
     @discardableResult
-    public static func write(store: ResultStore, directory: String, epsThreshold: Double = 0.5) throws(IsosweepError) -> String {
+    public static func write(
+        store: ResultStore,
+        directory: String,
+        epsThreshold: Double = 0.5
+    ) throws(IsosweepError) -> String {
         do {
             return try writeFiles(store: store, directory: directory, epsThreshold: epsThreshold)
         } catch let error as IsosweepError {
             throw error
         } catch {
             throw IsosweepError(
-                .badFile, "cannot write the report to \(directory) (\(error.localizedDescription))",
+                .badFile,
+                "cannot write the report to \(directory) (\(error.localizedDescription))",
                 remedy: "check that the folder can be created and written, or choose another with -o"
             )
         }
@@ -123,17 +149,26 @@ public enum ReportWriter {
         let sweep = try store.sweep()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func write(_ text: String, _ name: String) throws {
-            try text.write(toFile: (directory as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
+            try text.write(
+                toFile: (directory as NSString).appendingPathComponent(name),
+                atomically: true,
+                encoding: .utf8
+            )
         }
         var figureFiles: [(name: String, svg: String, png: String?)] = []
-        let converter = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let converter = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
         for (name, chart) in analysis.figures() {
             try write(chart.svg(), "\(name).svg")
             var png: String?
             if let converter {
                 let process = Process()
                 process.executableURL = URL(fileURLWithPath: converter)
-                process.arguments = ["-o", (directory as NSString).appendingPathComponent("\(name).png"), (directory as NSString).appendingPathComponent("\(name).svg")]
+                process.arguments = [
+                    "-o", (directory as NSString).appendingPathComponent("\(name).png"),
+                    (directory as NSString).appendingPathComponent("\(name).svg"),
+                ]
                 try process.run()
                 process.waitUntilExit()
                 if process.terminationStatus == 0 { png = "\(name).png" }
@@ -144,16 +179,24 @@ public enum ReportWriter {
         let name = sweep?.name ?? "sweep"
         let cells = table.results.count
         var md = "# Sweep report: \(name)\n\n"
-        md += "\(cells) finished cells in \(analysis.configurations.count) configurations, science version \(sweep?.scienceVersion ?? 0).\n"
-        md += "The law of robustness predicts lip ≳ eps·√(n d / p): a slope of −1/2 of log lip against log p among networks that fit below the noise level (eps ≥ \(fmt(analysis.epsThreshold))).\n\n"
+        md +=
+            "\(cells) finished cells in \(analysis.configurations.count) configurations, science version \(sweep?.scienceVersion ?? 0).\n"
+        md +=
+            "The law of robustness predicts lip ≳ eps·√(n d / p): a slope of −1/2 of log lip against log p among networks that fit below the noise level (eps ≥ \(fmt(analysis.epsThreshold))).\n\n"
         md += "## What the numbers say\n\n" + analysis.findings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
         md += "## Scaling fits\n\n" + analysis.renderFits() + "\n\n"
-        md += "## Figures\n\n" + figureFiles.map { "![\($0.name)](\($0.png ?? $0.svg))" }.joined(separator: "\n\n") + "\n\n"
-        md += "## Configurations (mean ± 95% CI over seeds)\n\n" + (try analysis.renderConfigurations(.markdown)) + "\n\n"
+        md +=
+            "## Figures\n\n" + figureFiles.map { "![\($0.name)](\($0.png ?? $0.svg))" }.joined(separator: "\n\n")
+            + "\n\n"
+        md +=
+            "## Configurations (mean ± 95% CI over seeds)\n\n" + (try analysis.renderConfigurations(.markdown)) + "\n\n"
         if let warning = table.undecodableWarning { md += "**Warning:** \(warning).\n\n" }
         md += "## Sweep file\n\n```yaml\n\(sweep?.source ?? "")\n```\n"
         try write(md, "report.md")
-        try write(html(markdown: md, title: "isosweep: \(name)", figures: figureFiles.map(\.svg), analysis: analysis), "index.html")
+        try write(
+            html(markdown: md, title: "isosweep: \(name)", figures: figureFiles.map(\.svg), analysis: analysis),
+            "index.html"
+        )
         return (directory as NSString).appendingPathComponent("index.html")
     }
 
@@ -184,12 +227,20 @@ public enum ReportWriter {
                 continue
             }
             endTable()
-            if line.hasPrefix("# ") { body += "<h1>\(escape(String(line.dropFirst(2))))</h1>\n" }
-            else if line.hasPrefix("## ") { body += "<h2>\(escape(String(line.dropFirst(3))))</h2>\n" }
-            else if line.hasPrefix("- ") { body += "<p class=\"finding\">\(escape(String(line.dropFirst(2))))</p>\n" }
-            else if line.hasPrefix("![") { continue }
-            else if !line.isEmpty { body += "<p>\(escape(line))</p>\n" }
-            if line == "## Figures" { body += figures.map { "<img src=\"\($0)\" alt=\"\($0)\">" }.joined(separator: "\n") + "\n" }
+            if line.hasPrefix("# ") {
+                body += "<h1>\(escape(String(line.dropFirst(2))))</h1>\n"
+            } else if line.hasPrefix("## ") {
+                body += "<h2>\(escape(String(line.dropFirst(3))))</h2>\n"
+            } else if line.hasPrefix("- ") {
+                body += "<p class=\"finding\">\(escape(String(line.dropFirst(2))))</p>\n"
+            } else if line.hasPrefix("![") {
+                continue
+            } else if !line.isEmpty {
+                body += "<p>\(escape(line))</p>\n"
+            }
+            if line == "## Figures" {
+                body += figures.map { "<img src=\"\($0)\" alt=\"\($0)\">" }.joined(separator: "\n") + "\n"
+            }
         }
         endTable()
         return """

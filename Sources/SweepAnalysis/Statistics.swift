@@ -27,7 +27,12 @@ public enum Statistics {
         guard finite.count > 1 else { return Summary(count: 1, mean: mean, standardDeviation: 0, halfWidth95: nil) }
         let variance = finite.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
         let sd = variance.squareRoot()
-        return Summary(count: finite.count, mean: mean, standardDeviation: sd, halfWidth95: tQuantile975(degreesOfFreedom: finite.count - 1) * sd / n.squareRoot())
+        return Summary(
+            count: finite.count,
+            mean: mean,
+            standardDeviation: sd,
+            halfWidth95: tQuantile975(degreesOfFreedom: finite.count - 1) * sd / n.squareRoot()
+        )
     }
 
     /// A least-squares line y = intercept + slope x.
@@ -73,9 +78,25 @@ public enum Statistics {
             residuals += r * r
         }
         let r2 = syy > 0 ? 1 - residuals / syy : 1
-        guard n >= 3 else { return Line(count: n, slope: slope, intercept: intercept, slopeStandardError: nil, slopeHalfWidth95: nil, rSquared: r2) }
+        guard n >= 3 else {
+            return Line(
+                count: n,
+                slope: slope,
+                intercept: intercept,
+                slopeStandardError: nil,
+                slopeHalfWidth95: nil,
+                rSquared: r2
+            )
+        }
         let se = (residuals / Double(n - 2) / sxx).squareRoot()
-        return Line(count: n, slope: slope, intercept: intercept, slopeStandardError: se, slopeHalfWidth95: tQuantile975(degreesOfFreedom: n - 2) * se, rSquared: r2)
+        return Line(
+            count: n,
+            slope: slope,
+            intercept: intercept,
+            slopeStandardError: se,
+            slopeHalfWidth95: tQuantile975(degreesOfFreedom: n - 2) * se,
+            rSquared: r2
+        )
     }
 
     /// The median of the finite values.

@@ -1,5 +1,5 @@
-import Foundation
 public import Diagnostics
+import Foundation
 import SweepCore
 public import SweepStore
 public import TrainingCore
@@ -90,7 +90,8 @@ public struct SweepTable: Sendable {
             let columns = columns()
             let rows = results.map { row in columns.map { $0.1(row) } }
             let header = columns.map(\.0)
-            return format == .csv ? TextTable.csv(header: header, rows: rows) : TextTable.markdown(header: header, rows: rows)
+            return format == .csv
+                ? TextTable.csv(header: header, rows: rows) : TextTable.markdown(header: header, rows: rows)
         }
     }
 }

@@ -25,7 +25,9 @@ public enum CellWork: Codable, Sendable, Hashable {
         let body: Data
         switch self {
         case .train(let parameters):
-            body = (try? Self.encoder.encode(KeyedCell(science_version: scienceVersion, cell: parameters.resolved()))) ?? Data()
+            body =
+                (try? Self.encoder.encode(KeyedCell(science_version: scienceVersion, cell: parameters.resolved())))
+                ?? Data()
         case .noop(let index, let fail):
             body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)
         }
@@ -69,7 +71,10 @@ public enum CellWork: Codable, Sendable, Hashable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: NoopKey.self)
         if container.contains(.noop) {
-            self = .noop(index: try container.decode(Int.self, forKey: .noop), fail: try container.decode(Bool.self, forKey: .fail))
+            self = .noop(
+                index: try container.decode(Int.self, forKey: .noop),
+                fail: try container.decode(Bool.self, forKey: .fail)
+            )
         } else {
             self = .train(try CellParameters(from: decoder))
         }

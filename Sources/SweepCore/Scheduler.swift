@@ -27,7 +27,13 @@ public struct Scheduler: Sendable {
         /// cell that really kills every worker it meets still ends.
         public var maxLosses: Int
 
-        public init(heartbeatInterval: Duration = .seconds(1), liveness: Int = 3, maxAttempts: Int = 3, session: UInt32, maximumShard: Int = 512) {
+        public init(
+            heartbeatInterval: Duration = .seconds(1),
+            liveness: Int = 3,
+            maxAttempts: Int = 3,
+            session: UInt32,
+            maximumShard: Int = 512
+        ) {
             self.heartbeatInterval = heartbeatInterval
             self.liveness = liveness
             self.maxAttempts = maxAttempts
@@ -57,7 +63,15 @@ public struct Scheduler: Sendable {
         /// The worker that held the cell when an earlier run stopped (state leased).
         public var leasedTo: String?
 
-        public init(key: String, work: [UInt8], cost: Double, state: CellState, attempts: Int, lastError: String?, leasedTo: String? = nil) {
+        public init(
+            key: String,
+            work: [UInt8],
+            cost: Double,
+            state: CellState,
+            attempts: Int,
+            lastError: String?,
+            leasedTo: String? = nil
+        ) {
             self.key = key
             self.work = work
             self.cost = cost
@@ -195,7 +209,16 @@ public struct Scheduler: Sendable {
         for seed in seeds {
             let state: CellState = seed.state == .leased ? .queued : seed.state
             index[seed.key] = cells.count
-            cells.append(Cell(key: seed.key, work: seed.work, cost: seed.cost, state: state, attempts: seed.attempts, lastError: seed.lastError))
+            cells.append(
+                Cell(
+                    key: seed.key,
+                    work: seed.work,
+                    cost: seed.cost,
+                    state: state,
+                    attempts: seed.attempts,
+                    lastError: seed.lastError
+                )
+            )
             counts[state, default: 0] += 1
         }
         reserved = seeds.indices.filter { seeds[$0].state == .leased && seeds[$0].leasedTo != nil }
@@ -230,7 +253,14 @@ public struct Scheduler: Sendable {
     /// Registered workers, in the order they joined.
     public func workerSummaries(now: ContinuousClock.Instant) -> [WorkerSummary] {
         workers.values.sorted { $0.joined < $1.joined }.map {
-            WorkerSummary(id: $0.id, host: $0.host, slots: $0.slots, leased: $0.leased.count, done: $0.cellsDone, silentMilliseconds: (now - $0.lastHeard).milliseconds)
+            WorkerSummary(
+                id: $0.id,
+                host: $0.host,
+                slots: $0.slots,
+                leased: $0.leased.count,
+                done: $0.cellsDone,
+                silentMilliseconds: (now - $0.lastHeard).milliseconds
+            )
         }
     }
 
@@ -278,7 +308,12 @@ public struct Scheduler: Sendable {
                 reserved = []
                 for i in unclaimed { enqueue(i) }
                 if !unclaimed.isEmpty {
-                    out.append(.log(.info, "\(unclaimed.count) cells in flight before the restart were not reclaimed: back in the queue"))
+                    out.append(
+                        .log(
+                            .info,
+                            "\(unclaimed.count) cells in flight before the restart were not reclaimed: back in the queue"
+                        )
+                    )
                 }
                 dispatch(now: now, &out)
             }
@@ -294,7 +329,12 @@ public struct Scheduler: Sendable {
         return out
     }
 
-    private mutating func receive(_ message: Message, from identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+    private mutating func receive(
+        _ message: Message,
+        from identity: [UInt8],
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         if case .hello(let hello) = message {
             register(hello, identity: identity, now: now, &out)
             return
@@ -302,7 +342,12 @@ public struct Scheduler: Sendable {
         guard workers[identity] != nil else {
             // A worker we do not know (e.g. we restarted): ask it to register again.
             if message != .bye {
-                out.append(.send(to: identity, .refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)))
+                out.append(
+                    .send(
+                        to: identity,
+                        .refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)
+                    )
+                )
             }
             return
         }
@@ -319,47 +364,131 @@ public struct Scheduler: Sendable {
             break
         case .bye:
             let worker = workers[identity]!
-            out.append(.log(.info, "worker \(worker.id) on \(worker.host) left (BYE); \(worker.leased.count) unfinished cells go back to the queue"))
+            out.append(
+                .log(
+                    .info,
+                    "worker \(worker.id) on \(worker.host) left (BYE); \(worker.leased.count) unfinished cells go back to the queue"
+                )
+            )
             remove(identity, handedBack: true, reason: "handed back by \(worker.id)", now: now, &out)
             dispatch(now: now, &out)
         case .hello, .welcome, .refuse, .shard, .ack:
-            out.append(.log(.warning, "worker \(workers[identity]!.id) sent \(message.name), which only the coordinator sends; dropped"))
+            out.append(
+                .log(
+                    .warning,
+                    "worker \(workers[identity]!.id) sent \(message.name), which only the coordinator sends; dropped"
+                )
+            )
         }
     }
 
-    private mutating func register(_ hello: Message.Hello, identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+    private mutating func register(
+        _ hello: Message.Hello,
+        identity: [UInt8],
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         guard hello.protocolVersion == Wire.protocolVersion else {
-            out.append(.log(.warning, "refused worker \(hello.workerID) on \(hello.host): protocol version \(hello.protocolVersion), coordinator speaks \(Wire.protocolVersion)"))
-            out.append(.send(to: identity, .refuse(reason: "protocol version \(hello.protocolVersion) is not \(Wire.protocolVersion): run the same isosweep build on workers and coordinator", fatal: true)))
+            out.append(
+                .log(
+                    .warning,
+                    "refused worker \(hello.workerID) on \(hello.host): protocol version \(hello.protocolVersion), coordinator speaks \(Wire.protocolVersion)"
+                )
+            )
+            out.append(
+                .send(
+                    to: identity,
+                    .refuse(
+                        reason:
+                            "protocol version \(hello.protocolVersion) is not \(Wire.protocolVersion): run the same isosweep build on workers and coordinator",
+                        fatal: true
+                    )
+                )
+            )
             return
         }
         guard hello.scienceVersion == UInt16(scienceVersion) else {
-            out.append(.log(.warning, "refused worker \(hello.workerID) on \(hello.host): science version \(hello.scienceVersion), coordinator has \(scienceVersion)"))
-            out.append(.send(to: identity, .refuse(reason: "science version \(hello.scienceVersion) is not \(scienceVersion): results would not be comparable; upgrade the worker", fatal: true)))
+            out.append(
+                .log(
+                    .warning,
+                    "refused worker \(hello.workerID) on \(hello.host): science version \(hello.scienceVersion), coordinator has \(scienceVersion)"
+                )
+            )
+            out.append(
+                .send(
+                    to: identity,
+                    .refuse(
+                        reason:
+                            "science version \(hello.scienceVersion) is not \(scienceVersion): results would not be comparable; upgrade the worker",
+                        fatal: true
+                    )
+                )
+            )
             return
         }
         // The same worker process reconnecting under a new identity, or saying HELLO again: its
         // cells are handed back (a reconnection says nothing about the cells).
         for (other, worker) in workers where other == identity || worker.id == hello.workerID {
-            out.append(.log(.info, "worker \(worker.id) registered again; its \(worker.leased.count) unfinished cells go back to the queue"))
-            remove(other, handedBack: true, reason: "worker \(worker.id) reconnected before finishing it", now: now, &out)
+            out.append(
+                .log(
+                    .info,
+                    "worker \(worker.id) registered again; its \(worker.leased.count) unfinished cells go back to the queue"
+                )
+            )
+            remove(
+                other,
+                handedBack: true,
+                reason: "worker \(worker.id) reconnected before finishing it",
+                now: now,
+                &out
+            )
         }
         joins += 1
         workers[identity] = Worker(
-            identity: identity, id: hello.workerID, host: hello.host, build: hello.build, slots: Int(hello.slots),
-            lastHeard: now, lastSent: now, joined: joins
+            identity: identity,
+            id: hello.workerID,
+            host: hello.host,
+            build: hello.build,
+            slots: Int(hello.slots),
+            lastHeard: now,
+            lastSent: now,
+            joined: joins
         )
         let session = UInt64(configuration.session) << 32 | UInt64(joins)
-        out.append(.send(to: identity, .welcome(session: session, heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.milliseconds), liveness: UInt16(configuration.liveness))))
+        out.append(
+            .send(
+                to: identity,
+                .welcome(
+                    session: session,
+                    heartbeatMilliseconds: UInt32(configuration.heartbeatInterval.milliseconds),
+                    liveness: UInt16(configuration.liveness)
+                )
+            )
+        )
         out.append(.log(.info, "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots"))
-        out.append(.recordWorker(WorkerRecord(id: hello.workerID, host: hello.host, build: hello.build, slots: Int(hello.slots), alive: true)))
+        out.append(
+            .recordWorker(
+                WorkerRecord(
+                    id: hello.workerID,
+                    host: hello.host,
+                    build: hello.build,
+                    slots: Int(hello.slots),
+                    alive: true
+                )
+            )
+        )
         adopt(hello.resumable, for: identity, now: now, &out)
     }
 
     /// Leases back to a (re)registered worker the cells it offers to resume, when they are still
     /// waiting in the queue: work computed across a coordinator restart or a reconnection is not
     /// thrown away. They do not use the worker's credit, since it is already running them.
-    private mutating func adopt(_ keys: [String], for identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+    private mutating func adopt(
+        _ keys: [String],
+        for identity: [UInt8],
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         // Results offered for cells already committed (their ACK was lost): acknowledge, so the worker forgets them.
         let committed = keys.filter { index[$0].map { cells[$0].state == .done } ?? false }
         if !committed.isEmpty { out.append(.send(to: identity, .ack(keys: committed))) }
@@ -377,14 +506,25 @@ public struct Scheduler: Sendable {
             cells[i].dispatchedAt = now
             move(i, from: .queued, to: .leased)
             workers[identity]!.leased.insert(i)
-            assignments.append(Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work))
+            assignments.append(
+                Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work)
+            )
             out.append(.persist(update(i)))
         }
-        out.append(.log(.info, "worker \(workers[identity]!.id) resumes \(assignments.count) cells it was already computing"))
+        out.append(
+            .log(.info, "worker \(workers[identity]!.id) resumes \(assignments.count) cells it was already computing")
+        )
         out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
     }
 
-    private mutating func accept(result payload: [UInt8], lease: UInt64, key: String, attempt: UInt16, from identity: [UInt8], _ out: inout [Directive]) {
+    private mutating func accept(
+        result payload: [UInt8],
+        lease: UInt64,
+        key: String,
+        attempt: UInt16,
+        from identity: [UInt8],
+        _ out: inout [Directive]
+    ) {
         let worker = workers[identity]!
         guard let i = index[key] else {
             out.append(.log(.warning, "worker \(worker.id) sent a result for unknown cell \(short(key)); dropped"))
@@ -396,13 +536,22 @@ public struct Scheduler: Sendable {
             out.append(.send(to: identity, .ack(keys: [key])))
             return
         }
-        guard cell.state == .leased, cell.lease == lease, cell.worker == identity, Int(attempt) == cell.attempts, !cell.committing else {
-            out.append(.log(.warning, "worker \(worker.id) sent a result for \(short(key)) under lease \(lease) attempt \(attempt), which it does not hold; dropped"))
+        guard cell.state == .leased, cell.lease == lease, cell.worker == identity, Int(attempt) == cell.attempts,
+            !cell.committing
+        else {
+            out.append(
+                .log(
+                    .warning,
+                    "worker \(worker.id) sent a result for \(short(key)) under lease \(lease) attempt \(attempt), which it does not hold; dropped"
+                )
+            )
             return
         }
         cells[i].committing = true
         workers[identity]!.delivered += 1
-        out.append(.commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity)))
+        out.append(
+            .commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity))
+        )
     }
 
     private mutating func committed(_ commits: [Commit], now: ContinuousClock.Instant, _ out: inout [Directive]) {
@@ -430,10 +579,25 @@ public struct Scheduler: Sendable {
         }
     }
 
-    private mutating func fail(lease: UInt64, key: String, attempt: UInt16, error: String, from identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive]) {
+    private mutating func fail(
+        lease: UInt64,
+        key: String,
+        attempt: UInt16,
+        error: String,
+        from identity: [UInt8],
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         let worker = workers[identity]!
-        guard let i = index[key], cells[i].state == .leased, cells[i].lease == lease, cells[i].worker == identity, Int(attempt) == cells[i].attempts else {
-            out.append(.log(.warning, "worker \(worker.id) reported a failure of \(short(key)) under a lease it does not hold; dropped"))
+        guard let i = index[key], cells[i].state == .leased, cells[i].lease == lease, cells[i].worker == identity,
+            Int(attempt) == cells[i].attempts
+        else {
+            out.append(
+                .log(
+                    .warning,
+                    "worker \(worker.id) reported a failure of \(short(key)) under a lease it does not hold; dropped"
+                )
+            )
             return
         }
         workers[identity]!.leased.remove(i)
@@ -445,8 +609,19 @@ public struct Scheduler: Sendable {
     private mutating func tick(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         let deadline = configuration.deadline
         for (identity, worker) in workers where now - worker.lastHeard > deadline {
-            out.append(.log(.warning, "worker \(worker.id) on \(worker.host) silent for \((now - worker.lastHeard).milliseconds) ms: dead; \(worker.leased.count) cells go back to the queue"))
-            remove(identity, handedBack: false, reason: "worker \(worker.id) on \(worker.host) stopped responding", now: now, &out)
+            out.append(
+                .log(
+                    .warning,
+                    "worker \(worker.id) on \(worker.host) silent for \((now - worker.lastHeard).milliseconds) ms: dead; \(worker.leased.count) cells go back to the queue"
+                )
+            )
+            remove(
+                identity,
+                handedBack: false,
+                reason: "worker \(worker.id) on \(worker.host) stopped responding",
+                now: now,
+                &out
+            )
         }
         for (identity, worker) in workers where now - worker.lastSent >= configuration.heartbeatInterval {
             out.append(.send(to: identity, .heartbeat))
@@ -460,7 +635,13 @@ public struct Scheduler: Sendable {
     /// Unregisters a worker; its leased cells go back to the queue. A graceful hand-back does not
     /// use up an attempt; losing a worker that had delivered results does (the cell may be what
     /// killed it); losing one that never delivered anything counts as a loss (see `maxLosses`).
-    private mutating func remove(_ identity: [UInt8], handedBack: Bool, reason: String, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+    private mutating func remove(
+        _ identity: [UInt8],
+        handedBack: Bool,
+        reason: String,
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         guard let worker = workers.removeValue(forKey: identity) else { return }
         for i in worker.leased.sorted() where cells[i].state == .leased && !cells[i].committing {
             if handedBack {
@@ -470,7 +651,8 @@ public struct Scheduler: Sendable {
                 cells[i].attempts -= 1
                 cells[i].losses += 1
                 if cells[i].losses >= configuration.maxLosses {
-                    cells[i].lastError = "lost \(cells[i].losses) times with workers that never delivered a result (last: \(reason))"
+                    cells[i].lastError =
+                        "lost \(cells[i].losses) times with workers that never delivered a result (last: \(reason))"
                     release(i, error: cells[i].lastError, countAttempt: true, forceFail: true, &out)
                 } else {
                     release(i, error: reason, countAttempt: false, &out)
@@ -483,14 +665,25 @@ public struct Scheduler: Sendable {
     }
 
     /// Ends a lease: back to the queue, or FAILED when attempts are used up.
-    private mutating func release(_ i: Int, error: String?, countAttempt: Bool, forceFail: Bool = false, _ out: inout [Directive]) {
+    private mutating func release(
+        _ i: Int,
+        error: String?,
+        countAttempt: Bool,
+        forceFail: Bool = false,
+        _ out: inout [Directive]
+    ) {
         cells[i].lease = nil
         cells[i].worker = nil
         cells[i].dispatchedAt = nil
         cells[i].lastError = error
         if forceFail || (countAttempt && cells[i].attempts >= configuration.maxAttempts) {
             move(i, from: .leased, to: .failed)
-            out.append(.log(.error, "cell \(short(cells[i].key)) FAILED after \(cells[i].attempts) attempts: \(error ?? "unknown error")"))
+            out.append(
+                .log(
+                    .error,
+                    "cell \(short(cells[i].key)) FAILED after \(cells[i].attempts) attempts: \(error ?? "unknown error")"
+                )
+            )
         } else {
             move(i, from: .leased, to: .queued)
             enqueue(i)
@@ -515,7 +708,13 @@ public struct Scheduler: Sendable {
                     cells[i].dispatchedAt = now
                     move(i, from: .queued, to: .leased)
                     workers[identity]!.leased.insert(i)
-                    assignments.append(Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work))
+                    assignments.append(
+                        Message.Assignment(
+                            key: cells[i].key,
+                            attempt: UInt16(clamping: cells[i].attempts),
+                            work: cells[i].work
+                        )
+                    )
                     out.append(.persist(update(i)))
                 }
                 workers[identity]!.credit -= count
@@ -547,8 +746,12 @@ public struct Scheduler: Sendable {
     private func update(_ i: Int) -> CellUpdate {
         let cell = cells[i]
         return CellUpdate(
-            key: cell.key, state: cell.state, attempts: cell.attempts, lease: cell.lease,
-            worker: cell.worker.flatMap { workers[$0]?.id }, lastError: cell.lastError
+            key: cell.key,
+            state: cell.state,
+            attempts: cell.attempts,
+            lease: cell.lease,
+            worker: cell.worker.flatMap { workers[$0]?.id },
+            lastError: cell.lastError
         )
     }
 

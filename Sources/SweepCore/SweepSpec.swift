@@ -65,7 +65,12 @@ public struct SweepSpec: Sendable, Equatable {
             throw IsosweepError.sweepFile(file, line: nil, key: nil, "is not valid YAML: \(error)")
         }
         guard let root, case .mapping(let top) = root else {
-            throw IsosweepError.sweepFile(file, line: root?.mark?.line, key: nil, "expected a mapping with name, method and parameters")
+            throw IsosweepError.sweepFile(
+                file,
+                line: root?.mark?.line,
+                key: nil,
+                "expected a mapping with name, method and parameters"
+            )
         }
         func fail(_ node: Node?, _ key: String?, _ message: String) -> IsosweepError {
             IsosweepError.sweepFile(file, line: node?.mark?.line, key: key, message)
@@ -79,15 +84,23 @@ public struct SweepSpec: Sendable, Equatable {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
             switch key {
             case "name":
-                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string, !s.isEmpty else { throw fail(value, key, "expected a non-empty string") }
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string, !s.isEmpty else {
+                    throw fail(value, key, "expected a non-empty string")
+                }
                 name = s
             case "method":
                 guard let s = value.string, s == "grid" else {
-                    throw fail(value, key, "expected grid (the only method isosweep runs; random and bayes searches are not supported)")
+                    throw fail(
+                        value,
+                        key,
+                        "expected grid (the only method isosweep runs; random and bayes searches are not supported)"
+                    )
                 }
                 method = s
             case "description":
-                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else { throw fail(value, key, "expected a string") }
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else {
+                    throw fail(value, key, "expected a string")
+                }
                 description = s
             case "max_attempts":
                 guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 100 else {
@@ -97,67 +110,110 @@ public struct SweepSpec: Sendable, Equatable {
             case "parameters":
                 parameters = try parseParameters(value, fail)
             default:
-                throw fail(keyNode, key, "unknown key; a sweep file has name, method, description, max_attempts and parameters")
+                throw fail(
+                    keyNode,
+                    key,
+                    "unknown key; a sweep file has name, method, description, max_attempts and parameters"
+                )
             }
         }
         guard let name else { throw fail(root, "name", "is required: name the sweep") }
-        guard let parameters else { throw fail(root, "parameters", "is required: the grid's parameters (n, d, width, ...)") }
-        for required in CellParameters.catalogue.filter(\.isRequired).map(\.name) where !parameters.contains(where: { $0.name == required }) {
-            throw fail(root, "parameters.\(required)", "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}")
+        guard let parameters else {
+            throw fail(root, "parameters", "is required: the grid's parameters (n, d, width, ...)")
+        }
+        for required in CellParameters.catalogue.filter(\.isRequired).map(\.name)
+        where !parameters.contains(where: { $0.name == required }) {
+            throw fail(
+                root,
+                "parameters.\(required)",
+                "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}"
+            )
         }
         let spec = SweepSpec(
-            name: name, method: method ?? "grid", description: description, maxAttempts: maxAttempts,
-            parameters: parameters, source: text
+            name: name,
+            method: method ?? "grid",
+            description: description,
+            maxAttempts: maxAttempts,
+            parameters: parameters,
+            source: text
         )
         _ = try spec.cells(file: file)  // every combination must be a valid cell
         return spec
     }
 
-    private static func parseParameters(_ node: Node, _ fail: (Node?, String?, String) -> IsosweepError) throws(IsosweepError) -> [Parameter] {
-        guard case .mapping(let mapping) = node else { throw fail(node, "parameters", "expected a mapping of parameter names to {value: ...} or {values: [...]}") }
+    private static func parseParameters(
+        _ node: Node,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> [Parameter] {
+        guard case .mapping(let mapping) = node else {
+            throw fail(node, "parameters", "expected a mapping of parameter names to {value: ...} or {values: [...]}")
+        }
         var result: [Parameter] = []
         for (keyNode, spec) in mapping {
-            guard let name = keyNode.string else { throw fail(keyNode, "parameters", "parameter names must be strings") }
+            guard let name = keyNode.string else {
+                throw fail(keyNode, "parameters", "parameter names must be strings")
+            }
             let path = "parameters.\(name)"
             guard let type = CellParameters.parameter(named: name)?.kind else {
                 let known = CellParameters.catalogue.map(\.name).sorted().joined(separator: ", ")
                 throw fail(keyNode, path, "unknown parameter; known: \(known)")
             }
-            guard case .mapping(let body) = spec, body.count == 1, let (innerKey, inner) = body.first, let kind = innerKey.string else {
+            guard case .mapping(let body) = spec, body.count == 1, let (innerKey, inner) = body.first,
+                let kind = innerKey.string
+            else {
                 throw fail(spec, path, "expected {value: x} (fixed) or {values: [x, y, ...]} (an axis)")
             }
             switch kind {
             case "value":
-                result.append(Parameter(name: name, values: [try value(inner, type, "\(path).value", fail)], isAxis: false))
+                result.append(
+                    Parameter(name: name, values: [try value(inner, type, "\(path).value", fail)], isAxis: false)
+                )
             case "values":
-                guard case .sequence(let items) = inner else { throw fail(inner, "\(path).values", "expected a list [x, y, ...]") }
-                guard !items.isEmpty else { throw fail(inner, "\(path).values", "is empty: an axis needs at least one value") }
+                guard case .sequence(let items) = inner else {
+                    throw fail(inner, "\(path).values", "expected a list [x, y, ...]")
+                }
+                guard !items.isEmpty else {
+                    throw fail(inner, "\(path).values", "is empty: an axis needs at least one value")
+                }
                 var values: [ParameterValue] = []
                 for (index, item) in items.enumerated() {
                     values.append(try value(item, type, "\(path).values[\(index)]", fail))
                 }
                 result.append(Parameter(name: name, values: values, isAxis: true))
             default:
-                throw fail(innerKey, "\(path).\(kind)", "unknown key; expected value or values (min/max/distribution searches are not supported)")
+                throw fail(
+                    innerKey,
+                    "\(path).\(kind)",
+                    "unknown key; expected value or values (min/max/distribution searches are not supported)"
+                )
             }
         }
         return result
     }
 
-    private static func value(_ node: Node, _ type: CellParameter.Kind, _ path: String, _ fail: (Node?, String?, String) -> IsosweepError) throws(IsosweepError) -> ParameterValue {
+    private static func value(
+        _ node: Node,
+        _ type: CellParameter.Kind,
+        _ path: String,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> ParameterValue {
         let wrong = fail(node, path, "expected \(type.expected), got \(describe(node))")
         switch type {
         case .int:
             guard node.tag.rawValue == Tag.Name.int.rawValue, let v = node.int else { throw wrong }
             return .int(v)
         case .number:
-            guard node.tag.rawValue == Tag.Name.int.rawValue || node.tag.rawValue == Tag.Name.float.rawValue, let v = node.float, v.isFinite else { throw wrong }
+            guard node.tag.rawValue == Tag.Name.int.rawValue || node.tag.rawValue == Tag.Name.float.rawValue,
+                let v = node.float, v.isFinite
+            else { throw wrong }
             return .double(v)
         case .text:
             guard node.tag.rawValue == Tag.Name.str.rawValue, let v = node.string else { throw wrong }
             return .string(v)
         case .choice(let options):
-            guard node.tag.rawValue == Tag.Name.str.rawValue, let v = node.string, options.contains(v) else { throw wrong }
+            guard node.tag.rawValue == Tag.Name.str.rawValue, let v = node.string, options.contains(v) else {
+                throw wrong
+            }
             return .string(v)
         case .pair:
             guard case .sequence(let items) = node, items.count == 2 else { throw wrong }
@@ -200,7 +256,12 @@ public struct SweepSpec: Sendable, Equatable {
                 try cell.validate()
             } catch {
                 let where_ = combo.keys.sorted().map { "\($0): \(combo[$0]!.description)" }.joined(separator: ", ")
-                throw IsosweepError.sweepFile(file, line: nil, key: "parameters", "the cell {\(where_)} is invalid: \(error.message)")
+                throw IsosweepError.sweepFile(
+                    file,
+                    line: nil,
+                    key: "parameters",
+                    "the cell {\(where_)} is invalid: \(error.message)"
+                )
             }
             let work = CellWork.train(cell.resolved())
             if seen.insert(work.key).inserted { cells.append(work) }

@@ -175,31 +175,53 @@ public enum Message: Sendable, Equatable {
 
     /// Decodes and validates frames; throws an IsosweepError saying what is wrong.
     public static func decode(_ frames: [[UInt8]]) throws(IsosweepError) -> Message {
-        guard frames.count == 2 else { throw IsosweepError(.malformedMessage, "expected 2 frames (type, payload), got \(frames.count)") }
-        guard frames[0].count == 1 else { throw IsosweepError(.malformedMessage, "the type frame must be 1 byte, is \(frames[0].count)") }
+        guard frames.count == 2 else {
+            throw IsosweepError(.malformedMessage, "expected 2 frames (type, payload), got \(frames.count)")
+        }
+        guard frames[0].count == 1 else {
+            throw IsosweepError(.malformedMessage, "the type frame must be 1 byte, is \(frames[0].count)")
+        }
         var r = WireReader(frames[1])
         let version = try r.u16()
         guard version == Wire.protocolVersion else {
-            throw IsosweepError(.versionMismatch, "protocol version \(version), this side speaks \(Wire.protocolVersion)")
+            throw IsosweepError(
+                .versionMismatch,
+                "protocol version \(version), this side speaks \(Wire.protocolVersion)"
+            )
         }
         let message: Message
         switch frames[0][0] {
         case 1:
             var hello = Hello(
-                protocolVersion: try r.u16(), scienceVersion: try r.u16(), workerID: try r.string(max: 128, field: "worker id"),
-                build: try r.string(max: 128, field: "build"), host: try r.string(max: 255, field: "host"), slots: try r.u16()
+                protocolVersion: try r.u16(),
+                scienceVersion: try r.u16(),
+                workerID: try r.string(max: 128, field: "worker id"),
+                build: try r.string(max: 128, field: "build"),
+                host: try r.string(max: 255, field: "host"),
+                slots: try r.u16()
             )
             let resumable = try r.u32()
-            guard resumable <= Wire.maximumShardCells else { throw IsosweepError(.malformedMessage, "HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)") }
+            guard resumable <= Wire.maximumShardCells else {
+                throw IsosweepError(
+                    .malformedMessage,
+                    "HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)"
+                )
+            }
             for _ in 0..<resumable { hello.resumable.append(try r.key()) }
-            guard !hello.workerID.isEmpty else { throw IsosweepError(.malformedMessage, "HELLO has an empty worker id") }
-            guard hello.slots >= 1 && hello.slots <= 4096 else { throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096") }
+            guard !hello.workerID.isEmpty else {
+                throw IsosweepError(.malformedMessage, "HELLO has an empty worker id")
+            }
+            guard hello.slots >= 1 && hello.slots <= 4096 else {
+                throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096")
+            }
             message = .hello(hello)
         case 2:
             let session = try r.u64()
             let heartbeat = try r.u32()
             let liveness = try r.u16()
-            guard heartbeat >= 10 && heartbeat <= 3_600_000, liveness >= 1 else { throw IsosweepError(.malformedMessage, "WELCOME heartbeat or liveness out of range") }
+            guard heartbeat >= 10 && heartbeat <= 3_600_000, liveness >= 1 else {
+                throw IsosweepError(.malformedMessage, "WELCOME heartbeat or liveness out of range")
+            }
             message = .welcome(session: session, heartbeatMilliseconds: heartbeat, liveness: liveness)
         case 3:
             let reason = try r.string(max: 4096, field: "reason")
@@ -208,24 +230,46 @@ public enum Message: Sendable, Equatable {
             message = .refuse(reason: reason, fatal: fatal == 1)
         case 4:
             let count = try r.u32()
-            guard count >= 1 && count <= 1_000_000 else { throw IsosweepError(.malformedMessage, "CREDIT \(count) outside 1...1000000") }
+            guard count >= 1 && count <= 1_000_000 else {
+                throw IsosweepError(.malformedMessage, "CREDIT \(count) outside 1...1000000")
+            }
             message = .credit(count: count)
         case 5:
             let lease = try r.u64()
             let count = try r.u32()
-            guard count >= 1 && count <= Wire.maximumShardCells else { throw IsosweepError(.malformedMessage, "SHARD of \(count) cells, limit \(Wire.maximumShardCells)") }
+            guard count >= 1 && count <= Wire.maximumShardCells else {
+                throw IsosweepError(.malformedMessage, "SHARD of \(count) cells, limit \(Wire.maximumShardCells)")
+            }
             var cells: [Assignment] = []
             for _ in 0..<count {
-                cells.append(Assignment(key: try r.key(), attempt: try r.u16(), work: try r.bytes(max: Wire.maximumBlobBytes, field: "work")))
+                cells.append(
+                    Assignment(
+                        key: try r.key(),
+                        attempt: try r.u16(),
+                        work: try r.bytes(max: Wire.maximumBlobBytes, field: "work")
+                    )
+                )
             }
             message = .shard(lease: lease, cells: cells)
         case 6:
-            message = .result(lease: try r.u64(), key: try r.key(), attempt: try r.u16(), payload: try r.bytes(max: Wire.maximumBlobBytes, field: "result"))
+            message = .result(
+                lease: try r.u64(),
+                key: try r.key(),
+                attempt: try r.u16(),
+                payload: try r.bytes(max: Wire.maximumBlobBytes, field: "result")
+            )
         case 7:
-            message = .failed(lease: try r.u64(), key: try r.key(), attempt: try r.u16(), error: try r.string(max: 8192, field: "error"))
+            message = .failed(
+                lease: try r.u64(),
+                key: try r.key(),
+                attempt: try r.u16(),
+                error: try r.string(max: 8192, field: "error")
+            )
         case 8:
             let count = try r.u32()
-            guard count <= Wire.maximumAckKeys else { throw IsosweepError(.malformedMessage, "ACK of \(count) keys, limit \(Wire.maximumAckKeys)") }
+            guard count <= Wire.maximumAckKeys else {
+                throw IsosweepError(.malformedMessage, "ACK of \(count) keys, limit \(Wire.maximumAckKeys)")
+            }
             var keys: [String] = []
             keys.reserveCapacity(Int(count))
             for _ in 0..<count { keys.append(try r.key()) }
@@ -237,7 +281,9 @@ public enum Message: Sendable, Equatable {
         default:
             throw IsosweepError(.malformedMessage, "unknown message type \(frames[0][0])")
         }
-        guard r.atEnd else { throw IsosweepError(.malformedMessage, "\(message.name) has \(r.remaining) trailing bytes") }
+        guard r.atEnd else {
+            throw IsosweepError(.malformedMessage, "\(message.name) has \(r.remaining) trailing bytes")
+        }
         return message
     }
 }
@@ -248,9 +294,15 @@ public struct WireWriter: Sendable {
 
     public init() {}
 
-    public mutating func u16(_ v: UInt16) { for s in [8, 0] { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(s))) } }
-    public mutating func u32(_ v: UInt32) { for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) } }
-    public mutating func u64(_ v: UInt64) { for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) } }
+    public mutating func u16(_ v: UInt16) {
+        for s in [8, 0] { bytes.append(UInt8(truncatingIfNeeded: v >> UInt16(s))) }
+    }
+    public mutating func u32(_ v: UInt32) {
+        for s in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(s))) }
+    }
+    public mutating func u64(_ v: UInt64) {
+        for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) }
+    }
     mutating func bytes(_ b: [UInt8]) {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
@@ -269,7 +321,9 @@ public struct WireReader: Sendable {
     public var remaining: Int { data.count - offset }
 
     mutating func take(_ count: Int, _ field: String) throws(IsosweepError) -> ArraySlice<UInt8> {
-        guard count >= 0, count <= remaining else { throw IsosweepError(.malformedMessage, "truncated \(field): needs \(count) bytes, \(remaining) left") }
+        guard count >= 0, count <= remaining else {
+            throw IsosweepError(.malformedMessage, "truncated \(field): needs \(count) bytes, \(remaining) left")
+        }
         defer { offset += count }
         return data[offset..<(offset + count)]
     }
@@ -290,7 +344,9 @@ public struct WireReader: Sendable {
     }
     mutating func string(max: Int, field: String) throws(IsosweepError) -> String {
         let raw = try bytes(max: max, field: field)
-        guard let s = String(validating: raw, as: UTF8.self) else { throw IsosweepError(.malformedMessage, "\(field) is not UTF-8") }
+        guard let s = String(validating: raw, as: UTF8.self) else {
+            throw IsosweepError(.malformedMessage, "\(field) is not UTF-8")
+        }
         return s
     }
     /// A cell key: exactly 64 lowercase hex digits.

@@ -27,19 +27,25 @@ enum LegacyFormats {
             }
             try rewrite.execute(arguments: [String(decoding: work.json, as: UTF8.self), key])
         }
-        try db.execute(sql: "UPDATE workers SET cells_done = (SELECT count(*) FROM results WHERE results.worker = workers.id)")
+        try db.execute(
+            sql: "UPDATE workers SET cells_done = (SELECT count(*) FROM results WHERE results.worker = workers.id)"
+        )
     }
 
     /// Cell work in the 0.1 encoding, or in today's.
     static func work(fromJSON text: String) -> CellWork? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+            return nil
+        }
         if let train = object["train"] as? [String: Any], let parameters = train["_0"] {
             guard let data = try? JSONSerialization.data(withJSONObject: parameters),
                 let decoded = try? JSONDecoder().decode(CellParameters.self, from: data)
             else { return nil }
             return .train(decoded)
         }
-        if let noop = object["noop"] as? [String: Any], let index = noop["index"] as? Int, let fail = noop["fail"] as? Bool {
+        if let noop = object["noop"] as? [String: Any], let index = noop["index"] as? Int,
+            let fail = noop["fail"] as? Bool
+        {
             return .noop(index: index, fail: fail)
         }
         return CellWork(json: Array(text.utf8))
@@ -48,7 +54,8 @@ enum LegacyFormats {
     /// A sweep file reconstructed from the 0.1 JSON of a sweep (or a note for merges and
     /// benchmarks, which had no file).
     static func yaml(fromSpecJSON text: String) -> String {
-        let note = "# Reconstructed from a database written by isosweep 0.1, which kept the sweep as JSON:\n"
+        let note =
+            "# Reconstructed from a database written by isosweep 0.1, which kept the sweep as JSON:\n"
             + "# the original file's comments and layout are lost.\n"
         guard let spec = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
             let name = spec["name"] as? String, let parameters = spec["parameters"] as? [[String: Any]]

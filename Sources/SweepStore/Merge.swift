@@ -37,21 +37,34 @@ public enum Merge {
     /// Merges `inputs` into a new database at `output`.
     public static func run(inputs: [String], output: String, preference: Preference) throws(IsosweepError) -> Report {
         guard !FileManager.default.fileExists(atPath: output) else {
-            throw IsosweepError(.store, "\(output) already exists: merge writes a new database; choose another -o or remove it")
+            throw IsosweepError(
+                .store,
+                "\(output) already exists: merge writes a new database; choose another -o or remove it"
+            )
         }
-        let stores = try inputs.map { (path: String) throws(IsosweepError) -> ResultStore in try ResultStore(path: path, readOnly: true) }
+        let stores = try inputs.map { (path: String) throws(IsosweepError) -> ResultStore in
+            try ResultStore(path: path, readOnly: true)
+        }
         var versions = Set<Int>()
         var names: [String] = []
         for store in stores {
-            guard let sweep = try store.sweep() else { throw IsosweepError(.store, "\(store.path) has no sweep recorded") }
+            guard let sweep = try store.sweep() else {
+                throw IsosweepError(.store, "\(store.path) has no sweep recorded")
+            }
             versions.insert(sweep.scienceVersion)
             names.append(sweep.name)
         }
         guard versions.count == 1, let version = versions.first else {
-            throw IsosweepError(.store, "the inputs have different science versions \(versions.sorted()): their numbers are not comparable, so they are not merged")
+            throw IsosweepError(
+                .store,
+                "the inputs have different science versions \(versions.sorted()): their numbers are not comparable, so they are not merged"
+            )
         }
         guard version == scienceVersion else {
-            throw IsosweepError(.store, "the inputs hold science version \(version); this isosweep computes version \(scienceVersion): use the isosweep that made them")
+            throw IsosweepError(
+                .store,
+                "the inputs hold science version \(version); this isosweep computes version \(scienceVersion): use the isosweep that made them"
+            )
         }
         let decoder = JSONDecoder()
         var report = Report()
@@ -59,7 +72,9 @@ public enum Merge {
         var works: [String: String] = [:]
         var conflicting = Set<String>()
         for store in stores {
-            for cell in try store.cells(includingDropped: true) where works[cell.key] == nil { works[cell.key] = cell.work }
+            for cell in try store.cells(includingDropped: true) where works[cell.key] == nil {
+                works[cell.key] = cell.work
+            }
             for stored in try store.results() {
                 let metrics = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)).metrics
                 guard let previous = chosen[stored.key] else {
@@ -69,7 +84,9 @@ public enum Merge {
                 report.duplicates += 1
                 let differences = differing(previous.metrics, metrics)
                 if !differences.isEmpty {
-                    report.conflicts.append(Conflict(key: stored.key, inputs: [previous.input, store.path], differences: differences))
+                    report.conflicts.append(
+                        Conflict(key: stored.key, inputs: [previous.input, store.path], differences: differences)
+                    )
                     conflicting.insert(stored.key)
                     if preference == .last { chosen[stored.key] = (stored, store.path, metrics) }
                 }
@@ -84,7 +101,10 @@ public enum Merge {
             try out.database.write { db in
                 try db.execute(
                     sql: "INSERT INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, ?, ?, ?)",
-                    arguments: [name, "# A merge of \(inputs.joined(separator: ", ")) (isosweep merge): no sweep file.\n", version, Date().timeIntervalSince1970]
+                    arguments: [
+                        name, "# A merge of \(inputs.joined(separator: ", ")) (isosweep merge): no sweep file.\n",
+                        version, Date().timeIntervalSince1970,
+                    ]
                 )
                 for (key, work) in works.sorted(by: { $0.key < $1.key }) {
                     let done = chosen[key] != nil
@@ -96,13 +116,18 @@ public enum Merge {
                 for (key, entry) in chosen.sorted(by: { $0.key < $1.key }) {
                     try db.execute(
                         sql: "INSERT INTO results (key, result, worker, attempt, committed_at) VALUES (?, ?, ?, ?, ?)",
-                        arguments: [key, entry.result.json, entry.result.worker, entry.result.attempt, Date().timeIntervalSince1970]
+                        arguments: [
+                            key, entry.result.json, entry.result.worker, entry.result.attempt,
+                            Date().timeIntervalSince1970,
+                        ]
                     )
                 }
                 for key in conflicting.sorted() {
                     try db.execute(
                         sql: "INSERT INTO events (at, kind, detail) VALUES (?, 'merge_conflict', ?)",
-                        arguments: [Date().timeIntervalSince1970, "cell \(key): kept the result of \(chosen[key]!.input)"]
+                        arguments: [
+                            Date().timeIntervalSince1970, "cell \(key): kept the result of \(chosen[key]!.input)",
+                        ]
                     )
                 }
             }
@@ -116,11 +141,15 @@ public enum Merge {
 
     /// Science fields that differ (wall-clock and host fields never count).
     static func differing(_ a: CellMetrics?, _ b: CellMetrics?) -> [String] {
-        guard let a = a?.withoutTimings, let b = b?.withoutTimings else { return a == nil && b == nil ? [] : ["one result is unreadable"] }
+        guard let a = a?.withoutTimings, let b = b?.withoutTimings else {
+            return a == nil && b == nil ? [] : ["one result is unreadable"]
+        }
         if a == b { return [] }
         let fields: [(String, (CellMetrics) -> String)] = [
-            ("train_mse", { "\($0.trainMSE as Any)" }), ("eps", { "\($0.eps as Any)" }), ("fit_fraction", { "\($0.fitFraction as Any)" }),
-            ("test_mse", { "\($0.testMSE as Any)" }), ("lip_lower", { "\($0.lipLower as Any)" }), ("lip_upper", { "\($0.lipUpper as Any)" }),
+            ("train_mse", { "\($0.trainMSE as Any)" }), ("eps", { "\($0.eps as Any)" }),
+            ("fit_fraction", { "\($0.fitFraction as Any)" }),
+            ("test_mse", { "\($0.testMSE as Any)" }), ("lip_lower", { "\($0.lipLower as Any)" }),
+            ("lip_upper", { "\($0.lipUpper as Any)" }),
             ("lip_support_lower", { "\($0.lipSupportLower as Any)" }), ("grad_mean", { "\($0.gradMean as Any)" }),
             ("steps", { "\($0.steps)" }), ("stop_reason", { $0.stopReason.rawValue }), ("flops", { "\($0.flops)" }),
         ]

@@ -21,7 +21,11 @@ public final class ResultStore {
     public init(path: String, readOnly: Bool = false) throws(IsosweepError) {
         self.path = path
         if readOnly && !FileManager.default.fileExists(atPath: path) {
-            throw IsosweepError(.store, "no database at \(path)", remedy: "check the path (the coordinator creates it with --db)")
+            throw IsosweepError(
+                .store,
+                "no database at \(path)",
+                remedy: "check the path (the coordinator creates it with --db)"
+            )
         }
         var configuration = Configuration()
         configuration.readonly = readOnly
@@ -67,7 +71,8 @@ public final class ResultStore {
         guard let error = error as? DatabaseError else { return "\(error)" }
         switch error.resultCode {
         case .SQLITE_READONLY:
-            return "it is read-only (\(error.message ?? "")): check the file system and the file's permissions, or copy it somewhere writable"
+            return
+                "it is read-only (\(error.message ?? "")): check the file system and the file's permissions, or copy it somewhere writable"
         case .SQLITE_FULL:
             return "the disk is full: free space and run again (nothing committed is lost)"
         case .SQLITE_CANTOPEN:
@@ -83,50 +88,52 @@ public final class ResultStore {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE sweep (
-                    id INTEGER PRIMARY KEY CHECK (id = 1),
-                    name TEXT NOT NULL,
-                    spec TEXT NOT NULL,
-                    spec_hash TEXT NOT NULL,
-                    science_version INTEGER NOT NULL,
-                    created_at REAL NOT NULL
-                );
-                CREATE TABLE cells (
-                    key TEXT PRIMARY KEY,
-                    work TEXT NOT NULL,
-                    cost REAL NOT NULL,
-                    state TEXT NOT NULL,
-                    attempts INTEGER NOT NULL DEFAULT 0,
-                    lease INTEGER,
-                    worker TEXT,
-                    last_error TEXT,
-                    updated_at REAL
-                ) WITHOUT ROWID;
-                CREATE TABLE results (
-                    key TEXT PRIMARY KEY REFERENCES cells(key),
-                    result TEXT NOT NULL,
-                    worker TEXT NOT NULL,
-                    attempt INTEGER NOT NULL,
-                    committed_at REAL NOT NULL
-                ) WITHOUT ROWID;
-                CREATE TABLE workers (
-                    id TEXT PRIMARY KEY,
-                    host TEXT NOT NULL,
-                    build TEXT NOT NULL,
-                    slots INTEGER NOT NULL,
-                    cells_done INTEGER NOT NULL,
-                    alive INTEGER NOT NULL,
-                    first_seen REAL NOT NULL,
-                    last_seen REAL NOT NULL
-                ) WITHOUT ROWID;
-                CREATE TABLE events (
-                    id INTEGER PRIMARY KEY,
-                    at REAL NOT NULL,
-                    kind TEXT NOT NULL,
-                    detail TEXT NOT NULL
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE sweep (
+                        id INTEGER PRIMARY KEY CHECK (id = 1),
+                        name TEXT NOT NULL,
+                        spec TEXT NOT NULL,
+                        spec_hash TEXT NOT NULL,
+                        science_version INTEGER NOT NULL,
+                        created_at REAL NOT NULL
+                    );
+                    CREATE TABLE cells (
+                        key TEXT PRIMARY KEY,
+                        work TEXT NOT NULL,
+                        cost REAL NOT NULL,
+                        state TEXT NOT NULL,
+                        attempts INTEGER NOT NULL DEFAULT 0,
+                        lease INTEGER,
+                        worker TEXT,
+                        last_error TEXT,
+                        updated_at REAL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE results (
+                        key TEXT PRIMARY KEY REFERENCES cells(key),
+                        result TEXT NOT NULL,
+                        worker TEXT NOT NULL,
+                        attempt INTEGER NOT NULL,
+                        committed_at REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE workers (
+                        id TEXT PRIMARY KEY,
+                        host TEXT NOT NULL,
+                        build TEXT NOT NULL,
+                        slots INTEGER NOT NULL,
+                        cells_done INTEGER NOT NULL,
+                        alive INTEGER NOT NULL,
+                        first_seen REAL NOT NULL,
+                        last_seen REAL NOT NULL
+                    ) WITHOUT ROWID;
+                    CREATE TABLE events (
+                        id INTEGER PRIMARY KEY,
+                        at REAL NOT NULL,
+                        kind TEXT NOT NULL,
+                        detail TEXT NOT NULL
+                    );
+                    """
+            )
         }
         migrator.registerMigration("v2-explicit-json") { db in
             try LegacyFormats.migrateToExplicitJSON(db)
@@ -182,7 +189,8 @@ public final class ResultStore {
                     let version: Int = row["science_version"]
                     guard version == scienceVersion else {
                         throw IsosweepError(
-                            .store, "\(path) holds results of science version \(version), this isosweep computes version \(scienceVersion)",
+                            .store,
+                            "\(path) holds results of science version \(version), this isosweep computes version \(scienceVersion)",
                             remedy: "use a new --db"
                         )
                     }
@@ -197,16 +205,28 @@ public final class ResultStore {
                             throw IsosweepError(
                                 .store,
                                 "\(path) belongs to sweep '\(name)', and \(spec.name)'s file drops \(dropped.count) of its \(members.count) cells",
-                                remedy: "use a new --db for this sweep file, or --force to switch this database to it (earlier results are kept)"
+                                remedy:
+                                    "use a new --db for this sweep file, or --force to switch this database to it (earlier results are kept)"
                             )
                         }
                         let leave = try db.cachedStatement(sql: "UPDATE cells SET in_sweep = 0 WHERE key = ?")
                         for key in dropped { try leave.execute(arguments: [key]) }
-                        try Self.record(db, "spec_changed", "--force: sweep '\(name)' replaced by '\(spec.name)': \(dropped.count) cells dropped, \(preparation.newCells) new")
+                        try Self.record(
+                            db,
+                            "spec_changed",
+                            "--force: sweep '\(name)' replaced by '\(spec.name)': \(dropped.count) cells dropped, \(preparation.newCells) new"
+                        )
                     } else if preparation.newCells > 0 {
-                        try Self.record(db, "extended", "sweep '\(spec.name)' extended by \(preparation.newCells) cells")
+                        try Self.record(
+                            db,
+                            "extended",
+                            "sweep '\(spec.name)' extended by \(preparation.newCells) cells"
+                        )
                     }
-                    try db.execute(sql: "UPDATE sweep SET name = ?, source = ? WHERE id = 1", arguments: [spec.name, spec.source])
+                    try db.execute(
+                        sql: "UPDATE sweep SET name = ?, source = ? WHERE id = 1",
+                        arguments: [spec.name, spec.source]
+                    )
                 } else {
                     preparation.newCells = wanted.count
                     try db.execute(
@@ -216,7 +236,9 @@ public final class ResultStore {
                 }
                 try insert(cells, db)
                 if retryFailed {
-                    try db.execute(sql: "UPDATE cells SET state = 'queued', attempts = 0 WHERE state = 'failed' AND in_sweep = 1")
+                    try db.execute(
+                        sql: "UPDATE cells SET state = 'queued', attempts = 0 WHERE state = 'failed' AND in_sweep = 1"
+                    )
                 }
                 preparation.seeds = try seeds(db)
                 return preparation
@@ -233,7 +255,8 @@ public final class ResultStore {
         do {
             return try database.write { db in
                 try db.execute(
-                    sql: "INSERT OR IGNORE INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, '', ?, ?)",
+                    sql:
+                        "INSERT OR IGNORE INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, '', ?, ?)",
                     arguments: [name, scienceVersion, Date().timeIntervalSince1970]
                 )
                 try insert(cells, db)
@@ -253,22 +276,31 @@ public final class ResultStore {
 
     private func insert(_ cells: [CellWork], _ db: Database) throws {
         // A cell that left the sweep (--force) and comes back is a member again, with its result.
-        let statement = try db.cachedStatement(sql: """
-            INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, ?, 'queued', 0, 1)
-            ON CONFLICT(key) DO UPDATE SET in_sweep = 1
-            """)
+        let statement = try db.cachedStatement(
+            sql: """
+                INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, ?, 'queued', 0, 1)
+                ON CONFLICT(key) DO UPDATE SET in_sweep = 1
+                """
+        )
         for cell in cells {
             try statement.execute(arguments: [cell.key, String(decoding: cell.json, as: UTF8.self), cell.estimatedCost])
         }
     }
 
     private func seeds(_ db: Database) throws -> [Scheduler.CellSeed] {
-        try Row.fetchAll(db, sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells WHERE in_sweep = 1").map { row in
+        try Row.fetchAll(
+            db,
+            sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells WHERE in_sweep = 1"
+        ).map { row in
             let state: String = row["state"]
             let work: String = row["work"]
             return Scheduler.CellSeed(
-                key: row["key"], work: Array(work.utf8), cost: row["cost"],
-                state: Scheduler.CellState(rawValue: state) ?? .queued, attempts: row["attempts"], lastError: row["last_error"],
+                key: row["key"],
+                work: Array(work.utf8),
+                cost: row["cost"],
+                state: Scheduler.CellState(rawValue: state) ?? .queued,
+                attempts: row["attempts"],
+                lastError: row["last_error"],
                 leasedTo: row["worker"]
             )
         }
@@ -278,32 +310,49 @@ public final class ResultStore {
 
     /// Writes state changes, results and worker records in one transaction (a group commit).
     /// A result already present is never overwritten; each new one counts for its worker.
-    public func apply(updates: [Scheduler.CellUpdate], commits: [Scheduler.Commit], workers: [Scheduler.WorkerRecord]) throws(IsosweepError) {
+    public func apply(
+        updates: [Scheduler.CellUpdate],
+        commits: [Scheduler.Commit],
+        workers: [Scheduler.WorkerRecord]
+    ) throws(IsosweepError) {
         if updates.isEmpty && commits.isEmpty && workers.isEmpty { return }
         let now = Date().timeIntervalSince1970
         do {
             try database.write { db in
                 let update = try db.cachedStatement(
-                    sql: "UPDATE cells SET state = ?, attempts = ?, lease = ?, worker = ?, last_error = ?, updated_at = ? WHERE key = ? AND state != 'done'"
+                    sql:
+                        "UPDATE cells SET state = ?, attempts = ?, lease = ?, worker = ?, last_error = ?, updated_at = ? WHERE key = ? AND state != 'done'"
                 )
                 for u in updates {
-                    try update.execute(arguments: [u.state.rawValue, u.attempts, u.lease.map { Int64(bitPattern: $0) }, u.worker, u.lastError, now, u.key])
+                    try update.execute(arguments: [
+                        u.state.rawValue, u.attempts, u.lease.map { Int64(bitPattern: $0) }, u.worker, u.lastError, now,
+                        u.key,
+                    ])
                 }
                 let insert = try db.cachedStatement(
-                    sql: "INSERT INTO results (key, result, worker, attempt, committed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
+                    sql:
+                        "INSERT INTO results (key, result, worker, attempt, committed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING"
                 )
-                let done = try db.cachedStatement(sql: "UPDATE cells SET state = 'done', lease = NULL, worker = ?, updated_at = ? WHERE key = ?")
-                let worker = try db.cachedStatement(sql: """
-                    INSERT INTO workers (id, host, build, slots, cells_done, alive, first_seen, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
-                    ON CONFLICT(id) DO UPDATE SET host = excluded.host, build = excluded.build, slots = excluded.slots,
-                        alive = excluded.alive, last_seen = excluded.last_seen
-                    """)
+                let done = try db.cachedStatement(
+                    sql: "UPDATE cells SET state = 'done', lease = NULL, worker = ?, updated_at = ? WHERE key = ?"
+                )
+                let worker = try db.cachedStatement(
+                    sql: """
+                        INSERT INTO workers (id, host, build, slots, cells_done, alive, first_seen, last_seen) VALUES (?, ?, ?, ?, 0, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET host = excluded.host, build = excluded.build, slots = excluded.slots,
+                            alive = excluded.alive, last_seen = excluded.last_seen
+                        """
+                )
                 for w in workers {
                     try worker.execute(arguments: [w.id, w.host, w.build, w.slots, w.alive, now, now])
                 }
-                let counted = try db.cachedStatement(sql: "UPDATE workers SET cells_done = cells_done + 1, last_seen = ? WHERE id = ?")
+                let counted = try db.cachedStatement(
+                    sql: "UPDATE workers SET cells_done = cells_done + 1, last_seen = ? WHERE id = ?"
+                )
                 for c in commits {
-                    try insert.execute(arguments: [c.key, String(decoding: c.payload, as: UTF8.self), c.worker, c.attempt, now])
+                    try insert.execute(arguments: [
+                        c.key, String(decoding: c.payload, as: UTF8.self), c.worker, c.attempt, now,
+                    ])
                     guard db.changesCount > 0 else { continue }  // already committed: counted once
                     try done.execute(arguments: [c.worker, now, c.key])
                     try counted.execute(arguments: [now, c.worker])
@@ -326,14 +375,10 @@ public final class ResultStore {
 
     /// Every committed result.
     public func results() throws(IsosweepError) -> [StoredResult] {
-        do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT key, result, worker, attempt FROM results ORDER BY key").map {
-                    StoredResult(key: $0["key"], json: $0["result"], worker: $0["worker"], attempt: $0["attempt"])
-                }
+        try read("results") { db in
+            try Row.fetchAll(db, sql: "SELECT key, result, worker, attempt FROM results ORDER BY key").map {
+                StoredResult(key: $0["key"], json: $0["result"], worker: $0["worker"], attempt: $0["attempt"])
             }
-        } catch {
-            throw IsosweepError(.store, "cannot read results from \(path): \(error)")
         }
     }
 
@@ -351,42 +396,39 @@ public final class ResultStore {
     /// also those a `--force` switch left out).
     public func cells(includingDropped: Bool = false) throws(IsosweepError) -> [StoredCell] {
         let filter = includingDropped ? "" : "WHERE in_sweep = 1"
-        do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT key, work, state, attempts, worker, last_error FROM cells \(filter) ORDER BY key").map {
-                    let state: String = $0["state"]
-                    return StoredCell(
-                        key: $0["key"], work: $0["work"], state: Scheduler.CellState(rawValue: state) ?? .queued,
-                        attempts: $0["attempts"], worker: $0["worker"], lastError: $0["last_error"]
-                    )
-                }
+        return try read("cells") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT key, work, state, attempts, worker, last_error FROM cells \(filter) ORDER BY key"
+            ).map {
+                let state: String = $0["state"]
+                return StoredCell(
+                    key: $0["key"],
+                    work: $0["work"],
+                    state: Scheduler.CellState(rawValue: state) ?? .queued,
+                    attempts: $0["attempts"],
+                    worker: $0["worker"],
+                    lastError: $0["last_error"]
+                )
             }
-        } catch {
-            throw IsosweepError(.store, "cannot read cells from \(path): \(error)")
         }
     }
 
     /// The sweep's name, its file as the user wrote it, and its science version.
     public func sweep() throws(IsosweepError) -> (name: String, source: String, scienceVersion: Int)? {
-        do {
-            return try database.read { db in
-                try Row.fetchOne(db, sql: "SELECT name, source, science_version FROM sweep WHERE id = 1").map {
-                    ($0["name"], $0["source"], $0["science_version"])
-                }
+        try read("the sweep") { db in
+            try Row.fetchOne(db, sql: "SELECT name, source, science_version FROM sweep WHERE id = 1").map {
+                ($0["name"], $0["source"], $0["science_version"])
             }
-        } catch {
-            throw IsosweepError(.store, "cannot read the sweep from \(path): \(error)")
         }
     }
 
     /// Recorded events (spec changes, merge conflicts), oldest first.
     public func events() throws(IsosweepError) -> [(kind: String, detail: String)] {
-        do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT kind, detail FROM events ORDER BY id").map { ($0["kind"], $0["detail"]) }
+        try read("events") { db in
+            try Row.fetchAll(db, sql: "SELECT kind, detail FROM events ORDER BY id").map {
+                ($0["kind"], $0["detail"])
             }
-        } catch {
-            throw IsosweepError(.store, "cannot read events from \(path): \(error)")
         }
     }
 
@@ -405,17 +447,29 @@ public final class ResultStore {
 
     /// Every worker seen.
     public func workers() throws(IsosweepError) -> [StoredWorker] {
-        do {
-            return try database.read { db in
-                try Row.fetchAll(db, sql: "SELECT id, host, slots, cells_done, alive, last_seen FROM workers ORDER BY first_seen, id").map {
-                    StoredWorker(
-                        id: $0["id"], host: $0["host"], slots: $0["slots"], cellsDone: $0["cells_done"], alive: $0["alive"],
-                        lastSeen: Date(timeIntervalSince1970: $0["last_seen"])
-                    )
-                }
+        try read("workers") { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT id, host, slots, cells_done, alive, last_seen FROM workers ORDER BY first_seen, id"
+            ).map {
+                StoredWorker(
+                    id: $0["id"],
+                    host: $0["host"],
+                    slots: $0["slots"],
+                    cellsDone: $0["cells_done"],
+                    alive: $0["alive"],
+                    lastSeen: Date(timeIntervalSince1970: $0["last_seen"])
+                )
             }
+        }
+    }
+
+    /// Runs a read transaction; a failure names what was being read.
+    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(IsosweepError) -> T {
+        do {
+            return try database.read(body)
         } catch {
-            throw IsosweepError(.store, "cannot read workers from \(path): \(error)")
+            throw IsosweepError(.store, "cannot read \(what) from \(path)", remedy: Self.explain(error))
         }
     }
 }

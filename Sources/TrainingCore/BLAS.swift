@@ -1,5 +1,5 @@
-public import Diagnostics
 import COpenBLAS
+import Diagnostics
 public import RealModule
 
 /// A floating-point type with BLAS kernels: `Float` for training (SGEMM), `Double` for the
@@ -43,8 +43,20 @@ extension Float: BLASScalar {
         ldc: Int
     ) {
         cblas_sgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc)
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m),
+            blasint(n),
+            blasint(k),
+            alpha,
+            a,
+            blasint(lda),
+            b,
+            blasint(ldb),
+            beta,
+            c,
+            blasint(ldc)
         )
     }
 
@@ -72,8 +84,20 @@ extension Double: BLASScalar {
         ldc: Int
     ) {
         cblas_dgemm(
-            CblasRowMajor, transposeA ? CblasTrans : CblasNoTrans, transposeB ? CblasTrans : CblasNoTrans,
-            blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc)
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m),
+            blasint(n),
+            blasint(k),
+            alpha,
+            a,
+            blasint(lda),
+            b,
+            blasint(ldb),
+            beta,
+            c,
+            blasint(ldc)
         )
     }
 
@@ -118,9 +142,19 @@ public enum BLAS {
             b.storage.withUnsafeBufferPointer { pb in
                 c.storage.withUnsafeMutableBufferPointer { pc in
                     T.gemm(
-                        transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, alpha: 1,
-                        a: pa.baseAddress!, lda: a.columns, b: pb.baseAddress!, ldb: b.columns, beta: 0,
-                        c: pc.baseAddress!, ldc: n
+                        transposeA: transposeA,
+                        transposeB: transposeB,
+                        m: m,
+                        n: n,
+                        k: k,
+                        alpha: 1,
+                        a: pa.baseAddress!,
+                        lda: a.columns,
+                        b: pb.baseAddress!,
+                        ldb: b.columns,
+                        beta: 0,
+                        c: pc.baseAddress!,
+                        ldc: n
                     )
                 }
             }
@@ -192,7 +226,10 @@ public enum BLAS {
         var iwork = [Int32](repeating: 0, count: max(1, Int(iworkQuery)))
         dgelsd_(&m, &n, &nrhs, &a, &lda, &b, &ldb, &s, &rcond, &rank, &work, &lwork, &iwork, &info)
         guard info == 0 else {
-            throw IsosweepError(.numerical, "LAPACK dgelsd did not converge (info \(info)) solving the random-features least squares")
+            throw IsosweepError(
+                .numerical,
+                "LAPACK dgelsd did not converge (info \(info)) solving the random-features least squares"
+            )
         }
         return Array(b[0..<Int(n)])
     }

@@ -67,12 +67,34 @@ public struct TrainingBenchmark: Sendable, Codable {
                         weightGradient.withUnsafeMutableBufferPointer { g in
                             for _ in 0..<steps {
                                 Float.gemm(
-                                    transposeA: false, transposeB: true, m: n, n: k, k: d, alpha: 1,
-                                    a: x.baseAddress!, lda: d, b: w.baseAddress!, ldb: d, beta: 0, c: z.baseAddress!, ldc: k
+                                    transposeA: false,
+                                    transposeB: true,
+                                    m: n,
+                                    n: k,
+                                    k: d,
+                                    alpha: 1,
+                                    a: x.baseAddress!,
+                                    lda: d,
+                                    b: w.baseAddress!,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: z.baseAddress!,
+                                    ldc: k
                                 )
                                 Float.gemm(
-                                    transposeA: true, transposeB: false, m: k, n: d, k: n, alpha: 1,
-                                    a: z.baseAddress!, lda: k, b: x.baseAddress!, ldb: d, beta: 0, c: g.baseAddress!, ldc: d
+                                    transposeA: true,
+                                    transposeB: false,
+                                    m: k,
+                                    n: d,
+                                    k: n,
+                                    alpha: 1,
+                                    a: z.baseAddress!,
+                                    lda: k,
+                                    b: x.baseAddress!,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: g.baseAddress!,
+                                    ldc: d
                                 )
                             }
                         }
@@ -91,10 +113,18 @@ public struct TrainingBenchmark: Sendable, Codable {
         }
         let flops = 4 * Double(n) * Double(d) * Double(k)
         return TrainingBenchmark(
-            n: n, d: d, width: k, steps: steps, threads: threads, activation: activation,
-            secondsPerStep: bestStep, stepGflops: flops / bestStep / 1e9,
-            sgemmSecondsPerStep: bestGemm, sgemmGflops: flops / bestGemm / 1e9,
-            ratio: bestGemm / bestStep, blas: BLAS.configuration
+            n: n,
+            d: d,
+            width: k,
+            steps: steps,
+            threads: threads,
+            activation: activation,
+            secondsPerStep: bestStep,
+            stepGflops: flops / bestStep / 1e9,
+            sgemmSecondsPerStep: bestGemm,
+            sgemmGflops: flops / bestGemm / 1e9,
+            ratio: bestGemm / bestStep,
+            blas: BLAS.configuration
         )
     }
 }

@@ -26,18 +26,39 @@ public enum Cell {
         let data = try CellData.make(for: cell)
         let train = data.train.converted(to: Float.self)
         let seed = UInt64(cell.seed)
-        let initial = Network<Float>(randomWithInputDimension: cell.d, width: cell.width, activation: cell.activation, seed: seed)
+        let initial = Network<Float>(
+            randomWithInputDimension: cell.d,
+            width: cell.width,
+            activation: cell.activation,
+            seed: seed
+        )
         let outcome = try Trainer.train(initial, on: train, parameters: cell, shouldStop: shouldStop)
 
         let p = cell.parameterCount
         let lawScale = (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot()
         var metrics = CellMetrics(
-            p: p, trainMSE: nil, noiseLevel: data.noiseLevel, eps: nil, fitFraction: nil, testMSE: nil,
-            lipLower: nil, lipUpper: nil, lipSupportLower: nil, gradMean: nil, lawScale: lawScale, lawRatio: nil,
-            steps: outcome.steps, stopReason: outcome.stopReason, trainSeconds: outcome.seconds, lipSeconds: 0,
-            flops: outcome.flops, gflops: outcome.seconds > 0 ? outcome.flops / outcome.seconds / 1e9 : 0,
-            scienceVersion: scienceVersion, initialisation: Network<Float>.initialisationScheme,
-            host: ProcessInfo.processInfo.hostName, blas: BLAS.configuration
+            p: p,
+            trainMSE: nil,
+            noiseLevel: data.noiseLevel,
+            eps: nil,
+            fitFraction: nil,
+            testMSE: nil,
+            lipLower: nil,
+            lipUpper: nil,
+            lipSupportLower: nil,
+            gradMean: nil,
+            lawScale: lawScale,
+            lawRatio: nil,
+            steps: outcome.steps,
+            stopReason: outcome.stopReason,
+            trainSeconds: outcome.seconds,
+            lipSeconds: 0,
+            flops: outcome.flops,
+            gflops: outcome.seconds > 0 ? outcome.flops / outcome.seconds / 1e9 : 0,
+            scienceVersion: scienceVersion,
+            initialisation: Network<Float>.initialisationScheme,
+            host: ProcessInfo.processInfo.hostName,
+            blas: BLAS.configuration
         )
         if outcome.stopReason != .diverged {
             // Every metric is computed in double precision on the trained float32 weights, exactly
@@ -52,7 +73,11 @@ public enum Cell {
             let clock = ContinuousClock()
             let start = clock.now
             let bounds = try Lipschitz.bounds(
-                of: network, trainingInputs: trainInputs, distribution: data.distribution, seed: seed, options: options,
+                of: network,
+                trainingInputs: trainInputs,
+                distribution: data.distribution,
+                seed: seed,
+                options: options,
                 shouldStop: shouldStop
             )
             metrics.lipSeconds = (clock.now - start).seconds
@@ -68,7 +93,11 @@ public enum Cell {
                 metrics = metrics.diverged
             }
         }
-        return CellRun(result: CellResult(parameters: cell, metrics: metrics), network: outcome.network, trainingData: train)
+        return CellRun(
+            result: CellResult(parameters: cell, metrics: metrics),
+            network: outcome.network,
+            trainingData: train
+        )
     }
 }
 
@@ -93,7 +122,8 @@ extension CellMetrics {
 /// Goodness-of-fit measures.
 public enum Measure {
     /// Mean squared error and the share of points with sign(f(x)) = y.
-    public static func fit(_ network: Network<Double>, _ data: Dataset<Double>) -> (mse: Double, signAgreement: Double) {
+    public static func fit(_ network: Network<Double>, _ data: Dataset<Double>) -> (mse: Double, signAgreement: Double)
+    {
         guard data.count > 0 else { return (.nan, .nan) }
         let f = network.outputs(data.inputs)
         var squares = 0.0

@@ -1,4 +1,5 @@
 public import Diagnostics
+
 /// Where a cell's inputs come from.
 public enum DataKind: String, Codable, Sendable, CaseIterable {
     /// Uniform on the unit sphere S^{d-1}.
@@ -164,7 +165,9 @@ public struct CellParameters: Codable, Sendable, Hashable {
         guard seed >= 0 else { throw fail("seed must be non-negative (got \(seed))") }
         guard eta >= 0 && eta <= 0.5 else { throw fail("eta is a label flip probability in [0, 0.5] (got \(eta))") }
         guard maxSteps >= 1 else { throw fail("max_steps must be at least 1 (got \(maxSteps))") }
-        guard targetMSE >= 0 && targetMSE.isFinite else { throw fail("target_mse must be a finite number >= 0 (got \(targetMSE))") }
+        guard targetMSE >= 0 && targetMSE.isFinite else {
+            throw fail("target_mse must be a finite number >= 0 (got \(targetMSE))")
+        }
         guard nTest >= 1 else { throw fail("n_test must be at least 1 (got \(nTest))") }
         if let lr, !(lr > 0 && lr.isFinite) { throw fail("lr must be a positive finite learning rate (got \(lr))") }
         // The n x width activation matrix must fit in memory: refuse absurd sizes up front.

@@ -30,10 +30,28 @@ public struct CellMetrics: Sendable, Equatable {
 
     /// Metrics with every field given.
     public init(
-        p: Int, trainMSE: Double?, noiseLevel: Double, eps: Double?, fitFraction: Double?, testMSE: Double?, lipLower: Double?,
-        lipUpper: Double?, lipSupportLower: Double?, gradMean: Double?, lawScale: Double, lawRatio: Double?, steps: Int,
-        stopReason: StopReason, trainSeconds: Double, lipSeconds: Double, flops: Double, gflops: Double, scienceVersion: Int,
-        initialisation: String, host: String, blas: String
+        p: Int,
+        trainMSE: Double?,
+        noiseLevel: Double,
+        eps: Double?,
+        fitFraction: Double?,
+        testMSE: Double?,
+        lipLower: Double?,
+        lipUpper: Double?,
+        lipSupportLower: Double?,
+        gradMean: Double?,
+        lawScale: Double,
+        lawRatio: Double?,
+        steps: Int,
+        stopReason: StopReason,
+        trainSeconds: Double,
+        lipSeconds: Double,
+        flops: Double,
+        gflops: Double,
+        scienceVersion: Int,
+        initialisation: String,
+        host: String,
+        blas: String
     ) {
         self.p = p
         self.trainMSE = trainMSE

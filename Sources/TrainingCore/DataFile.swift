@@ -1,4 +1,4 @@
-public import Diagnostics
+import Diagnostics
 import Foundation
 
 /// Rows of a data file with their class labels, each row scaled to unit norm.
@@ -18,15 +18,24 @@ struct LabeledTable {
         var table: LabeledTable
         if isIDX(bytes) {
             guard let labelPath = p.labelFile else {
-                throw IsosweepError(.invalidParameter, "\(path) is an IDX images file: give its labels with label_file (e.g. train-labels-idx1-ubyte)")
+                throw IsosweepError(
+                    .invalidParameter,
+                    "\(path) is an IDX images file: give its labels with label_file (e.g. train-labels-idx1-ubyte)"
+                )
             }
             let images = try IDXArray(bytes: bytes, path: path)
             let labels = try IDXArray(bytes: try readBytes(labelPath), path: labelPath)
             guard labels.dimensions.count == 1 else {
-                throw IsosweepError(.badFile, "\(labelPath) should be a one-dimensional IDX labels file, but has dimensions \(labels.dimensions)")
+                throw IsosweepError(
+                    .badFile,
+                    "\(labelPath) should be a one-dimensional IDX labels file, but has dimensions \(labels.dimensions)"
+                )
             }
             guard labels.dimensions[0] == images.dimensions[0] else {
-                throw IsosweepError(.badFile, "\(path) has \(images.dimensions[0]) images but \(labelPath) has \(labels.dimensions[0]) labels")
+                throw IsosweepError(
+                    .badFile,
+                    "\(path) has \(images.dimensions[0]) images but \(labelPath) has \(labels.dimensions[0]) labels"
+                )
             }
             let rows = images.dimensions[0]
             let columns = images.dimensions.dropFirst().reduce(1, *)
@@ -44,7 +53,10 @@ struct LabeledTable {
     private static func readBytes(_ path: String) throws(IsosweepError) -> [UInt8] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw IsosweepError(.badFile, "data file \(path) does not exist: check the path (relative paths start at the working directory)")
+            throw IsosweepError(
+                .badFile,
+                "data file \(path) does not exist: check the path (relative paths start at the working directory)"
+            )
         }
         guard !isDirectory.boolValue else { throw IsosweepError(.badFile, "\(path) is a directory, not a data file") }
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -58,7 +70,11 @@ struct LabeledTable {
             && bytes[3] >= 1
     }
 
-    private static func parseCSV(_ bytes: [UInt8], path: String, labelColumn: Int?) throws(IsosweepError) -> LabeledTable {
+    private static func parseCSV(
+        _ bytes: [UInt8],
+        path: String,
+        labelColumn: Int?
+    ) throws(IsosweepError) -> LabeledTable {
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw IsosweepError(.badFile, "\(path) is neither an IDX file nor UTF-8 CSV text")
         }
@@ -70,13 +86,21 @@ struct LabeledTable {
             lineNumber += 1
             let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingSpacesAndQuotes() }
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map {
+                $0.trimmingSpacesAndQuotes()
+            }
             guard fields.count >= 2 else {
-                throw IsosweepError(.badFile, "\(path) line \(lineNumber): a CSV row needs at least one feature and a label, found \(fields.count) field")
+                throw IsosweepError(
+                    .badFile,
+                    "\(path) line \(lineNumber): a CSV row needs at least one feature and a label, found \(fields.count) field"
+                )
             }
             let labelIndex = labelColumn ?? (fields.count - 1)
             guard labelIndex >= 0 && labelIndex < fields.count else {
-                throw IsosweepError(.invalidParameter, "label_column \(labelIndex) is outside the \(fields.count) columns of \(path) (columns count from 0)")
+                throw IsosweepError(
+                    .invalidParameter,
+                    "label_column \(labelIndex) is outside the \(fields.count) columns of \(path) (columns count from 0)"
+                )
             }
             var row: [Double] = []
             var numeric = true
@@ -88,13 +112,22 @@ struct LabeledTable {
                 row.append(value)
             }
             if !numeric {
-                if labels.isEmpty && columns < 0 { columns = 0; continue }  // a header line
-                throw IsosweepError(.badFile, "\(path) line \(lineNumber): a feature is not a finite number; every column but the label must be numeric")
+                if labels.isEmpty && columns < 0 {
+                    columns = 0
+                    continue
+                }  // a header line
+                throw IsosweepError(
+                    .badFile,
+                    "\(path) line \(lineNumber): a feature is not a finite number; every column but the label must be numeric"
+                )
             }
             if columns <= 0 {
                 columns = row.count
             } else if row.count != columns {
-                throw IsosweepError(.badFile, "\(path) line \(lineNumber) has \(row.count) features where earlier rows have \(columns)")
+                throw IsosweepError(
+                    .badFile,
+                    "\(path) line \(lineNumber) has \(row.count) features where earlier rows have \(columns)"
+                )
             }
             values += row
             labels.append(canonicalLabel(fields[labelIndex]))
@@ -108,7 +141,10 @@ struct LabeledTable {
             var norm = 0.0
             for j in 0..<features.columns { norm += features[i, j] * features[i, j] }
             guard norm > 0 && norm.isFinite else {
-                throw IsosweepError(.badFile, "row \(i + 1) of \(path) is all zeros (or not finite) and cannot be scaled to unit norm: remove it")
+                throw IsosweepError(
+                    .badFile,
+                    "row \(i + 1) of \(path) is all zeros (or not finite) and cannot be scaled to unit norm: remove it"
+                )
             }
             let scale = 1 / norm.squareRoot()
             for j in 0..<features.columns { features[i, j] *= scale }
@@ -132,7 +168,9 @@ struct IDXArray {
 
     init(bytes: [UInt8], path: String) throws(IsosweepError) {
         func bad(_ why: String) -> IsosweepError { IsosweepError(.badFile, "\(path) is not a valid IDX file: \(why)") }
-        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else { throw bad("the magic number must start with two zero bytes") }
+        guard bytes.count >= 4, bytes[0] == 0, bytes[1] == 0 else {
+            throw bad("the magic number must start with two zero bytes")
+        }
         let type = bytes[2]
         let rank = Int(bytes[3])
         let width: Int
@@ -145,7 +183,8 @@ struct IDXArray {
         }
         guard rank >= 1, bytes.count >= 4 + 4 * rank else { throw bad("the header is truncated") }
         func u32(_ offset: Int) -> UInt32 {
-            (UInt32(bytes[offset]) << 24) | (UInt32(bytes[offset + 1]) << 16) | (UInt32(bytes[offset + 2]) << 8) | UInt32(bytes[offset + 3])
+            (UInt32(bytes[offset]) << 24) | (UInt32(bytes[offset + 1]) << 16) | (UInt32(bytes[offset + 2]) << 8)
+                | UInt32(bytes[offset + 3])
         }
         dimensions = (0..<rank).map { Int(u32(4 + 4 * $0)) }
         var count = 1
@@ -156,7 +195,9 @@ struct IDXArray {
         }
         let start = 4 + 4 * rank
         guard bytes.count - start == count * width else {
-            throw bad("dimensions \(dimensions) need \(count * width) bytes of data, the file has \(bytes.count - start)")
+            throw bad(
+                "dimensions \(dimensions) need \(count * width) bytes of data, the file has \(bytes.count - start)"
+            )
         }
         values = [Double](repeating: 0, count: count)
         for index in 0..<count {

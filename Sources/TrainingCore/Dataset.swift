@@ -1,4 +1,5 @@
 public import Diagnostics
+
 /// Inputs with their labels, one row per point.
 public struct Dataset<Scalar: BLASScalar>: Sendable, Equatable {
     /// Inputs, n x d.
@@ -122,7 +123,8 @@ public struct CellData: Sendable {
         }
     }
 
-    private static func fromFile(_ table: LabeledTable, parameters p: CellParameters) throws(IsosweepError) -> CellData {
+    private static func fromFile(_ table: LabeledTable, parameters p: CellParameters) throws(IsosweepError) -> CellData
+    {
         guard table.features.columns == p.d else {
             throw IsosweepError(
                 .invalidParameter,
@@ -149,7 +151,10 @@ public struct CellData: Sendable {
         if p.resolvedLabels == .file {
             for c in classes where !table.labels.contains(c) {
                 let seen = Array(Set(table.labels)).sorted().prefix(12).joined(separator: ", ")
-                throw IsosweepError(.invalidParameter, "class \(c) does not occur in \(p.dataFile ?? "the data file"); its classes include: \(seen)")
+                throw IsosweepError(
+                    .invalidParameter,
+                    "class \(c) does not occur in \(p.dataFile ?? "the data file"); its classes include: \(seen)"
+                )
             }
         }
         guard p.n < kept.count || (p.n == kept.count) else {

@@ -1,4 +1,5 @@
 public import Diagnostics
+
 /// Certified bounds on a network's Lipschitz constant (Euclidean norms).
 public struct LipschitzBounds: Sendable, Equatable, Codable {
     /// Largest input-gradient norm or difference quotient found anywhere: Lip(f) >= this.
@@ -84,9 +85,21 @@ public enum Lipschitz {
             search.consecutivePairs(trainingInputs)
         }
         let starts = search.bestProbes(options.ascentStarts)
-        try search.ascend(from: starts.free, tangential: false, steps: options.ascentSteps, rng: &rng, shouldStop: shouldStop)
+        try search.ascend(
+            from: starts.free,
+            tangential: false,
+            steps: options.ascentSteps,
+            rng: &rng,
+            shouldStop: shouldStop
+        )
         if onSphere {
-            try search.ascend(from: starts.tangential, tangential: true, steps: options.ascentSteps, rng: &rng, shouldStop: shouldStop)
+            try search.ascend(
+                from: starts.tangential,
+                tangential: true,
+                steps: options.ascentSteps,
+                rng: &rng,
+                shouldStop: shouldStop
+            )
         }
         search.differenceQuotients(at: search.bestProbes(options.ascentStarts), step: options.pairStep)
 
@@ -126,7 +139,9 @@ private struct Search {
     }
 
     /// Gradient norms (free, tangential) of every row of `x`, with the batch's gradients and outputs.
-    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double], gradients: Matrix<Double>, z: Matrix<Double>) {
+    func norms(
+        _ x: Matrix<Double>
+    ) -> (free: [Double], tangential: [Double], gradients: Matrix<Double>, z: Matrix<Double>) {
         let (_, g, z) = network.evaluate(x)
         var free = [Double](repeating: 0, count: x.rows)
         var tangential = [Double](repeating: 0, count: x.rows)
@@ -269,7 +284,9 @@ private struct Search {
         var stepSize = [Double](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         for _ in 0..<steps {
-            if shouldStop() { throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down") }
+            if shouldStop() {
+                throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down")
+            }
             let active = (0..<rows).filter { stepSize[$0] > 1e-9 }
             if active.isEmpty { break }
             let directions = ascentDirections(x, gradients: value.gradients, z: value.z, tangential: tangential)
@@ -315,7 +332,12 @@ private struct Search {
     /// Gradient of |g(x)|^2 / 2 in x: H g, with H = W^T diag(a psi''(z)) W. On the sphere the
     /// objective is |P_x g|^2 / 2, whose Euclidean gradient is H g_t - <g, x> g (g_t = P_x g),
     /// projected onto the tangent space.
-    func ascentDirections(_ x: Matrix<Double>, gradients g: Matrix<Double>, z: Matrix<Double>, tangential: Bool) -> Matrix<Double> {
+    func ascentDirections(
+        _ x: Matrix<Double>,
+        gradients g: Matrix<Double>,
+        z: Matrix<Double>,
+        tangential: Bool
+    ) -> Matrix<Double> {
         let k = network.width
         var v = g
         if tangential {

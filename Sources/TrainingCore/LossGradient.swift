@@ -57,8 +57,19 @@ extension Network {
                             gradientBuffer.update(repeating: 0)
                             // Z = X W^T (n x k).
                             Scalar.gemm(
-                                transposeA: false, transposeB: true, m: n, n: k, k: d, alpha: 1,
-                                a: x, lda: d, b: w, ldb: d, beta: 0, c: hidden, ldc: k
+                                transposeA: false,
+                                transposeB: true,
+                                m: n,
+                                n: k,
+                                k: d,
+                                alpha: 1,
+                                a: x,
+                                lda: d,
+                                b: w,
+                                ldb: d,
+                                beta: 0,
+                                c: hidden,
+                                ldc: k
                             )
                             var gradC: Scalar = 0
                             for i in 0..<n {
@@ -79,8 +90,19 @@ extension Network {
                             gradient[outputBiasOffset] = gradC
                             // dW = Delta^T X (k x d).
                             Scalar.gemm(
-                                transposeA: true, transposeB: false, m: k, n: d, k: n, alpha: 1,
-                                a: hidden, lda: k, b: x, ldb: d, beta: 0, c: gradient, ldc: d
+                                transposeA: true,
+                                transposeB: false,
+                                m: k,
+                                n: d,
+                                k: n,
+                                alpha: 1,
+                                a: hidden,
+                                lda: k,
+                                b: x,
+                                ldb: d,
+                                beta: 0,
+                                c: gradient,
+                                ldc: d
                             )
                         }
                     }

@@ -41,6 +41,10 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
 
     /// The rows in `range` as a new matrix.
     public func rows(_ range: Range<Int>) -> Matrix {
-        Matrix(rows: range.count, columns: columns, storage: Array(storage[(range.lowerBound * columns)..<(range.upperBound * columns)]))
+        Matrix(
+            rows: range.count,
+            columns: columns,
+            storage: Array(storage[(range.lowerBound * columns)..<(range.upperBound * columns)])
+        )
     }
 }

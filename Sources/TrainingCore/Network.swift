@@ -19,7 +19,10 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
 
     /// A network with the given parameters.
     public init(inputDimension: Int, width: Int, activation: ActivationKind, parameters: [Scalar]) {
-        precondition(parameters.count == width * (inputDimension + 2) + 1, "parameter count does not match k (d + 2) + 1")
+        precondition(
+            parameters.count == width * (inputDimension + 2) + 1,
+            "parameter count does not match k (d + 2) + 1"
+        )
         self.inputDimension = inputDimension
         self.width = width
         self.activation = activation
@@ -27,7 +30,13 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// A network from its tensors.
-    public init(weights: Matrix<Scalar>, biases: [Scalar], outputWeights: [Scalar], outputBias: Scalar, activation: ActivationKind) {
+    public init(
+        weights: Matrix<Scalar>,
+        biases: [Scalar],
+        outputWeights: [Scalar],
+        outputBias: Scalar,
+        activation: ActivationKind
+    ) {
         precondition(biases.count == weights.rows && outputWeights.count == weights.rows)
         self.init(
             inputDimension: weights.columns,
@@ -70,12 +79,20 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
 
     /// The same network in another precision.
     public func converted<Other: BLASScalar>(to: Other.Type = Other.self) -> Network<Other> {
-        Network<Other>(inputDimension: inputDimension, width: width, activation: activation, parameters: parameters.map { Other($0) })
+        Network<Other>(
+            inputDimension: inputDimension,
+            width: width,
+            activation: activation,
+            parameters: parameters.map { Other($0) }
+        )
     }
 
     /// Pre-activations Z = X W^T + b (rows x k).
     func preactivations(_ inputs: Matrix<Scalar>) -> Matrix<Scalar> {
-        precondition(inputs.columns == inputDimension, "inputs have \(inputs.columns) columns, the network expects \(inputDimension)")
+        precondition(
+            inputs.columns == inputDimension,
+            "inputs have \(inputs.columns) columns, the network expects \(inputDimension)"
+        )
         var z = BLAS.multiply(inputs, weights, transposeB: true)
         let b = biases
         for i in 0..<z.rows {
@@ -103,7 +120,9 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// Outputs, input gradients and pre-activations of a batch.
-    func evaluate(_ inputs: Matrix<Scalar>) -> (outputs: [Scalar], gradients: Matrix<Scalar>, preactivations: Matrix<Scalar>) {
+    func evaluate(
+        _ inputs: Matrix<Scalar>
+    ) -> (outputs: [Scalar], gradients: Matrix<Scalar>, preactivations: Matrix<Scalar>) {
         let z = preactivations(inputs)
         let a = outputWeights
         let c = outputBias

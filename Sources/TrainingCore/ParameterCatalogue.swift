@@ -108,90 +108,158 @@ extension CellParameters {
     /// Every parameter of a cell, in the order tables show them.
     public static let catalogue: [CellParameter] = [
         CellParameter(
-            name: "n", kind: .int, isRequired: true, defaultValue: "required", help: "Number of training points.",
-            value: { .int($0.n) }, assign: { $0.n = $1.int ?? 0 }
+            name: "n",
+            kind: .int,
+            isRequired: true,
+            defaultValue: "required",
+            help: "Number of training points.",
+            value: { .int($0.n) },
+            assign: { $0.n = $1.int ?? 0 }
         ),
         CellParameter(
-            name: "d", kind: .int, isRequired: true, defaultValue: "required",
+            name: "d",
+            kind: .int,
+            isRequired: true,
+            defaultValue: "required",
             help: "Input dimension (for file data: the file's number of features).",
-            value: { .int($0.d) }, assign: { $0.d = $1.int ?? 0 }
+            value: { .int($0.d) },
+            assign: { $0.d = $1.int ?? 0 }
         ),
         CellParameter(
-            name: "width", kind: .int, isRequired: true, defaultValue: "required", help: "Hidden width k.",
-            value: { .int($0.width) }, assign: { $0.width = $1.int ?? 0 }
+            name: "width",
+            kind: .int,
+            isRequired: true,
+            defaultValue: "required",
+            help: "Hidden width k.",
+            value: { .int($0.width) },
+            assign: { $0.width = $1.int ?? 0 }
         ),
         CellParameter(
-            name: "seed", kind: .int, isRequired: false, defaultValue: "0",
+            name: "seed",
+            kind: .int,
+            isRequired: false,
+            defaultValue: "0",
             help: "Seed of the cell's data, labels, initialisation and probes.",
-            value: { .int($0.seed) }, assign: { $0.seed = $1.int ?? 0 }
+            value: { .int($0.seed) },
+            assign: { $0.seed = $1.int ?? 0 }
         ),
         CellParameter(
-            name: "data", kind: .choice(DataKind.allCases.map(\.rawValue)), isRequired: false, defaultValue: "sphere",
+            name: "data",
+            kind: .choice(DataKind.allCases.map(\.rawValue)),
+            isRequired: false,
+            defaultValue: "sphere",
             help: "Inputs: \(DataKind.allCases.map(\.rawValue).joined(separator: ", ")).",
-            value: { .string($0.data.rawValue) }, assign: { $0.data = DataKind(rawValue: $1.string ?? "") ?? .sphere }
+            value: { .string($0.data.rawValue) },
+            assign: { $0.data = DataKind(rawValue: $1.string ?? "") ?? .sphere }
         ),
         CellParameter(
-            name: "data_file", kind: .text, isRequired: false, defaultValue: "none",
+            name: "data_file",
+            kind: .text,
+            isRequired: false,
+            defaultValue: "none",
             help: "For file data: a CSV file, or an IDX images file (MNIST).",
-            value: { $0.dataFile.map(ParameterValue.string) }, assign: { $0.dataFile = $1.string }
+            value: { $0.dataFile.map(ParameterValue.string) },
+            assign: { $0.dataFile = $1.string }
         ),
         CellParameter(
-            name: "label_file", kind: .text, isRequired: false, defaultValue: "none",
+            name: "label_file",
+            kind: .text,
+            isRequired: false,
+            defaultValue: "none",
             help: "For IDX data: the IDX labels file.",
-            value: { $0.labelFile.map(ParameterValue.string) }, assign: { $0.labelFile = $1.string }
+            value: { $0.labelFile.map(ParameterValue.string) },
+            assign: { $0.labelFile = $1.string }
         ),
         CellParameter(
-            name: "classes", kind: .pair, isRequired: false, defaultValue: "none",
+            name: "classes",
+            kind: .pair,
+            isRequired: false,
+            defaultValue: "none",
             help: "For file data: the two classes kept, first -> -1, second -> +1 (on the command line: a,b).",
             value: { $0.classes.map { .list($0.map(ParameterValue.string)) } },
             assign: { $0.classes = $1.list?.compactMap(\.string) }
         ),
         CellParameter(
-            name: "label_column", kind: .int, isRequired: false, defaultValue: "the last column",
+            name: "label_column",
+            kind: .int,
+            isRequired: false,
+            defaultValue: "the last column",
             help: "For CSV data: the zero-based column holding the class.",
-            value: { $0.labelColumn.map(ParameterValue.int) }, assign: { $0.labelColumn = $1.int }
+            value: { $0.labelColumn.map(ParameterValue.int) },
+            assign: { $0.labelColumn = $1.int }
         ),
         CellParameter(
-            name: "labels", kind: .choice(LabelKind.allCases.map(\.rawValue)), isRequired: false,
+            name: "labels",
+            kind: .choice(LabelKind.allCases.map(\.rawValue)),
+            isRequired: false,
             defaultValue: "random (file for file data)",
-            help: "Labels: \(LabelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: random; file for file data).",
-            value: { .string($0.resolvedLabels.rawValue) }, assign: { $0.labels = LabelKind(rawValue: $1.string ?? "") }
+            help:
+                "Labels: \(LabelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: random; file for file data).",
+            value: { .string($0.resolvedLabels.rawValue) },
+            assign: { $0.labels = LabelKind(rawValue: $1.string ?? "") }
         ),
         CellParameter(
-            name: "eta", kind: .number, isRequired: false, defaultValue: "0",
+            name: "eta",
+            kind: .number,
+            isRequired: false,
+            defaultValue: "0",
             help: "Label flip probability for teacher and file labels.",
-            value: { .double($0.eta) }, assign: { $0.eta = $1.double ?? 0 }
+            value: { .double($0.eta) },
+            assign: { $0.eta = $1.double ?? 0 }
         ),
         CellParameter(
-            name: "activation", kind: .choice(ActivationKind.allCases.map(\.rawValue)), isRequired: false,
-            defaultValue: "relu", help: "Activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")).",
+            name: "activation",
+            kind: .choice(ActivationKind.allCases.map(\.rawValue)),
+            isRequired: false,
+            defaultValue: "relu",
+            help: "Activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")).",
             value: { .string($0.activation.rawValue) },
             assign: { $0.activation = ActivationKind(rawValue: $1.string ?? "") ?? .relu }
         ),
         CellParameter(
-            name: "trainer", kind: .choice(TrainerKind.allCases.map(\.rawValue)), isRequired: false, defaultValue: "adam",
+            name: "trainer",
+            kind: .choice(TrainerKind.allCases.map(\.rawValue)),
+            isRequired: false,
+            defaultValue: "adam",
             help: "Trainer: \(TrainerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
-            value: { .string($0.trainer.rawValue) }, assign: { $0.trainer = TrainerKind(rawValue: $1.string ?? "") ?? .adam }
+            value: { .string($0.trainer.rawValue) },
+            assign: { $0.trainer = TrainerKind(rawValue: $1.string ?? "") ?? .adam }
         ),
         CellParameter(
-            name: "lr", kind: .number, isRequired: false, defaultValue: "0.01 for adam, 0.1 for gd",
+            name: "lr",
+            kind: .number,
+            isRequired: false,
+            defaultValue: "0.01 for adam, 0.1 for gd",
             help: "Learning rate (default: 0.01 for adam, 0.1 for gd; unused by random features).",
-            value: { $0.lr.map(ParameterValue.double) }, assign: { $0.lr = $1.double }
+            value: { $0.lr.map(ParameterValue.double) },
+            assign: { $0.lr = $1.double }
         ),
         CellParameter(
-            name: "max_steps", kind: .int, isRequired: false, defaultValue: "\(CellParameters.defaultMaxSteps)",
+            name: "max_steps",
+            kind: .int,
+            isRequired: false,
+            defaultValue: "\(CellParameters.defaultMaxSteps)",
             help: "Step budget of the iterative trainers.",
-            value: { .int($0.maxSteps) }, assign: { $0.maxSteps = $1.int ?? CellParameters.defaultMaxSteps }
+            value: { .int($0.maxSteps) },
+            assign: { $0.maxSteps = $1.int ?? CellParameters.defaultMaxSteps }
         ),
         CellParameter(
-            name: "target_mse", kind: .number, isRequired: false, defaultValue: "\(CellParameters.defaultTargetMSE)",
+            name: "target_mse",
+            kind: .number,
+            isRequired: false,
+            defaultValue: "\(CellParameters.defaultTargetMSE)",
             help: "Training stops once the training MSE is at or below this.",
-            value: { .double($0.targetMSE) }, assign: { $0.targetMSE = $1.double ?? CellParameters.defaultTargetMSE }
+            value: { .double($0.targetMSE) },
+            assign: { $0.targetMSE = $1.double ?? CellParameters.defaultTargetMSE }
         ),
         CellParameter(
-            name: "n_test", kind: .int, isRequired: false, defaultValue: "\(CellParameters.defaultTestPoints)",
+            name: "n_test",
+            kind: .int,
+            isRequired: false,
+            defaultValue: "\(CellParameters.defaultTestPoints)",
             help: "Fresh test points (or the most held-out rows used, for file data).",
-            value: { .int($0.nTest) }, assign: { $0.nTest = $1.int ?? CellParameters.defaultTestPoints }
+            value: { .int($0.nTest) },
+            assign: { $0.nTest = $1.int ?? CellParameters.defaultTestPoints }
         ),
     ]
 

@@ -57,7 +57,10 @@ public enum SafeTensors {
             let tensor = tensors[name]!
             let count = tensor.shape.reduce(1, *)
             guard count == tensor.values.count else {
-                throw IsosweepError(.invalidParameter, "tensor \(name) has shape \(tensor.shape) but \(tensor.values.count) values")
+                throw IsosweepError(
+                    .invalidParameter,
+                    "tensor \(name) has shape \(tensor.shape) but \(tensor.values.count) values"
+                )
             }
             let start = body.count
             for value in tensor.values {
@@ -68,7 +71,9 @@ public enum SafeTensors {
                     throw IsosweepError(.invalidParameter, "isosweep writes F32 and F64 tensors only")
                 }
             }
-            header[name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [start, body.count]]
+            header[name] = [
+                "dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [start, body.count],
+            ]
         }
         var json: Data
         do {
@@ -86,7 +91,10 @@ public enum SafeTensors {
     }
 
     /// Decodes a safetensors file, validating every offset, size and type.
-    public static func decode(_ data: Data, name: String = "the file") throws(IsosweepError) -> (tensors: [String: Tensor], metadata: [String: String]) {
+    public static func decode(
+        _ data: Data,
+        name: String = "the file"
+    ) throws(IsosweepError) -> (tensors: [String: Tensor], metadata: [String: String]) {
         let bytes = [UInt8](data)
         func bad(_ why: String) -> IsosweepError {
             IsosweepError(.badFile, "\(name) is not a valid safetensors file: \(why)")
@@ -126,7 +134,9 @@ public enum SafeTensors {
                 throw bad("tensor \(key) has dtype \(dtypeName); isosweep reads F64, F32, F16 and BF16")
             }
             let shape = try shapeValues.map { (value: Any) throws(IsosweepError) -> Int in
-                guard let number = value as? NSNumber, let dimension = Int(exactly: number.doubleValue), dimension >= 0, dimension < 1 << 40 else {
+                guard let number = value as? NSNumber, let dimension = Int(exactly: number.doubleValue), dimension >= 0,
+                    dimension < 1 << 40
+                else {
                     throw bad("tensor \(key) has an invalid shape")
                 }
                 return dimension
@@ -140,11 +150,16 @@ public enum SafeTensors {
             var count = 1
             for dimension in shape {
                 let (product, overflow) = count.multipliedReportingOverflow(by: dimension)
-                guard !overflow, product <= bufferLength else { throw bad("tensor \(key)'s shape \(shape) is larger than the file") }
+                guard !overflow, product <= bufferLength else {
+                    throw bad("tensor \(key)'s shape \(shape) is larger than the file")
+                }
                 count = product
             }
-            guard offsets[0] <= offsets[1], offsets[1] <= bufferLength, offsets[1] - offsets[0] == count * dtype.size else {
-                throw bad("tensor \(key)'s data_offsets \(offsets) do not match its shape \(shape) and dtype \(dtypeName) within \(bufferLength) data bytes")
+            guard offsets[0] <= offsets[1], offsets[1] <= bufferLength, offsets[1] - offsets[0] == count * dtype.size
+            else {
+                throw bad(
+                    "tensor \(key)'s data_offsets \(offsets) do not match its shape \(shape) and dtype \(dtypeName) within \(bufferLength) data bytes"
+                )
             }
             var values = [Double](repeating: 0, count: count)
             let base = headerEnd + offsets[0]
@@ -213,7 +228,10 @@ public struct SavedNetwork: Sendable {
             "c": Tensor(shape: [1], float32: [network.outputBias]),
         ]
         if let trainingData {
-            tensors["X"] = Tensor(shape: [trainingData.count, network.inputDimension], float32: trainingData.inputs.storage)
+            tensors["X"] = Tensor(
+                shape: [trainingData.count, network.inputDimension],
+                float32: trainingData.inputs.storage
+            )
             tensors["y"] = Tensor(shape: [trainingData.count], float32: trainingData.labels)
         }
         var meta = metadata
@@ -226,7 +244,10 @@ public struct SavedNetwork: Sendable {
     /// otherwise a PyTorch `Sequential(Linear(d, k), act, Linear(k, 1))` state dict is recognised
     /// (two `.weight` tensors of shapes [k, d] and [1, k] with their `.bias`es). The activation
     /// comes from `activation`, else from the metadata.
-    public static func load(path: String, activation override: ActivationKind? = nil) throws(IsosweepError) -> SavedNetwork {
+    public static func load(
+        path: String,
+        activation override: ActivationKind? = nil
+    ) throws(IsosweepError) -> SavedNetwork {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw IsosweepError(.badFile, "cannot read \(path): check that it exists and is readable")
         }
@@ -244,15 +265,22 @@ public struct SavedNetwork: Sendable {
             throw bad("the file does not say its activation: pass --activation relu|tanh|softplus")
         }
         let (w, b, a, c) = try layers(tensors, bad)
-        guard w.shape.count == 2, w.shape[0] >= 1, w.shape[1] >= 1 else { throw bad("W must have shape [k, d], has \(w.shape)") }
+        guard w.shape.count == 2, w.shape[0] >= 1, w.shape[1] >= 1 else {
+            throw bad("W must have shape [k, d], has \(w.shape)")
+        }
         let k = w.shape[0]
         let d = w.shape[1]
         guard b.values.count == k, a.values.count == k, c.values.count == 1 else {
-            throw bad("b and a must have \(k) values and c one (W is [\(k), \(d)]); found \(b.values.count), \(a.values.count), \(c.values.count)")
+            throw bad(
+                "b and a must have \(k) values and c one (W is [\(k), \(d)]); found \(b.values.count), \(a.values.count), \(c.values.count)"
+            )
         }
         let network = Network<Double>(
-            weights: Matrix(rows: k, columns: d, storage: w.values), biases: b.values,
-            outputWeights: a.values, outputBias: c.values[0], activation: activation
+            weights: Matrix(rows: k, columns: d, storage: w.values),
+            biases: b.values,
+            outputWeights: a.values,
+            outputBias: c.values[0],
+            activation: activation
         )
         guard network.parameters.allFinite else { throw bad("some weights are NaN or infinite") }
         var inputs: Matrix<Double>?
@@ -280,16 +308,24 @@ public struct SavedNetwork: Sendable {
             $0.compare($1, options: .numeric) == .orderedAscending
         }
         guard weights.count == 2 else {
-            throw bad("expected tensors W, b, a, c (or a PyTorch state dict of two Linear layers); found \(tensors.keys.sorted())")
+            throw bad(
+                "expected tensors W, b, a, c (or a PyTorch state dict of two Linear layers); found \(tensors.keys.sorted())"
+            )
         }
         let first = tensors[weights[0]]!
         let second = tensors[weights[1]]!
-        guard first.shape.count == 2, second.shape.count == 2, second.shape[0] == 1, second.shape[1] == first.shape[0] else {
-            throw bad("Linear layers \(weights[0]) \(first.shape) and \(weights[1]) \(second.shape) are not [k, d] then [1, k]")
+        guard first.shape.count == 2, second.shape.count == 2, second.shape[0] == 1, second.shape[1] == first.shape[0]
+        else {
+            throw bad(
+                "Linear layers \(weights[0]) \(first.shape) and \(weights[1]) \(second.shape) are not [k, d] then [1, k]"
+            )
         }
         let k = first.shape[0]
-        let firstBias = tensors[String(weights[0].dropLast(6)) + "bias"] ?? Tensor(dtype: .f32, shape: [k], values: .init(repeating: 0, count: k))
-        let secondBias = tensors[String(weights[1].dropLast(6)) + "bias"] ?? Tensor(dtype: .f32, shape: [1], values: [0])
+        let firstBias =
+            tensors[String(weights[0].dropLast(6)) + "bias"]
+            ?? Tensor(dtype: .f32, shape: [k], values: .init(repeating: 0, count: k))
+        let secondBias =
+            tensors[String(weights[1].dropLast(6)) + "bias"] ?? Tensor(dtype: .f32, shape: [1], values: [0])
         let a = Tensor(dtype: second.dtype, shape: [k], values: second.values)
         return (first, firstBias, a, secondBias)
     }

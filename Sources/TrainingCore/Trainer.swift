@@ -1,4 +1,5 @@
 public import Diagnostics
+
 /// Why training stopped.
 public enum StopReason: String, Codable, Sendable {
     /// The training MSE reached target_mse.
@@ -75,12 +76,21 @@ public enum Trainer {
             }
             if optimizer.steps == parameters.maxSteps { break }
             if optimizer.steps % 16 == 0 && shouldStop() {
-                throw IsosweepError(.cancelled, "training stopped at step \(optimizer.steps): the worker is shutting down")
+                throw IsosweepError(
+                    .cancelled,
+                    "training stopped at step \(optimizer.steps): the worker is shutting down"
+                )
             }
             optimizer.step(&network.parameters, gradient: workspace.gradient)
         }
         let steps = optimizer.steps
-        return TrainingOutcome(network: network, steps: steps, stopReason: reason, seconds: 0, flops: Double(steps + 1) * flopsPerStep)
+        return TrainingOutcome(
+            network: network,
+            steps: steps,
+            stopReason: reason,
+            seconds: 0,
+            flops: Double(steps + 1) * flopsPerStep
+        )
     }
 
     /// Keeps W and b, and sets (a, c) to the minimum-norm least-squares fit of the labels by the

@@ -185,16 +185,26 @@ public struct WorkerCore: Sendable {
         case .handshakeFailed(let reason):
             if lastHandshakeComplaint.map({ now - $0 > .seconds(60) }) ?? true {
                 lastHandshakeComplaint = now
-                out.append(.log(.error, """
-                    the coordinator refused the connection (\(reason)): check that this worker's public key is in its \
-                    --allow folder and that --server-key is its key
-                    """))
+                out.append(
+                    .log(
+                        .error,
+                        """
+                        the coordinator refused the connection (\(reason)): check that this worker's public key is in its \
+                        --allow folder and that --server-key is its key
+                        """
+                    )
+                )
             }
         case .stop:
             if stopDeadline == nil {
                 forgetWaiting()
                 stopDeadline = now + configuration.grace
-                out.append(.log(.notice, "stopping: \(running.count) running cells may finish within \(configuration.grace), then the rest are handed back"))
+                out.append(
+                    .log(
+                        .notice,
+                        "stopping: \(running.count) running cells may finish within \(configuration.grace), then the rest are handed back"
+                    )
+                )
             }
         }
         if let stopDeadline, running.isEmpty || now >= stopDeadline {
@@ -210,8 +220,11 @@ public struct WorkerCore: Sendable {
     var hello: Message {
         .hello(
             Message.Hello(
-                protocolVersion: Wire.protocolVersion, scienceVersion: UInt16(clamping: scienceVersion),
-                workerID: configuration.workerID, build: configuration.build, host: configuration.host,
+                protocolVersion: Wire.protocolVersion,
+                scienceVersion: UInt16(clamping: scienceVersion),
+                workerID: configuration.workerID,
+                build: configuration.build,
+                host: configuration.host,
                 slots: UInt16(clamping: configuration.slots),
                 resumable: Array(running.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
             )
@@ -240,7 +253,11 @@ public struct WorkerCore: Sendable {
                 } else if var done = offers[cell.key] {
                     done.job = job
                     offers[cell.key] = done
-                    send(.result(lease: lease, key: cell.key, attempt: cell.attempt, payload: done.payload), now: now, &out)
+                    send(
+                        .result(lease: lease, key: cell.key, attempt: cell.attempt, payload: done.payload),
+                        now: now,
+                        &out
+                    )
                 } else {
                     jobs[cell.key] = job
                     waiting.append(cell.key)
@@ -293,7 +310,11 @@ public struct WorkerCore: Sendable {
             return
         }
         if outcome.ok {
-            send(.result(lease: job.lease, key: job.key, attempt: job.attempt, payload: outcome.payload), now: now, &out)
+            send(
+                .result(lease: job.lease, key: job.key, attempt: job.attempt, payload: outcome.payload),
+                now: now,
+                &out
+            )
         } else {
             let error = String(decoding: outcome.payload, as: UTF8.self)
             out.append(.log(.warning, "cell \(job.key) failed: \(error)"))
@@ -331,7 +352,9 @@ public struct WorkerCore: Sendable {
             backoff = min(backoff * 2, configuration.maximumBackoff)
         case .registered:
             if now - lastHeard > heartbeat * liveness {
-                out.append(.log(.warning, "the coordinator is silent for \((now - lastHeard).milliseconds) ms; reconnecting"))
+                out.append(
+                    .log(.warning, "the coordinator is silent for \((now - lastHeard).milliseconds) ms; reconnecting")
+                )
                 reconnect(now: now)
             } else if now - lastSent >= heartbeat {
                 send(.heartbeat, now: now, &out)

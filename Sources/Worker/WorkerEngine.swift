@@ -60,7 +60,8 @@ public final class WorkerEngine: Sendable {
     public init(options: WorkerOptions, logger: Logger) throws {
         if case .plaintext(let insecure) = options.security, !Endpoint.isLocal(options.connect), !insecure {
             throw IsosweepError(
-                .security, "refusing to connect to \(options.connect) without encryption: plain TCP is allowed only on loopback",
+                .security,
+                "refusing to connect to \(options.connect) without encryption: plain TCP is allowed only on loopback",
                 remedy: """
                     make a key pair with `isosweep keygen --out keys --name worker1`, give its .pub to the coordinator's --allow folder, \
                     and pass --curve-secret keys/worker1.secret --server-key COORDINATOR.pub; or --insecure if this network is truly private
@@ -118,7 +119,11 @@ public final class WorkerEngine: Sendable {
         for _ in 0..<options.slots { started.wait() }
         if let failure = slotFailures.withLock({ $0.first }) {
             stopRequested.store(true, ordering: .sequentiallyConsistent)
-            throw IsosweepError(.worker, failure, remedy: "the worker did not start; check the process's limits (open files, threads)")
+            throw IsosweepError(
+                .worker,
+                failure,
+                remedy: "the worker did not start; check the process's limits (open files, threads)"
+            )
         }
         var link = WorkerLink(engine: self)
         defer { link.close() }
@@ -154,11 +159,17 @@ public final class WorkerEngine: Sendable {
             var outcome = Outcome(job: job, ok: true, payload: [])
             do {
                 guard let work = CellWork(json: job.work) else {
-                    throw IsosweepError(.malformedMessage, "the cell's work is not cell work JSON: \(String(decoding: job.work.prefix(200), as: UTF8.self))")
+                    throw IsosweepError(
+                        .malformedMessage,
+                        "the cell's work is not cell work JSON: \(String(decoding: job.work.prefix(200), as: UTF8.self))"
+                    )
                 }
                 switch work {
                 case .train(let parameters):
-                    logger.info("training cell", metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"])
+                    logger.info(
+                        "training cell",
+                        metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"]
+                    )
                     let result = try Cell.run(parameters) { [self] in abortRunning.load(ordering: .relaxed) }.result
                     outcome.payload = Array(try encoder.encode(result))
                 case .noop(_, let fail):
@@ -184,12 +195,17 @@ public final class WorkerEngine: Sendable {
                 if try push.send(outcome.frames, dontWait: true) { return }
             } catch {
                 if !complained {
-                    logger.error("slot \(slot) cannot hand over the outcome of cell \(outcome.job.key); retrying", metadata: ["error": "\(error)"])
+                    logger.error(
+                        "slot \(slot) cannot hand over the outcome of cell \(outcome.job.key); retrying",
+                        metadata: ["error": "\(error)"]
+                    )
                     complained = true
                 }
             }
             if stopRequested.load(ordering: .relaxed) && abortRunning.load(ordering: .relaxed) {
-                logger.error("slot \(slot) stopped before it could hand over the outcome of cell \(outcome.job.key); the coordinator will lease it again")
+                logger.error(
+                    "slot \(slot) stopped before it could hand over the outcome of cell \(outcome.job.key); the coordinator will lease it again"
+                )
                 return
             }
             Thread.sleep(forTimeInterval: 0.01)
@@ -211,10 +227,19 @@ extension Outcome {
     init?(frames: [[UInt8]]) {
         guard frames.count == 4, frames[2].count == 1 else { return nil }
         var header = WireReader(frames[0])
-        guard let session = try? header.u64(), let lease = try? header.u64(), let attempt = try? header.u16(), header.atEnd else { return nil }
+        guard let session = try? header.u64(), let lease = try? header.u64(), let attempt = try? header.u16(),
+            header.atEnd
+        else { return nil }
         self.init(
-            job: Job(session: session, lease: lease, key: String(decoding: frames[1], as: UTF8.self), attempt: attempt, work: []),
-            ok: frames[2][0] == 1, payload: frames[3]
+            job: Job(
+                session: session,
+                lease: lease,
+                key: String(decoding: frames[1], as: UTF8.self),
+                attempt: attempt,
+                work: []
+            ),
+            ok: frames[2][0] == 1,
+            payload: frames[3]
         )
     }
 }

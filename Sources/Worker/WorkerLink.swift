@@ -20,9 +20,15 @@ struct WorkerLink {
         let options = engine.options
         core = WorkerCore(
             configuration: WorkerCore.Configuration(
-                workerID: options.workerID, build: "isosweep \(IsosweepBuild.version)", host: ProcessInfo.processInfo.hostName,
-                slots: options.slots, prefetch: options.prefetch, heartbeat: options.heartbeat, liveness: options.liveness,
-                maximumBackoff: options.maximumBackoff, grace: options.grace
+                workerID: options.workerID,
+                build: "isosweep \(IsosweepBuild.version)",
+                host: ProcessInfo.processInfo.hostName,
+                slots: options.slots,
+                prefetch: options.prefetch,
+                heartbeat: options.heartbeat,
+                liveness: options.liveness,
+                maximumBackoff: options.maximumBackoff,
+                grace: options.grace
             ),
             now: .now
         )
@@ -49,7 +55,9 @@ struct WorkerLink {
             if let monitor { sockets.append(monitor.pollable) }
             let ready = try Poller.readable(sockets, timeoutMilliseconds: 50)
             while let event = monitor?.next() {
-                if case .handshakeFailed(let reason) = event, let exit = execute(core.on(.handshakeFailed(reason), now: .now)) {
+                if case .handshakeFailed(let reason) = event,
+                    let exit = execute(core.on(.handshakeFailed(reason), now: .now))
+                {
                     return exit
                 }
             }
@@ -59,7 +67,9 @@ struct WorkerLink {
                     if let outcome = Outcome(frames: received.frames) {
                         outcomes.append(outcome)
                     } else {
-                        logger.error("a slot handed over a result that cannot be read; its cell will be re-leased when the coordinator notices")
+                        logger.error(
+                            "a slot handed over a result that cannot be read; its cell will be re-leased when the coordinator notices"
+                        )
                     }
                 }
                 if !outcomes.isEmpty, let exit = execute(core.on(.finished(outcomes), now: .now)) { return exit }

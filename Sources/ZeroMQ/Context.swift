@@ -1,5 +1,5 @@
-public import Diagnostics
 import CZeroMQ
+public import Diagnostics
 
 /// A libzmq context. Unlike sockets, contexts are thread-safe, so this one may be shared.
 public final class Context: @unchecked Sendable {

@@ -1,5 +1,5 @@
-public import Diagnostics
 import CZeroMQ
+public import Diagnostics
 
 /// CURVE keys in libzmq's Z85 text form (40 characters for 32 bytes).
 public enum Curve {

@@ -11,7 +11,10 @@ public enum KeyFiles {
     }
 
     /// Writes a new key pair as DIR/NAME.pub and DIR/NAME.secret; refuses to overwrite.
-    public static func generate(directory: String, name: String) throws(IsosweepError) -> (publicFile: String, secretFile: String) {
+    public static func generate(
+        directory: String,
+        name: String
+    ) throws(IsosweepError) -> (publicFile: String, secretFile: String) {
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
             throw IsosweepError(.security, "key name \(name) must be letters, digits, '-', '_' or '.'")
         }
@@ -23,12 +26,17 @@ public enum KeyFiles {
         let publicFile = (directory as NSString).appendingPathComponent("\(name).pub")
         let secretFile = (directory as NSString).appendingPathComponent("\(name).secret")
         for file in [publicFile, secretFile] where FileManager.default.fileExists(atPath: file) {
-            throw IsosweepError(.security, "\(file) already exists: choose another --name or remove the old key pair first")
+            throw IsosweepError(
+                .security,
+                "\(file) already exists: choose another --name or remove the old key pair first"
+            )
         }
         let keys = try Curve.keyPair()
         // Create the secret file with mode 0600 from the start: never readable by others, even briefly.
         let fd = open(secretFile, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw IsosweepError(.security, "cannot create \(secretFile): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else {
+            throw IsosweepError(.security, "cannot create \(secretFile): \(String(cString: strerror(errno)))")
+        }
         let text = "public \(keys.publicKey)\nsecret \(keys.secretKey)\n"
         let written = text.withCString { write(fd, $0, strlen($0)) }
         close(fd)
@@ -46,11 +54,17 @@ public enum KeyFiles {
     public static func readSecret(_ path: String) throws(IsosweepError) -> KeyPair {
         var info = stat()
         guard stat(path, &info) == 0 else {
-            throw IsosweepError(.security, "cannot read the secret key \(path): \(String(cString: strerror(errno))); make one with: isosweep keygen --out DIR")
+            throw IsosweepError(
+                .security,
+                "cannot read the secret key \(path): \(String(cString: strerror(errno))); make one with: isosweep keygen --out DIR"
+            )
         }
         guard info.st_mode & 0o077 == 0 else {
             let mode = String(info.st_mode & 0o777, radix: 8)
-            throw IsosweepError(.security, "the secret key \(path) is readable by others (mode \(mode)): chmod 600 \(path)")
+            throw IsosweepError(
+                .security,
+                "the secret key \(path) is readable by others (mode \(mode)): chmod 600 \(path)"
+            )
         }
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw IsosweepError(.security, "cannot read the secret key \(path) as text")
@@ -64,7 +78,10 @@ public enum KeyFiles {
             if parts[0] == "secret" { secretKey = parts[1] }
         }
         guard let secretKey, Curve.isValidKey(secretKey) else {
-            throw IsosweepError(.security, "\(path) holds no valid 'secret <40 Z85 characters>' line: make a key pair with isosweep keygen")
+            throw IsosweepError(
+                .security,
+                "\(path) holds no valid 'secret <40 Z85 characters>' line: make a key pair with isosweep keygen"
+            )
         }
         let derived = try Curve.publicKey(ofSecret: secretKey)
         if let publicKey, publicKey != derived {
@@ -79,14 +96,19 @@ public enum KeyFiles {
             throw IsosweepError(.security, "cannot read the public key \(path)")
         }
         let key = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard Curve.isValidKey(key) else { throw IsosweepError(.security, "\(path) is not a CURVE public key (40 Z85 characters)") }
+        guard Curve.isValidKey(key) else {
+            throw IsosweepError(.security, "\(path) is not a CURVE public key (40 Z85 characters)")
+        }
         return key
     }
 
     /// The public keys of every `*.pub` file in `directory`, by key, with the file each came from.
     public static func readAllowList(_ directory: String) throws(IsosweepError) -> [String: String] {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: directory) else {
-            throw IsosweepError(.security, "cannot read the allow-list folder \(directory): give a folder of worker *.pub files")
+            throw IsosweepError(
+                .security,
+                "cannot read the allow-list folder \(directory): give a folder of worker *.pub files"
+            )
         }
         var keys: [String: String] = [:]
         for name in names.sorted() where name.hasSuffix(".pub") {

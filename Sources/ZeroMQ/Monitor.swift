@@ -1,5 +1,5 @@
-public import Diagnostics
 import CZeroMQ
+public import Diagnostics
 import Foundation
 
 /// Connection events of a socket (zmq_socket_monitor), read from a PAIR socket on the owner's
@@ -25,9 +25,13 @@ public final class Monitor {
     public init(_ context: Context, watching target: Socket) throws(IsosweepError) {
         self.target = target
         let endpoint = "inproc://isosweep-monitor-\(UUID().uuidString)"
-        let events = ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
-            | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
-        guard zmq_socket_monitor(target.handle, endpoint, events) == 0 else { throw IsosweepError.zeroMQ("zmq_socket_monitor") }
+        let events =
+            ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+            | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+            | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+        guard zmq_socket_monitor(target.handle, endpoint, events) == 0 else {
+            throw IsosweepError.zeroMQ("zmq_socket_monitor")
+        }
         target.monitored = true
         socket = try Socket(context, .pair)
         try socket.connect(endpoint)
@@ -38,19 +42,28 @@ public final class Monitor {
 
     /// The next event, or nil if none is waiting.
     public func next() -> Event? {
-        guard let received = try? socket.receive(dontWait: true), received.frames.count == 2, received.frames[0].count == 6 else {
+        guard let received = try? socket.receive(dontWait: true), received.frames.count == 2,
+            received.frames[0].count == 6
+        else {
             return nil
         }
         let header = received.frames[0]
         let event = Int32(UInt16(header[0]) | UInt16(header[1]) << 8)  // little-endian on the platforms libzmq runs on
-        let value = Int32(bitPattern: UInt32(header[2]) | UInt32(header[3]) << 8 | UInt32(header[4]) << 16 | UInt32(header[5]) << 24)
+        let value = Int32(
+            bitPattern: UInt32(header[2]) | UInt32(header[3]) << 8 | UInt32(header[4]) << 16 | UInt32(header[5]) << 24
+        )
         switch event {
         case ZMQ_EVENT_ACCEPTED: return .accepted(peer: Self.peerAddress(fd: value))
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: return .handshakeSucceeded
-        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: return .handshakeFailed(reason: "authentication refused (ZAP status \(value))")
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            return .handshakeFailed(reason: "authentication refused (ZAP status \(value))")
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            return .handshakeFailed(reason: "protocol error \(String(value, radix: 16)): the peer does not speak this socket's security mechanism (e.g. plain text to a CURVE server, or a wrong server key)")
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: return .handshakeFailed(reason: "handshake failed (\(String(cString: zmq_strerror(value))))")
+            return .handshakeFailed(
+                reason:
+                    "protocol error \(String(value, radix: 16)): the peer does not speak this socket's security mechanism (e.g. plain text to a CURVE server, or a wrong server key)"
+            )
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            return .handshakeFailed(reason: "handshake failed (\(String(cString: zmq_strerror(value))))")
         case ZMQ_EVENT_DISCONNECTED: return .disconnected
         default: return nil
         }
@@ -68,11 +81,21 @@ public final class Monitor {
         var port = [CChar](repeating: 0, count: Int(NI_MAXSERV))
         let result = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                getnameinfo($0, length, &host, socklen_t(host.count), &port, socklen_t(port.count), NI_NUMERICHOST | NI_NUMERICSERV)
+                getnameinfo(
+                    $0,
+                    length,
+                    &host,
+                    socklen_t(host.count),
+                    &port,
+                    socklen_t(port.count),
+                    NI_NUMERICHOST | NI_NUMERICSERV
+                )
             }
         }
         guard result == 0 else { return "unknown peer" }
-        func text(_ chars: [CChar]) -> String { String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        func text(_ chars: [CChar]) -> String {
+            String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         return "\(text(host)):\(text(port))"
     }
 

@@ -1,5 +1,5 @@
-public import Diagnostics
 import CZeroMQ
+public import Diagnostics
 
 /// A libzmq socket. Not Sendable: a socket lives on the thread that made it.
 public final class Socket {

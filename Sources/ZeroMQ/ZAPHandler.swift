@@ -1,5 +1,5 @@
-public import Diagnostics
 import CZeroMQ
+import Diagnostics
 import Foundation
 import Synchronization
 
@@ -71,13 +71,18 @@ public final class ZAPHandler: Sendable {
             let frames = received.frames
             // version, request id, domain, address, identity, mechanism, credentials...
             guard frames.count >= 6, frames[0] == Array("1.0".utf8) else {
-                _ = try? socket.send([Array("1.0".utf8), frames.count > 1 ? frames[1] : [], Array("400".utf8), Array("malformed ZAP request".utf8), [], []])
+                _ = try? socket.send([
+                    Array("1.0".utf8), frames.count > 1 ? frames[1] : [], Array("400".utf8),
+                    Array("malformed ZAP request".utf8), [], [],
+                ])
                 continue
             }
             let mechanism = String(decoding: frames[5], as: UTF8.self)
             let request = Request(
-                domain: String(decoding: frames[2], as: UTF8.self), address: String(decoding: frames[3], as: UTF8.self),
-                mechanism: mechanism, clientKey: mechanism == "CURVE" && frames.count >= 7 ? Curve.z85(frames[6]) : nil
+                domain: String(decoding: frames[2], as: UTF8.self),
+                address: String(decoding: frames[3], as: UTF8.self),
+                mechanism: mechanism,
+                clientKey: mechanism == "CURVE" && frames.count >= 7 ? Curve.z85(frames[6]) : nil
             )
             let reply: [[UInt8]]
             switch authorize(request) {

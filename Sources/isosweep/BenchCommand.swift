@@ -2,9 +2,9 @@ import ArgumentParser
 import Coordinator
 import Foundation
 import Logging
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
 import TrainingCore
 
 /// `isosweep bench`: measurements of isosweep's own speed, printed as JSON.
@@ -41,7 +41,13 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         let result = TrainingBenchmark.measure(
-            n: n, d: d, width: width, steps: steps, threads: threads, activation: activation, rounds: rounds
+            n: n,
+            d: d,
+            width: width,
+            steps: steps,
+            threads: threads,
+            activation: activation,
+            rounds: rounds
         )
         try Output.json(result)
     }
@@ -51,7 +57,8 @@ struct BenchTrain: ParsableCommand {
 struct BenchDispatch: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dispatch",
-        abstract: "Coordinator and worker processes over TCP loopback running no-op cells: committed cells per second and latency."
+        abstract:
+            "Coordinator and worker processes over TCP loopback running no-op cells: committed cells per second and latency."
     )
 
     @Option(help: "Worker processes.") var workers = 2
@@ -67,25 +74,50 @@ struct BenchDispatch: AsyncParsableCommand {
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.bench")
-        let path = db ?? FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-bench-\(UUID().uuidString).db").path
+        let path =
+            db
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-bench-\(UUID().uuidString).db")
+            .path
         defer {
-            if db == nil { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+            if db == nil {
+                for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
+            }
         }
         let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
         let engine = CoordinatorEngine(
-            options: CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path), work: .cells(name: "bench-dispatch", work), logger: logger
+            options: CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path),
+            work: .cells(name: "bench-dispatch", work),
+            logger: logger
         )
         let prefetch = self.prefetch
-        let local = LocalWorkers(count: workers, logger: logger, endpoint: { engine.endpoint }) { endpoint in
-            ["worker", "--connect", endpoint, "--slots", "1", "--prefetch", String(prefetch), "--log-level", "warning"]
-        }
+        let local = LocalWorkers(
+            count: workers,
+            logger: logger,
+            endpoint: { engine.endpoint },
+            arguments: { endpoint in
+                [
+                    "worker", "--connect", endpoint, "--slots", "1", "--prefetch", String(prefetch), "--log-level",
+                    "warning",
+                ]
+            }
+        )
         let outcome = try await runCoordinator(engine, with: [local], logger: logger)
-        let sorted = outcome.latencies.map { Double($0.milliseconds) + Double($0.components.attoseconds % 1_000_000_000_000_000) * 1e-15 }.sorted()
-        func percentile(_ q: Double) -> Double { sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))] }
+        let sorted = outcome.latencies.map {
+            Double($0.milliseconds) + Double($0.components.attoseconds % 1_000_000_000_000_000) * 1e-15
+        }.sorted()
+        func percentile(_ q: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
+        }
         try Output.json(
             DispatchBenchmark(
-                cells: outcome.total, committed: outcome.done, workers: workers, seconds: outcome.seconds,
-                dispatchSeconds: outcome.dispatchSeconds, cellsPerSecond: Double(outcome.done) / outcome.dispatchSeconds, p50Milliseconds: percentile(0.5), p99Milliseconds: percentile(0.99)
+                cells: outcome.total,
+                committed: outcome.done,
+                workers: workers,
+                seconds: outcome.seconds,
+                dispatchSeconds: outcome.dispatchSeconds,
+                cellsPerSecond: Double(outcome.done) / outcome.dispatchSeconds,
+                p50Milliseconds: percentile(0.5),
+                p99Milliseconds: percentile(0.99)
             )
         )
     }

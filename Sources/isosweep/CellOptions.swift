@@ -36,15 +36,30 @@ struct CellOptions: ParsableArguments {
 
     var parameters: CellParameters {
         CellParameters(
-            n: n, d: d, width: width, seed: seed, data: data, dataFile: dataFile, labelFile: labelFile,
-            classes: classes.map { $0.split(separator: ",").map { String($0).trimmed } }, labelColumn: labelColumn,
-            labels: labels, eta: eta, activation: activation, trainer: trainer, lr: lr, maxSteps: maxSteps,
-            targetMSE: targetMse, nTest: nTest
+            n: n,
+            d: d,
+            width: width,
+            seed: seed,
+            data: data,
+            dataFile: dataFile,
+            labelFile: labelFile,
+            classes: classes.map { $0.split(separator: ",").map { String($0).trimmed } },
+            labelColumn: labelColumn,
+            labels: labels,
+            eta: eta,
+            activation: activation,
+            trainer: trainer,
+            lr: lr,
+            maxSteps: maxSteps,
+            targetMSE: targetMse,
+            nTest: nTest
         )
     }
 
     func validate() throws {
-        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256 (got \(threads))") }
+        guard threads >= 1 && threads <= 256 else {
+            throw ValidationError("--threads must be between 1 and 256 (got \(threads))")
+        }
         do {
             try parameters.validate()
         } catch {

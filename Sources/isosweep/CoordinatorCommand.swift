@@ -3,13 +3,13 @@ import Coordinator
 import Diagnostics
 import Foundation
 import Logging
-import ServiceLifecycle
-import UnixSignals
 import Metrics
 import Prometheus
+import ServiceLifecycle
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
+import UnixSignals
 import ZeroMQ
 
 /// Options shared by `coordinator` and `run`.
@@ -17,17 +17,26 @@ struct CoordinatorArguments: ParsableArguments {
     @Option(help: "SQLite database of the sweep (created if missing; reopened to resume).") var db: String?
     @Option(help: "Heartbeat interval in seconds.") var heartbeat: Double = 1
     @Option(help: "Missed heartbeats after which a worker is dead.") var liveness: Int = 3
-    @Option(help: "Tries per cell before it is FAILED (the sweep file's max_attempts wins).") var maxAttempts: Int = SweepSpec.defaultMaxAttempts
+    @Option(help: "Tries per cell before it is FAILED (the sweep file's max_attempts wins).") var maxAttempts: Int =
+        SweepSpec.defaultMaxAttempts
     @Flag(help: "Retry cells that FAILED in an earlier run on this database.") var retryFailed = false
-    @Flag(help: "Use a database made for another sweep file anyway (the change is recorded; results are kept).") var force = false
-    @Option(help: "Serve live status on this HTTP port (/, /status, /metrics); 0 picks a free port.") var statusPort: Int?
+    @Flag(help: "Use a database made for another sweep file anyway (the change is recorded; results are kept).")
+    var force = false
+    @Option(help: "Serve live status on this HTTP port (/, /status, /metrics); 0 picks a free port.") var statusPort:
+        Int?
     @Option(help: "Address of the status endpoint.") var statusHost = "127.0.0.1"
 
     func validate() throws {
-        guard heartbeat >= 0.01 && heartbeat <= 3600 else { throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds") }
+        guard heartbeat >= 0.01 && heartbeat <= 3600 else {
+            throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds")
+        }
         guard liveness >= 1 && liveness <= 100 else { throw ValidationError("--liveness must be between 1 and 100") }
-        guard maxAttempts >= 1 && maxAttempts <= 100 else { throw ValidationError("--max-attempts must be between 1 and 100") }
-        if let statusPort, !(0...65535).contains(statusPort) { throw ValidationError("--status-port must be between 0 and 65535") }
+        guard maxAttempts >= 1 && maxAttempts <= 100 else {
+            throw ValidationError("--max-attempts must be between 1 and 100")
+        }
+        if let statusPort, !(0...65535).contains(statusPort) {
+            throw ValidationError("--status-port must be between 0 and 65535")
+        }
     }
 
     /// With --status-port, routes swift-metrics to a Prometheus registry (call before making the engine,
@@ -40,15 +49,33 @@ struct CoordinatorArguments: ParsableArguments {
     }
 
     /// The status endpoint's service, when --status-port is given.
-    func statusServices(engine: CoordinatorEngine, registry: PrometheusCollectorRegistry?, logger: Logger) -> [any Service] {
+    func statusServices(
+        engine: CoordinatorEngine,
+        registry: PrometheusCollectorRegistry?,
+        logger: Logger
+    ) -> [any Service] {
         guard let statusPort, let registry else { return [] }
         if !Endpoint.isLocal("tcp://\(statusHost):\(statusPort)") {
-            logger.warning("the status endpoint listens on \(statusHost): anyone who reaches it can read the sweep's progress and results")
+            logger.warning(
+                "the status endpoint listens on \(statusHost): anyone who reaches it can read the sweep's progress and results"
+            )
         }
-        return [StatusServer.application(engine: engine, registry: registry, host: statusHost, port: statusPort, logger: logger) { _ in }]
+        return [
+            StatusServer.application(
+                engine: engine,
+                registry: registry,
+                host: statusHost,
+                port: statusPort,
+                logger: logger
+            ) { _ in }
+        ]
     }
 
-    func options(bind: String, database: String, security: CoordinatorOptions.Security = .plaintext(insecure: false)) -> CoordinatorOptions {
+    func options(
+        bind: String,
+        database: String,
+        security: CoordinatorOptions.Security = .plaintext(insecure: false)
+    ) -> CoordinatorOptions {
         var options = CoordinatorOptions(bind: bind, database: database)
         options.security = security
         options.force = force
@@ -72,14 +99,20 @@ struct AllowListReloader: Service {
 }
 
 /// Runs a coordinator service (and any other services) until the sweep ends or a signal stops it.
-func runCoordinator(_ engine: CoordinatorEngine, with others: [any Service], logger: Logger) async throws -> CoordinatorOutcome {
+func runCoordinator(
+    _ engine: CoordinatorEngine,
+    with others: [any Service],
+    logger: Logger
+) async throws -> CoordinatorOutcome {
     let printer = ProgressPrinter()
     let service = CoordinatorService(engine: engine) { printer.show($0) }
     let others = others + [AllowListReloader(engine: engine)]
     let group = ServiceGroup(
         configuration: ServiceGroupConfiguration(
             services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)]
-                + others.map { .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore) },
+                + others.map {
+                    .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore)
+                },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -103,18 +136,24 @@ struct CoordinatorCommand: AsyncParsableCommand {
     )
 
     @Argument(help: "The sweep file (sweeps/*.yaml).") var spec: String
-    @Option(help: "Endpoint to listen on; anything but loopback needs CURVE (or --insecure).") var bind = "tcp://127.0.0.1:5555"
+    @Option(help: "Endpoint to listen on; anything but loopback needs CURVE (or --insecure).") var bind =
+        "tcp://127.0.0.1:5555"
     @Option(help: "The coordinator's CURVE secret key file (isosweep keygen).") var curveSecret: String?
     @Option(help: "Folder of allowed workers' public keys (*.pub); re-read on SIGHUP.") var allow: String?
-    @Flag(help: "Allow plain TCP off loopback: anyone who reaches the port can take cells and send results.") var insecure = false
+    @Flag(help: "Allow plain TCP off loopback: anyone who reaches the port can take cells and send results.")
+    var insecure = false
     @OptionGroup var coordinator: CoordinatorArguments
     @OptionGroup var log: LogOptions
 
     func validate() throws {
         if (curveSecret == nil) != (allow == nil) {
-            throw ValidationError("--curve-secret and --allow go together: the coordinator's key pair and the folder of allowed worker keys")
+            throw ValidationError(
+                "--curve-secret and --allow go together: the coordinator's key pair and the folder of allowed worker keys"
+            )
         }
-        if curveSecret != nil && insecure { throw ValidationError("--insecure makes no sense with CURVE keys: drop it") }
+        if curveSecret != nil && insecure {
+            throw ValidationError("--insecure makes no sense with CURVE keys: drop it")
+        }
         if curveSecret == nil && !insecure && !Endpoint.isLocal(bind) {
             throw ValidationError(CoordinatorEngine.plaintextRefusal(bind).description)
         }
@@ -145,7 +184,10 @@ func finish(_ outcome: CoordinatorOutcome, database: String) throws {
     FileHandle.standardError.write(Data("isosweep: \(summary)\n".utf8))
     if !outcome.interrupted && outcome.done > 0 {
         do {
-            let path = try ReportWriter.write(store: try ResultStore(path: database, readOnly: true), directory: defaultReportDirectory(for: database))
+            let path = try ReportWriter.write(
+                store: try ResultStore(path: database, readOnly: true),
+                directory: defaultReportDirectory(for: database)
+            )
             FileHandle.standardError.write(Data("isosweep: report: \(path)\n".utf8))
         } catch {
             FileHandle.standardError.write(Data("isosweep: warning: could not write the report: \(error)\n".utf8))

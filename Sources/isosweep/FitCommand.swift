@@ -1,13 +1,15 @@
 import ArgumentParser
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
 
 /// `isosweep fit`: the scaling fits of a sweep.
 struct Fit: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Fit log(Lipschitz bound) against log(p) over the cells that fit below the noise level, per (n, d) and overall.",
-        discussion: "The law of robustness predicts a slope of -1/2. Also prints the empirical constant (law_ratio) and where interpolation starts."
+        abstract:
+            "Fit log(Lipschitz bound) against log(p) over the cells that fit below the noise level, per (n, d) and overall.",
+        discussion:
+            "The law of robustness predicts a slope of -1/2. Also prints the empirical constant (law_ratio) and where interpolation starts."
     )
 
     enum Format: String, ExpressibleByArgument {

@@ -11,7 +11,8 @@ struct Isosweep: AsyncParsableCommand {
         abstract: "Measure the law of robustness: Lipschitz constants of networks that fit noisy data.",
         version: "0.1.0",
         subcommands: [
-            Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Fit.self, Report.self, Merge.self, Status.self, Keygen.self,
+            Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Fit.self, Report.self, Merge.self,
+            Status.self, Keygen.self,
             Train.self,
             Lipschitz.self, Bench.self,
         ]

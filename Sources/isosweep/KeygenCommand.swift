@@ -17,7 +17,9 @@ struct Keygen: ParsableCommand {
 
     func run() throws {
         guard Curve.isAvailable else {
-            Output.error("this libzmq was built without CURVE: install a libzmq with libsodium (Debian's libzmq5 has it)")
+            Output.error(
+                "this libzmq was built without CURVE: install a libzmq with libsodium (Debian's libzmq5 has it)"
+            )
             throw ExitCode.failure
         }
         let files = try KeyFiles.generate(directory: out, name: name ?? ProcessInfo.processInfo.hostName)

@@ -1,5 +1,5 @@
-import Diagnostics
 import ArgumentParser
+import Diagnostics
 import TrainingCore
 
 /// `isosweep lipschitz`: the bounds of a saved network.
@@ -13,7 +13,9 @@ struct Lipschitz: ParsableCommand {
     )
 
     @Argument(help: "A .safetensors file.") var file: String
-    @Option(help: "Input distribution of the fresh probes: sphere, gaussian, hypercube (default: the file's, else sphere).")
+    @Option(
+        help: "Input distribution of the fresh probes: sphere, gaussian, hypercube (default: the file's, else sphere)."
+    )
     var data: DataKind?
     @Option(help: "Activation, if the file's metadata does not say.") var activation: ActivationKind?
     @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
@@ -23,7 +25,11 @@ struct Lipschitz: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
 
     func validate() throws {
-        if data == .file { throw ValidationError("--data file is not a distribution to draw probes from: use sphere, gaussian or hypercube") }
+        if data == .file {
+            throw ValidationError(
+                "--data file is not a distribution to draw probes from: use sphere, gaussian or hypercube"
+            )
+        }
         if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
         if freshPoints < 0 || ascentStarts < 0 || ascentSteps < 0 {
             throw ValidationError("--fresh-points, --ascent-starts and --ascent-steps must be non-negative")
@@ -42,7 +48,10 @@ struct Lipschitz: ParsableCommand {
         case .hypercube: distribution = .hypercube
         case .file:
             guard let inputs = saved.inputs else {
-                throw IsosweepError(.invalidParameter, "\(file) was trained on file data but holds no X: pass --data sphere|gaussian|hypercube")
+                throw IsosweepError(
+                    .invalidParameter,
+                    "\(file) was trained on file data but holds no X: pass --data sphere|gaussian|hypercube"
+                )
             }
             distribution = .empirical(inputs)
         }
@@ -52,12 +61,21 @@ struct Lipschitz: ParsableCommand {
         options.ascentStarts = ascentStarts
         options.ascentSteps = ascentSteps
         let bounds = try TrainingCore.Lipschitz.bounds(
-            of: saved.network, trainingInputs: saved.inputs, distribution: distribution, seed: UInt64(probeSeed), options: options
+            of: saved.network,
+            trainingInputs: saved.inputs,
+            distribution: distribution,
+            seed: UInt64(probeSeed),
+            options: options
         )
         try Output.json(
             LipschitzReport(
-                bounds: bounds, width: saved.network.width, d: d, activation: saved.network.activation,
-                data: kind, seed: probeSeed, trainingProbes: saved.inputs?.rows ?? 0
+                bounds: bounds,
+                width: saved.network.width,
+                d: d,
+                activation: saved.network.activation,
+                data: kind,
+                seed: probeSeed,
+                trainingProbes: saved.inputs?.rows ?? 0
             )
         )
     }

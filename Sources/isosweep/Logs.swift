@@ -1,7 +1,7 @@
 public import ArgumentParser
+import Coordinator
 import Foundation
 public import Logging
-import Coordinator
 import Synchronization
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
@@ -29,7 +29,8 @@ final class ProgressPrinter: Sendable {
 
     func show(_ p: CoordinatorProgress) {
         let eta = p.eta.map { formatSeconds($0) } ?? "-"
-        let line = "cells \(p.done)/\(p.total) done, \(p.failed) failed, \(p.leased) running, \(String(format: "%.1f", p.rate))/s, ETA \(eta), workers \(p.workers)"
+        let line =
+            "cells \(p.done)/\(p.total) done, \(p.failed) failed, \(p.leased) running, \(String(format: "%.1f", p.rate))/s, ETA \(eta), workers \(p.workers)"
         if terminal {
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
         } else {

@@ -1,13 +1,14 @@
 import ArgumentParser
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
 
 /// `isosweep merge`: union sweep databases by cell key.
 struct Merge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Union sweep databases by cell key into a new database.",
-        discussion: "The same cell with different metrics is a conflict: the merge fails unless --prefer says which side wins."
+        discussion:
+            "The same cell with different metrics is a conflict: the merge fails unless --prefer says which side wins."
     )
 
     enum Preference: String, ExpressibleByArgument {
@@ -23,17 +24,22 @@ struct Merge: ParsableCommand {
     }
 
     func run() throws {
-        let preference: SweepStore.Merge.Preference = switch prefer {
-        case .none: .refuse
-        case .first: .first
-        case .last: .last
-        }
+        let preference: SweepStore.Merge.Preference =
+            switch prefer {
+            case .none: .refuse
+            case .first: .first
+            case .last: .last
+            }
         let report = try SweepStore.Merge.run(inputs: inputs, output: output, preference: preference)
         for conflict in report.conflicts { print("conflict: \(conflict)") }
         if !report.conflicts.isEmpty && prefer == nil {
-            Output.error("\(report.conflicts.count) cells differ between inputs; nothing written. Choose a side with --prefer first|last")
+            Output.error(
+                "\(report.conflicts.count) cells differ between inputs; nothing written. Choose a side with --prefer first|last"
+            )
             throw ExitCode.failure
         }
-        print("merged \(inputs.count) databases into \(output): \(report.cells) cells, \(report.results) results, \(report.duplicates) duplicates, \(report.conflicts.count) conflicts")
+        print(
+            "merged \(inputs.count) databases into \(output): \(report.cells) cells, \(report.results) results, \(report.duplicates) duplicates, \(report.conflicts.count) conflicts"
+        )
     }
 }

@@ -1,8 +1,8 @@
 import ArgumentParser
 import Foundation
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
 
 /// `isosweep report`: report.md, index.html and the figures of a sweep.
 struct Report: ParsableCommand {
@@ -11,12 +11,17 @@ struct Report: ParsableCommand {
     )
 
     @Argument(help: "A sweep database.") var db: String
-    @Option(name: .shortAndLong, help: "Folder to write to (default: next to the database, NAME-report).") var output: String?
+    @Option(name: .shortAndLong, help: "Folder to write to (default: next to the database, NAME-report).") var output:
+        String?
     @Option(help: "Cells with eps at or above this enter the fits.") var epsThreshold = 0.5
 
     func run() throws {
         let store = try ResultStore(path: db, readOnly: true)
-        let path = try ReportWriter.write(store: store, directory: output ?? defaultReportDirectory(for: db), epsThreshold: epsThreshold)
+        let path = try ReportWriter.write(
+            store: store,
+            directory: output ?? defaultReportDirectory(for: db),
+            epsThreshold: epsThreshold
+        )
         print("report: \(path)")
     }
 }

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Coordinator
 import Foundation
+import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepAnalysis
 import Synchronization
 
 #if canImport(FoundationNetworking)
@@ -12,13 +12,17 @@ import FoundationNetworking
 
 /// `isosweep status`: what a sweep database says.
 struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Counts by state, workers seen, and failures with their errors.")
+    static let configuration = CommandConfiguration(
+        abstract: "Counts by state, workers seen, and failures with their errors."
+    )
 
     @Option(help: "A sweep database.") var db: String?
     @Option(help: "A running coordinator's status endpoint, e.g. http://127.0.0.1:8080.") var connect: String?
 
     func validate() throws {
-        guard (db == nil) != (connect == nil) else { throw ValidationError("give either --db DATABASE or --connect http://HOST:PORT") }
+        guard (db == nil) != (connect == nil) else {
+            throw ValidationError("give either --db DATABASE or --connect http://HOST:PORT")
+        }
     }
 
     func run() throws {
@@ -47,14 +51,18 @@ struct Status: ParsableCommand {
             print("  \(cell.key.prefix(12)) after \(cell.attempts) attempts: \(cell.lastError ?? "no error recorded")")
         }
         let retrying = cells.filter { $0.state != .failed && $0.state != .done && $0.lastError != nil }
-        for cell in retrying { print("  retrying \(cell.key.prefix(12)) (\(cell.attempts) attempts): \(cell.lastError!)") }
+        for cell in retrying {
+            print("  retrying \(cell.key.prefix(12)) (\(cell.attempts) attempts): \(cell.lastError!)")
+        }
         if let warning = table.undecodableWarning { Output.warning(warning) }
         if !failures.isEmpty { throw ExitCode.failure }
     }
 
     /// Reads /status from a running coordinator.
     func live(_ base: String) throws {
-        guard let url = URL(string: base.hasSuffix("/") ? base + "status" : base + "/status"), url.scheme?.hasPrefix("http") == true else {
+        guard let url = URL(string: base.hasSuffix("/") ? base + "status" : base + "/status"),
+            url.scheme?.hasPrefix("http") == true
+        else {
             throw ValidationError("--connect takes an http URL such as http://127.0.0.1:8080 (got \(base))")
         }
         let box = ResponseBox()
@@ -68,19 +76,33 @@ struct Status: ParsableCommand {
         done.wait()
         let (data, code, failure) = box.get()
         guard let data, code == 200 else {
-            Output.error("cannot read \(url): \(failure ?? "HTTP status \(code.map(String.init) ?? "none")"); is the coordinator running with --status-port?")
+            Output.error(
+                "cannot read \(url): \(failure ?? "HTTP status \(code.map(String.init) ?? "none")"); is the coordinator running with --status-port?"
+            )
             throw ExitCode.failure
         }
         let status = try JSONDecoder().decode(StatusSnapshot.self, from: data)
         print("sweep \(status.sweep): \(status.total) cells\(status.finished ? " (finished)" : "")")
-        for state in Scheduler.CellState.allCases { print("  \(state.rawValue): \(status.counts[state.rawValue] ?? 0)") }
-        print(String(format: "rate: %.2f cells/s, ETA: %@", status.cellsPerSecond, status.etaSeconds.map { String(format: "%.0f s", $0) } ?? "-"))
+        for state in Scheduler.CellState.allCases {
+            print("  \(state.rawValue): \(status.counts[state.rawValue] ?? 0)")
+        }
+        print(
+            String(
+                format: "rate: %.2f cells/s, ETA: %@",
+                status.cellsPerSecond,
+                status.etaSeconds.map { String(format: "%.0f s", $0) } ?? "-"
+            )
+        )
         print("workers alive: \(status.workers.count)")
         for worker in status.workers {
-            print("  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, last heartbeat \(worker.silentMilliseconds) ms ago")
+            print(
+                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, last heartbeat \(worker.silentMilliseconds) ms ago"
+            )
         }
         print("failures: \(status.failures.count)")
-        for failure in status.failures { print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)") }
+        for failure in status.failures {
+            print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)")
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-import Diagnostics
 import ArgumentParser
+import Diagnostics
 import Foundation
 import TrainingCore
 
@@ -31,7 +31,11 @@ struct Train: ParsableCommand {
                 "data": run.result.parameters.data.rawValue,
                 "science_version": String(scienceVersion),
             ]
-            let file = try SavedNetwork.encode(run.network, trainingData: saveData ? run.trainingData : nil, metadata: metadata)
+            let file = try SavedNetwork.encode(
+                run.network,
+                trainingData: saveData ? run.trainingData : nil,
+                metadata: metadata
+            )
             do {
                 try file.write(to: URL(fileURLWithPath: saveModel), options: .atomic)
             } catch {

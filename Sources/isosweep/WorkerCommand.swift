@@ -25,14 +25,20 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard connect.hasPrefix("tcp://") || connect.hasPrefix("ipc://") else {
-            throw ValidationError("--connect takes a ZeroMQ endpoint such as tcp://coordinator-host:5555 (got \(connect))")
+            throw ValidationError(
+                "--connect takes a ZeroMQ endpoint such as tcp://coordinator-host:5555 (got \(connect))"
+            )
         }
         if let slots, !(1...4096).contains(slots) { throw ValidationError("--slots must be between 1 and 4096") }
-        if let prefetch, !(0...100_000).contains(prefetch) { throw ValidationError("--prefetch must be between 0 and 100000") }
+        if let prefetch, !(0...100_000).contains(prefetch) {
+            throw ValidationError("--prefetch must be between 0 and 100000")
+        }
         guard (1...256).contains(threads) else { throw ValidationError("--threads must be between 1 and 256") }
         guard grace >= 0 else { throw ValidationError("--grace must be non-negative") }
         if (curveSecret == nil) != (serverKey == nil) {
-            throw ValidationError("--curve-secret and --server-key go together: this worker's key pair and the coordinator's public key")
+            throw ValidationError(
+                "--curve-secret and --server-key go together: this worker's key pair and the coordinator's public key"
+            )
         }
     }
 
@@ -43,18 +49,28 @@ struct WorkerCommand: AsyncParsableCommand {
         options.blasThreads = threads
         options.grace = .milliseconds(Int64(grace * 1000))
         if let curveSecret, let serverKey {
-            options.security = .curve(try KeyFiles.readSecret(curveSecret), serverKey: try KeyFiles.readPublic(serverKey))
+            options.security = .curve(
+                try KeyFiles.readSecret(curveSecret),
+                serverKey: try KeyFiles.readPublic(serverKey)
+            )
         } else {
             options.security = .plaintext(insecure: insecure)
         }
         let engine = try WorkerEngine(options: options, logger: logger)
         if case .plaintext(true) = options.security, !Endpoint.isLocal(connect) {
-            logger.warning("INSECURE: plain TCP to \(connect): traffic is readable and anyone can pose as the coordinator")
+            logger.warning(
+                "INSECURE: plain TCP to \(connect): traffic is readable and anyone can pose as the coordinator"
+            )
         }
-        logger.info("worker starting", metadata: ["id": "\(options.workerID)", "slots": "\(options.slots)", "coordinator": "\(connect)"])
+        logger.info(
+            "worker starting",
+            metadata: ["id": "\(options.workerID)", "slots": "\(options.slots)", "coordinator": "\(connect)"]
+        )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
-                services: [WorkerService(engine: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger
+                services: [WorkerService(engine: engine)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
             )
         )
         try await group.run()

@@ -6,7 +6,8 @@ import TrainingCore
 @Suite struct CLITests {
     static let metricKeys = [
         "n", "d", "width", "p", "seed", "train_mse", "noise_level", "eps", "fit_fraction", "test_mse", "lip_lower",
-        "lip_upper", "lip_support_lower", "grad_mean", "law_scale", "law_ratio", "steps", "stop_reason", "train_seconds",
+        "lip_upper", "lip_support_lower", "grad_mean", "law_scale", "law_ratio", "steps", "stop_reason",
+        "train_seconds",
         "flops", "gflops", "science_version", "init", "host", "blas", "activation", "trainer", "data", "labels",
     ]
 
@@ -17,7 +18,9 @@ import TrainingCore
     }
 
     @Test func trainPrintsEveryMetricAsJSON() throws {
-        let run = try runIsosweep(["train", "--n", "64", "--d", "8", "--width", "16", "--seed", "2", "--max-steps", "300"])
+        let run = try runIsosweep([
+            "train", "--n", "64", "--d", "8", "--width", "16", "--seed", "2", "--max-steps", "300",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try run.json()
         for key in Self.metricKeys { #expect(json[key] != nil, "missing \(key)") }
@@ -31,14 +34,19 @@ import TrainingCore
         let dir = try temporaryDirectory()
         let csv = dir.appendingPathComponent("d.csv").path
         var rows = ""
-        for i in 0..<24 { rows += "\(Double(i % 5) + 0.5),\(Double(i % 3) - 1.5),\(Double(i % 7) * 0.3 + 0.1),\(i % 2 == 0 ? "a" : "b")\n" }
+        for i in 0..<24 {
+            rows +=
+                "\(Double(i % 5) + 0.5),\(Double(i % 3) - 1.5),\(Double(i % 7) * 0.3 + 0.1),\(i % 2 == 0 ? "a" : "b")\n"
+        }
         try rows.write(toFile: csv, atomically: true, encoding: .utf8)
         // A value of every parameter, as the command line spells it and as the JSON reports it.
         let examples: [String: (argument: String, json: String)] = [
             "n": ("12", "12"), "d": ("3", "3"), "width": ("4", "4"), "seed": ("7", "7"), "data": ("file", "\"file\""),
             "data_file": (csv, "\"\(csv)\""), "label_file": (csv, "\"\(csv)\""), "classes": ("a,b", "[\"a\",\"b\"]"),
-            "label_column": ("3", "3"), "labels": ("file", "\"file\""), "eta": ("0.1", "0.1"), "activation": ("tanh", "\"tanh\""),
-            "trainer": ("gd", "\"gd\""), "lr": ("0.05", "0.05"), "max_steps": ("10", "10"), "target_mse": ("0.01", "0.01"),
+            "label_column": ("3", "3"), "labels": ("file", "\"file\""), "eta": ("0.1", "0.1"),
+            "activation": ("tanh", "\"tanh\""),
+            "trainer": ("gd", "\"gd\""), "lr": ("0.05", "0.05"), "max_steps": ("10", "10"),
+            "target_mse": ("0.01", "0.01"),
             "n_test": ("5", "5"),
         ]
         #expect(Set(examples.keys) == Set(CellParameters.catalogue.map(\.name)))
@@ -50,13 +58,21 @@ import TrainingCore
         #expect(run.status == 0, "\(run.stderr)")
         for parameter in CellParameters.catalogue {
             let key = "\"\(parameter.name)\":"
-            #expect(run.stdout.contains(key + (examples[parameter.name]?.json ?? "?")), "\(parameter.name) in \(run.stdout)")
+            #expect(
+                run.stdout.contains(key + (examples[parameter.name]?.json ?? "?")),
+                "\(parameter.name) in \(run.stdout)"
+            )
         }
         // Every option's help is the catalogue's.
-        let help = try runIsosweep(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+        let help = try runIsosweep(["train", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(
+            separator: " "
+        )
         for parameter in CellParameters.catalogue {
             #expect(help.contains(parameter.optionName), "\(parameter.optionName)")
-            #expect(help.contains(parameter.help.split(separator: " ").prefix(4).joined(separator: " ")), "\(parameter.name)'s help")
+            #expect(
+                help.contains(parameter.help.split(separator: " ").prefix(4).joined(separator: " ")),
+                "\(parameter.name)'s help"
+            )
         }
     }
 
@@ -64,7 +80,8 @@ import TrainingCore
         let dir = try temporaryDirectory()
         let model = dir.appendingPathComponent("net.safetensors").path
         let train = try runIsosweep([
-            "train", "--n", "48", "--d", "6", "--width", "12", "--seed", "4", "--activation", "tanh", "--max-steps", "200",
+            "train", "--n", "48", "--d", "6", "--width", "12", "--seed", "4", "--activation", "tanh", "--max-steps",
+            "200",
             "--save-model", model, "--save-data",
         ])
         #expect(train.status == 0, "\(train.stderr)")
@@ -101,9 +118,24 @@ import TrainingCore
             (["train", "--n", "8", "--d", "4", "--width", "0"], "width must be a positive"),
             (["train", "--n", "8", "--d", "4", "--width", "-3"], "width"),
             (["train", "--n", "8", "--d", "4", "--width", "2", "--activation", "sigmoid"], "sigmoid"),
-            (["train", "--n", "2", "--d", "5", "--width", "2", "--data", "file", "--data-file", csv.path, "--classes", "a,b"], "d = 5"),
-            (["train", "--n", "9", "--d", "3", "--width", "2", "--data", "file", "--data-file", csv.path, "--classes", "a,b"], "n = 9"),
-            (["train", "--n", "2", "--d", "3", "--width", "2", "--data", "file", "--data-file", dir.path + "/none.csv", "--classes", "a,b"], "does not exist"),
+            (
+                [
+                    "train", "--n", "2", "--d", "5", "--width", "2", "--data", "file", "--data-file", csv.path,
+                    "--classes", "a,b",
+                ], "d = 5"
+            ),
+            (
+                [
+                    "train", "--n", "9", "--d", "3", "--width", "2", "--data", "file", "--data-file", csv.path,
+                    "--classes", "a,b",
+                ], "n = 9"
+            ),
+            (
+                [
+                    "train", "--n", "2", "--d", "3", "--width", "2", "--data", "file", "--data-file",
+                    dir.path + "/none.csv", "--classes", "a,b",
+                ], "does not exist"
+            ),
             (["lipschitz", garbage.path], "not a valid safetensors file"),
             (["lipschitz", dir.path + "/missing.safetensors"], "cannot read"),
             (["train", "--n", "8", "--d", "4", "--width", "2", "--save-data"], "--save-model"),
@@ -117,7 +149,9 @@ import TrainingCore
     }
 
     @Test func benchTrainPrintsComparableFigures() throws {
-        let run = try runIsosweep(["bench", "train", "--n", "200", "--d", "20", "--width", "50", "--steps", "5", "--rounds", "1"])
+        let run = try runIsosweep([
+            "bench", "train", "--n", "200", "--d", "20", "--width", "50", "--steps", "5", "--rounds", "1",
+        ])
         #expect(run.status == 0, "\(run.stderr)")
         let json = try run.json()
         let step = try #require(json["seconds_per_step"] as? Double)

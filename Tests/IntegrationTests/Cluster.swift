@@ -22,7 +22,8 @@ final class Spawned: @unchecked Sendable {
             process.arguments = arguments
         } else {
             process.executableURL = URL(fileURLWithPath: launcher[0])
-            process.arguments = Array(launcher.dropFirst()) + (isosweep ? [try isosweepExecutable().path] : []) + arguments
+            process.arguments =
+                Array(launcher.dropFirst()) + (isosweep ? [try isosweepExecutable().path] : []) + arguments
         }
         process.currentDirectoryURL = directory
         process.standardInput = FileHandle.nullDevice
@@ -85,7 +86,13 @@ struct Sandbox {
 
     /// Writes a sweep file of small cells (each well under a second in a debug build).
     @discardableResult
-    func sweep(_ name: String, seeds: [Int] = [0, 1, 2], widths: [Int] = [4, 8, 16, 32], steps: Int = 1500, extra: String = "") throws -> String {
+    func sweep(
+        _ name: String,
+        seeds: [Int] = [0, 1, 2],
+        widths: [Int] = [4, 8, 16, 32],
+        steps: Int = 1500,
+        extra: String = ""
+    ) throws -> String {
         let text = """
             name: \(name)
             method: grid
@@ -103,18 +110,29 @@ struct Sandbox {
         return file
     }
 
-    func coordinator(_ spec: String, db: String, bind: String = "tcp://127.0.0.1:0", name: String = "coordinator", extra: [String] = []) throws -> Spawned {
+    func coordinator(
+        _ spec: String,
+        db: String,
+        bind: String = "tcp://127.0.0.1:0",
+        name: String = "coordinator",
+        extra: [String] = []
+    ) throws -> Spawned {
         try Spawned(
             ["coordinator", spec, "--bind", bind, "--db", path(db), "--heartbeat", "0.2", "--liveness", "3"] + extra,
-            name: name, directory: directory
+            name: name,
+            directory: directory
         )
     }
 
     func worker(_ endpoint: String, name: String, slots: Int = 1) throws -> Spawned {
         // Debug logs (HELLO attempts, dropped results) make a failure in CI explainable.
         try Spawned(
-            ["worker", "--connect", endpoint, "--slots", "\(slots)", "--prefetch", "0", "--grace", "1", "--log-level", "debug"],
-            name: name, directory: directory
+            [
+                "worker", "--connect", endpoint, "--slots", "\(slots)", "--prefetch", "0", "--grace", "1",
+                "--log-level", "debug",
+            ],
+            name: name,
+            directory: directory
         )
     }
 

@@ -4,7 +4,8 @@ import Testing
 /// The deploy folder: scripts pass shellcheck, units pass systemd-analyze, the container file
 /// is well formed, and the README's namespace walkthrough runs as written.
 @Suite(.serialized) struct DeployTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
 
     func path(_ relative: String) -> String { Self.root.appendingPathComponent(relative).path }
 
@@ -13,7 +14,10 @@ import Testing
             Issue.record("shellcheck is missing: make test installs it")
             return
         }
-        let scripts = ["deploy/netns/cluster.sh", "deploy/slurm/sweep.sbatch", "scripts/install-deps.sh", "scripts/fuzz-wire.sh", ".ci/run"]
+        let scripts = [
+            "deploy/netns/cluster.sh", "deploy/slurm/sweep.sbatch", "scripts/install-deps.sh", "scripts/fuzz-wire.sh",
+            ".ci/run",
+        ]
         for script in scripts {
             #expect(FileManager.default.fileExists(atPath: path(script)), "\(script)")
             #expect(shell("'\(shellcheck)' -x '\(path(script))'") == 0, "\(script) fails shellcheck")
@@ -23,25 +27,42 @@ import Testing
 
     @Test(.enabled(if: LiveStatusTests.tool("systemd-analyze") != nil, "needs systemd-analyze"))
     func unitsPassSystemdAnalyzeVerify() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-units-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-units-\(UUID().uuidString)")
+            .path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let binary = try isosweepExecutable().path
-        for (unit, installed) in [("isosweep-coordinator.service", "isosweep-coordinator.service"), ("isosweep-worker@.service", "isosweep-worker@node07.service")] {
+        for (unit, installed) in [
+            ("isosweep-coordinator.service", "isosweep-coordinator.service"),
+            ("isosweep-worker@.service", "isosweep-worker@node07.service"),
+        ] {
             let text = try String(contentsOfFile: path("deploy/systemd/\(unit)"), encoding: .utf8)
-            #expect(text.contains("User=isosweep") && text.contains("ProtectSystem=strict") && text.contains("KillSignal=SIGTERM") && text.contains("TimeoutStopSec="))
+            #expect(
+                text.contains("User=isosweep") && text.contains("ProtectSystem=strict")
+                    && text.contains("KillSignal=SIGTERM") && text.contains("TimeoutStopSec=")
+            )
             #expect(text.contains("Restart="))
             // verify checks that ExecStart exists: point it at the binary just built.
-            try text.replacingOccurrences(of: "/usr/local/bin/isosweep", with: binary).write(toFile: dir + "/" + installed, atomically: true, encoding: .utf8)
+            try text.replacingOccurrences(of: "/usr/local/bin/isosweep", with: binary).write(
+                toFile: dir + "/" + installed,
+                atomically: true,
+                encoding: .utf8
+            )
         }
         let out = dir + "/verify.log"
-        #expect(shell("systemd-analyze verify '\(dir)/isosweep-coordinator.service' '\(dir)/isosweep-worker@node07.service' > '\(out)' 2>&1") == 0)
+        #expect(
+            shell(
+                "systemd-analyze verify '\(dir)/isosweep-coordinator.service' '\(dir)/isosweep-worker@node07.service' > '\(out)' 2>&1"
+            ) == 0
+        )
         let log = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(!log.contains("isosweep-"), "systemd-analyze: \(log)")
     }
 
     @Test func containerfileIsWellFormed() throws {
         let text = try String(contentsOfFile: path("deploy/container/Containerfile"), encoding: .utf8)
-        let instructions: Set<String> = ["FROM", "RUN", "COPY", "WORKDIR", "USER", "VOLUME", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "ARG", "LABEL"]
+        let instructions: Set<String> = [
+            "FROM", "RUN", "COPY", "WORKDIR", "USER", "VOLUME", "EXPOSE", "ENTRYPOINT", "CMD", "ENV", "ARG", "LABEL",
+        ]
         var stages: [String] = []
         var continued = false
         for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
@@ -60,14 +81,19 @@ import Testing
             }
             if word == "ENTRYPOINT" || word == "CMD" {
                 let json = String(line.dropFirst(word.count)).trimmingCharacters(in: .whitespaces)
-                #expect((try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String], "\(word) in exec form: \(line)")
+                #expect(
+                    (try? JSONSerialization.jsonObject(with: Data(json.utf8))) is [String],
+                    "\(word) in exec form: \(line)"
+                )
             }
         }
         #expect(stages.count == 2)
         #expect(text.contains("--static-swift-stdlib") && text.contains("libzmq5") && text.contains("libopenblas0"))
         #expect(text.contains("USER isosweep") && text.contains("useradd"))
         // Every file it copies from the build context exists.
-        for source in ["Package.swift", "Sources", "sweeps"] { #expect(FileManager.default.fileExists(atPath: path(source))) }
+        for source in ["Package.swift", "Sources", "sweeps"] {
+            #expect(FileManager.default.fileExists(atPath: path(source)))
+        }
     }
 
     @Test(.enabled(if: MultiHostTests.canMakeNamespaces, "needs root to make network namespaces"))
@@ -80,10 +106,13 @@ import Testing
         let script = String(rest[start.upperBound..<end.lowerBound])
         #expect(script.contains("cluster.sh up 3") && script.contains("cluster.sh down 3"))
         _ = shell("cd '\(Self.root.path)' && deploy/netns/cluster.sh down 3")  // leftovers of an interrupted run
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("walkthrough-\(UUID().uuidString).sh").path
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("walkthrough-\(UUID().uuidString).sh")
+            .path
         try ("set -euo pipefail\n" + script).write(toFile: file, atomically: true, encoding: .utf8)
         let log = file + ".log"
-        let status = shell("cd '\(Self.root.path)' && ISOSWEEP='\(try isosweepExecutable().path)' timeout 300 bash '\(file)' > '\(log)' 2>&1")
+        let status = shell(
+            "cd '\(Self.root.path)' && ISOSWEEP='\(try isosweepExecutable().path)' timeout 300 bash '\(file)' > '\(log)' 2>&1"
+        )
         let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
         #expect(status == 0, "the walkthrough failed:\n\(output.suffix(3000))")
         #expect(output.contains("up: 3 hosts") && output.contains("down: isohost0..isohost2 removed"))

@@ -8,7 +8,9 @@ import FoundationNetworking
 /// The coordinator's live status endpoint, read by a real browser, promtool and `status --connect`.
 @Suite(.serialized) struct LiveStatusTests {
     static func tool(_ name: String) -> String? {
-        ["/usr/bin/\(name)", "/usr/local/bin/\(name)", "/bin/\(name)"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        ["/usr/bin/\(name)", "/usr/local/bin/\(name)", "/bin/\(name)"].first {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
     }
 
     /// GETs a URL (10 s timeout).
@@ -16,7 +18,10 @@ import FoundationNetworking
         let done = DispatchSemaphore(value: 0)
         let result = LockedBox()
         URLSession.shared.dataTask(with: URL(string: url)!) { data, response, _ in
-            result.set((response as? HTTPURLResponse)?.statusCode ?? 0, data.map { String(decoding: $0, as: UTF8.self) } ?? "")
+            result.set(
+                (response as? HTTPURLResponse)?.statusCode ?? 0,
+                data.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            )
             done.signal()
         }.resume()
         guard done.wait(timeout: .now() + 10) == .success else { throw CLIError(message: "GET \(url) timed out") }
@@ -31,13 +36,16 @@ import FoundationNetworking
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
         var base = ""
         try waitUntil("the status endpoint", timeout: 30) {
-            guard let range = coordinator.stderr.range(of: #"url=http://127\.0\.0\.1:\d+/"#, options: .regularExpression) else { return false }
+            guard
+                let range = coordinator.stderr.range(of: #"url=http://127\.0\.0\.1:\d+/"#, options: .regularExpression)
+            else { return false }
             base = String(coordinator.stderr[range].dropFirst(4).dropLast())
             return true
         }
         try waitUntil("both workers and a first result", timeout: 120) {
             let status = try get(base + "/status")
-            return status.status == 200 && status.body.contains("\"done\":") && !status.body.contains("\"done\":0") && status.body.components(separatedBy: "\"host\"").count - 1 == 2
+            return status.status == 200 && status.body.contains("\"done\":") && !status.body.contains("\"done\":0")
+                && status.body.components(separatedBy: "\"host\"").count - 1 == 2
         }
         return (coordinator, workers, base)
     }
@@ -46,17 +54,35 @@ import FoundationNetworking
     func livePageShowsProgressAndWorkersInARealBrowser() throws {
         let box = try Sandbox()
         let (coordinator, workers, base) = try startSweep(box)
-        defer { ([coordinator] + workers).forEach { $0.kill9() } }
+        defer { for process in [coordinator] + workers { process.kill9() } }
         let chromium = Self.tool("chromium")!
-        let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--virtual-time-budget=5000"]
+        let flags = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+        ]
         let screenshot = box.path("live-page.png")
-        let shot = try Spawned([], name: "chromium-shot", directory: box.directory, launcher: [chromium] + flags + ["--window-size=1200,1100", "--screenshot=\(screenshot)", base + "/"], isosweep: false)
+        let shot = try Spawned(
+            [],
+            name: "chromium-shot",
+            directory: box.directory,
+            launcher: [chromium] + flags + ["--window-size=1200,1100", "--screenshot=\(screenshot)", base + "/"],
+            isosweep: false
+        )
         _ = try? shot.wait(timeout: 90)
-        let dom = try Spawned([], name: "chromium-dom", directory: box.directory, launcher: [chromium] + flags + ["--dump-dom", base + "/"], isosweep: false)
+        let dom = try Spawned(
+            [],
+            name: "chromium-dom",
+            directory: box.directory,
+            launcher: [chromium] + flags + ["--dump-dom", base + "/"],
+            isosweep: false
+        )
         _ = try? dom.wait(timeout: 90)
         let html = dom.stdout
         // Rendered by the page's script from /status: progress and both workers.
-        #expect(html.range(of: #"<p id="progress">cells \d+/12 done, \d+ failed"#, options: .regularExpression) != nil, "\(html.prefix(3000))")
+        #expect(
+            html.range(of: #"<p id="progress">cells \d+/12 done, \d+ failed"#, options: .regularExpression) != nil,
+            "\(html.prefix(3000))"
+        )
         let workerIDs = workers.compactMap { w -> String? in
             guard let r = w.stderr.range(of: #"id=[^ ]+"#, options: .regularExpression) else { return nil }
             return String(w.stderr[r].dropFirst(3))
@@ -72,15 +98,22 @@ import FoundationNetworking
     @Test func statusJSONMetricsAndStatusConnect() throws {
         let box = try Sandbox()
         let (coordinator, workers, base) = try startSweep(box)
-        defer { ([coordinator] + workers).forEach { $0.kill9() } }
+        defer { for process in [coordinator] + workers { process.kill9() } }
         let status = try get(base + "/status")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [String: Any])
         #expect(json["total"] as? Int == 12)
-        #expect((json["workers"] as? [[String: Any]])?.allSatisfy { $0["last_heartbeat_ms_ago"] is Int && $0["slots"] as? Int == 1 } == true)
+        #expect(
+            (json["workers"] as? [[String: Any]])?.allSatisfy {
+                $0["last_heartbeat_ms_ago"] is Int && $0["slots"] as? Int == 1
+            } == true
+        )
         #expect(json["cells_per_second"] is Double && json["failures"] is [Any])
         let metrics = try get(base + "/metrics")
         #expect(metrics.status == 200)
-        #expect(metrics.body.contains("isosweep_cells{state=\"done\"}") && metrics.body.contains("# HELP isosweep_workers_alive"))
+        #expect(
+            metrics.body.contains("isosweep_cells{state=\"done\"}")
+                && metrics.body.contains("# HELP isosweep_workers_alive")
+        )
         if let promtool = Self.tool("promtool") {
             try metrics.body.write(toFile: box.path("metrics.txt"), atomically: true, encoding: .utf8)
             #expect(shell("'\(promtool)' check metrics < '\(box.path("metrics.txt"))'") == 0)

@@ -13,7 +13,9 @@ func isosweepExecutable() throws -> URL {
         }
         directory.deleteLastPathComponent()
     }
-    throw CLIError(message: "isosweep executable not found next to \(CommandLine.arguments[0]): run `swift build` first")
+    throw CLIError(
+        message: "isosweep executable not found next to \(CommandLine.arguments[0]): run `swift build` first"
+    )
 }
 
 struct CLIError: Error, CustomStringConvertible {

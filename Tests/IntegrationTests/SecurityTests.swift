@@ -22,7 +22,10 @@ import ZeroMQ
 
     func curveCoordinator(_ box: Sandbox, _ spec: String, db: String) throws -> (Spawned, String) {
         let coordinator = try box.coordinator(
-            spec, db: db, bind: "tcp://*:0", extra: ["--curve-secret", box.path("keys/coordinator.secret"), "--allow", box.path("allow")]
+            spec,
+            db: db,
+            bind: "tcp://*:0",
+            extra: ["--curve-secret", box.path("keys/coordinator.secret"), "--allow", box.path("allow")]
         )
         let endpoint = try box.endpoint(of: coordinator, pattern: #"endpoint=tcp://0\.0\.0\.0:\d+"#)
         return (coordinator, endpoint.replacingOccurrences(of: "0.0.0.0", with: "127.0.0.1"))
@@ -30,9 +33,13 @@ import ZeroMQ
 
     func curveWorker(_ box: Sandbox, _ endpoint: String, key: String) throws -> Spawned {
         try Spawned(
-            ["worker", "--connect", endpoint, "--slots", "1", "--prefetch", "0", "--curve-secret", box.path("keys/\(key).secret"),
-             "--server-key", box.path("keys/coordinator.pub")],
-            name: key, directory: box.directory
+            [
+                "worker", "--connect", endpoint, "--slots", "1", "--prefetch", "0", "--curve-secret",
+                box.path("keys/\(key).secret"),
+                "--server-key", box.path("keys/coordinator.pub"),
+            ],
+            name: key,
+            directory: box.directory
         )
     }
 
@@ -50,9 +57,10 @@ import ZeroMQ
         // An unlisted key and a plain-text client try first, for a while, alone.
         let intruder = try curveWorker(box, endpoint, key: "intruder")
         let plain = try box.worker(endpoint, name: "plain")
-        defer { [intruder, plain].forEach { $0.kill9() } }
+        defer { for process in [intruder, plain] { process.kill9() } }
         try waitUntil("both refusals in the coordinator's log", timeout: 30) {
-            coordinator.stderr.contains("is not in the allow list") && coordinator.stderr.contains("does not speak this socket's security mechanism")
+            coordinator.stderr.contains("is not in the allow list")
+                && coordinator.stderr.contains("does not speak this socket's security mechanism")
         }
         #expect(coordinator.stderr.contains("refused a connection"))
         #expect(coordinator.stderr.contains("peer=127.0.0.1"))
@@ -86,7 +94,7 @@ import ZeroMQ
         #expect(coordinator.stderr.contains("added=1") && coordinator.stderr.contains("removed=1"))
         let revoked = try curveWorker(box, endpoint, key: "revoked")
         let added = try curveWorker(box, endpoint, key: "added")
-        defer { [revoked, added].forEach { $0.kill9() } }
+        defer { for process in [revoked, added] { process.kill9() } }
         try waitUntil("the added key to train", timeout: 60) { !trainings(in: added.stderr).isEmpty }
         #expect(try coordinator.wait(timeout: 180) == 0)
         #expect(trainings(in: revoked.stderr).isEmpty)
@@ -96,20 +104,35 @@ import ZeroMQ
     @Test func failClosedDefaults() throws {
         let box = try Sandbox()
         let spec = try box.sweep("closed", seeds: [0], widths: [4], steps: 10)
-        let open = try runIsosweep(["coordinator", spec, "--bind", "tcp://0.0.0.0:0", "--db", box.path("o.db")], timeout: 30)
+        let open = try runIsosweep(
+            ["coordinator", spec, "--bind", "tcp://0.0.0.0:0", "--db", box.path("o.db")],
+            timeout: 30
+        )
         #expect(open.status != 0)
-        #expect(open.stderr.contains("refusing to listen on tcp://0.0.0.0:0 without encryption") && open.stderr.contains("isosweep keygen"))
+        #expect(
+            open.stderr.contains("refusing to listen on tcp://0.0.0.0:0 without encryption")
+                && open.stderr.contains("isosweep keygen")
+        )
         let star = try runIsosweep(["coordinator", spec, "--bind", "tcp://*:0", "--db", box.path("o.db")], timeout: 30)
         #expect(star.status != 0 && star.stderr.contains("without encryption"))
         let worker = try runIsosweep(["worker", "--connect", "tcp://198.18.0.1:5555"], timeout: 30)
-        #expect(worker.status != 0 && worker.stderr.contains("refusing to connect") && worker.stderr.contains("--curve-secret"))
+        #expect(
+            worker.status != 0 && worker.stderr.contains("refusing to connect")
+                && worker.stderr.contains("--curve-secret")
+        )
         try keys(box, ["coordinator"])
         chmod(box.path("keys/coordinator.secret"), 0o644)
         let loose = try runIsosweep(
-            ["coordinator", spec, "--bind", "tcp://*:0", "--db", box.path("o.db"), "--curve-secret", box.path("keys/coordinator.secret"), "--allow", box.path("allow")],
+            [
+                "coordinator", spec, "--bind", "tcp://*:0", "--db", box.path("o.db"), "--curve-secret",
+                box.path("keys/coordinator.secret"), "--allow", box.path("allow"),
+            ],
             timeout: 30
         )
-        #expect(loose.status != 0 && loose.stderr.contains("readable by others (mode 644)") && loose.stderr.contains("chmod 600"))
+        #expect(
+            loose.status != 0 && loose.stderr.contains("readable by others (mode 644)")
+                && loose.stderr.contains("chmod 600")
+        )
         #expect(!FileManager.default.fileExists(atPath: box.path("o.db")))
         // --insecure is an explicit choice, warned about.
         let insecure = try box.coordinator(spec, db: "i.db", bind: "tcp://0.0.0.0:0", extra: ["--insecure"])
@@ -124,13 +147,26 @@ import ZeroMQ
         // Seed 0 is dropped: not the same sweep, nor an extension of it.
         let second = try box.sweep("two", seeds: [1, 2], widths: [4], steps: 50)
         let refused = try runIsosweep(["run", second, "--workers", "1", "--db", box.path("s.db")], timeout: 60)
-        #expect(refused.status == 2 && refused.stderr.contains("belongs to sweep 'one'") && refused.stderr.contains("--force"))
-        let forced = try runIsosweep(["run", second, "--workers", "1", "--db", box.path("s.db"), "--force"], timeout: 120)
+        #expect(
+            refused.status == 2 && refused.stderr.contains("belongs to sweep 'one'")
+                && refused.stderr.contains("--force")
+        )
+        let forced = try runIsosweep(
+            ["run", second, "--workers", "1", "--db", box.path("s.db"), "--force"],
+            timeout: 120
+        )
         #expect(forced.status == 0, "\(forced.stderr)")
         let store = try ResultStore(path: box.path("s.db"), readOnly: true)
-        #expect(try store.events().contains { $0.kind == "spec_changed" && $0.detail.contains("'one'") && $0.detail.contains("'two'") })
+        #expect(
+            try store.events().contains {
+                $0.kind == "spec_changed" && $0.detail.contains("'one'") && $0.detail.contains("'two'")
+            }
+        )
         // The cell both specs share was not trained again.
-        #expect(forced.stderr.range(of: #"cells=2 db=[^ ]+ done=1 "#, options: .regularExpression) != nil, "\(forced.stderr)")
+        #expect(
+            forced.stderr.range(of: #"cells=2 db=[^ ]+ done=1 "#, options: .regularExpression) != nil,
+            "\(forced.stderr)"
+        )
         #expect(try store.results().count == 3)
     }
 
@@ -142,7 +178,7 @@ import ZeroMQ
         let coordinator = try box.coordinator(spec, db: "attacked.db")
         let endpoint = try box.endpoint(of: coordinator)
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
-        defer { workers.forEach { $0.kill9() } }
+        defer { for process in workers { process.kill9() } }
         let keys = try SweepSpec.load(path: spec).cells().map(\.key)
         let sent = try attack(endpoint, keys: keys, messages: 6000)
         #expect(sent >= 6000)
@@ -167,8 +203,26 @@ import ZeroMQ
         var rng = SystemRandomNumberGenerator()
         var sent = 0
         let templates: [Message] = [
-            .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "attacker", build: "x", host: "evil", slots: 3)),
-            .hello(Message.Hello(protocolVersion: 99, scienceVersion: 1, workerID: "old", build: "x", host: "evil", slots: 1)),
+            .hello(
+                Message.Hello(
+                    protocolVersion: Wire.protocolVersion,
+                    scienceVersion: 1,
+                    workerID: "attacker",
+                    build: "x",
+                    host: "evil",
+                    slots: 3
+                )
+            ),
+            .hello(
+                Message.Hello(
+                    protocolVersion: 99,
+                    scienceVersion: 1,
+                    workerID: "old",
+                    build: "x",
+                    host: "evil",
+                    slots: 1
+                )
+            ),
             .credit(count: 1_000_000),
             .result(lease: 1, key: keys[0], attempt: 1, payload: Array("{\"n\": 1}".utf8)),
             .result(lease: UInt64.random(in: 0...UInt64.max), key: keys[1], attempt: 1, payload: []),
@@ -203,10 +257,16 @@ import ZeroMQ
 
     /// Whether this machine lets the tests mount a small tmpfs (root with CAP_SYS_ADMIN).
     static let canMountTmpfs: Bool = {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-mount-probe-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "isosweep-mount-probe-\(UUID().uuidString)"
+        ).path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let mounted = mountTmpfs(dir, size: "64k")
-        if mounted { _ = shell("umount '\(dir)'") } else { print("skipping the full-disk test: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)") }
+        if mounted {
+            _ = shell("umount '\(dir)'")
+        } else {
+            print("skipping the full-disk test: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+        }
         return mounted
     }()
 
@@ -233,7 +293,9 @@ import ZeroMQ
         usleep(1_500_000)
         #expect(coordinator.isRunning)
         try FileManager.default.removeItem(atPath: filler)
-        try waitUntil("writes to resume", timeout: 60) { coordinator.stderr.contains("the database takes writes again") }
+        try waitUntil("writes to resume", timeout: 60) {
+            coordinator.stderr.contains("the database takes writes again")
+        }
         #expect(try coordinator.wait(timeout: 120) == 0, "\(coordinator.stderr.suffix(2000))")
         let results = try ResultStore(path: box.path("disk/full.db"), readOnly: true).results()
         #expect(results.count == 6)
@@ -256,7 +318,9 @@ extension SecurityTests {
         #expect(again.status == 2)
         #expect(again.stderr.contains("ro.db") && again.stderr.lowercased().contains("read"), "\(again.stderr)")
         // Reading still works: the table of what was committed.
-        #expect(try runIsosweep(["table", disk + "/ro.db", "--format", "csv"]).stdout.split(separator: "\n").count == 2)
+        #expect(
+            try runIsosweep(["table", disk + "/ro.db", "--format", "csv"]).stdout.split(separator: "\n").count == 2
+        )
     }
 }
 

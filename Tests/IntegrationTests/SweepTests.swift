@@ -21,7 +21,7 @@ import Testing
         let coordinator = try box.coordinator(spec, db: "three.db")
         let endpoint = try box.endpoint(of: coordinator)
         let workers = try (0..<3).map { try box.worker(endpoint, name: "w\($0)") }
-        defer { workers.forEach { $0.kill9() } }
+        defer { for process in workers { process.kill9() } }
         #expect(try coordinator.wait(timeout: 180) == 0, "\(coordinator.stderr.suffix(2000))")
         try expectEveryCellExactlyOnce(box.path("three.db"), spec: spec)
         // Every worker took part, and each cell was trained once.
@@ -83,7 +83,7 @@ import Testing
         let endpoint = try box.endpoint(of: first)
         #expect(endpoint == "tcp://127.0.0.1:\(port)")
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
-        defer { workers.forEach { $0.kill9() } }
+        defer { for process in workers { process.kill9() } }
         try waitUntil("a few results", timeout: 120) {
             ((try? ResultStore(path: box.path("kc.db"), readOnly: true).results().count) ?? 0) >= 3
         }
@@ -92,7 +92,9 @@ import Testing
         #expect(committed.count >= 3 && committed.count < 16)
         let logOffsets = workers.map { $0.stderr.count }
         // The cell each worker was computing at the kill: offered back at HELLO, leased back, not redone.
-        let inProgress = Set(workers.compactMap { trainings(in: $0.stderr).last?.key }.filter { !committed.contains($0) })
+        let inProgress = Set(
+            workers.compactMap { trainings(in: $0.stderr).last?.key }.filter { !committed.contains($0) }
+        )
         usleep(500_000)
         // The same port and database: workers reconnect by themselves.
         let second = try box.coordinator(spec, db: "kc.db", bind: endpoint, name: "coordinator2")
@@ -121,20 +123,20 @@ import Testing
         try csv.write(toFile: box.path("data.csv"), atomically: true, encoding: .utf8)
         let spec = box.path("failing.yaml")
         try """
-            name: failing
-            parameters:
-              n: {values: [8, 500]}
-              d: {value: 2}
-              width: {values: [2, 4]}
-              data: {value: file}
-              data_file: {value: \(box.path("data.csv"))}
-              classes: {value: [a, b]}
-              max_steps: {value: 100}
-            """.write(toFile: spec, atomically: true, encoding: .utf8)
+        name: failing
+        parameters:
+          n: {values: [8, 500]}
+          d: {value: 2}
+          width: {values: [2, 4]}
+          data: {value: file}
+          data_file: {value: \(box.path("data.csv"))}
+          classes: {value: [a, b]}
+          max_steps: {value: 100}
+        """.write(toFile: spec, atomically: true, encoding: .utf8)
         let coordinator = try box.coordinator(spec, db: "f.db", extra: ["--max-attempts", "2"])
         let endpoint = try box.endpoint(of: coordinator)
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
-        defer { workers.forEach { $0.kill9() } }
+        defer { for process in workers { process.kill9() } }
         let status = try coordinator.wait(timeout: 120)
         #expect(status == 1)
         #expect(coordinator.stderr.contains("2/4 cells done, 2 failed"))
@@ -154,7 +156,10 @@ import Testing
         let half0 = try box.sweep("half0", seeds: [0], widths: [4, 16], steps: 200)
         let half1 = try box.sweep("half1", seeds: [1], widths: [4, 16], steps: 200)
         for (spec, db) in [(full, "full.db"), (half0, "h0.db"), (half1, "h1.db")] {
-            let run = try runIsosweep(["run", spec, "--workers", "2", "--db", box.path(db), "--heartbeat", "0.2"], timeout: 180)
+            let run = try runIsosweep(
+                ["run", spec, "--workers", "2", "--db", box.path(db), "--heartbeat", "0.2"],
+                timeout: 180
+            )
             #expect(run.status == 0, "\(run.stderr.suffix(2000))")
         }
         let merged = try runIsosweep(["merge", box.path("h0.db"), box.path("h1.db"), "-o", box.path("merged.db")])
@@ -170,7 +175,9 @@ import Testing
         #expect(whole.count == 5)
         #expect(try table("merged.db") == whole)
         // Merging a database with itself is fine; merging into an existing file is refused.
-        #expect(try runIsosweep(["merge", box.path("h0.db"), box.path("h0.db"), "-o", box.path("self.db")]).status == 0)
+        #expect(
+            try runIsosweep(["merge", box.path("h0.db"), box.path("h0.db"), "-o", box.path("self.db")]).status == 0
+        )
         let clash = try runIsosweep(["merge", box.path("h0.db"), "-o", box.path("merged.db")])
         #expect(clash.status != 0 && clash.stderr.contains("already exists"))
     }
@@ -178,15 +185,26 @@ import Testing
     @Test func badSweepFilesAreRefusedBeforeAnythingRuns() throws {
         let box = try Sandbox()
         let cases: [(String, String)] = [
-            ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  depth: {value: 2}\n", "parameters.depth: unknown parameter"),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  depth: {value: 2}\n",
+                "parameters.depth: unknown parameter"
+            ),
             ("name: x\nparameters:\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n: is required"),
-            ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2.5}\n  width: {value: 1}\n", "parameters.d.value: expected a whole number"),
-            ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: []}\n", "parameters.width.values: is empty"),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2.5}\n  width: {value: 1}\n",
+                "parameters.d.value: expected a whole number"
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: []}\n",
+                "parameters.width.values: is empty"
+            ),
         ]
         for (index, (text, words)) in cases.enumerated() {
             let file = box.path("bad\(index).yaml")
             try text.write(toFile: file, atomically: true, encoding: .utf8)
-            for command in [["coordinator", file, "--db", box.path("bad.db")], ["run", file, "--db", box.path("bad.db")]] {
+            for command in [
+                ["coordinator", file, "--db", box.path("bad.db")], ["run", file, "--db", box.path("bad.db")],
+            ] {
                 let run = try runIsosweep(command, timeout: 30)
                 #expect(run.status == 2)
                 #expect(run.stderr.contains(file) && run.stderr.contains(words), "\(run.stderr)")
@@ -200,7 +218,11 @@ import Testing
         let spec = try box.sweep("term", seeds: [0, 1], steps: 20_000)
         let coordinator = try box.coordinator(spec, db: "t.db")
         let endpoint = try box.endpoint(of: coordinator)
-        let leaving = try Spawned(["worker", "--connect", endpoint, "--slots", "1", "--prefetch", "0", "--grace", "0"], name: "leaving", directory: box.directory)
+        let leaving = try Spawned(
+            ["worker", "--connect", endpoint, "--slots", "1", "--prefetch", "0", "--grace", "0"],
+            name: "leaving",
+            directory: box.directory
+        )
         var cell = ""
         try waitUntil("the worker to start a cell", timeout: 60) {
             cell = trainings(in: leaving.stderr).first?.key ?? ""
@@ -208,8 +230,13 @@ import Testing
         }
         leaving.terminate()
         let leftWith = try leaving.wait(timeout: 20)
-        #expect(leftWith == 0, "exit \(leftWith) \(leaving.process.terminationReason == .uncaughtSignal ? "signal" : "exit"): \(leaving.stderr.suffix(1500))")
-        try waitUntil("the coordinator to take the cell back", timeout: 20) { coordinator.stderr.contains("left (BYE)") }
+        #expect(
+            leftWith == 0,
+            "exit \(leftWith) \(leaving.process.terminationReason == .uncaughtSignal ? "signal" : "exit"): \(leaving.stderr.suffix(1500))"
+        )
+        try waitUntil("the coordinator to take the cell back", timeout: 20) {
+            coordinator.stderr.contains("left (BYE)")
+        }
         let stay = try box.worker(endpoint, name: "stay")
         defer { stay.kill9() }
         // The handed-back cell is attempt 1 again: leaving did not use up a try.
@@ -222,7 +249,10 @@ import Testing
     }
 
     @Test func dispatchBenchmarkCommitsEveryNoOpCell() throws {
-        let run = try runIsosweep(["bench", "dispatch", "--workers", "2", "--cells", "3000", "--log-level", "warning"], timeout: 120)
+        let run = try runIsosweep(
+            ["bench", "dispatch", "--workers", "2", "--cells", "3000", "--log-level", "warning"],
+            timeout: 120
+        )
         #expect(run.status == 0, "\(run.stderr)")
         let json = try run.json()
         #expect(json["committed"] as? Int == 3000)
@@ -251,7 +281,10 @@ import Testing
         func run(_ text: String) throws -> (status: Int32, stderr: String, trained: [String]) {
             try text.write(toFile: file, atomically: true, encoding: .utf8)
             // Debug logs make the local workers say which cells they train.
-            let run = try runIsosweep(["run", file, "--workers", "1", "--db", db, "--log-level", "debug"], timeout: 120)
+            let run = try runIsosweep(
+                ["run", file, "--workers", "1", "--db", db, "--log-level", "debug"],
+                timeout: 120
+            )
             return (run.status, run.stderr, trainings(in: run.stderr).map(\.key))
         }
         let first = try run(text)
@@ -279,7 +312,9 @@ import Testing
         let third = try run(text.replacingOccurrences(of: "[2, 4]", with: "[2, 4, 8]"))
         #expect(third.status == 0, "\(third.stderr.suffix(2000))")
         #expect(third.stderr.contains("sweep identity: extended by 2 new cells, 4 cells reused"))
-        let newKeys = Set(try SweepSpec.parse(text.replacingOccurrences(of: "[2, 4]", with: "[8]"), file: "x").cells().map(\.key))
+        let newKeys = Set(
+            try SweepSpec.parse(text.replacingOccurrences(of: "[2, 4]", with: "[8]"), file: "x").cells().map(\.key)
+        )
         #expect(Set(third.trained) == newKeys && third.trained.count == 2)
         let after = try ResultStore(path: db, readOnly: true).results()
         #expect(after.count == 6)
@@ -287,7 +322,9 @@ import Testing
         // Each worker is credited with what it committed, and the store knows they are gone.
         let workers = try ResultStore(path: db, readOnly: true).workers()
         // (The second run's worker may not even have registered: there was nothing to do.)
-        #expect(workers.first?.cellsDone == 4 && workers.last?.cellsDone == 2 && workers.map(\.cellsDone).reduce(0, +) == 6)
+        #expect(
+            workers.first?.cellsDone == 4 && workers.last?.cellsDone == 2 && workers.map(\.cellsDone).reduce(0, +) == 6
+        )
         #expect(workers.allSatisfy { !$0.alive })
         let status = try runIsosweep(["status", "--db", db])
         #expect(status.stdout.contains("4 cells done, gone, last seen"), "\(status.stdout)")

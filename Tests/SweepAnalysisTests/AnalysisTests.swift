@@ -1,6 +1,6 @@
 import Foundation
-import SweepCore
 import SweepAnalysis
+import SweepCore
 import SweepStore
 import Testing
 import TrainingCore
@@ -17,10 +17,28 @@ import FoundationXML
         let p = parameters.parameterCount
         let lawScale = (Double(n * d) / Double(p)).squareRoot()
         let metrics = CellMetrics(
-            p: p, trainMSE: 1 - eps, noiseLevel: 1, eps: eps, fitFraction: fit, testMSE: 1.5, lipLower: lip * 1.05,
-            lipUpper: lip * 4, lipSupportLower: lip, gradMean: lip / 2, lawScale: lawScale, lawRatio: eps > 0 ? lip / (eps * lawScale) : nil,
-            steps: 100, stopReason: .targetReached, trainSeconds: 0.5, lipSeconds: 0.1, flops: 1e9, gflops: 2, scienceVersion: 1,
-            initialisation: "test", host: "h", blas: "b"
+            p: p,
+            trainMSE: 1 - eps,
+            noiseLevel: 1,
+            eps: eps,
+            fitFraction: fit,
+            testMSE: 1.5,
+            lipLower: lip * 1.05,
+            lipUpper: lip * 4,
+            lipSupportLower: lip,
+            gradMean: lip / 2,
+            lawScale: lawScale,
+            lawRatio: eps > 0 ? lip / (eps * lawScale) : nil,
+            steps: 100,
+            stopReason: .targetReached,
+            trainSeconds: 0.5,
+            lipSeconds: 0.1,
+            flops: 1e9,
+            gflops: 2,
+            scienceVersion: 1,
+            initialisation: "test",
+            host: "h",
+            blas: "b"
         )
         return CellResult(parameters: parameters, metrics: metrics)
     }
@@ -39,7 +57,9 @@ import FoundationXML
                 }
             }
             for width in [1, 2] {
-                for seed in 0..<3 { rows.append(cell(n: n, d: d, width: width, seed: seed, eps: 0.2, lip: 1000, fit: 0.6)) }
+                for seed in 0..<3 {
+                    rows.append(cell(n: n, d: d, width: width, seed: seed, eps: 0.2, lip: 1000, fit: 0.6))
+                }
             }
         }
         return rows
@@ -71,8 +91,10 @@ import FoundationXML
 
     @Test func configurationsAggregateSeeds() throws {
         let rows = [
-            cell(n: 64, d: 8, width: 4, seed: 0, eps: 0.9, lip: 10), cell(n: 64, d: 8, width: 4, seed: 1, eps: 0.8, lip: 12),
-            cell(n: 64, d: 8, width: 4, seed: 2, eps: 0.7, lip: 14), cell(n: 64, d: 8, width: 8, seed: 0, eps: 0.95, lip: 9),
+            cell(n: 64, d: 8, width: 4, seed: 0, eps: 0.9, lip: 10),
+            cell(n: 64, d: 8, width: 4, seed: 1, eps: 0.8, lip: 12),
+            cell(n: 64, d: 8, width: 4, seed: 2, eps: 0.7, lip: 14),
+            cell(n: 64, d: 8, width: 8, seed: 0, eps: 0.95, lip: 9),
         ]
         let analysis = ScalingAnalysis(results: rows)
         #expect(analysis.configurations.count == 2)
@@ -97,23 +119,31 @@ import FoundationXML
             let svg = chart.svg()
             let parser = XMLParser(data: Data(svg.utf8))
             #expect(parser.parse(), "\(name) is not well-formed XML: \(parser.parserError.map { "\($0)" } ?? "")")
-            for series in ["n=256, d=16", "n=1024, d=16", "n=256, d=64"] { #expect(svg.contains(">\(series)</text>"), "\(name) lacks \(series)") }
+            for series in ["n=256, d=16", "n=1024, d=16", "n=256, d=64"] {
+                #expect(svg.contains(">\(series)</text>"), "\(name) lacks \(series)")
+            }
         }
         // Every configuration is a point: 6 fitted widths x 3 series in (a); 8 widths x 3 in (b).
         let lipschitz = figures[0].chart.svg()
         #expect(lipschitz.components(separatedBy: "<circle cx").count - 1 == 18 + 3)  // points + legend markers
-        #expect(lipschitz.contains("law: 2.99·(p/nd)^-1/2") || lipschitz.contains("law: 3·(p/nd)^-1/2") || lipschitz.contains("law: 3.01·(p/nd)^-1/2"))
+        #expect(
+            lipschitz.contains("law: 2.99·(p/nd)^-1/2") || lipschitz.contains("law: 3·(p/nd)^-1/2")
+                || lipschitz.contains("law: 3.01·(p/nd)^-1/2")
+        )
         #expect(lipschitz.contains("p / (n d)") && lipschitz.contains("lip_support_lower"))
         let eps = figures[1].chart.svg()
         #expect(eps.components(separatedBy: "<circle cx").count - 1 == 24 + 3)
         #expect(eps.contains("p = n"))
     }
 
-    static let renderer = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    static let renderer = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first {
+        FileManager.default.isExecutableFile(atPath: $0)
+    }
 
     @Test(.enabled(if: renderer != nil, "rsvg-convert (Debian's librsvg2-bin) renders the SVG figures to PNG"))
     func reportIsWrittenWithRenderedFigures() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-report-\(UUID().uuidString)").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-report-\(UUID().uuidString)")
+            .path
         let db = dir + "/sweep.db"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let store = try ResultStore(path: db)
@@ -122,7 +152,16 @@ import FoundationXML
         _ = try store.prepare(name: "fixture", cells: cells)
         let encoder = JSONEncoder()
         try store.apply(
-            updates: [], commits: try rows.map { Scheduler.Commit(key: CellWork.train($0.parameters).key, payload: Array(try encoder.encode($0)), worker: "w", attempt: 1, identity: []) },
+            updates: [],
+            commits: try rows.map {
+                Scheduler.Commit(
+                    key: CellWork.train($0.parameters).key,
+                    payload: Array(try encoder.encode($0)),
+                    worker: "w",
+                    attempt: 1,
+                    identity: []
+                )
+            },
             workers: []
         )
         let index = try ReportWriter.write(store: store, directory: dir + "/report")
@@ -137,7 +176,10 @@ import FoundationXML
         }
         let html = try String(contentsOfFile: dir + "/report/index.html", encoding: .utf8)
         #expect(html.contains("<img src=\"lipschitz.svg\"") && html.contains("<table>"))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/analysis.json"))) as? [String: Any]
+        let json =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: dir + "/report/analysis.json"))
+            ) as? [String: Any]
         #expect((json?["fits"] as? [Any])?.count == 4)
     }
 }

@@ -35,7 +35,9 @@ import TrainingCore
             #expect(try table.render(.csv) == printed("table.csv"))
             #expect(try table.render(.markdown) == printed("table.markdown"))
             #expect(try table.render(.json) == printed("table.json"))
-            #expect(try ScalingAnalysis(results: table.results).renderConfigurations(.csv) == printed("table-by-config.csv"))
+            #expect(
+                try ScalingAnalysis(results: table.results).renderConfigurations(.csv) == printed("table-by-config.csv")
+            )
             if readOnly {
                 // Read-only opens migrate a private copy: the file is not touched.
                 #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
@@ -69,7 +71,10 @@ import TrainingCore
         let source = try #require(try store.sweep()?.source)
         #expect(source.hasPrefix("# Reconstructed from a database written by isosweep 0.1"))
         let reconstructed = try SweepSpec.parse(source, file: "reconstructed.yaml")
-        #expect(reconstructed.name == "legacy" && reconstructed.description == "two sizes, two widths, two seeds, teacher labels")
+        #expect(
+            reconstructed.name == "legacy"
+                && reconstructed.description == "two sizes, two widths, two seeds, teacher labels"
+        )
         #expect(Set(try reconstructed.cells().map(\.key)) == Set(try store.cells().map(\.key)))
     }
 }

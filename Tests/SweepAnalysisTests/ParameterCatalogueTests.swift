@@ -17,7 +17,9 @@ import TrainingCore
         "data": (["file", "sphere"], [.string("file"), .string("sphere")]),
         "data_file": (["a.csv", "b.csv"], [.string("a.csv"), .string("b.csv")]),
         "label_file": (["a.idx", "b.idx"], [.string("a.idx"), .string("b.idx")]),
-        "classes": (["[a, b]", "[3, 8]"], [.list([.string("a"), .string("b")]), .list([.string("3"), .string("8")])]),
+        "classes": (
+            ["[a, b]", "[3, 8]"], [.list([.string("a"), .string("b")]), .list([.string("3"), .string("8")])]
+        ),
         "label_column": (["3", "0"], [.int(3), .int(0)]),
         "labels": (["file", "teacher"], [.string("file"), .string("teacher")]),
         "eta": (["0.1", "0.2"], [.double(0.1), .double(0.2)]),
@@ -33,7 +35,9 @@ import TrainingCore
         #expect(Set(Self.examples.keys) == Set(CellParameters.catalogue.map(\.name)))
         // The catalogue's names are the JSON keys of a cell (store, wire, table --format json).
         var cell = CellParameters(n: 1, d: 1, width: 1)
-        for parameter in CellParameters.catalogue { parameter.assign(try #require(Self.examples[parameter.name]).values[0], to: &cell) }
+        for parameter in CellParameters.catalogue {
+            parameter.assign(try #require(Self.examples[parameter.name]).values[0], to: &cell)
+        }
         let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(cell)) as? [String: Any]
         #expect(Set(json?.keys.map { $0 } ?? []) == Set(CellParameters.catalogue.map(\.name)))
     }
@@ -53,17 +57,40 @@ import TrainingCore
 
     @Test func theTableShowsEveryParameterThatVaries() throws {
         var base = CellParameters(n: 1, d: 1, width: 1)
-        for parameter in CellParameters.catalogue { parameter.assign(try #require(Self.examples[parameter.name]).values[0], to: &base) }
+        for parameter in CellParameters.catalogue {
+            parameter.assign(try #require(Self.examples[parameter.name]).values[0], to: &base)
+        }
         let metrics = CellMetrics(
-            p: 1, trainMSE: 0.1, noiseLevel: 1, eps: 0.9, fitFraction: 1, testMSE: 1, lipLower: 1, lipUpper: 2, lipSupportLower: 1,
-            gradMean: 1, lawScale: 1, lawRatio: 1, steps: 1, stopReason: .maxSteps, trainSeconds: 0, lipSeconds: 0, flops: 0,
-            gflops: 0, scienceVersion: scienceVersion, initialisation: "test", host: "h", blas: "b"
+            p: 1,
+            trainMSE: 0.1,
+            noiseLevel: 1,
+            eps: 0.9,
+            fitFraction: 1,
+            testMSE: 1,
+            lipLower: 1,
+            lipUpper: 2,
+            lipSupportLower: 1,
+            gradMean: 1,
+            lawScale: 1,
+            lawRatio: 1,
+            steps: 1,
+            stopReason: .maxSteps,
+            trainSeconds: 0,
+            lipSeconds: 0,
+            flops: 0,
+            gflops: 0,
+            scienceVersion: scienceVersion,
+            initialisation: "test",
+            host: "h",
+            blas: "b"
         )
         for parameter in CellParameters.catalogue {
             let values = try #require(Self.examples[parameter.name]).values
             var other = base
             parameter.assign(values[1], to: &other)
-            let table = SweepTable(results: [CellResult(parameters: base, metrics: metrics), CellResult(parameters: other, metrics: metrics)])
+            let table = SweepTable(results: [
+                CellResult(parameters: base, metrics: metrics), CellResult(parameters: other, metrics: metrics),
+            ])
             let csv = try table.render(.csv)
             let header = csv.split(separator: "\n").first.map { $0.split(separator: ",").map(String.init) } ?? []
             #expect(header.contains(parameter.name), "\(parameter.name) varies but is not a column: \(header)")

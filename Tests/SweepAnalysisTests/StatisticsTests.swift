@@ -1,12 +1,13 @@
 import Foundation
 import SweepAnalysis
-import SweepAnalysis
 import Testing
 
 /// Statistics against numpy/scipy on fixed inputs (Fixtures/make_statistics_fixture.py).
 @Suite struct StatisticsTests {
     func fixture() throws -> [String: Any] {
-        let url = try #require(Bundle.module.url(forResource: "statistics", withExtension: "json", subdirectory: "Fixtures"))
+        let url = try #require(
+            Bundle.module.url(forResource: "statistics", withExtension: "json", subdirectory: "Fixtures")
+        )
         return try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
     }
 

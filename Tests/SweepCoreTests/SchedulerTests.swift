@@ -1,5 +1,5 @@
-import SweepCore
 import Diagnostics
+import SweepCore
 import Testing
 
 /// Every scheduling rule, without a socket: events in, directives out.
@@ -12,13 +12,39 @@ import Testing
 
     func scheduler(cells: Int = 5, maxAttempts: Int = 3, states: [Scheduler.CellState]? = nil) -> Scheduler {
         let seeds = (0..<cells).map { i in
-            Scheduler.CellSeed(key: key(i), work: [UInt8(i)], cost: Double(i), state: states?[i] ?? .queued, attempts: 0, lastError: nil)
+            Scheduler.CellSeed(
+                key: key(i),
+                work: [UInt8(i)],
+                cost: Double(i),
+                state: states?[i] ?? .queued,
+                attempts: 0,
+                lastError: nil
+            )
         }
-        return Scheduler(configuration: .init(heartbeatInterval: .seconds(1), liveness: 3, maxAttempts: maxAttempts, session: 42), cells: seeds)
+        return Scheduler(
+            configuration: .init(heartbeatInterval: .seconds(1), liveness: 3, maxAttempts: maxAttempts, session: 42),
+            cells: seeds
+        )
     }
 
-    func hello(_ id: String, slots: UInt16 = 2, protocolVersion: UInt16 = Wire.protocolVersion, science: UInt16 = 1, resumable: [String] = []) -> Message {
-        .hello(Message.Hello(protocolVersion: protocolVersion, scienceVersion: science, workerID: id, build: "b", host: "h", slots: slots, resumable: resumable))
+    func hello(
+        _ id: String,
+        slots: UInt16 = 2,
+        protocolVersion: UInt16 = Wire.protocolVersion,
+        science: UInt16 = 1,
+        resumable: [String] = []
+    ) -> Message {
+        .hello(
+            Message.Hello(
+                protocolVersion: protocolVersion,
+                scienceVersion: science,
+                workerID: id,
+                build: "b",
+                host: "h",
+                slots: slots,
+                resumable: resumable
+            )
+        )
     }
 
     func sends(_ directives: [Scheduler.Directive], to peer: [UInt8]? = nil) -> [Message] {
@@ -54,7 +80,10 @@ import Testing
     @Test func resultsAreAcknowledgedOnlyAfterCommit() {
         var s = scheduler()
         let shard = start(&s)
-        let out = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [1])), now: t0)
+        let out = s.on(
+            .message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [1])),
+            now: t0
+        )
         let commit = commits(out)
         #expect(commit.count == 1 && commit[0].key == key(4) && commit[0].worker == "A")
         #expect(sends(out).isEmpty)  // no ACK before the commit
@@ -63,7 +92,10 @@ import Testing
         #expect(sends(after, to: Self.workerA) == [.ack(keys: [key(4)])])
         #expect(s.state(of: key(4)) == .done)
         // A duplicate is acknowledged again and not committed twice.
-        let duplicate = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [2])), now: t0)
+        let duplicate = s.on(
+            .message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [2])),
+            now: t0
+        )
         #expect(commits(duplicate).isEmpty)
         #expect(sends(duplicate) == [.ack(keys: [key(4)])])
     }
@@ -81,8 +113,10 @@ import Testing
         let shard = start(&s)
         _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
         let cases: [([UInt8], Message)] = [
-            (Self.workerB, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])),  // another worker's lease
-            (Self.workerA, .result(lease: shard.lease + 1, key: key(4), attempt: 1, payload: [])),  // wrong lease
+            // another worker's lease
+            (Self.workerB, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])),
+            // wrong lease
+            (Self.workerA, .result(lease: shard.lease + 1, key: key(4), attempt: 1, payload: [])),
             (Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 2, payload: [])),  // wrong attempt
             (Self.workerA, .result(lease: shard.lease, key: key(0), attempt: 1, payload: [])),  // a queued cell
             (Self.workerA, .result(lease: shard.lease, key: key(99), attempt: 1, payload: [])),  // unknown cell
@@ -98,12 +132,18 @@ import Testing
     @Test func failuresRetryThenFailWithTheLastError() {
         var s = scheduler(cells: 1, maxAttempts: 2)
         var shard = start(&s, credit: 1)
-        var out = s.on(.message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 1, error: "boom 1")), now: t0)
+        var out = s.on(
+            .message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 1, error: "boom 1")),
+            now: t0
+        )
         #expect(s.state(of: key(0)) == .queued)
         out = s.on(.message(from: Self.workerA, .credit(count: 1)), now: t0)
         shard = shards(out)[0]
         #expect(shard.cells[0].attempt == 2)
-        out = s.on(.message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 2, error: "boom 2")), now: t0)
+        out = s.on(
+            .message(from: Self.workerA, .failed(lease: shard.lease, key: key(0), attempt: 2, error: "boom 2")),
+            now: t0
+        )
         #expect(s.state(of: key(0)) == .failed)
         #expect(s.isFinished)
         let persisted = out.compactMap { if case .persist(let u) = $0 { u } else { nil } }
@@ -115,7 +155,12 @@ import Testing
         var s = scheduler()
         let first = start(&s, credit: 3)
         // A delivers one result (so it is a real worker), then falls silent; B keeps talking.
-        let commit = commits(s.on(.message(from: Self.workerA, .result(lease: first.lease, key: key(4), attempt: 1, payload: [])), now: t0))
+        let commit = commits(
+            s.on(
+                .message(from: Self.workerA, .result(lease: first.lease, key: key(4), attempt: 1, payload: [])),
+                now: t0
+            )
+        )
         _ = s.on(.committed(commit), now: t0)
         _ = s.on(.message(from: Self.workerB, hello("B")), now: t0)
         _ = s.on(.message(from: Self.workerB, .heartbeat), now: t0 + .milliseconds(2900))
@@ -177,17 +222,34 @@ import Testing
         #expect(s.counts[.queued] == 2)
         #expect(sends(out, to: Self.workerB).contains { if case .welcome = $0 { true } else { false } })
         // Results under the old lease are no longer accepted.
-        #expect(commits(s.on(.message(from: Self.workerB, .result(lease: shard.lease, key: key(1), attempt: 1, payload: [])), now: t0)).isEmpty)
+        #expect(
+            commits(
+                s.on(
+                    .message(from: Self.workerB, .result(lease: shard.lease, key: key(1), attempt: 1, payload: [])),
+                    now: t0
+                )
+            ).isEmpty
+        )
     }
 
     @Test func strangersAndOtherVersionsAreRefused() {
         var s = scheduler()
-        #expect(sends(s.on(.message(from: [1], .heartbeat), now: t0)) == [.refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)])
+        #expect(
+            sends(s.on(.message(from: [1], .heartbeat), now: t0)) == [
+                .refuse(reason: "not registered with this coordinator: say HELLO", fatal: false)
+            ]
+        )
         let protocolRefusal = sends(s.on(.message(from: [2], hello("old", protocolVersion: 99)), now: t0))
         #expect(protocolRefusal.count == 1)
-        if case .refuse(let reason, let fatal) = protocolRefusal.first { #expect(fatal && reason.contains("protocol version 99")) }
+        if case .refuse(let reason, let fatal) = protocolRefusal.first {
+            #expect(fatal && reason.contains("protocol version 99"))
+        }
         let scienceRefusal = sends(s.on(.message(from: [3], hello("sci", science: 77)), now: t0))
-        if case .refuse(let reason, let fatal) = scienceRefusal.first { #expect(fatal && reason.contains("science version 77")) } else { Issue.record("no refusal") }
+        if case .refuse(let reason, let fatal) = scienceRefusal.first {
+            #expect(fatal && reason.contains("science version 77"))
+        } else {
+            Issue.record("no refusal")
+        }
         #expect(s.workersAlive == 0)
     }
 
@@ -204,14 +266,20 @@ import Testing
         let shard = start(&s, credit: 1)
         s.stopDispatching()
         #expect(shards(s.on(.message(from: Self.workerA, .credit(count: 3)), now: t0)).isEmpty)
-        let out = s.on(.message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])), now: t0)
+        let out = s.on(
+            .message(from: Self.workerA, .result(lease: shard.lease, key: key(4), attempt: 1, payload: [])),
+            now: t0
+        )
         #expect(commits(out).count == 1)
     }
 
     @Test func leasesOfTwoCoordinatorRunsNeverCollide() {
         var first = scheduler()
         let a = start(&first, credit: 1)
-        var second = Scheduler(configuration: .init(session: 43), cells: [.init(key: key(0), work: [], cost: 0, state: .queued, attempts: 0, lastError: nil)])
+        var second = Scheduler(
+            configuration: .init(session: 43),
+            cells: [.init(key: key(0), work: [], cost: 0, state: .queued, attempts: 0, lastError: nil)]
+        )
         let b = start(&second, credit: 1)
         #expect(a.lease != b.lease)
         #expect(a.lease >> 32 == 42 && b.lease >> 32 == 43)
@@ -231,16 +299,27 @@ import Testing
         #expect(s.state(of: key(1)) == .leased)
         // Its result comes back under the new lease and is committed.
         let lease = adopted[0].lease
-        #expect(commits(s.on(.message(from: Self.workerA, .result(lease: lease, key: key(1), attempt: 1, payload: [])), now: t0)).count == 1)
+        #expect(
+            commits(
+                s.on(.message(from: Self.workerA, .result(lease: lease, key: key(1), attempt: 1, payload: [])), now: t0)
+            ).count == 1
+        )
         // The adoption did not use A's credit: A's first CREDIT still gets the next cell.
-        #expect(shards(s.on(.message(from: Self.workerA, .credit(count: 1)), now: t0)).first?.cells.map(\.key) == [key(0)])
+        #expect(
+            shards(s.on(.message(from: Self.workerA, .credit(count: 1)), now: t0)).first?.cells.map(\.key) == [key(0)]
+        )
     }
 
     @Test func cellsInFlightAtARestartWaitForTheirWorkers() {
         // Cells 2 and 3 were leased to A and B when the previous run stopped.
         let seeds = (0..<4).map { i in
             Scheduler.CellSeed(
-                key: key(i), work: [], cost: Double(i), state: i >= 2 ? .leased : .queued, attempts: i >= 2 ? 1 : 0, lastError: nil,
+                key: key(i),
+                work: [],
+                cost: Double(i),
+                state: i >= 2 ? .leased : .queued,
+                attempts: i >= 2 ? 1 : 0,
+                lastError: nil,
                 leasedTo: i == 2 ? "A" : i == 3 ? "B" : nil
             )
         }
@@ -256,7 +335,8 @@ import Testing
         // B never comes back: after the reclaim window (2 x 3 s + 8 s) its cell goes to C, which
         // meanwhile stays alive and asks for one more cell.
         // (A, silent since, is dead by then and its cell went back to the queue too.)
-        let before = shards(s.on(.message(from: [0xC], .credit(count: 2)), now: t0 + .seconds(12)))
+        let before =
+            shards(s.on(.message(from: [0xC], .credit(count: 2)), now: t0 + .seconds(12)))
             + shards(s.on(.tick, now: t0 + .seconds(13)))
         #expect(!before.flatMap { $0.cells.map(\.key) }.contains(key(3)))
         let released = shards(s.on(.tick, now: t0 + .seconds(14.5)))

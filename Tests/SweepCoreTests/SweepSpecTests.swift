@@ -1,6 +1,6 @@
+import Diagnostics
 import Foundation
 import SweepCore
-import Diagnostics
 import Testing
 import TrainingCore
 
@@ -28,9 +28,24 @@ import TrainingCore
         #expect(cells.count == 2 * 3 * 2)
         #expect(Set(cells.map(\.key)).count == 12)
         let first = try #require(cells.first?.parameters)
-        #expect(first.n == 64 && first.width == 2 && first.seed == 0 && first.activation == .tanh && first.eta == 0.1 && first.lr == 0.02)
+        #expect(
+            first.n == 64 && first.width == 2 && first.seed == 0 && first.activation == .tanh && first.eta == 0.1
+                && first.lr == 0.02
+        )
         // Cell keys do not depend on how a cell is spelled: defaults made explicit give the same key.
-        let explicit = CellWork.train(CellParameters(n: 64, d: 8, width: 2, seed: 0, labels: .teacher, eta: 0.1, activation: .tanh, trainer: .adam, lr: 0.02))
+        let explicit = CellWork.train(
+            CellParameters(
+                n: 64,
+                d: 8,
+                width: 2,
+                seed: 0,
+                labels: .teacher,
+                eta: 0.1,
+                activation: .tanh,
+                trainer: .adam,
+                lr: 0.02
+            )
+        )
         #expect(cells[0].key == explicit.key)
         #expect(cells[0].key.count == 64)
         // The file's text is kept as written, comments included.
@@ -39,26 +54,61 @@ import TrainingCore
     }
 
     @Test func duplicateValuesGiveOneCell() throws {
-        let spec = try SweepSpec.parse("name: d\nparameters:\n  n: {values: [8, 8]}\n  d: {value: 2}\n  width: {values: [1, 1, 2]}\n", file: "d.yaml")
+        let spec = try SweepSpec.parse(
+            "name: d\nparameters:\n  n: {values: [8, 8]}\n  d: {value: 2}\n  width: {values: [1, 1, 2]}\n",
+            file: "d.yaml"
+        )
         #expect(try spec.cells().count == 2)
     }
 
-    @Test(arguments: [
-        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  colour: {value: red}\n", "parameters.colour", "unknown parameter"),
-        ("name: x\nparameters:\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n", "required"),
-        ("name: x\nparameters:\n  n: {value: eight}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.value", "expected a whole number, got the string \"eight\""),
-        ("name: x\nparameters:\n  n: {value: 8.5}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.value", "whole number"),
-        ("name: x\nparameters:\n  n: {values: []}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.values", "is empty"),
-        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, \"two\"]}\n", "parameters.width.values[1]", "whole number"),
-        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  activation: {value: sigmoid}\n", "parameters.activation.value", "one of relu, tanh, softplus"),
-        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {min: 1, max: 3}\n", "parameters.width", "expected {value: x}"),
-        ("name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\nepochs: 3\n", "epochs", "unknown key"),
-        ("name: x\nmethod: bayes\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n", "method", "expected grid"),
-        ("parameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n", "name", "required"),
-        ("name: x\nparameters:\n  n: {values: [8, 0]}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters", "n must be a positive"),
-        ("name: x\nparameters: [1, 2]\n", "parameters", "expected a mapping"),
-        ("name: [unclosed\n", nil, "not valid YAML"),
-    ] as [(String, String?, String)])
+    @Test(
+        arguments: [
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  colour: {value: red}\n",
+                "parameters.colour", "unknown parameter"
+            ),
+            ("name: x\nparameters:\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n", "required"),
+            (
+                "name: x\nparameters:\n  n: {value: eight}\n  d: {value: 2}\n  width: {value: 1}\n",
+                "parameters.n.value", "expected a whole number, got the string \"eight\""
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8.5}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters.n.value",
+                "whole number"
+            ),
+            (
+                "name: x\nparameters:\n  n: {values: []}\n  d: {value: 2}\n  width: {value: 1}\n",
+                "parameters.n.values", "is empty"
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, \"two\"]}\n",
+                "parameters.width.values[1]", "whole number"
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n  activation: {value: sigmoid}\n",
+                "parameters.activation.value", "one of relu, tanh, softplus"
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {min: 1, max: 3}\n",
+                "parameters.width", "expected {value: x}"
+            ),
+            (
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\nepochs: 3\n", "epochs",
+                "unknown key"
+            ),
+            (
+                "name: x\nmethod: bayes\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n",
+                "method", "expected grid"
+            ),
+            ("parameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {value: 1}\n", "name", "required"),
+            (
+                "name: x\nparameters:\n  n: {values: [8, 0]}\n  d: {value: 2}\n  width: {value: 1}\n", "parameters",
+                "n must be a positive"
+            ),
+            ("name: x\nparameters: [1, 2]\n", "parameters", "expected a mapping"),
+            ("name: [unclosed\n", nil, "not valid YAML"),
+        ] as [(String, String?, String)]
+    )
     func badFilesNameFileKeyAndExpectation(_ text: String, _ key: String?, _ words: String) {
         do {
             _ = try SweepSpec.parse(text, file: "sweeps/bad.yaml")
@@ -68,7 +118,13 @@ import TrainingCore
             #expect(error.code == .sweepFile)
             #expect(error.description.hasPrefix("sweeps/bad.yaml"))
             if let key {
-                #expect(error.description.range(of: #"^sweeps/bad\.yaml(:\d+)?: "# + NSRegularExpression.escapedPattern(for: key) + ": ", options: .regularExpression) != nil, "\(error)")
+                #expect(
+                    error.description.range(
+                        of: #"^sweeps/bad\.yaml(:\d+)?: "# + NSRegularExpression.escapedPattern(for: key) + ": ",
+                        options: .regularExpression
+                    ) != nil,
+                    "\(error)"
+                )
             }
             #expect(error.description.contains(words), "\(error)")
         }
@@ -76,7 +132,10 @@ import TrainingCore
 
     @Test func errorsCarryTheLine() throws {
         do {
-            _ = try SweepSpec.parse("name: x\nparameters:\n  n: {value: 8}\n  d: {value: two}\n  width: {value: 1}\n", file: "f.yaml")
+            _ = try SweepSpec.parse(
+                "name: x\nparameters:\n  n: {value: 8}\n  d: {value: two}\n  width: {value: 1}\n",
+                file: "f.yaml"
+            )
             Issue.record("accepted")
         } catch {
             #expect(error.description.hasPrefix("f.yaml:4: parameters.d.value:"))
@@ -100,6 +159,9 @@ import TrainingCore
             SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
         )
-        #expect(SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000)) == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+        #expect(
+            SHA256.hex([UInt8](repeating: 0x61, count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"
+        )
     }
 }

@@ -1,5 +1,5 @@
-import SweepCore
 import Diagnostics
+import SweepCore
 import Testing
 
 /// The wire codec: every message round-trips; anything malformed is refused with a reason.
@@ -7,8 +7,27 @@ import Testing
     static let key = String(repeating: "ab", count: 32)
 
     static let messages: [Message] = [
-        .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-1", build: "b", host: "h", slots: 4)),
-        .hello(Message.Hello(protocolVersion: Wire.protocolVersion, scienceVersion: 1, workerID: "w-2", build: "b", host: "h", slots: 1, resumable: [key])),
+        .hello(
+            Message.Hello(
+                protocolVersion: Wire.protocolVersion,
+                scienceVersion: 1,
+                workerID: "w-1",
+                build: "b",
+                host: "h",
+                slots: 4
+            )
+        ),
+        .hello(
+            Message.Hello(
+                protocolVersion: Wire.protocolVersion,
+                scienceVersion: 1,
+                workerID: "w-2",
+                build: "b",
+                host: "h",
+                slots: 1,
+                resumable: [key]
+            )
+        ),
         .welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3),
         .refuse(reason: "no", fatal: true),
         .refuse(reason: "again", fatal: false),
@@ -55,7 +74,10 @@ import Testing
                 _ = try Message.decode(frames)
                 Issue.record("accepted \(frames)")
             } catch {
-                #expect([.malformedMessage, .versionMismatch].contains(error.code) && error.message.contains(words), "\(error.message)")
+                #expect(
+                    [.malformedMessage, .versionMismatch].contains(error.code) && error.message.contains(words),
+                    "\(error.message)"
+                )
             }
         }
         do {
@@ -73,13 +95,18 @@ import Testing
             // Mutate a few bytes, truncate or extend.
             let mode = rng.next() % 4
             if mode == 0, !frames[1].isEmpty {
-                for _ in 0..<(1 + rng.next() % 4) { frames[1][Int(rng.next() % UInt64(frames[1].count))] = UInt8(truncatingIfNeeded: rng.next()) }
+                for _ in 0..<(1 + rng.next() % 4) {
+                    frames[1][Int(rng.next() % UInt64(frames[1].count))] = UInt8(truncatingIfNeeded: rng.next())
+                }
             } else if mode == 1 {
                 frames[1] = Array(frames[1].prefix(Int(rng.next() % UInt64(frames[1].count + 1))))
             } else if mode == 2 {
                 frames[1] += (0..<(rng.next() % 16)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
             } else {
-                frames = [[UInt8(truncatingIfNeeded: rng.next() % 12)], (0..<(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) }]
+                frames = [
+                    [UInt8(truncatingIfNeeded: rng.next() % 12)],
+                    (0..<(rng.next() % 64)).map { _ in UInt8(truncatingIfNeeded: rng.next()) },
+                ]
             }
             if (try? Message.decode(frames)) != nil { accepted += 1 }
         }

@@ -1,7 +1,7 @@
+import Diagnostics
 import Foundation
 import SweepCore
 import SweepStore
-import Diagnostics
 import Testing
 import TrainingCore
 
@@ -14,16 +14,29 @@ import TrainingCore
     }
 
     func spec(seeds: String = "[0, 1]") throws -> SweepSpec {
-        try SweepSpec.parse("name: s\nparameters:\n  n: {value: 16}\n  d: {value: 3}\n  width: {values: [2, 4]}\n  seed: {values: \(seeds)}\n  max_steps: {value: 20}\n", file: "s.yaml")
+        try SweepSpec.parse(
+            "name: s\nparameters:\n  n: {value: 16}\n  d: {value: 3}\n  width: {values: [2, 4]}\n  seed: {values: \(seeds)}\n  max_steps: {value: 20}\n",
+            file: "s.yaml"
+        )
     }
 
     /// Trains `work` for real and returns its result as the worker would send it.
-    func commit(_ work: CellWork, attempt: Int = 1, mutate: ((inout CellResult) -> Void)? = nil) throws -> Scheduler.Commit {
+    func commit(
+        _ work: CellWork,
+        attempt: Int = 1,
+        mutate: ((inout CellResult) -> Void)? = nil
+    ) throws -> Scheduler.Commit {
         var result = try Cell.run(work.parameters!).result
         mutate?(&result)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        return Scheduler.Commit(key: work.key, payload: Array(try encoder.encode(result)), worker: "w", attempt: attempt, identity: [1])
+        return Scheduler.Commit(
+            key: work.key,
+            payload: Array(try encoder.encode(result)),
+            worker: "w",
+            attempt: attempt,
+            identity: [1]
+        )
     }
 
     @Test func resumeKeepsResultsAndRefusesAFileThatDropsCells() throws {
@@ -45,7 +58,10 @@ import TrainingCore
             _ = try store.prepare(spec: other, cells: try other.cells())
             Issue.record("a file that drops cells was accepted")
         } catch {
-            #expect(error.code == .store && error.message.contains("belongs to sweep 's'") && error.message.contains("drops 4 of its 4 cells"))
+            #expect(
+                error.code == .store && error.message.contains("belongs to sweep 's'")
+                    && error.message.contains("drops 4 of its 4 cells")
+            )
             #expect(error.remedy?.contains("--force") == true)
         }
         #expect(try store.cells().count == 4)
@@ -54,7 +70,8 @@ import TrainingCore
     @Test func theSameCellsInAnotherFileAreTheSameSweepAndASupersetExtendsIt() throws {
         let path = try temporaryPath("x.db")
         let store = try ResultStore(path: path)
-        let text = "name: s\nparameters:\n  n: {value: 16}\n  d: {value: 3}\n  width: {values: [2, 4]}\n  max_steps: {value: 20}\n"
+        let text =
+            "name: s\nparameters:\n  n: {value: 16}\n  d: {value: 3}\n  width: {values: [2, 4]}\n  max_steps: {value: 20}\n"
         let first = try SweepSpec.parse(text, file: "s.yaml")
         _ = try store.prepare(spec: first, cells: try first.cells())
         try store.apply(updates: [], commits: [try commit(try first.cells()[0])], workers: [])
@@ -70,7 +87,9 @@ import TrainingCore
         // One more width: an extension, without --force; only the new cell is queued.
         let wider = try SweepSpec.parse(text.replacingOccurrences(of: "[2, 4]", with: "[2, 4, 8]"), file: "w.yaml")
         let extended = try store.prepare(spec: wider, cells: try wider.cells())
-        #expect(extended.newCells == 1 && extended.reusedCells == 2 && extended.summary.contains("extended by 1 new cells"))
+        #expect(
+            extended.newCells == 1 && extended.reusedCells == 2 && extended.summary.contains("extended by 1 new cells")
+        )
         #expect(extended.seeds.count == 3 && extended.seeds.filter { $0.state == .done }.count == 1)
         #expect(try store.events().contains { $0.kind == "extended" })
         // Dropping a width needs --force; forced, the dropped cell leaves the sweep, its result stays.
@@ -112,8 +131,18 @@ import TrainingCore
         var second = first
         second.payload = Array("{\"forged\": true}".utf8)
         try store.apply(
-            updates: [Scheduler.CellUpdate(key: cells[1].key, state: .queued, attempts: 9, lease: nil, worker: nil, lastError: "x")],
-            commits: [second], workers: []
+            updates: [
+                Scheduler.CellUpdate(
+                    key: cells[1].key,
+                    state: .queued,
+                    attempts: 9,
+                    lease: nil,
+                    worker: nil,
+                    lastError: "x"
+                )
+            ],
+            commits: [second],
+            workers: []
         )
         #expect(try store.results().first?.json == String(decoding: first.payload, as: UTF8.self))
         #expect(try store.cells().first { $0.key == cells[1].key }?.state == .done)

@@ -1,5 +1,5 @@
-import Foundation
 import Diagnostics
+import Foundation
 import Testing
 import TrainingCore
 
@@ -40,7 +40,15 @@ import TrainingCore
 
     @Test func csvCellTrainsOnTwoClassesScaledToUnitNorm() throws {
         let url = try writeCSV()
-        let cell = CellParameters(n: 50, d: 5, width: 16, data: .file, dataFile: url.path, classes: ["cat", "dog"], maxSteps: 500)
+        let cell = CellParameters(
+            n: 50,
+            d: 5,
+            width: 16,
+            data: .file,
+            dataFile: url.path,
+            classes: ["cat", "dog"],
+            maxSteps: 500
+        )
         let data = try CellData.make(for: cell)
         #expect(data.train.count == 50)
         #expect(data.test.count == 30)  // 80 rows of the two classes, 50 train, the rest test
@@ -48,7 +56,9 @@ import TrainingCore
         for i in 0..<50 {
             #expect(abs(data.train.inputs.row(i).reduce(0) { $0 + $1 * $1 } - 1) < 1e-12)
             // cat (first class) -> -1: its first feature is shifted up.
-            #expect(data.train.labels[i] == (data.train.inputs[i, 0] > 0 ? -1 : 1) || abs(data.train.inputs[i, 0]) < 0.5)
+            #expect(
+                data.train.labels[i] == (data.train.inputs[i, 0] > 0 ? -1 : 1) || abs(data.train.inputs[i, 0]) < 0.5
+            )
         }
         let m = try Cell.run(cell).result.metrics
         #expect(m.fitFraction! > 0.95)
@@ -59,8 +69,15 @@ import TrainingCore
     @Test func idxCellReadsMNISTFormat() throws {
         let (images, labels) = try writeIDX()
         let cell = CellParameters(
-            n: 20, d: 9, width: 8, data: .file, dataFile: images.path, labelFile: labels.path, classes: ["1", "3"],
-            eta: 0.1, maxSteps: 50
+            n: 20,
+            d: 9,
+            width: 8,
+            data: .file,
+            dataFile: images.path,
+            labelFile: labels.path,
+            classes: ["1", "3"],
+            eta: 0.1,
+            maxSteps: 50
         )
         let data = try CellData.make(for: cell)
         #expect(data.train.count == 20 && data.test.count == 10)
@@ -93,19 +110,63 @@ import TrainingCore
             }
         }
         let cats = ["cat", "dog"]
-        expectError(CellParameters(n: 10, d: 4, width: 1, data: .file, dataFile: csv.path, classes: cats), "d = 4", "5 features")
-        expectError(CellParameters(n: 81, d: 5, width: 1, data: .file, dataFile: csv.path, classes: cats), "n = 81", "80 usable rows")
-        expectError(CellParameters(n: 10, d: 5, width: 1, data: .file, dataFile: csv.path, classes: ["cat", "cow"]), "class cow", "bird")
-        expectError(CellParameters(n: 10, d: 5, width: 1, data: .file, dataFile: dir.path + "/missing.csv", classes: cats), "does not exist")
-        expectError(CellParameters(n: 1, d: 3, width: 1, data: .file, dataFile: ragged.path, classes: ["a", "b"]), "line 2", "2 features")
-        expectError(CellParameters(n: 1, d: 1, width: 1, data: .file, dataFile: text.path, classes: ["a", "b"]), "line 2", "numeric")
         expectError(
-            CellParameters(n: 1, d: 9, width: 1, data: .file, dataFile: truncated.path, labelFile: labels.path, classes: ["1", "2"]),
+            CellParameters(n: 10, d: 4, width: 1, data: .file, dataFile: csv.path, classes: cats),
+            "d = 4",
+            "5 features"
+        )
+        expectError(
+            CellParameters(n: 81, d: 5, width: 1, data: .file, dataFile: csv.path, classes: cats),
+            "n = 81",
+            "80 usable rows"
+        )
+        expectError(
+            CellParameters(n: 10, d: 5, width: 1, data: .file, dataFile: csv.path, classes: ["cat", "cow"]),
+            "class cow",
+            "bird"
+        )
+        expectError(
+            CellParameters(n: 10, d: 5, width: 1, data: .file, dataFile: dir.path + "/missing.csv", classes: cats),
+            "does not exist"
+        )
+        expectError(
+            CellParameters(n: 1, d: 3, width: 1, data: .file, dataFile: ragged.path, classes: ["a", "b"]),
+            "line 2",
+            "2 features"
+        )
+        expectError(
+            CellParameters(n: 1, d: 1, width: 1, data: .file, dataFile: text.path, classes: ["a", "b"]),
+            "line 2",
+            "numeric"
+        )
+        expectError(
+            CellParameters(
+                n: 1,
+                d: 9,
+                width: 1,
+                data: .file,
+                dataFile: truncated.path,
+                labelFile: labels.path,
+                classes: ["1", "2"]
+            ),
             "not a valid IDX file"
         )
-        expectError(CellParameters(n: 1, d: 9, width: 1, data: .file, dataFile: images.path, classes: ["1", "2"]), "label_file")
-        expectError(CellParameters(n: 1, d: 9, width: 1, data: .file, dataFile: gzip.path, classes: ["1", "2"]), "gunzip")
-        expectError(CellParameters(n: 1, d: 2, width: 1, data: .file, dataFile: zeros.path, classes: ["a", "b"]), "row 1", "all zeros")
-        expectError(CellParameters(n: 1, d: 2, width: 1, data: .file, dataFile: dir.path, classes: ["a", "b"]), "directory")
+        expectError(
+            CellParameters(n: 1, d: 9, width: 1, data: .file, dataFile: images.path, classes: ["1", "2"]),
+            "label_file"
+        )
+        expectError(
+            CellParameters(n: 1, d: 9, width: 1, data: .file, dataFile: gzip.path, classes: ["1", "2"]),
+            "gunzip"
+        )
+        expectError(
+            CellParameters(n: 1, d: 2, width: 1, data: .file, dataFile: zeros.path, classes: ["a", "b"]),
+            "row 1",
+            "all zeros"
+        )
+        expectError(
+            CellParameters(n: 1, d: 2, width: 1, data: .file, dataFile: dir.path, classes: ["a", "b"]),
+            "directory"
+        )
     }
 }

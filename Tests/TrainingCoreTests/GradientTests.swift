@@ -50,7 +50,9 @@ import TrainingCore
         var fast = TrainingWorkspace(points: data.count, network: single)
         let fastLoss = single.lossAndGradient(on: data.converted(to: Float.self), workspace: &fast)
         #expect(abs(fastLoss - exactLoss) / exactLoss < 1e-5)
-        let difference = zip(fast.gradient, exact.gradient).reduce(0.0) { $0 + (Double($1.0) - $1.1) * (Double($1.0) - $1.1) }
+        let difference = zip(fast.gradient, exact.gradient).reduce(0.0) {
+            $0 + (Double($1.0) - $1.1) * (Double($1.0) - $1.1)
+        }
         let norm = exact.gradient.reduce(0.0) { $0 + $1 * $1 }
         #expect((difference / norm).squareRoot() < 1e-4)
     }
@@ -77,7 +79,10 @@ import TrainingCore
 
     @Test func softplusIsStableForLargeInputs() {
         let network = Network<Double>(
-            weights: Matrix(rows: 1, columns: 1, storage: [1]), biases: [0], outputWeights: [1], outputBias: 0,
+            weights: Matrix(rows: 1, columns: 1, storage: [1]),
+            biases: [0],
+            outputWeights: [1],
+            outputBias: 0,
             activation: .softplus
         )
         let x = Matrix<Double>(rows: 3, columns: 1, storage: [800, -800, 0])

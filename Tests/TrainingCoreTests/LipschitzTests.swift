@@ -15,11 +15,19 @@ import TrainingCore
         let w: [Double] = [0.6, -1.2, 0.3, 2.0, -0.4, 0.9, 0.1, -0.7]
         let a = -1.7
         let network = Network<Double>(
-            weights: Matrix(rows: 1, columns: 8, storage: w), biases: [0.2], outputWeights: [a], outputBias: 0.1,
+            weights: Matrix(rows: 1, columns: 8, storage: w),
+            biases: [0.2],
+            outputWeights: [a],
+            outputBias: 0.1,
             activation: .relu
         )
         let truth = abs(a) * norm(w)
-        let bounds = try Lipschitz.bounds(of: network, trainingInputs: sphere(64, d: 8, seed: 1), distribution: .sphere, seed: 1)
+        let bounds = try Lipschitz.bounds(
+            of: network,
+            trainingInputs: sphere(64, d: 8, seed: 1),
+            distribution: .sphere,
+            seed: 1
+        )
         #expect(bounds.upper >= truth && bounds.upper <= truth * (1 + 1e-8))
         #expect(bounds.lower <= truth * (1 + 1e-9) && bounds.lower >= truth * 0.98)
         #expect(bounds.supportLower <= truth * (1 + 1e-9) && bounds.supportLower >= truth * 0.98)
@@ -40,11 +48,22 @@ import TrainingCore
             biases.append(norm(weights.row(j)) + 0.5)
             outputs.append(0.5 + rng.nextUniform())
         }
-        let network = Network<Double>(weights: weights, biases: biases, outputWeights: outputs, outputBias: 0, activation: .relu)
+        let network = Network<Double>(
+            weights: weights,
+            biases: biases,
+            outputWeights: outputs,
+            outputBias: 0,
+            activation: .relu
+        )
         var v = [Double](repeating: 0, count: d)
         for j in 0..<k { for i in 0..<d { v[i] += outputs[j] * weights[j, i] } }
         let truth = norm(v)
-        let bounds = try Lipschitz.bounds(of: network, trainingInputs: sphere(100, d: d, seed: 2), distribution: .sphere, seed: 2)
+        let bounds = try Lipschitz.bounds(
+            of: network,
+            trainingInputs: sphere(100, d: d, seed: 2),
+            distribution: .sphere,
+            seed: 2
+        )
         #expect(bounds.upper >= truth)
         #expect(bounds.lower <= truth * (1 + 1e-9) && bounds.lower >= truth * 0.98)
         #expect(bounds.supportLower <= truth * (1 + 1e-9) && bounds.supportLower >= truth * 0.98)
@@ -58,8 +77,11 @@ import TrainingCore
         let beta = 2.0
         let a = 1.5
         let network = Network<Double>(
-            weights: Matrix(rows: 1, columns: 3, storage: u.map { $0 * beta }), biases: [0], outputWeights: [a],
-            outputBias: 0, activation: .tanh
+            weights: Matrix(rows: 1, columns: 3, storage: u.map { $0 * beta }),
+            biases: [0],
+            outputWeights: [a],
+            outputBias: 0,
+            activation: .tanh
         )
         var points: [Double] = []
         var rng = SeededGenerator(seed: 9, stream: .testData)
@@ -81,7 +103,13 @@ import TrainingCore
         #expect(bestAtData < 0.5 * truth)
         var options = LipschitzOptions()
         options.freshPoints = 0
-        let bounds = try Lipschitz.bounds(of: network, trainingInputs: data, distribution: .sphere, seed: 4, options: options)
+        let bounds = try Lipschitz.bounds(
+            of: network,
+            trainingInputs: data,
+            distribution: .sphere,
+            seed: 4,
+            options: options
+        )
         #expect(bounds.supportLower <= truth * (1 + 1e-9) && bounds.supportLower >= truth * 0.98, "\(bounds)")
         #expect(bounds.lower <= truth * (1 + 1e-9) && bounds.lower >= truth * 0.98)
         #expect(bounds.upper >= truth && bounds.upper <= truth * (1 + 1e-8))
@@ -105,8 +133,16 @@ import TrainingCore
         for i in 0..<grid {
             truth = max(truth, abs(-circle[i, 1] * g[i, 0] + circle[i, 0] * g[i, 1]))
         }
-        let bounds = try Lipschitz.bounds(of: network, trainingInputs: sphere(20, d: 2, seed: 5), distribution: .sphere, seed: 5)
-        #expect(bounds.supportLower <= truth * (1 + 1e-4) && bounds.supportLower >= truth * 0.98, "truth \(truth), \(bounds)")
+        let bounds = try Lipschitz.bounds(
+            of: network,
+            trainingInputs: sphere(20, d: 2, seed: 5),
+            distribution: .sphere,
+            seed: 5
+        )
+        #expect(
+            bounds.supportLower <= truth * (1 + 1e-4) && bounds.supportLower >= truth * 0.98,
+            "truth \(truth), \(bounds)"
+        )
         #expect(bounds.lower >= bounds.supportLower && bounds.lower <= bounds.upper)
     }
 
@@ -118,11 +154,23 @@ import TrainingCore
         var orthogonal = Matrix<Double>(rows: 4, columns: 5)
         for j in 0..<4 { orthogonal[j, j] = 3 }
         let a: [Double] = [1, 1, 1, 1]
-        let first = Network<Double>(weights: orthogonal, biases: [0, 0, 0, 0], outputWeights: a, outputBias: 0, activation: .tanh)
+        let first = Network<Double>(
+            weights: orthogonal,
+            biases: [0, 0, 0, 0],
+            outputWeights: a,
+            outputBias: 0,
+            activation: .tanh
+        )
         #expect(abs(try Lipschitz.upperBound(first) - 6) < 1e-8)
         var parallel = Matrix<Double>(rows: 4, columns: 5)
         for j in 0..<4 { parallel[j, 0] = 3 }
-        let second = Network<Double>(weights: parallel, biases: [0, 0, 0, 0], outputWeights: a, outputBias: 0, activation: .tanh)
+        let second = Network<Double>(
+            weights: parallel,
+            biases: [0, 0, 0, 0],
+            outputWeights: a,
+            outputBias: 0,
+            activation: .tanh
+        )
         #expect(abs(try Lipschitz.upperBound(second) - 12) < 12e-8)
         // For the parallel rows the constant really is 12 (tanh' = 1 at 0): the lower bound finds it.
         let bounds = try Lipschitz.bounds(of: second, trainingInputs: nil, distribution: .gaussian, seed: 1)
@@ -133,8 +181,18 @@ import TrainingCore
     @Test func randomNetworksKeepTheOrder() throws {
         for seed in 0..<4 {
             for activation in ActivationKind.allCases {
-                let network = Network<Double>(randomWithInputDimension: 10, width: 30, activation: activation, seed: UInt64(seed))
-                let bounds = try Lipschitz.bounds(of: network, trainingInputs: sphere(50, d: 10, seed: UInt64(seed)), distribution: .sphere, seed: UInt64(seed))
+                let network = Network<Double>(
+                    randomWithInputDimension: 10,
+                    width: 30,
+                    activation: activation,
+                    seed: UInt64(seed)
+                )
+                let bounds = try Lipschitz.bounds(
+                    of: network,
+                    trainingInputs: sphere(50, d: 10, seed: UInt64(seed)),
+                    distribution: .sphere,
+                    seed: UInt64(seed)
+                )
                 #expect(bounds.supportLower > 0)
                 #expect(bounds.supportLower <= bounds.lower)
                 #expect(bounds.lower <= bounds.upper)
@@ -158,7 +216,12 @@ import TrainingCore
                 abs((0..<6).reduce(0.0) { $0 + (w[$1] * x + b[$1] > 0 ? a[$1] * w[$1] : 0) })
             }.max()!
             let probes = Matrix<Double>(rows: 4, columns: 1, storage: [-1, -0.3, 0.3, 1])
-            let bounds = try Lipschitz.bounds(of: network, trainingInputs: probes, distribution: .gaussian, seed: UInt64(seed))
+            let bounds = try Lipschitz.bounds(
+                of: network,
+                trainingInputs: probes,
+                distribution: .gaussian,
+                seed: UInt64(seed)
+            )
             #expect(bounds.lower <= truth * (1 + 1e-9), "seed \(seed)")
             #expect(bounds.lower >= truth * 0.98, "seed \(seed): \(bounds.lower) vs \(truth)")
             #expect(bounds.upper >= truth)

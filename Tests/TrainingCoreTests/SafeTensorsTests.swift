@@ -1,5 +1,5 @@
-import Foundation
 import Diagnostics
+import Foundation
 import Testing
 import TrainingCore
 
@@ -82,8 +82,15 @@ import TrainingCore
         }
         cases.append((file(#"{"W": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}}"#, data: 8), "dtype I64"))
         cases.append((file(#"{"W": {"dtype": "F32", "shape": [4], "data_offsets": [0, 8]}}"#, data: 8), "do not match"))
-        cases.append((file(#"{"W": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 8]}}"#, data: 8), "shape"))
-        cases.append((file(#"{"W": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#, data: 8), "data_offsets"))
+        cases.append(
+            (
+                file(#"{"W": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 8]}}"#, data: 8),
+                "shape"
+            )
+        )
+        cases.append(
+            (file(#"{"W": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}"#, data: 8), "data_offsets")
+        )
         cases.append((file(#"{"W": 5}"#, data: 0), "lacks"))
         for (bytes, words) in cases {
             do {

@@ -47,7 +47,17 @@ import TrainingCore
 
     @Test(arguments: [TrainerKind.adam, .gd, .randomFeatures])
     func sameCellGivesBitIdenticalMetrics(_ trainer: TrainerKind) throws {
-        let cell = CellParameters(n: 64, d: 8, width: 16, seed: 5, labels: .teacher, eta: 0.1, activation: .tanh, trainer: trainer, maxSteps: 300)
+        let cell = CellParameters(
+            n: 64,
+            d: 8,
+            width: 16,
+            seed: 5,
+            labels: .teacher,
+            eta: 0.1,
+            activation: .tanh,
+            trainer: trainer,
+            maxSteps: 300
+        )
         let first = try Cell.run(cell)
         let second = try Cell.run(cell)
         #expect(first.result.metrics.withoutTimings == second.result.metrics.withoutTimings)
@@ -103,8 +113,11 @@ import TrainingCore
         let f = network.outputs(data.inputs)
         let residual = zip(f, data.labels).map { $0 - $1 }
         let frozen = Network<Double>(
-            weights: network.weights, biases: network.biases, outputWeights: [Double](repeating: 0, count: 20),
-            outputBias: 0, activation: .relu
+            weights: network.weights,
+            biases: network.biases,
+            outputWeights: [Double](repeating: 0, count: 20),
+            outputBias: 0,
+            activation: .relu
         )
         for j in 0..<20 {
             var unit = [Double](repeating: 0, count: 20)
@@ -121,11 +134,15 @@ import TrainingCore
     }
 
     @Test func teacherLabelsCarryTheirNoiseLevel() throws {
-        let data = try CellData.make(for: CellParameters(n: 20_000, d: 10, width: 1, seed: 3, labels: .teacher, eta: 0.2))
+        let data = try CellData.make(
+            for: CellParameters(n: 20_000, d: 10, width: 1, seed: 3, labels: .teacher, eta: 0.2)
+        )
         #expect(abs(data.noiseLevel - 4 * 0.2 * 0.8) < 1e-15)
         // Without flips the teacher is sign(<v, x>); measure the flip rate against the best linear
         // separator's agreement: labels and their noiseless version disagree on ~eta of the points.
-        let clean = try CellData.make(for: CellParameters(n: 20_000, d: 10, width: 1, seed: 3, labels: .teacher, eta: 0))
+        let clean = try CellData.make(
+            for: CellParameters(n: 20_000, d: 10, width: 1, seed: 3, labels: .teacher, eta: 0)
+        )
         #expect(clean.train.inputs == data.train.inputs)
         let flips = zip(clean.train.labels, data.train.labels).filter { $0 != $1 }.count
         #expect(abs(Double(flips) / 20_000 - 0.2) < 0.015)

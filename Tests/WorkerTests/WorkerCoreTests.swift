@@ -8,8 +8,15 @@ import Worker
 
     func configuration(slots: Int = 2, prefetch: Int = 1, grace: Duration = .seconds(10)) -> WorkerCore.Configuration {
         WorkerCore.Configuration(
-            workerID: "w1", build: "test", host: "h", slots: slots, prefetch: prefetch, heartbeat: .seconds(1), liveness: 3,
-            maximumBackoff: .seconds(8), grace: grace
+            workerID: "w1",
+            build: "test",
+            host: "h",
+            slots: slots,
+            prefetch: prefetch,
+            heartbeat: .seconds(1),
+            liveness: 3,
+            maximumBackoff: .seconds(8),
+            grace: grace
         )
     }
 
@@ -19,11 +26,19 @@ import Worker
     }
 
     static func shard(_ lease: UInt64, _ keys: [Int], attempt: UInt16 = 1) -> Message {
-        .shard(lease: lease, cells: keys.map { Message.Assignment(key: key($0), attempt: attempt, work: Array("{}".utf8)) })
+        .shard(
+            lease: lease,
+            cells: keys.map { Message.Assignment(key: key($0), attempt: attempt, work: Array("{}".utf8)) }
+        )
     }
 
     /// A worker registered in `session` at t0.
-    func registered(slots: Int = 2, prefetch: Int = 1, grace: Duration = .seconds(10), session: UInt64 = 7) -> WorkerCore {
+    func registered(
+        slots: Int = 2,
+        prefetch: Int = 1,
+        grace: Duration = .seconds(10),
+        session: UInt64 = 7
+    ) -> WorkerCore {
         var core = WorkerCore(configuration: configuration(slots: slots, prefetch: prefetch, grace: grace), now: t0)
         _ = core.on(.tick, now: t0)
         _ = core.on(.received(.welcome(session: session, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
@@ -54,7 +69,10 @@ import Worker
         let first = core.on(.tick, now: t0)
         #expect(first.first == .connect)
         let hello = try #require(self.hello(first))
-        #expect(hello.workerID == "w1" && hello.slots == 2 && hello.protocolVersion == Wire.protocolVersion && hello.resumable.isEmpty)
+        #expect(
+            hello.workerID == "w1" && hello.slots == 2 && hello.protocolVersion == Wire.protocolVersion
+                && hello.resumable.isEmpty
+        )
         let welcome = core.on(.received(.welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
         #expect(core.connection == .registered(session: 7))
         #expect(sent(welcome) == [.credit(count: 3)])
@@ -104,7 +122,12 @@ import Worker
         #expect(job.lease == 100 && job.session == 7)
         let after = core.on(.finished([done(job)]), now: t0)
         #expect(ran(after).map(\.key) == [Self.key(3)])
-        #expect(sent(after) == [.result(lease: 100, key: Self.key(1), attempt: 1, payload: Array("{\"result\":1}".utf8)), .credit(count: 1)])
+        #expect(
+            sent(after) == [
+                .result(lease: 100, key: Self.key(1), attempt: 1, payload: Array("{\"result\":1}".utf8)),
+                .credit(count: 1),
+            ]
+        )
     }
 
     @Test func creditNeverExceedsFreeCapacityWhateverTheOrderOfEvents() {
@@ -158,7 +181,9 @@ import Worker
         // Leased back: the kept result goes out under the new lease, nothing is trained again.
         let adopted = core.on(.received(Self.shard(900, [1], attempt: 2)), now: t0)
         #expect(ran(adopted).isEmpty)
-        #expect(sent(adopted) == [.result(lease: 900, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8))])
+        #expect(
+            sent(adopted) == [.result(lease: 900, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8))]
+        )
         _ = core.on(.received(.ack(keys: [Self.key(1)])), now: t0)
         #expect(core.offers.isEmpty)
     }
@@ -179,7 +204,10 @@ import Worker
         let adopted = core.on(.received(Self.shard(77, [1], attempt: 2)), now: t0 + .seconds(4))
         #expect(ran(adopted).isEmpty)
         let finished = core.on(.finished([done(job)]), now: t0 + .seconds(5))
-        #expect(sent(finished).first == .result(lease: 77, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8)))
+        #expect(
+            sent(finished).first
+                == .result(lease: 77, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8))
+        )
     }
 
     @Test func aResultFinishedWhileDisconnectedIsKeptNotSent() {
