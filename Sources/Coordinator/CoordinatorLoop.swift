@@ -16,6 +16,8 @@ struct CoordinatorLoop {
     var intake: MessageIntake
     let started: ContinuousClock.Instant
     let progress: @Sendable (CoordinatorProgress) -> Void
+    /// Set when a stop was asked for: dispatching stays off until the loop ends.
+    var stopDeadline: ContinuousClock.Instant?
     /// Peers whose handshake is under way, oldest first, to name the one a failure belongs to.
     var handshaking: [String] = []
 
@@ -29,7 +31,6 @@ struct CoordinatorLoop {
         let tickEvery = max(Duration.milliseconds(10), options.heartbeat / 4)
         var lastTick = ContinuousClock.now
         var lastProgress = ContinuousClock.now - .seconds(10)
-        var stopDeadline: ContinuousClock.Instant?
         var firstDispatch: ContinuousClock.Instant?
         var lastCommit: ContinuousClock.Instant?
         while !scheduler.isFinished || writer.hasPendingWrites {
@@ -141,7 +142,7 @@ struct CoordinatorLoop {
         case .paused:
             scheduler.stopDispatching()
         case .written(let commits, let resumed):
-            if resumed { scheduler.resumeDispatching() }
+            if resumed && stopDeadline == nil { scheduler.resumeDispatching() }
             if !commits.isEmpty { execute(scheduler.on(.committed(commits), now: .now), &scheduler) }
         }
     }

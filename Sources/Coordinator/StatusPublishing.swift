@@ -33,12 +33,7 @@ extension CoordinatorEngine {
 
     /// Writes a log line a pure core asked for.
     func log(_ level: LogLevel, _ text: String) {
-        switch level {
-        case .debug: logger.debug("\(text)")
-        case .info: logger.info("\(text)")
-        case .notice: logger.notice("\(text)")
-        case .warning: logger.warning("\(text)")
-        case .error: logger.error("\(text)")
-        }
+        // LogLevel's raw values are swift-log's level names.
+        logger.log(level: Logger.Level(rawValue: level.rawValue) ?? .info, "\(text)")
     }
 }

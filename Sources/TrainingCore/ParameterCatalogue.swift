@@ -1,3 +1,4 @@
+public import Diagnostics
 import Foundation
 
 /// A cell parameter's value as sweep files and JSON spell it: a JSON number, string or list.
@@ -68,13 +69,26 @@ public struct CellParameter: Sendable {
         case pair
         case choice([String])
 
+        /// A value of this kind from command-line text (`64`, `0.01`, `relu`, `3,8`), or nil.
+        public func value(fromArgument text: String) -> ParameterValue? {
+            switch self {
+            case .int: return Int(text).map(ParameterValue.int)
+            case .number: return Double(text).flatMap { $0.isFinite ? .double($0) : nil }
+            case .text: return .string(text)
+            case .choice(let options): return options.contains(text) ? .string(text) : nil
+            case .pair:
+                let labels = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                return labels.count == 2 ? .list(labels.map(ParameterValue.string)) : nil
+            }
+        }
+
         /// What a value of this kind looks like, for error messages.
         public var expected: String {
             switch self {
             case .int: "a whole number"
             case .number: "a number"
             case .text: "a string"
-            case .pair: "a list of two class labels, e.g. [3, 8]"
+            case .pair: "two class labels, e.g. [3, 8] (on the command line: 3,8)"
             case .choice(let options): "one of \(options.joined(separator: ", "))"
             }
         }
@@ -86,14 +100,39 @@ public struct CellParameter: Sendable {
     public let kind: Kind
     /// Whether every cell must give it (n, d and width).
     public let isRequired: Bool
-    /// Its default, in words.
-    public let defaultValue: String
+    /// The default in words where it depends on other parameters (e.g. lr on the trainer).
+    let defaultNote: String?
     /// One line of help.
     public let help: String
     /// The value in `parameters` (resolved defaults included), nil where it is not set.
     public let value: @Sendable (CellParameters) -> ParameterValue?
     /// Sets it in `parameters` from a value of its kind.
     let assign: @Sendable (inout CellParameters, ParameterValue) -> Void
+
+    init(
+        name: String,
+        kind: Kind,
+        isRequired: Bool,
+        defaultNote: String? = nil,
+        help: String,
+        value: @escaping @Sendable (CellParameters) -> ParameterValue?,
+        assign: @escaping @Sendable (inout CellParameters, ParameterValue) -> Void
+    ) {
+        self.name = name
+        self.kind = kind
+        self.isRequired = isRequired
+        self.defaultNote = defaultNote
+        self.help = help
+        self.value = value
+        self.assign = assign
+    }
+
+    /// Its default, in words: what a cell that does not set it has (`CellParameters`' own defaults).
+    public var defaultDescription: String {
+        if isRequired { return "required" }
+        if let defaultNote { return defaultNote }
+        return value(CellParameters(n: 1, d: 1, width: 1))?.description ?? "none"
+    }
 
     /// The option of `isosweep train` that sets it, e.g. `--max-steps`.
     public var optionName: String { "--" + name.replacingOccurrences(of: "_", with: "-") }
@@ -111,7 +150,6 @@ extension CellParameters {
             name: "n",
             kind: .int,
             isRequired: true,
-            defaultValue: "required",
             help: "Number of training points.",
             value: { .int($0.n) },
             assign: { $0.n = $1.int ?? 0 }
@@ -120,7 +158,6 @@ extension CellParameters {
             name: "d",
             kind: .int,
             isRequired: true,
-            defaultValue: "required",
             help: "Input dimension (for file data: the file's number of features).",
             value: { .int($0.d) },
             assign: { $0.d = $1.int ?? 0 }
@@ -129,7 +166,6 @@ extension CellParameters {
             name: "width",
             kind: .int,
             isRequired: true,
-            defaultValue: "required",
             help: "Hidden width k.",
             value: { .int($0.width) },
             assign: { $0.width = $1.int ?? 0 }
@@ -138,7 +174,6 @@ extension CellParameters {
             name: "seed",
             kind: .int,
             isRequired: false,
-            defaultValue: "0",
             help: "Seed of the cell's data, labels, initialisation and probes.",
             value: { .int($0.seed) },
             assign: { $0.seed = $1.int ?? 0 }
@@ -147,7 +182,6 @@ extension CellParameters {
             name: "data",
             kind: .choice(DataKind.allCases.map(\.rawValue)),
             isRequired: false,
-            defaultValue: "sphere",
             help: "Inputs: \(DataKind.allCases.map(\.rawValue).joined(separator: ", ")).",
             value: { .string($0.data.rawValue) },
             assign: { $0.data = DataKind(rawValue: $1.string ?? "") ?? .sphere }
@@ -156,7 +190,6 @@ extension CellParameters {
             name: "data_file",
             kind: .text,
             isRequired: false,
-            defaultValue: "none",
             help: "For file data: a CSV file, or an IDX images file (MNIST).",
             value: { $0.dataFile.map(ParameterValue.string) },
             assign: { $0.dataFile = $1.string }
@@ -165,7 +198,6 @@ extension CellParameters {
             name: "label_file",
             kind: .text,
             isRequired: false,
-            defaultValue: "none",
             help: "For IDX data: the IDX labels file.",
             value: { $0.labelFile.map(ParameterValue.string) },
             assign: { $0.labelFile = $1.string }
@@ -174,7 +206,6 @@ extension CellParameters {
             name: "classes",
             kind: .pair,
             isRequired: false,
-            defaultValue: "none",
             help: "For file data: the two classes kept, first -> -1, second -> +1 (on the command line: a,b).",
             value: { $0.classes.map { .list($0.map(ParameterValue.string)) } },
             assign: { $0.classes = $1.list?.compactMap(\.string) }
@@ -183,7 +214,7 @@ extension CellParameters {
             name: "label_column",
             kind: .int,
             isRequired: false,
-            defaultValue: "the last column",
+            defaultNote: "the last column",
             help: "For CSV data: the zero-based column holding the class.",
             value: { $0.labelColumn.map(ParameterValue.int) },
             assign: { $0.labelColumn = $1.int }
@@ -192,9 +223,9 @@ extension CellParameters {
             name: "labels",
             kind: .choice(LabelKind.allCases.map(\.rawValue)),
             isRequired: false,
-            defaultValue: "random (file for file data)",
+            defaultNote: "random (file for file data)",
             help:
-                "Labels: \(LabelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: random; file for file data).",
+                "Labels: \(LabelKind.allCases.map(\.rawValue).joined(separator: ", ")).",
             value: { .string($0.resolvedLabels.rawValue) },
             assign: { $0.labels = LabelKind(rawValue: $1.string ?? "") }
         ),
@@ -202,7 +233,6 @@ extension CellParameters {
             name: "eta",
             kind: .number,
             isRequired: false,
-            defaultValue: "0",
             help: "Label flip probability for teacher and file labels.",
             value: { .double($0.eta) },
             assign: { $0.eta = $1.double ?? 0 }
@@ -211,7 +241,6 @@ extension CellParameters {
             name: "activation",
             kind: .choice(ActivationKind.allCases.map(\.rawValue)),
             isRequired: false,
-            defaultValue: "relu",
             help: "Activation: \(ActivationKind.allCases.map(\.rawValue).joined(separator: ", ")).",
             value: { .string($0.activation.rawValue) },
             assign: { $0.activation = ActivationKind(rawValue: $1.string ?? "") ?? .relu }
@@ -220,7 +249,6 @@ extension CellParameters {
             name: "trainer",
             kind: .choice(TrainerKind.allCases.map(\.rawValue)),
             isRequired: false,
-            defaultValue: "adam",
             help: "Trainer: \(TrainerKind.allCases.map(\.rawValue).joined(separator: ", ")).",
             value: { .string($0.trainer.rawValue) },
             assign: { $0.trainer = TrainerKind(rawValue: $1.string ?? "") ?? .adam }
@@ -229,8 +257,8 @@ extension CellParameters {
             name: "lr",
             kind: .number,
             isRequired: false,
-            defaultValue: "0.01 for adam, 0.1 for gd",
-            help: "Learning rate (default: 0.01 for adam, 0.1 for gd; unused by random features).",
+            defaultNote: "0.01 for adam, 0.1 for gd",
+            help: "Learning rate (unused by random features).",
             value: { $0.lr.map(ParameterValue.double) },
             assign: { $0.lr = $1.double }
         ),
@@ -238,7 +266,6 @@ extension CellParameters {
             name: "max_steps",
             kind: .int,
             isRequired: false,
-            defaultValue: "\(CellParameters.defaultMaxSteps)",
             help: "Step budget of the iterative trainers.",
             value: { .int($0.maxSteps) },
             assign: { $0.maxSteps = $1.int ?? CellParameters.defaultMaxSteps }
@@ -247,7 +274,6 @@ extension CellParameters {
             name: "target_mse",
             kind: .number,
             isRequired: false,
-            defaultValue: "\(CellParameters.defaultTargetMSE)",
             help: "Training stops once the training MSE is at or below this.",
             value: { .double($0.targetMSE) },
             assign: { $0.targetMSE = $1.double ?? CellParameters.defaultTargetMSE }
@@ -256,7 +282,6 @@ extension CellParameters {
             name: "n_test",
             kind: .int,
             isRequired: false,
-            defaultValue: "\(CellParameters.defaultTestPoints)",
             help: "Fresh test points (or the most held-out rows used, for file data).",
             value: { .int($0.nTest) },
             assign: { $0.nTest = $1.int ?? CellParameters.defaultTestPoints }
@@ -274,5 +299,67 @@ extension CellParameters {
         for parameter in Self.catalogue {
             if let value = values[parameter.name] { parameter.assign(value, to: &self) }
         }
+    }
+}
+
+extension CellParameters {
+    /// A cell from command-line options named after the catalogue (`--max-steps 300`,
+    /// `--classes=3,8`), validated; an error names the option and what it expects.
+    public init(arguments: [String]) throws(IsosweepError) {
+        var values: [String: ParameterValue] = [:]
+        var index = 0
+        while index < arguments.count {
+            var option = arguments[index]
+            var text: String?
+            if let equals = option.firstIndex(of: "="), option.hasPrefix("--") {
+                text = String(option[option.index(after: equals)...])
+                option = String(option[..<equals])
+            }
+            guard let parameter = Self.catalogue.first(where: { $0.optionName == option }) else {
+                throw IsosweepError(
+                    .invalidParameter,
+                    "unknown option \(option)",
+                    remedy: "a cell's parameters are \(Self.catalogue.map(\.optionName).joined(separator: ", "))"
+                )
+            }
+            if text == nil {
+                index += 1
+                guard index < arguments.count else {
+                    throw IsosweepError(.invalidParameter, "\(option) needs a value: \(parameter.kind.expected)")
+                }
+                text = arguments[index]
+            }
+            guard let text, let value = parameter.kind.value(fromArgument: text) else {
+                throw IsosweepError(
+                    .invalidParameter,
+                    "\(option): expected \(parameter.kind.expected), got \(text ?? "")"
+                )
+            }
+            guard values.updateValue(value, forKey: parameter.name) == nil else {
+                throw IsosweepError(.invalidParameter, "\(option) is given twice")
+            }
+            index += 1
+        }
+        for parameter in Self.catalogue where parameter.isRequired && values[parameter.name] == nil {
+            throw IsosweepError(.invalidParameter, "\(parameter.optionName) is required: \(parameter.help)")
+        }
+        self.init(values: values)
+        try validate()
+    }
+
+    /// The catalogue as the command line's help: one line per option with its type and default.
+    public static var argumentsHelp: String {
+        catalogue.map { parameter in
+            let type: String
+            switch parameter.kind {
+            case .int: type = "<int>"
+            case .number: type = "<number>"
+            case .text: type = "<path>"
+            case .pair: type = "<a,b>"
+            case .choice(let options): type = "<" + options.joined(separator: "|") + ">"
+            }
+            let fallback = parameter.isRequired ? "required" : "default: \(parameter.defaultDescription)"
+            return "\(parameter.optionName) \(type)\n      \(parameter.help) (\(fallback))"
+        }.joined(separator: "\n")
     }
 }

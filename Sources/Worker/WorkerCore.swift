@@ -243,7 +243,7 @@ public struct WorkerCore: Sendable {
             out.append(.log(.info, "registered with the coordinator (session \(session))"))
             if stopDeadline == nil { grantCredit(now: now, &out) }
         case .shard(let lease, let cells):
-            guard case .registered(let session) = connection, stopDeadline == nil else { return }
+            guard case .registered(let session) = connection else { return }
             var added = 0
             for cell in cells {
                 let job = Job(session: session, lease: lease, key: cell.key, attempt: cell.attempt, work: cell.work)
@@ -258,11 +258,12 @@ public struct WorkerCore: Sendable {
                         now: now,
                         &out
                     )
-                } else {
+                } else if stopDeadline == nil {
                     jobs[cell.key] = job
                     waiting.append(cell.key)
                     added += 1
                 }
+                // Stopping: a new cell is not taken; BYE hands it back with the rest.
             }
             outstandingCredit = max(0, outstandingCredit - added)
             fillSlots(&out)
@@ -306,7 +307,9 @@ public struct WorkerCore: Sendable {
             offers[job.key] = outcome
         }
         guard case .registered(let session) = connection, job.session == session else {
-            out.append(.log(.debug, "kept the result of \(job.key) from an earlier session to offer again"))
+            // A failure is not kept: the coordinator leases the cell again once the lease is gone.
+            let kept = outcome.ok ? "kept to offer again" : "not reported (its lease ended)"
+            out.append(.log(.debug, "cell \(job.key) finished after its session: \(kept)"))
             return
         }
         if outcome.ok {

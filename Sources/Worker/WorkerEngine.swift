@@ -51,7 +51,9 @@ public final class WorkerEngine: Sendable {
     let options: WorkerOptions
     let logger: Logger
     let stopRequested = Atomic<Bool>(false)
-    /// Set when the grace period is over: running cells abandon their work.
+    /// Set when the network loop has ended (the grace period is over): running cells abandon
+    /// their work and slot threads exit. Slots do not stop on `stopRequested`: a job the core
+    /// handed to a slot just before the stop must still be taken and finished within the grace.
     let abortRunning = Atomic<Bool>(false)
     let queue = JobQueue()
     let context: Context
@@ -118,7 +120,7 @@ public final class WorkerEngine: Sendable {
         }
         for _ in 0..<options.slots { started.wait() }
         if let failure = slotFailures.withLock({ $0.first }) {
-            stopRequested.store(true, ordering: .sequentiallyConsistent)
+            abortRunning.store(true, ordering: .sequentiallyConsistent)
             throw IsosweepError(
                 .worker,
                 failure,
@@ -127,7 +129,13 @@ public final class WorkerEngine: Sendable {
         }
         var link = WorkerLink(engine: self)
         defer { link.close() }
-        let exit = try link.loop(pull: pull)
+        let exit: WorkerExit
+        do {
+            exit = try link.loop(pull: pull)
+        } catch {
+            abortRunning.store(true, ordering: .sequentiallyConsistent)
+            throw error
+        }
         // Running cells abandon their work at their next step; wait for every slot thread so
         // that nothing is computing while the process exits.
         stopRequested.store(true, ordering: .sequentiallyConsistent)
@@ -154,7 +162,7 @@ public final class WorkerEngine: Sendable {
         started(nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        while !stopRequested.load(ordering: .relaxed) {
+        while !abortRunning.load(ordering: .relaxed) {
             guard let job = queue.pop(timeout: .now() + .milliseconds(100)) else { continue }
             var outcome = Outcome(job: job, ok: true, payload: [])
             do {
@@ -202,7 +210,7 @@ public final class WorkerEngine: Sendable {
                     complained = true
                 }
             }
-            if stopRequested.load(ordering: .relaxed) && abortRunning.load(ordering: .relaxed) {
+            if abortRunning.load(ordering: .relaxed) {
                 logger.error(
                     "slot \(slot) stopped before it could hand over the outcome of cell \(outcome.job.key); the coordinator will lease it again"
                 )

@@ -66,10 +66,16 @@ struct WorkerLink {
                 while let received = try pull.receive(dontWait: true) {
                     if let outcome = Outcome(frames: received.frames) {
                         outcomes.append(outcome)
-                    } else {
-                        logger.error(
-                            "a slot handed over a result that cannot be read; its cell will be re-leased when the coordinator notices"
+                    } else if received.frames.count > 1 {
+                        // Our own frames, so a bug: report the cell failed rather than hold its slot forever.
+                        let key = String(decoding: received.frames[1], as: UTF8.self)
+                        logger.error("a slot handed over an outcome that cannot be read", metadata: ["key": "\(key)"])
+                        let job = Job(session: 0, lease: 0, key: key, attempt: 0, work: [])
+                        outcomes.append(
+                            Outcome(job: job, ok: false, payload: Array("the worker lost this cell's outcome".utf8))
                         )
+                    } else {
+                        logger.error("a slot handed over an outcome without a cell key; dropped")
                     }
                 }
                 if !outcomes.isEmpty, let exit = execute(core.on(.finished(outcomes), now: .now)) { return exit }
@@ -130,14 +136,9 @@ struct WorkerLink {
     }
 
     func log(_ level: LogLevel, _ text: String) {
-        let metadata: Logger.Metadata = ["coordinator": "\(engine.options.connect)"]
-        switch level {
-        case .debug: logger.debug("\(text)", metadata: metadata)
-        case .info: logger.info("\(text)", metadata: metadata)
-        case .notice: logger.notice("\(text)", metadata: metadata)
-        case .warning: logger.warning("\(text)", metadata: metadata)
-        case .error: logger.error("\(text)", metadata: metadata)
-        }
+        // LogLevel's raw values are swift-log's level names.
+        let level = Logger.Level(rawValue: level.rawValue) ?? .info
+        logger.log(level: level, "\(text)", metadata: ["coordinator": "\(engine.options.connect)"])
     }
 }
 

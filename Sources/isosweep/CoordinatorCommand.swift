@@ -117,8 +117,12 @@ func runCoordinator(
             logger: logger
         )
     )
-    defer { printer.finish() }
-    try await group.run()
+    do {
+        try await group.run()
+    } catch {
+        printer.finish()
+        throw error
+    }
     printer.finish()
     guard let outcome = service.outcome else {
         Output.error("the coordinator stopped before the sweep ended")

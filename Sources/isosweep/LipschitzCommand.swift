@@ -1,6 +1,9 @@
-import ArgumentParser
+public import ArgumentParser
 import Diagnostics
-import TrainingCore
+public import TrainingCore
+
+extension DataKind: ExpressibleByArgument {}
+extension ActivationKind: ExpressibleByArgument {}
 
 /// `isosweep lipschitz`: the bounds of a saved network.
 struct Lipschitz: ParsableCommand {

@@ -7,20 +7,39 @@ import TrainingCore
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train one cell and print its metrics as JSON.",
-        discussion: "Keys follow DESIGN.md's metrics table; metrics that do not exist for the cell are null."
+        discussion: """
+            Keys follow DESIGN.md's metrics table; metrics that do not exist for the cell are null.
+
+            The cell's parameters, the same as in sweep files (with dashes), e.g. \
+            isosweep train --n 256 --d 32 --width 64 --seed 0:
+
+            \(CellParameters.argumentsHelp)
+            """
     )
 
-    @OptionGroup var cell: CellOptions
+    // The cell's options come from `CellParameters.catalogue`, not from declarations here, so that
+    // a parameter added there is at once a sweep-file key, an option of `train` and a table column.
+    @Argument(parsing: .allUnrecognized, help: "The cell's parameters, --name value (listed above).")
+    var parameters: [String] = []
     @Option(help: "Save the trained network as a .safetensors file.") var saveModel: String?
     @Flag(help: "With --save-model, also save the training data (X, y).") var saveData = false
+    @Option(help: "OpenBLAS threads for this cell.") var threads: Int = 1
 
     func validate() throws {
         if saveData && saveModel == nil { throw ValidationError("--save-data needs --save-model FILE") }
+        guard threads >= 1 && threads <= 256 else {
+            throw ValidationError("--threads must be between 1 and 256 (got \(threads))")
+        }
+        do {
+            _ = try CellParameters(arguments: parameters)
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() throws {
-        BLAS.setThreads(cell.threads)
-        let run = try Cell.run(cell.parameters)
+        BLAS.setThreads(threads)
+        let run = try Cell.run(try CellParameters(arguments: parameters))
         if let saveModel {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

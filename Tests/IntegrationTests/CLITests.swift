@@ -1,4 +1,6 @@
 import Foundation
+import SweepCore
+import SweepStore
 import Testing
 import TrainingCore
 
@@ -161,5 +163,37 @@ import TrainingCore
         #expect(abs(ratio - gemm / step) < 1e-9 * ratio)
         let flops = 4.0 * 200 * 20 * 50
         #expect(abs((json["step_gflops"] as? Double ?? 0) - flops / step / 1e9) < 1e-6)
+    }
+
+    @Test func aResultThatCannotBeDecodedIsCountedNotDropped() throws {
+        let dir = try temporaryDirectory()
+        let db = dir.appendingPathComponent("garbled.db").path
+        let spec = try SweepSpec.parse(
+            "name: garbled\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, 2]}\n",
+            file: "garbled.yaml"
+        )
+        let cells = try spec.cells()
+        let store = try ResultStore(path: db)
+        _ = try store.prepare(spec: spec, cells: cells)
+        let garbage = Scheduler.Commit(
+            key: cells[0].key,
+            payload: Array("{\"not\": \"metrics\"}".utf8),
+            worker: "w",
+            attempt: 1,
+            identity: []
+        )
+        try store.apply(updates: [], commits: [garbage], workers: [])
+        let table = try runIsosweep(["table", db, "--format", "csv"])
+        #expect(table.status == 0 && table.stdout.split(separator: "\n").count == 1)
+        #expect(
+            table.stderr.contains("1 committed results could not be decoded")
+                && table.stderr.contains(String(cells[0].key.prefix(12)))
+        )
+        let status = try runIsosweep(["status", "--db", db])
+        #expect(status.stdout.contains("undecodable results: 1"), "\(status.stdout)")
+        let report = try runIsosweep(["report", db, "-o", dir.appendingPathComponent("report").path])
+        #expect(report.status == 0, "\(report.stderr)")
+        let markdown = try String(contentsOfFile: dir.appendingPathComponent("report/report.md").path, encoding: .utf8)
+        #expect(markdown.contains("**Warning:** 1 committed results could not be decoded"))
     }
 }
