@@ -12,12 +12,21 @@ enum LegacyFormats {
     /// to the sweep, and per-worker counts of committed results. Keys and results never change.
     static func migrateToExplicitJSON(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE sweep ADD COLUMN source TEXT NOT NULL DEFAULT ''")
+        try db.execute(sql: "ALTER TABLE cells ADD COLUMN in_sweep INTEGER NOT NULL DEFAULT 1")
         if let spec = try String.fetchOne(db, sql: "SELECT spec FROM sweep WHERE id = 1") {
-            try db.execute(sql: "UPDATE sweep SET source = ? WHERE id = 1", arguments: [yaml(fromSpecJSON: spec)])
+            let source = yaml(fromSpecJSON: spec)
+            try db.execute(sql: "UPDATE sweep SET source = ? WHERE id = 1", arguments: [source])
+            // 0.1 kept the cells of every spec a --force replaced: only the last spec's belong to the sweep.
+            if let cells = try? SweepSpec.parse(source, file: "the stored sweep").cells() {
+                try db.execute(sql: "CREATE TEMPORARY TABLE members (key TEXT PRIMARY KEY)")
+                let member = try db.makeStatement(sql: "INSERT OR IGNORE INTO members (key) VALUES (?)")
+                for cell in cells { try member.execute(arguments: [cell.key]) }
+                try db.execute(sql: "UPDATE cells SET in_sweep = 0 WHERE key NOT IN (SELECT key FROM members)")
+                try db.execute(sql: "DROP TABLE members")
+            }
         }
         try db.execute(sql: "ALTER TABLE sweep DROP COLUMN spec")
         try db.execute(sql: "ALTER TABLE sweep DROP COLUMN spec_hash")
-        try db.execute(sql: "ALTER TABLE cells ADD COLUMN in_sweep INTEGER NOT NULL DEFAULT 1")
         let rewrite = try db.makeStatement(sql: "UPDATE cells SET work = ? WHERE key = ?")
         for row in try Row.fetchAll(db, sql: "SELECT key, work FROM cells") {
             let key: String = row["key"]

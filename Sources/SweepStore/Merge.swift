@@ -69,11 +69,14 @@ public enum Merge {
         let decoder = JSONDecoder()
         var report = Report()
         var chosen: [String: (result: ResultStore.StoredResult, input: String, metrics: CellMetrics?)] = [:]
-        var works: [String: String] = [:]
+        // Each cell's work, and whether it belongs to the sweep of any input.
+        var works: [String: (work: String, inSweep: Bool)] = [:]
         var conflicting = Set<String>()
         for store in stores {
-            for cell in try store.cells(includingDropped: true) where works[cell.key] == nil {
-                works[cell.key] = cell.work
+            for cell in try store.cells(includingDropped: true) {
+                works[cell.key] = (
+                    works[cell.key]?.work ?? cell.work, (works[cell.key]?.inSweep ?? false) || cell.inSweep
+                )
             }
             for stored in try store.results() {
                 let metrics = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)).metrics
@@ -106,11 +109,11 @@ public enum Merge {
                         version, Date().timeIntervalSince1970,
                     ]
                 )
-                for (key, work) in works.sorted(by: { $0.key < $1.key }) {
+                for (key, cell) in works.sorted(by: { $0.key < $1.key }) {
                     let done = chosen[key] != nil
                     try db.execute(
-                        sql: "INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, 0, ?, 0, 1)",
-                        arguments: [key, work, done ? "done" : "queued"]
+                        sql: "INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, 0, ?, 0, ?)",
+                        arguments: [key, cell.work, done ? "done" : "queued", cell.inSweep]
                     )
                 }
                 for (key, entry) in chosen.sorted(by: { $0.key < $1.key }) {

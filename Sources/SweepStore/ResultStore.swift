@@ -390,6 +390,8 @@ public final class ResultStore {
         public var attempts: Int
         public var worker: String?
         public var lastError: String?
+        /// Whether it belongs to the sweep's current file (false: left out by a `--force` switch).
+        public var inSweep: Bool
     }
 
     /// Every cell of the sweep's current file, or every cell ever recorded (`includingDropped`:
@@ -399,7 +401,7 @@ public final class ResultStore {
         return try read("cells") { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT key, work, state, attempts, worker, last_error FROM cells \(filter) ORDER BY key"
+                sql: "SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells \(filter) ORDER BY key"
             ).map {
                 let state: String = $0["state"]
                 return StoredCell(
@@ -408,7 +410,8 @@ public final class ResultStore {
                     state: Scheduler.CellState(rawValue: state) ?? .queued,
                     attempts: $0["attempts"],
                     worker: $0["worker"],
-                    lastError: $0["last_error"]
+                    lastError: $0["last_error"],
+                    inSweep: $0["in_sweep"]
                 )
             }
         }

@@ -13,11 +13,11 @@ import TrainingCore
     }
 
     /// A private copy of the legacy database (opening it for writing migrates it).
-    func copyOfDatabase() throws -> String {
+    func copyOfDatabase(_ name: String = "legacy.db") throws -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-legacy-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let path = dir.appendingPathComponent("legacy.db").path
-        try FileManager.default.copyItem(atPath: try fixture("legacy.db").path, toPath: path)
+        let path = dir.appendingPathComponent(name).path
+        try FileManager.default.copyItem(atPath: try fixture(name).path, toPath: path)
         return path
     }
 
@@ -64,6 +64,17 @@ import TrainingCore
         #expect(preparation.seeds.allSatisfy { $0.state == .done })
         // Each worker is credited with the results it committed.
         #expect(try store.workers().map(\.cellsDone).reduce(0, +) == 8)
+    }
+
+    /// legacy-forced.db: `run` of a file with seeds [0, 1], then `run --force` of legacy-forced.yaml
+    /// (seeds [1, 2]); 0.1 kept seed 0's cell and result.
+    @Test func aForceSwitchedDatabaseKeepsOnlyItsLastFilesCellsInTheSweep() throws {
+        let store = try ResultStore(path: try copyOfDatabase("legacy-forced.db"))
+        #expect(try store.cells().count == 2 && store.cells(includingDropped: true).count == 3)
+        #expect(try store.results().count == 3)
+        let spec = try SweepSpec.load(path: try fixture("legacy-forced.yaml").path)
+        let preparation = try store.prepare(spec: spec, cells: try spec.cells())
+        #expect(preparation.newCells == 0 && preparation.reusedCells == 2 && preparation.droppedCells == 0)
     }
 
     @Test func itsSweepIsReconstructedAsAFileWithTheSameCells() throws {

@@ -102,6 +102,21 @@ import TrainingCore
         #expect(try store.events().contains { $0.kind == "spec_changed" && $0.detail.contains("1 cells dropped") })
     }
 
+    @Test func aMergeKeepsCellsThatLeftTheSweepOutOfIt() throws {
+        let path = try temporaryPath("f.db")
+        let store = try ResultStore(path: path)
+        let before = try spec(seeds: "[0, 1]")
+        _ = try store.prepare(spec: before, cells: try before.cells())
+        try store.apply(updates: [], commits: [try commit(try before.cells()[0])], workers: [])
+        let after = try spec(seeds: "[1, 2]")
+        _ = try store.prepare(spec: after, cells: try after.cells(), force: true)
+        let merged = try temporaryPath("fm.db")
+        _ = try Merge.run(inputs: [path], output: merged, preference: .refuse)
+        let out = try ResultStore(path: merged, readOnly: true)
+        #expect(try out.cells().count == 4 && out.cells(includingDropped: true).count == 6)
+        #expect(try out.results().count == 1)
+    }
+
     @Test func workersAreCreditedWithEachCommittedResultOnce() throws {
         let path = try temporaryPath("w.db")
         let spec = try spec()
