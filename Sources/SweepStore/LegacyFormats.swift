@@ -36,8 +36,14 @@ enum LegacyFormats {
             }
             try rewrite.execute(arguments: [String(decoding: work.json, as: UTF8.self), key])
         }
+        // 0.1 counted a worker's cells only when it left, and never recorded workers as gone when
+        // the coordinator stopped: count from the results, and let the next coordinator record
+        // the workers that register again.
         try db.execute(
-            sql: "UPDATE workers SET cells_done = (SELECT count(*) FROM results WHERE results.worker = workers.id)"
+            sql: """
+                UPDATE workers SET alive = 0,
+                    cells_done = (SELECT count(*) FROM results WHERE results.worker = workers.id)
+                """
         )
     }
 
