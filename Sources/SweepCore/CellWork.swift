@@ -6,13 +6,16 @@ public import TrainingCore
 /// Its JSON, the same in the store (`cells.work`) and on the wire (SHARD), is flat: a study cell
 /// is its resolved parameters, `{"activation":"relu","d":8,"data":"sphere",...,"width":32}`
 /// (the keys of `CellParameters.catalogue`; unset optional parameters are absent), and a
-/// benchmark cell is `{"noop":17,"fail":false}`.
+/// benchmark cell is `{"noop":17,"fail":false}` (a poison test cell `{"crash":3}`).
 public enum CellWork: Codable, Sendable, Hashable {
     /// A cell of a study: train and measure.
     case train(CellParameters)
     /// Does nothing and returns at once: for measuring the dispatch system itself, never in a study.
     /// `fail` makes it report a failure (for testing retries).
     case noop(index: Int, fail: Bool)
+    /// Takes down the cell runner that runs it (abort): for testing how workers survive poison
+    /// cells, never in a study.
+    case crash(index: Int)
 
     /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
     /// science version, so the same cell in two sweeps is the same cell.
@@ -30,6 +33,8 @@ public enum CellWork: Codable, Sendable, Hashable {
                 ?? Data()
         case .noop(let index, let fail):
             body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)
+        case .crash(let index):
+            body = Data("{\"crash\":\(index)}".utf8)
         }
         return [UInt8](body)
     }
@@ -37,7 +42,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     /// A rough cost in flops, to dispatch the largest cells first.
     public var estimatedCost: Double {
         switch self {
-        case .noop: return 0
+        case .noop, .crash: return 0
         case .train(let p):
             let n = Double(p.n)
             let d = Double(p.d)
@@ -54,7 +59,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     }
 
     private enum NoopKey: String, CodingKey {
-        case noop, fail
+        case noop, fail, crash
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -65,6 +70,9 @@ public enum CellWork: Codable, Sendable, Hashable {
             var container = encoder.container(keyedBy: NoopKey.self)
             try container.encode(index, forKey: .noop)
             try container.encode(fail, forKey: .fail)
+        case .crash(let index):
+            var container = encoder.container(keyedBy: NoopKey.self)
+            try container.encode(index, forKey: .crash)
         }
     }
 
@@ -75,6 +83,8 @@ public enum CellWork: Codable, Sendable, Hashable {
                 index: try container.decode(Int.self, forKey: .noop),
                 fail: try container.decode(Bool.self, forKey: .fail)
             )
+        } else if container.contains(.crash) {
+            self = .crash(index: try container.decode(Int.self, forKey: .crash))
         } else {
             self = .train(try CellParameters(from: decoder))
         }

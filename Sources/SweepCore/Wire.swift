@@ -303,11 +303,11 @@ public struct WireWriter: Sendable {
     public mutating func u64(_ v: UInt64) {
         for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) }
     }
-    mutating func bytes(_ b: [UInt8]) {
+    public mutating func bytes(_ b: [UInt8]) {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
     }
-    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+    public mutating func string(_ s: String) { bytes(Array(s.utf8)) }
 }
 
 /// Big-endian field reader of the wire format; every read is bounds-checked.
@@ -337,12 +337,12 @@ public struct WireReader: Sendable {
     public mutating func u64() throws(IsosweepError) -> UInt64 {
         try take(8, "u64").reduce(0) { $0 << 8 | UInt64($1) }
     }
-    mutating func bytes(max: Int, field: String) throws(IsosweepError) -> [UInt8] {
+    public mutating func bytes(max: Int, field: String) throws(IsosweepError) -> [UInt8] {
         let count = Int(try u32())
         guard count <= max else { throw IsosweepError(.malformedMessage, "\(field) of \(count) bytes exceeds \(max)") }
         return Array(try take(count, field))
     }
-    mutating func string(max: Int, field: String) throws(IsosweepError) -> String {
+    public mutating func string(max: Int, field: String) throws(IsosweepError) -> String {
         let raw = try bytes(max: max, field: field)
         guard let s = String(validating: raw, as: UTF8.self) else {
             throw IsosweepError(.malformedMessage, "\(field) is not UTF-8")

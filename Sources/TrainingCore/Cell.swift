@@ -60,6 +60,7 @@ public enum Cell {
             host: ProcessInfo.processInfo.hostName,
             blas: BLAS.configuration
         )
+        metrics.blasThreads = BLAS.threads
         if outcome.stopReason != .diverged {
             // Every metric is computed in double precision on the trained float32 weights, exactly
             // as a saved network would be re-measured.

@@ -27,6 +27,13 @@ public struct CellMetrics: Sendable, Equatable {
     public var initialisation: String
     public var host: String
     public var blas: String
+    /// OpenBLAS threads the cell ran with.
+    public var blasThreads: Int?
+    /// The cell's estimated peak memory (`CellParameters.estimatedPeakMemory`), in bytes.
+    public var memoryEstimateBytes: Int?
+    /// The peak resident memory of the process that ran the cell, in bytes, where it was measured
+    /// (cell runners measure it; an in-process run cannot tell its cell's share).
+    public var peakRSSBytes: Int?
 
     /// Metrics with every field given.
     public init(
@@ -85,6 +92,8 @@ public struct CellMetrics: Sendable, Equatable {
         copy.gflops = 0
         copy.host = ""
         copy.blas = ""
+        copy.blasThreads = nil
+        copy.peakRSSBytes = nil
         return copy
     }
 }
@@ -115,6 +124,9 @@ public struct CellResult: Sendable, Equatable, Codable {
         case lawScale = "law_scale"
         case lawRatio = "law_ratio"
         case stopReason = "stop_reason"
+        case blasThreads = "blas_threads"
+        case memoryEstimateBytes = "memory_estimate_bytes"
+        case peakRSSBytes = "peak_rss_bytes"
         case trainSeconds = "train_seconds"
         case lipSeconds = "lip_seconds"
         case scienceVersion = "science_version"
@@ -151,6 +163,10 @@ public struct CellResult: Sendable, Equatable, Codable {
         try c.encode(m.initialisation, forKey: .initialisation)
         try c.encode(m.host, forKey: .host)
         try c.encode(m.blas, forKey: .blas)
+        // Absent, not null, in results of versions that did not record them.
+        try c.encodeIfPresent(m.blasThreads, forKey: .blasThreads)
+        try c.encodeIfPresent(m.memoryEstimateBytes, forKey: .memoryEstimateBytes)
+        try c.encodeIfPresent(m.peakRSSBytes, forKey: .peakRSSBytes)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -180,5 +196,8 @@ public struct CellResult: Sendable, Equatable, Codable {
             host: try c.decode(String.self, forKey: .host),
             blas: try c.decode(String.self, forKey: .blas)
         )
+        metrics.blasThreads = try c.decodeIfPresent(Int.self, forKey: .blasThreads)
+        metrics.memoryEstimateBytes = try c.decodeIfPresent(Int.self, forKey: .memoryEstimateBytes)
+        metrics.peakRSSBytes = try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes)
     }
 }

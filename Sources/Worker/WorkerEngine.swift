@@ -100,7 +100,6 @@ public final class WorkerEngine: Sendable {
     /// connected) before the worker registers: a slot that cannot start is an error, not a
     /// worker that quietly runs fewer cells than it advertises.
     public func runBlocking() throws -> WorkerExit {
-        BLAS.setThreads(options.blasThreads)
         let pull = try Socket(context, .pull)
         try pull.bind(resultsEndpoint)
         defer { pull.close() }
@@ -147,8 +146,10 @@ public final class WorkerEngine: Sendable {
         return exit
     }
 
-    /// A slot: takes jobs, trains, hands the outcome to the network thread over inproc. Calls
-    /// `started` once, with nil or why the slot cannot run.
+    /// A slot: takes jobs, has its cell runner (a child process, started when first needed and
+    /// reused) compute them, and hands each outcome to the network thread over inproc. A runner
+    /// that dies fails its cell's attempt with the cause and is replaced. Calls `started` once,
+    /// with nil or why the slot cannot run.
     func runSlot(_ slot: Int, started: (String?) -> Void) {
         let push: Socket
         do {
@@ -160,37 +161,64 @@ public final class WorkerEngine: Sendable {
         }
         defer { push.close() }
         started(nil)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var runner: RunnerProcess?
+        defer { runner?.kill() }
         while !abortRunning.load(ordering: .relaxed) {
             guard let job = queue.pop(timeout: .now() + .milliseconds(100)) else { continue }
-            var outcome = Outcome(job: job, ok: true, payload: [])
-            do {
-                guard let work = CellWork(json: job.work) else {
-                    throw IsosweepError(
-                        .malformedMessage,
-                        "the cell's work is not cell work JSON: \(String(decoding: job.work.prefix(200), as: UTF8.self))"
-                    )
-                }
-                switch work {
-                case .train(let parameters):
-                    logger.info(
-                        "training cell",
-                        metadata: ["key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)"]
-                    )
-                    let result = try Cell.run(parameters) { [self] in abortRunning.load(ordering: .relaxed) }.result
-                    outcome.payload = Array(try encoder.encode(result))
-                case .noop(_, let fail):
-                    if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
-                }
-            } catch let error as IsosweepError {
-                outcome.ok = false
-                outcome.payload = Array(error.description.utf8)
-            } catch {
-                outcome.ok = false
-                outcome.payload = Array("cannot run the cell: \(error)".utf8)
+            if let parameters = CellWork(json: job.work)?.parameters {
+                logger.info(
+                    "training cell",
+                    metadata: [
+                        "key": "\(job.key)", "attempt": "\(job.attempt)", "slot": "\(slot)", "n": "\(parameters.n)",
+                        "width": "\(parameters.width)",
+                    ]
+                )
             }
-            handOver(outcome, from: push, slot: slot)
+            let (ok, payload) = run(job, on: &runner)
+            handOver(Outcome(job: job, ok: ok, payload: payload), from: push, slot: slot)
+        }
+    }
+
+    /// Runs a job on the slot's runner (starting one if needed); the outcome, or why the runner
+    /// could not give one. Returns early, killing the runner, when the worker aborts.
+    func run(_ job: Job, on runner: inout RunnerProcess?) -> (ok: Bool, payload: [UInt8]) {
+        let request = RunnerChannel.Job(key: job.key, threads: UInt16(clamping: options.blasThreads), work: job.work)
+        var process: RunnerProcess
+        do {
+            process = try runner ?? RunnerProcess()
+            runner = process
+            do {
+                try RunnerChannel.write(.job(request), to: process.input)
+            } catch {
+                // The idle runner had died: start another once.
+                logger.warning("a cell runner died while idle (\(process.waitForExit())); starting another")
+                process = try RunnerProcess()
+                runner = process
+                try RunnerChannel.write(.job(request), to: process.input)
+            }
+        } catch {
+            runner = nil
+            return (false, Array("\(error)".utf8))
+        }
+        while true {
+            let read = RunnerChannel.read(from: process.output, until: .now + .milliseconds(100))
+            switch read {
+            case .frame(.done(let done)):
+                return (done.ok, done.payload)
+            case .timedOut:
+                if abortRunning.load(ordering: .relaxed) {
+                    process.kill()
+                    runner = nil
+                    return (false, Array("the worker stopped before the cell finished".utf8))
+                }
+            case .endOfFile, .failed, .frame(.job):
+                // A runner that breaks the channel is killed first, so that reaping it cannot hang.
+                if case .endOfFile = read {} else { process.kill() }
+                let cause = process.waitForExit()
+                runner = nil
+                logger.error("a cell runner died", metadata: ["key": "\(job.key)", "cause": "\(cause)"])
+                return (false, Array("the cell runner died: \(cause)".utf8))
+            }
         }
     }
 

@@ -63,6 +63,7 @@ struct BenchDispatch: AsyncParsableCommand {
 
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "No-op cells.") var cells = 20_000
+    @Option(help: "Poison cells besides: each takes down every cell runner that runs it (for tests).") var poison = 0
     @Option(help: "Cells each worker keeps queued beyond its slots.") var prefetch = 500
     @Option(help: "Database (default: a temporary file, removed afterwards).") var db: String?
     @OptionGroup var log: LogOptions
@@ -70,6 +71,7 @@ struct BenchDispatch: AsyncParsableCommand {
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
         guard (1...10_000_000).contains(cells) else { throw ValidationError("--cells must be between 1 and 10000000") }
+        guard (0...1000).contains(poison) else { throw ValidationError("--poison must be between 0 and 1000") }
     }
 
     func run() async throws {
@@ -83,7 +85,8 @@ struct BenchDispatch: AsyncParsableCommand {
                 for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) }
             }
         }
-        let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
+        let work =
+            (0..<cells).map { CellWork.noop(index: $0, fail: false) } + (0..<poison).map { CellWork.crash(index: $0) }
         let engine = CoordinatorEngine(
             options: CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path),
             work: .cells(name: "bench-dispatch", work),
@@ -112,6 +115,7 @@ struct BenchDispatch: AsyncParsableCommand {
             DispatchBenchmark(
                 cells: outcome.total,
                 committed: outcome.done,
+                failed: outcome.failed,
                 workers: workers,
                 seconds: outcome.seconds,
                 dispatchSeconds: outcome.dispatchSeconds,
@@ -127,6 +131,7 @@ struct BenchDispatch: AsyncParsableCommand {
 struct DispatchBenchmark: Encodable {
     var cells: Int
     var committed: Int
+    var failed: Int
     var workers: Int
     /// From loading the cells to the last commit (includes workers starting).
     var seconds: Double
@@ -137,7 +142,7 @@ struct DispatchBenchmark: Encodable {
     var p99Milliseconds: Double
 
     enum CodingKeys: String, CodingKey {
-        case cells, committed, workers, seconds
+        case cells, committed, failed, workers, seconds
         case dispatchSeconds = "dispatch_seconds"
         case cellsPerSecond = "cells_per_second"
         case p50Milliseconds = "p50_dispatch_to_commit_ms"

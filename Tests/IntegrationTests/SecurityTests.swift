@@ -58,13 +58,14 @@ import ZeroMQ
         let intruder = try curveWorker(box, endpoint, key: "intruder")
         let plain = try box.worker(endpoint, name: "plain")
         defer { for process in [intruder, plain] { process.kill9() } }
-        try waitUntil("both refusals in the coordinator's log", timeout: 30) {
+        // The coordinator logs a refusal before the worker hears of it: wait for both sides.
+        try waitUntil("both refusals in the coordinator's log, and the intruder's", timeout: 30) {
             coordinator.stderr.contains("is not in the allow list")
                 && coordinator.stderr.contains("does not speak this socket's security mechanism")
+                && intruder.stderr.contains("the coordinator refused the connection")
         }
         #expect(coordinator.stderr.contains("refused a connection"))
         #expect(coordinator.stderr.contains("peer=127.0.0.1"))
-        #expect(intruder.stderr.contains("the coordinator refused the connection"))
         // Now the allowed worker.
         let good = try curveWorker(box, endpoint, key: "good")
         defer { good.kill9() }

@@ -1,0 +1,102 @@
+import Diagnostics
+import Foundation
+import SweepCore
+import TrainingCore
+
+/// The cell-runner process (`isosweep runner`, started by a worker, never by hand): runs one cell
+/// at a time for its worker, read from fd 3, and writes each outcome to fd 4, until the worker
+/// closes the channel. A crash, an out-of-memory kill or a hang here costs the worker one attempt
+/// of one cell, never itself or its other cells.
+public enum CellRunner {
+    /// Serves cells until the channel closes; returns the process's exit status.
+    public static func serve() -> Int32 {
+        // Writing to a worker that went away must end this process quietly, not kill it with SIGPIPE
+        // halfway through a write: the write fails and the loop ends.
+        signal(SIGPIPE, SIG_IGN)
+        // A worker killed with SIGKILL cannot stop its runners: each notices that its parent is
+        // gone (it is re-parented) within a second and ends, even in the middle of a cell.
+        let parent = getppid()
+        let watcher = Thread {
+            while getppid() == parent { sleep(1) }
+            _exit(0)
+        }
+        watcher.name = "isosweep-runner-parent-watch"
+        watcher.start()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        while true {
+            switch RunnerChannel.read(from: RunnerChannel.runnerInput, until: nil) {
+            case .frame(.job(let job)):
+                ProcessMemory.resetPeak()
+                BLAS.setThreads(Int(job.threads))
+                let (ok, payload) = run(job, encoder: encoder)
+                let done = RunnerChannel.Done(
+                    ok: ok,
+                    peakRSSBytes: UInt64(ProcessMemory.peakBytes ?? 0),
+                    payload: payload
+                )
+                do {
+                    try RunnerChannel.write(.done(done), to: RunnerChannel.runnerOutput)
+                } catch {
+                    return 1
+                }
+            case .endOfFile:
+                return 0
+            case .frame(.done), .timedOut, .failed:
+                FileHandle.standardError.write(Data("isosweep runner: the worker's channel is broken; exiting\n".utf8))
+                return 1
+            }
+        }
+    }
+
+    /// Runs one cell: its result JSON, or the error's text.
+    static func run(_ job: RunnerChannel.Job, encoder: JSONEncoder) -> (ok: Bool, payload: [UInt8]) {
+        do {
+            guard let work = CellWork(json: job.work) else {
+                let text = String(decoding: job.work.prefix(200), as: UTF8.self)
+                throw IsosweepError(.malformedMessage, "the cell's work is not cell work JSON: \(text)")
+            }
+            switch work {
+            case .train(let parameters):
+                var result = try Cell.run(parameters).result
+                result.metrics.peakRSSBytes = ProcessMemory.peakBytes
+                return (true, Array(try encoder.encode(result)))
+            case .noop(_, let fail):
+                if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
+                return (true, [])
+            case .crash:
+                // A poison cell for the tests: it takes its runner down, as a real crash would.
+                abort()
+            }
+        } catch let error as IsosweepError {
+            return (false, Array(error.description.utf8))
+        } catch {
+            return (false, Array("cannot run the cell: \(error)".utf8))
+        }
+    }
+}
+
+/// The resident memory of this process, from /proc/self (Linux).
+enum ProcessMemory {
+    /// Restarts the peak-RSS count (VmHWM) at the current RSS, so that each cell of a reused runner
+    /// reports its own peak. Where the kernel refuses it, the peak stays the process's lifetime
+    /// peak: still never below the cell's.
+    static func resetPeak() {
+        let fd = open("/proc/self/clear_refs", O_WRONLY)
+        guard fd >= 0 else { return }
+        _ = "5".withCString { write(fd, $0, 1) }
+        close(fd)
+    }
+
+    /// The peak resident set (VmHWM) in bytes, or nil where /proc cannot tell.
+    static var peakBytes: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            let kilobytes = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap {
+                Int($0)
+            }
+            return kilobytes.map { $0 * 1024 }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,167 @@
+import Diagnostics
+import Foundation
+import Glibc
+import SweepCore
+
+/// The local channel between a worker and a cell runner: two pipes carrying length-prefixed
+/// frames (a big-endian u32 length, then a type byte and a payload in the wire's field format).
+/// In the runner the pipes are file descriptors 3 (jobs in) and 4 (outcomes out), so that
+/// nothing a library prints to standard output can corrupt the channel.
+enum RunnerChannel {
+    /// The runner's end: jobs arrive on fd 3.
+    static let runnerInput: Int32 = 3
+    /// The runner's end: outcomes leave on fd 4.
+    static let runnerOutput: Int32 = 4
+    /// Largest frame accepted (a cell's work or result is far smaller).
+    static let maximumFrame = 64 << 20
+
+    /// worker -> runner: run this cell with this many BLAS threads.
+    struct Job: Equatable {
+        var key: String
+        var threads: UInt16
+        var work: [UInt8]
+    }
+
+    /// runner -> worker: the cell's result JSON (ok) or its error text, and the runner's peak RSS
+    /// during the cell (0 when it could not be measured).
+    struct Done: Equatable {
+        var ok: Bool
+        var peakRSSBytes: UInt64
+        var payload: [UInt8]
+    }
+
+    enum Frame: Equatable {
+        case job(Job)
+        case done(Done)
+
+        var bytes: [UInt8] {
+            var w = WireWriter()
+            switch self {
+            case .job(let job):
+                w.u16(1)
+                w.u16(job.threads)
+                w.string(job.key)
+                w.bytes(job.work)
+            case .done(let done):
+                w.u16(2)
+                w.u16(done.ok ? 1 : 0)
+                w.u64(done.peakRSSBytes)
+                w.bytes(done.payload)
+            }
+            return w.bytes
+        }
+
+        init?(_ bytes: [UInt8]) {
+            var r = WireReader(bytes)
+            do {
+                switch try r.u16() {
+                case 1:
+                    let threads = try r.u16()
+                    let key = try r.string(max: 256, field: "key")
+                    self = .job(
+                        Job(
+                            key: key,
+                            threads: threads,
+                            work: try r.bytes(max: RunnerChannel.maximumFrame, field: "work")
+                        )
+                    )
+                case 2:
+                    let ok = try r.u16() == 1
+                    let peak = try r.u64()
+                    self = .done(
+                        Done(
+                            ok: ok,
+                            peakRSSBytes: peak,
+                            payload: try r.bytes(max: RunnerChannel.maximumFrame, field: "payload")
+                        )
+                    )
+                default:
+                    return nil
+                }
+            } catch {
+                return nil
+            }
+            guard r.atEnd else { return nil }
+        }
+    }
+
+    /// What reading a frame gave.
+    enum Read: Equatable {
+        case frame(Frame)
+        /// The other end closed (the runner exited or died; the worker went away).
+        case endOfFile
+        /// Nothing complete before the deadline.
+        case timedOut
+        case failed(String)
+    }
+
+    /// Writes one frame, all of it.
+    static func write(_ frame: Frame, to fd: Int32) throws(IsosweepError) {
+        let body = frame.bytes
+        var w = WireWriter()
+        w.u32(UInt32(body.count))
+        let bytes = w.bytes + body
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw IsosweepError(.worker, "cannot write to the cell runner: \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+    }
+
+    /// Reads one frame; waits at most until `deadline` for each part (nil: as long as it takes).
+    static func read(from fd: Int32, until deadline: ContinuousClock.Instant?) -> Read {
+        var header = [UInt8]()
+        switch readExactly(4, from: fd, into: &header, until: deadline) {
+        case .some(let problem): return problem
+        case .none: break
+        }
+        var r = WireReader(header)
+        let length = Int((try? r.u32()) ?? 0)
+        guard length <= maximumFrame else { return .failed("a frame of \(length) bytes from the cell runner") }
+        var body = [UInt8]()
+        // Once a frame has begun, the rest follows at once: wait for it whatever the deadline.
+        if let problem = readExactly(length, from: fd, into: &body, until: nil) { return problem }
+        guard let frame = Frame(body) else { return .failed("a malformed frame from the cell runner") }
+        return .frame(frame)
+    }
+
+    /// Appends `count` bytes read from `fd` to `buffer`; nil when done, else what stopped it.
+    private static func readExactly(
+        _ count: Int,
+        from fd: Int32,
+        into buffer: inout [UInt8],
+        until deadline: ContinuousClock.Instant?
+    ) -> Read? {
+        var deadline = deadline
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while buffer.count < count {
+            if let due = deadline {
+                let left = due - ContinuousClock.now
+                var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = max(0, Int32(clamping: left.milliseconds))
+                let ready = poll(&descriptor, 1, milliseconds)
+                if ready < 0 && errno == EINTR { continue }
+                if ready < 0 { return .failed("poll: \(String(cString: strerror(errno)))") }
+                if ready == 0 {
+                    // Part of a frame is here: the rest is on its way, so wait for it.
+                    if buffer.isEmpty { return .timedOut }
+                    deadline = nil
+                    continue
+                }
+            }
+            let wanted = min(chunk.count, count - buffer.count)
+            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, wanted) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                return .failed("read: \(String(cString: strerror(errno)))")
+            }
+            if got == 0 { return .endOfFile }
+            buffer.append(contentsOf: chunk[0..<got])
+        }
+        return nil
+    }
+}

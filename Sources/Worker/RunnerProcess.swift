@@ -1,0 +1,115 @@
+import Diagnostics
+import Foundation
+import Glibc
+import Synchronization
+
+/// A cell-runner child process of this worker (`isosweep runner`): the same executable, with the
+/// channel's pipes on its fds 3 and 4. Spawned with posix_spawn and reaped with waitpid here, so
+/// that its end and its cause (exit status or signal) are known exactly.
+final class RunnerProcess {
+    let pid: pid_t
+    /// Where jobs go (the runner's fd 3).
+    let input: Int32
+    /// Where outcomes come from (the runner's fd 4).
+    let output: Int32
+    private var reaped = false
+
+    /// Starts a runner of `executable` (default: this process's own executable).
+    init(executable: String = RunnerProcess.ownExecutable) throws(IsosweepError) {
+        // One spawn at a time: the pipes are made close-on-exec before any other runner starts,
+        // so only this runner's dup2'd copies (3, 4) cross its exec, no other runner holds them
+        // open, and this runner's death is seen as end-of-file.
+        let spawned = Self.spawning.withLock { _ in Self.spawn(executable) }
+        switch spawned {
+        case .success(let (child, input, output)):
+            pid = child
+            self.input = input
+            self.output = output
+        case .failure(let error):
+            throw error
+        }
+    }
+
+    private static let spawning = Mutex(())
+
+    private static func spawn(_ executable: String) -> Result<(pid_t, Int32, Int32), IsosweepError> {
+        var toRunner: [Int32] = [0, 0]
+        var fromRunner: [Int32] = [0, 0]
+        guard pipe(&toRunner) == 0 else { return .failure(failure("pipe")) }
+        guard pipe(&fromRunner) == 0 else {
+            close(toRunner[0])
+            close(toRunner[1])
+            return .failure(failure("pipe"))
+        }
+        for fd in toRunner + fromRunner { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toRunner[0], RunnerChannel.runnerInput)
+        posix_spawn_file_actions_adddup2(&actions, fromRunner[1], RunnerChannel.runnerOutput)
+        let arguments = [executable, "runner"]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var child: pid_t = 0
+        let status = posix_spawn(&child, executable, &actions, nil, &argv, environ)
+        close(toRunner[0])
+        close(fromRunner[1])
+        guard status == 0 else {
+            close(toRunner[1])
+            close(fromRunner[0])
+            return .failure(
+                IsosweepError(
+                    .worker,
+                    "cannot start a cell runner (\(executable) runner): \(String(cString: strerror(status)))"
+                )
+            )
+        }
+        return .success((child, toRunner[1], fromRunner[0]))
+    }
+
+    /// This process's executable, for runners of the same build.
+    static var ownExecutable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+
+    private static func failure(_ call: String) -> IsosweepError {
+        IsosweepError(.worker, "cannot start a cell runner: \(call): \(String(cString: strerror(errno)))")
+    }
+
+    /// Kills the runner (SIGKILL) and reaps it.
+    func kill() {
+        guard !reaped else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        _ = waitForExit()
+    }
+
+    /// Waits for the runner to end and says how: "exited with status 3", "killed by SIGSEGV".
+    func waitForExit() -> String {
+        guard !reaped else { return "already ended" }
+        reaped = true
+        close(input)
+        close(output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return "ended (waitpid: \(String(cString: strerror(errno))))" }
+        }
+        // WIFEXITED / WTERMSIG, which Swift does not import as functions.
+        let signal = status & 0x7f
+        if signal == 0 { return "exited with status \((status >> 8) & 0xff)" }
+        if signal == SIGKILL { return "killed by SIGKILL (the kernel's out-of-memory killer, or kill -9)" }
+        return "killed by \(Self.name(ofSignal: signal))"
+    }
+
+    /// SIGKILL, SIGSEGV, ... (or "signal N").
+    static func name(ofSignal signal: Int32) -> String {
+        let names: [Int32: String] = [
+            SIGKILL: "SIGKILL", SIGSEGV: "SIGSEGV", SIGABRT: "SIGABRT", SIGBUS: "SIGBUS", SIGILL: "SIGILL",
+            SIGFPE: "SIGFPE", SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGPIPE: "SIGPIPE", SIGTRAP: "SIGTRAP",
+        ]
+        return names[signal] ?? "signal \(signal)"
+    }
+
+    deinit {
+        kill()
+    }
+}

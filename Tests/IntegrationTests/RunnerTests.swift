@@ -1,0 +1,94 @@
+import Foundation
+import SweepCore
+import SweepStore
+import Testing
+
+/// Cells run in cell-runner child processes of the worker: a runner that dies costs one attempt
+/// of one cell, never the worker or its other cells. Real processes, real kill -9.
+@Suite struct RunnerTests {
+    @Test func aRunnerKilledMidCellCostsOneAttemptOfThatCellOnly() throws {
+        let box = try Sandbox()
+        let spec = try box.sweep("runnerkill", seeds: [0, 1], widths: [4, 8], steps: 20_000)
+        let coordinator = try box.coordinator(spec, db: "rk.db")
+        let endpoint = try box.endpoint(of: coordinator)
+        let worker = try box.worker(endpoint, name: "worker", slots: 2)
+        defer { for process in [coordinator, worker] { process.kill9() } }
+        var runners: [Int32] = []
+        try waitUntil("two cells running in two runners", timeout: 60) {
+            runners = childProcesses(of: worker.pid)
+            return trainings(in: worker.stderr).count >= 2 && runners.count >= 2
+        }
+        kill(runners[0], SIGKILL)
+        #expect(try coordinator.wait(timeout: 240) == 0, "\(coordinator.stderr.suffix(2000))")
+        let store = try ResultStore(path: box.path("rk.db"), readOnly: true)
+        let expected = Set(try SweepSpec.load(path: spec).cells().map(\.key))
+        let results = try store.results()
+        #expect(results.count == expected.count && Set(results.map(\.key)) == expected)
+        // The killed runner's cell was tried twice, every other cell once.
+        #expect(results.map(\.attempt).sorted() == [1, 1, 1, 2])
+        #expect(worker.stderr.contains("a cell runner died") && worker.stderr.contains("killed by SIGKILL"))
+        // The worker never left: it registered once and is still running.
+        #expect(worker.isRunning)
+        #expect(coordinator.stderr.components(separatedBy: "joined from").count - 1 == 1, "\(coordinator.stderr)")
+        #expect(!coordinator.stderr.contains("registered again") && !coordinator.stderr.contains("stopped responding"))
+    }
+
+    @Test func aPoisonCellEndsFailedWithItsSignalWhileTheRestCompletes() throws {
+        let box = try Sandbox()
+        let run = try runIsosweep(
+            [
+                "bench", "dispatch", "--workers", "2", "--cells", "300", "--poison", "1", "--db", box.path("p.db"),
+                "--log-level", "info",
+            ],
+            timeout: 120
+        )
+        #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+        let figures = try run.json()
+        #expect(figures["committed"] as? Int == 300 && figures["failed"] as? Int == 1)
+        let failed = try ResultStore(path: box.path("p.db"), readOnly: true).cells().filter { $0.state == .failed }
+        #expect(failed.count == 1)
+        #expect(failed.first?.attempts == 3)
+        #expect(failed.first?.lastError?.contains("the cell runner died: killed by SIGABRT") == true, "\(failed)")
+        // Both workers stayed registered through three crashes.
+        #expect(run.stderr.components(separatedBy: "joined from").count - 1 == 2)
+        #expect(!run.stderr.contains("registered again") && !run.stderr.contains("stopped responding"))
+    }
+
+    @Test func runnersEndWithTheirWorker() throws {
+        let box = try Sandbox()
+        let spec = try box.sweep("orphans", seeds: [0], widths: [4, 8], steps: 200_000)
+        let coordinator = try box.coordinator(spec, db: "o.db")
+        defer { coordinator.kill9() }
+        let worker = try box.worker(try box.endpoint(of: coordinator), name: "worker", slots: 2)
+        var runners: [Int32] = []
+        try waitUntil("two runners", timeout: 60) {
+            runners = childProcesses(of: worker.pid)
+            return runners.count >= 2 && trainings(in: worker.stderr).count >= 2
+        }
+        worker.kill9()
+        // A runner notices within a second or two that its worker is gone, even mid-cell.
+        try waitUntil("the runners to exit", timeout: 10) { runners.allSatisfy { !isAlive($0) } }
+    }
+}
+
+/// Whether `pid` is a process that has not ended (a zombie has).
+func isAlive(_ pid: Int32) -> Bool {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return false }
+    return stat[stat.index(after: close)...].split(separator: " ").first != "Z"
+}
+
+/// The processes whose parent is `pid`, from /proc.
+func childProcesses(of pid: Int32) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { entry -> Int32? in
+        guard let child = Int32(entry),
+            let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (comm)": the state, then the parent's pid.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 && Int32(fields[1]) == pid ? child : nil
+    }.sorted()
+}
