@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import TrainingCore
 
 /// What a worker is asked to compute for one cell.
@@ -95,9 +95,10 @@ public enum CellWork: Codable, Sendable, Hashable {
         (try? Self.encoder.encode(self)).map(Array.init) ?? []
     }
 
-    /// Decodes work from its JSON; nil when it is not cell work.
-    public init?(json: [UInt8]) {
-        guard let work = try? JSONDecoder().decode(CellWork.self, from: Data(json)) else { return nil }
+    /// Decodes work from its JSON with `decoder` (reuse one where many cells pass); nil when it is
+    /// not cell work.
+    public init?(json: [UInt8], decoder: JSONDecoder = JSONDecoder()) {
+        guard let work = try? decoder.decode(CellWork.self, from: Data(json)) else { return nil }
         self = work
     }
 

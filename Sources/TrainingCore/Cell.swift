@@ -14,13 +14,24 @@ public struct CellRun: Sendable {
 /// Runs one cell of the grid: data, training, metrics. Pure computation apart from reading a
 /// data file the parameters name; deterministic for the same parameters, BLAS threads and machine.
 public enum Cell {
+    /// The share of a time limit that training may use; the Lipschitz search has the rest.
+    public static let trainingShareOfTimeLimit = 0.75
+
     /// Trains the cell's network and measures it. `shouldStop` is polled between training steps
     /// and ascent iterations; when it returns true the cell ends with a `.cancelled` error.
+    ///
+    /// With a `timeLimit`, training stops after `trainingShareOfTimeLimit` of it (stop_reason
+    /// `time_limit`) and the network it has is measured; the Lipschitz search's gradient ascent
+    /// stops at the limit with the best points found (a looser but still certified lower bound).
+    /// Data generation, the random-features solve and the upper bound are not interrupted.
     public static func run(
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
+        timeLimit: Duration? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> CellRun {
+        let started = ContinuousClock.now
+        let deadline = timeLimit.map { started + $0 }
         try parameters.validate()
         let cell = parameters.resolved()
         let data = try CellData.make(for: cell)
@@ -32,7 +43,13 @@ public enum Cell {
             activation: cell.activation,
             seed: seed
         )
-        let outcome = try Trainer.train(initial, on: train, parameters: cell, shouldStop: shouldStop)
+        let outcome = try Trainer.train(
+            initial,
+            on: train,
+            parameters: cell,
+            stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
+            shouldStop: shouldStop
+        )
 
         let p = cell.parameterCount
         let lawScale = (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot()
@@ -79,6 +96,7 @@ public enum Cell {
                 distribution: data.distribution,
                 seed: seed,
                 options: options,
+                stopAt: deadline,
                 shouldStop: shouldStop
             )
             metrics.lipSeconds = (clock.now - start).seconds

@@ -10,6 +10,8 @@ public enum StopReason: String, Codable, Sendable {
     case diverged
     /// Random features: the least-squares problem was solved exactly.
     case solved
+    /// The cell's time limit ended training; the network it had is measured.
+    case timeLimit = "time_limit"
 }
 
 /// What training produced.
@@ -33,6 +35,7 @@ public enum Trainer {
         _ network: Network<Scalar>,
         on data: Dataset<Scalar>,
         parameters: CellParameters,
+        stopAt: ContinuousClock.Instant? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         let clock = ContinuousClock()
@@ -40,7 +43,7 @@ public enum Trainer {
         var outcome: TrainingOutcome<Scalar>
         switch parameters.trainer {
         case .adam, .gd:
-            outcome = try iterate(network, data, parameters, shouldStop)
+            outcome = try iterate(network, data, parameters, stopAt, shouldStop)
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
         }
@@ -53,6 +56,7 @@ public enum Trainer {
         _ initial: Network<Scalar>,
         _ data: Dataset<Scalar>,
         _ parameters: CellParameters,
+        _ stopAt: ContinuousClock.Instant?,
         _ shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         var network = initial
@@ -75,6 +79,10 @@ public enum Trainer {
                 break
             }
             if optimizer.steps == parameters.maxSteps { break }
+            if optimizer.steps % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
+                reason = .timeLimit
+                break
+            }
             if optimizer.steps % 16 == 0 && shouldStop() {
                 throw IsosweepError(
                     .cancelled,

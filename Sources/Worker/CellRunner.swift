@@ -24,17 +24,13 @@ public enum CellRunner {
         watcher.start()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let decoder = JSONDecoder()
         while true {
             switch RunnerChannel.read(from: RunnerChannel.runnerInput, until: nil) {
             case .frame(.job(let job)):
-                ProcessMemory.resetPeak()
-                BLAS.setThreads(Int(job.threads))
-                let (ok, payload) = run(job, encoder: encoder)
-                let done = RunnerChannel.Done(
-                    ok: ok,
-                    peakRSSBytes: UInt64(ProcessMemory.peakBytes ?? 0),
-                    payload: payload
-                )
+                if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
+                let (ok, payload, peak) = run(job, encoder: encoder, decoder: decoder)
+                let done = RunnerChannel.Done(ok: ok, peakRSSBytes: UInt64(peak ?? 0), payload: payload)
                 do {
                     try RunnerChannel.write(.done(done), to: RunnerChannel.runnerOutput)
                 } catch {
@@ -49,29 +45,37 @@ public enum CellRunner {
         }
     }
 
-    /// Runs one cell: its result JSON, or the error's text.
-    static func run(_ job: RunnerChannel.Job, encoder: JSONEncoder) -> (ok: Bool, payload: [UInt8]) {
+    /// Runs one cell: its result JSON, or the error's text, and the peak RSS during a study cell
+    /// (no-op cells are not measured: reading /proc would be most of their cost).
+    static func run(
+        _ job: RunnerChannel.Job,
+        encoder: JSONEncoder,
+        decoder: JSONDecoder
+    ) -> (ok: Bool, payload: [UInt8], peak: Int?) {
+        var peak: Int?
         do {
-            guard let work = CellWork(json: job.work) else {
+            guard let work = CellWork(json: job.work, decoder: decoder) else {
                 let text = String(decoding: job.work.prefix(200), as: UTF8.self)
                 throw IsosweepError(.malformedMessage, "the cell's work is not cell work JSON: \(text)")
             }
             switch work {
             case .train(let parameters):
+                ProcessMemory.resetPeak()
+                defer { peak = ProcessMemory.peakBytes }
                 var result = try Cell.run(parameters).result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
-                return (true, Array(try encoder.encode(result)))
+                return (true, Array(try encoder.encode(result)), result.metrics.peakRSSBytes)
             case .noop(_, let fail):
                 if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
-                return (true, [])
+                return (true, [], nil)
             case .crash:
                 // A poison cell for the tests: it takes its runner down, as a real crash would.
                 abort()
             }
         } catch let error as IsosweepError {
-            return (false, Array(error.description.utf8))
+            return (false, Array(error.description.utf8), peak)
         } catch {
-            return (false, Array("cannot run the cell: \(error)".utf8))
+            return (false, Array("cannot run the cell: \(error)".utf8), peak)
         }
     }
 }

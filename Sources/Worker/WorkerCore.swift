@@ -44,12 +44,14 @@ public enum WorkerExit: Sendable, Equatable {
 /// The worker's side of the protocol as a pure state machine (zguide's Paranoid Pirate with
 /// credit-based flow): events in, directives out, no sockets, threads or clocks of its own.
 ///
-/// Its rules: register with HELLO (offering cells still running here and results not yet
+/// Its rules: register with HELLO (offering cells still held here and results not yet
 /// acknowledged) and say HELLO again after a non-fatal REFUSE; grant credit for free slots plus
-/// prefetch, never more; run received cells in free slots, oldest first; send each result under
-/// the latest lease of its cell and keep it until it is acknowledged; heartbeat when silent;
-/// treat a silent coordinator as gone and reconnect with exponential back-off; on stop, let
-/// running cells finish within the grace period, then say BYE. `WorkerEngine` is its shell.
+/// prefetch, never more; hand every received cell to the slots at once (they take them in order,
+/// so a slot never waits for this loop); send each result under the latest lease of its cell and
+/// keep it until it is acknowledged; heartbeat when silent; treat a silent coordinator as gone
+/// and reconnect with exponential back-off; take back the cells no slot has started when a
+/// session ends or a stop begins (their leases end); on stop, let started cells finish within
+/// the grace period, then say BYE. `WorkerEngine` is its shell.
 public struct WorkerCore: Sendable {
     /// Identity, capacity and timing.
     public struct Configuration: Sendable {
@@ -58,7 +60,7 @@ public struct WorkerCore: Sendable {
         public var host: String
         /// Cells run at once.
         public var slots: Int
-        /// Extra cells kept waiting so that a slot never waits a round trip.
+        /// Extra cells held so that a slot never waits a round trip.
         public var prefetch: Int
         /// Heartbeat interval and missed heartbeats until the coordinator's WELCOME says otherwise.
         public var heartbeat: Duration
@@ -93,7 +95,7 @@ public struct WorkerCore: Sendable {
             self.grace = grace
         }
 
-        /// Cells held at once: running and waiting.
+        /// Cells held at once: running and queued for a slot.
         public var capacity: Int { slots + prefetch }
     }
 
@@ -111,6 +113,8 @@ public struct WorkerCore: Sendable {
         case handshakeFailed(String)
         /// SIGTERM or SIGINT.
         case stop
+        /// Jobs taken back from the slots' queue before any slot started them (after `.recall`).
+        case unstarted([Job])
     }
 
     /// What the shell must do.
@@ -118,8 +122,10 @@ public struct WorkerCore: Sendable {
         /// Close any connection and open a new one to the coordinator.
         case connect
         case send(Message)
-        /// A free slot runs this job.
+        /// Queue this job for the slots (they take them in order).
         case run(Job)
+        /// Take back the queued jobs no slot has started, and report them as `.unstarted`.
+        case recall
         case log(LogLevel, String)
         /// Stop the loop: running cells abandon their work, slots are joined.
         case exit(WorkerExit)
@@ -139,13 +145,9 @@ public struct WorkerCore: Sendable {
     var nextHello: ContinuousClock.Instant
     var lastHeard: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
-    /// Jobs received and not finished, by cell key, each with the lease its result goes out under
-    /// (rebound when the coordinator leases a running cell back after a restart).
+    /// Jobs handed to the slots and not finished, by cell key, each with the lease its result
+    /// goes out under (rebound when the coordinator leases a running cell back after a restart).
     var jobs: [String: Job] = [:]
-    /// Keys of the jobs waiting for a slot, oldest first.
-    var waiting: [String] = []
-    /// Keys of the jobs in slots.
-    public private(set) var running: Set<String> = []
     /// Credit granted in this session and not yet used by a shard.
     public private(set) var outstandingCredit = 0
     /// Results not yet acknowledged: offered at HELLO, resent under a new lease if adopted.
@@ -166,8 +168,11 @@ public struct WorkerCore: Sendable {
         lastSent = now
     }
 
-    /// Jobs held: waiting and running.
+    /// Jobs held: running, or queued for a slot.
     public var inFlight: Int { jobs.count }
+
+    /// Keys of the jobs held.
+    public var held: Set<String> { Set(jobs.keys) }
 
     /// Applies an event at time `now` and returns what the shell must do.
     public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
@@ -197,26 +202,31 @@ public struct WorkerCore: Sendable {
             }
         case .stop:
             if stopDeadline == nil {
-                forgetWaiting()
+                out.append(.recall)
                 stopDeadline = now + configuration.grace
                 out.append(
                     .log(
                         .notice,
-                        "stopping: \(running.count) running cells may finish within \(configuration.grace), then the rest are handed back"
+                        "stopping: \(jobs.count) held cells may finish within \(configuration.grace), then the rest are handed back"
                     )
                 )
             }
+        case .unstarted(let unstarted):
+            // Their leases end with the session or the stop: the coordinator hands them out again
+            // (at BYE, or when it notices the session is gone).
+            for job in unstarted { jobs.removeValue(forKey: job.key) }
         }
-        if let stopDeadline, running.isEmpty || now >= stopDeadline {
+        if let stopDeadline, jobs.isEmpty || now >= stopDeadline {
             if case .registered = connection { send(.bye, now: now, &out) }
-            out.append(.log(.info, "worker stopped; \(running.count) running cells handed back"))
+            out.append(.log(.info, "worker stopped; \(jobs.count) unfinished cells handed back"))
             out.append(.exit(.stopped))
             exited = true
         }
         return out
     }
 
-    /// HELLO, offering the cells running here and the results not yet acknowledged.
+    /// HELLO, offering the cells held here (after a recall: the started ones) and the results not
+    /// yet acknowledged.
     var hello: Message {
         .hello(
             Message.Hello(
@@ -226,7 +236,7 @@ public struct WorkerCore: Sendable {
                 build: configuration.build,
                 host: configuration.host,
                 slots: UInt16(clamping: configuration.slots),
-                resumable: Array(running.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
+                resumable: Array(held.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
             )
         )
     }
@@ -260,13 +270,12 @@ public struct WorkerCore: Sendable {
                     )
                 } else if stopDeadline == nil {
                     jobs[cell.key] = job
-                    waiting.append(cell.key)
+                    out.append(.run(job))
                     added += 1
                 }
                 // Stopping: a new cell is not taken; BYE hands it back with the rest.
             }
             outstandingCredit = max(0, outstandingCredit - added)
-            fillSlots(&out)
         case .ack(let keys):
             for key in keys { offers.removeValue(forKey: key) }
         case .heartbeat:
@@ -279,18 +288,14 @@ public struct WorkerCore: Sendable {
                 return
             }
             out.append(.log(.info, "the coordinator asks this worker to register again: \(reason)"))
-            reconnect(now: now)
+            reconnect(now: now, &out)
         case .hello, .credit, .result, .failed, .bye:
             out.append(.log(.warning, "the coordinator sent \(message.name), which only workers send; dropped"))
         }
     }
 
     private mutating func finish(_ outcomes: [Outcome], now: ContinuousClock.Instant, _ out: inout [Directive]) {
-        for outcome in outcomes {
-            running.remove(outcome.job.key)
-            deliver(outcome, now: now, &out)
-        }
-        fillSlots(&out)
+        for outcome in outcomes { deliver(outcome, now: now, &out) }
         if case .registered = connection, stopDeadline == nil { grantCredit(now: now, &out) }
     }
 
@@ -325,16 +330,6 @@ public struct WorkerCore: Sendable {
         }
     }
 
-    /// Waiting jobs go to free slots, oldest first (none once stopping).
-    private mutating func fillSlots(_ out: inout [Directive]) {
-        while stopDeadline == nil, running.count < configuration.slots, !waiting.isEmpty {
-            let key = waiting.removeFirst()
-            guard let job = jobs[key] else { continue }
-            running.insert(key)
-            out.append(.run(job))
-        }
-    }
-
     /// Credit for every free place (slots plus prefetch) not already granted.
     private mutating func grantCredit(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         let free = configuration.capacity - jobs.count - outstandingCredit
@@ -358,25 +353,20 @@ public struct WorkerCore: Sendable {
                 out.append(
                     .log(.warning, "the coordinator is silent for \((now - lastHeard).milliseconds) ms; reconnecting")
                 )
-                reconnect(now: now)
+                reconnect(now: now, &out)
             } else if now - lastSent >= heartbeat {
                 send(.heartbeat, now: now, &out)
             }
         }
     }
 
-    /// Registers again: the leases of waiting jobs end with the session (the coordinator hands
-    /// them to others); running ones are offered at HELLO.
-    private mutating func reconnect(now: ContinuousClock.Instant) {
+    /// Registers again: the leases of jobs no slot has started end with the session (the
+    /// coordinator hands them to others), so they are recalled; started ones are offered at HELLO.
+    private mutating func reconnect(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         connection = .connecting
         outstandingCredit = 0
         nextHello = now
-        forgetWaiting()
-    }
-
-    private mutating func forgetWaiting() {
-        for key in waiting { jobs.removeValue(forKey: key) }
-        waiting.removeAll()
+        out.append(.recall)
     }
 
     private mutating func send(_ message: Message, now: ContinuousClock.Instant, _ out: inout [Directive]) {

@@ -165,7 +165,8 @@ public final class WorkerEngine: Sendable {
         defer { runner?.kill() }
         while !abortRunning.load(ordering: .relaxed) {
             guard let job = queue.pop(timeout: .now() + .milliseconds(100)) else { continue }
-            if let parameters = CellWork(json: job.work)?.parameters {
+            // Decoding the work only to log it would cost no-op cells most of their time.
+            if logger.logLevel <= .info, let parameters = CellWork(json: job.work)?.parameters {
                 logger.info(
                     "training cell",
                     metadata: [

@@ -102,6 +102,8 @@ struct WorkerLink {
             case .connect: connect()
             case .send(let message): send(message)
             case .run(let job): engine.queue.push(job)
+            case .recall:
+                if let exit = execute(core.on(.unstarted(engine.queue.removeAll()), now: .now)) { return exit }
             case .log(let level, let text): log(level, text)
             case .exit(let exit): return exit
             }

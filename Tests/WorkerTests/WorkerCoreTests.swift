@@ -113,15 +113,16 @@ import Worker
 
     // MARK: - Credit and slots
 
-    @Test func cellsRunInFreeSlotsOldestFirstAndEachFinishedCellEarnsCreditBack() throws {
+    @Test func everyCellGoesToTheSlotsInOrderAndEachFinishedCellEarnsCreditBack() throws {
         var core = registered(slots: 2, prefetch: 1)
         let started = core.on(.received(Self.shard(100, [1, 2, 3])), now: t0)
-        #expect(ran(started).map(\.key) == [Self.key(1), Self.key(2)])
+        // All at once, in order: the slots take the next without waiting for this loop.
+        #expect(ran(started).map(\.key) == [Self.key(1), Self.key(2), Self.key(3)])
         #expect(core.outstandingCredit == 0 && core.inFlight == 3)
         let job = ran(started)[0]
         #expect(job.lease == 100 && job.session == 7)
         let after = core.on(.finished([done(job)]), now: t0)
-        #expect(ran(after).map(\.key) == [Self.key(3)])
+        #expect(ran(after).isEmpty)
         #expect(
             sent(after) == [
                 .result(lease: 100, key: Self.key(1), attempt: 1, payload: Array("{\"result\":1}".utf8)),
@@ -152,7 +153,7 @@ import Worker
                     out = core.on(.finished([done(running.removeFirst())]), now: t0)
                 }
                 running += ran(out)
-                #expect(running.count <= 3)
+                #expect(running.count == core.inFlight && running.count <= 5)
                 #expect(core.inFlight + core.outstandingCredit <= 5, "credit beyond slots plus prefetch")
             }
         }
@@ -193,10 +194,12 @@ import Worker
         let started = core.on(.received(Self.shard(5, [1, 2, 3])), now: t0)
         let job = try #require(ran(started).first)
         #expect(core.inFlight == 3)
-        // The coordinator goes silent: after liveness x heartbeat the worker reconnects. Waiting
-        // cells lose their lease; the running one is offered.
+        // The coordinator goes silent: after liveness x heartbeat the worker reconnects. Cells no
+        // slot has started are recalled (their leases end); the running one is offered.
         let silent = core.on(.tick, now: t0 + .milliseconds(3100))
         #expect(silent.contains { if case .log(.warning, let text) = $0 { text.contains("silent") } else { false } })
+        #expect(silent.contains(.recall))
+        _ = core.on(.unstarted(Array(ran(started).dropFirst())), now: t0 + .milliseconds(3100))
         #expect(core.connection == .connecting && core.inFlight == 1)
         let hello = try #require(self.hello(core.on(.tick, now: t0 + .milliseconds(3100))))
         #expect(hello.resumable == [Self.key(1)])
@@ -208,6 +211,14 @@ import Worker
             sent(finished).first
                 == .result(lease: 77, key: Self.key(1), attempt: 2, payload: Array("{\"result\":1}".utf8))
         )
+    }
+
+    @Test func aStopWithOnlyUnstartedCellsEndsAsSoonAsTheyAreRecalled() {
+        var core = registered(slots: 1, prefetch: 1)
+        let jobs = ran(core.on(.received(Self.shard(5, [1, 2])), now: t0))
+        #expect(core.on(.stop, now: t0).contains(.recall))
+        let ended = core.on(.unstarted(jobs), now: t0)
+        #expect(sent(ended) == [.bye] && ended.last == .exit(.stopped))
     }
 
     @Test func aResultFinishedWhileDisconnectedIsKeptNotSent() {
@@ -263,8 +274,11 @@ import Worker
         var core = registered(slots: 2, prefetch: 1)
         let jobs = ran(core.on(.received(Self.shard(5, [1, 2, 3])), now: t0))
         let stopping = core.on(.stop, now: t0)
+        #expect(stopping.first == .recall)
         #expect(!stopping.contains { if case .exit = $0 { true } else { false } })
-        #expect(core.inFlight == 2)  // the waiting cell is handed back
+        // The shell takes back the cell no slot started: it is handed back at BYE.
+        #expect(!core.on(.unstarted([jobs[2]]), now: t0).contains { if case .exit = $0 { true } else { false } })
+        #expect(core.inFlight == 2)
         let first = core.on(.finished([done(jobs[0])]), now: t0 + .seconds(1))
         #expect(ran(first).isEmpty && !sent(first).contains { if case .credit = $0 { true } else { false } })
         #expect(sent(core.on(.received(Self.shard(6, [4])), now: t0 + .seconds(1))).isEmpty)
