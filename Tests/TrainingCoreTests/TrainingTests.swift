@@ -85,6 +85,30 @@ import TrainingCore
         }
     }
 
+    @Test func aTimeLimitEndsTrainingAndTheCellIsStillMeasured() throws {
+        let limit = Duration.seconds(1)
+        let started = ContinuousClock.now
+        var search = LipschitzOptions()
+        search.ascentSteps = 10_000_000  // only the time limit can end the ascent
+        let run = try Cell.run(
+            CellParameters(n: 256, d: 16, width: 64, maxSteps: 10_000_000, targetMSE: 0),
+            lipschitz: search,
+            timeLimit: limit
+        )
+        let elapsed = ContinuousClock.now - started
+        let metrics = run.result.metrics
+        #expect(metrics.stopReason == .timeLimit)
+        #expect(metrics.steps > 0 && metrics.steps < 10_000_000)
+        // Training ran until its share of the limit was used; the whole cell ended near the limit
+        // (loosely: a loaded machine may finish a batch of steps or probes late).
+        #expect(metrics.trainSeconds >= 0.74, "\(metrics.trainSeconds)")
+        #expect(elapsed < limit + .seconds(5), "\(elapsed)")
+        // Every metric is there, and the bounds still bracket each other.
+        let lower = try #require(metrics.lipLower)
+        let upper = try #require(metrics.lipUpper)
+        #expect(metrics.trainMSE != nil && metrics.eps != nil && lower > 0 && lower <= upper)
+    }
+
     @Test func gradientDescentLowersTheLoss() throws {
         let short = try Cell.run(CellParameters(n: 64, d: 8, width: 32, trainer: .gd, maxSteps: 10)).result.metrics
         let long = try Cell.run(CellParameters(n: 64, d: 8, width: 32, trainer: .gd, maxSteps: 2000)).result.metrics
