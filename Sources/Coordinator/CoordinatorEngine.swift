@@ -92,6 +92,7 @@ public final class CoordinatorEngine: Sendable {
     func loadSweep(into store: ResultStore) throws -> Scheduler {
         let seeds: [Scheduler.CellSeed]
         var maxAttempts = options.maxAttempts
+        var limits = options.limits
         switch work {
         case .sweep(let spec):
             let preparation = try store.prepare(
@@ -102,19 +103,19 @@ public final class CoordinatorEngine: Sendable {
             )
             seeds = preparation.seeds
             if let fromFile = spec.maxAttempts { maxAttempts = fromFile }
+            limits = spec.limits
             logger.info("sweep \(spec.name): \(preparation.summary)")
         case .cells(let name, let cells):
             seeds = try store.prepare(name: name, cells: cells)
         }
-        let scheduler = Scheduler(
-            configuration: Scheduler.Configuration(
-                heartbeatInterval: options.heartbeat,
-                liveness: options.liveness,
-                maxAttempts: maxAttempts,
-                session: UInt32.random(in: 1...UInt32.max)
-            ),
-            cells: seeds
+        var configuration = Scheduler.Configuration(
+            heartbeatInterval: options.heartbeat,
+            liveness: options.liveness,
+            maxAttempts: maxAttempts,
+            session: UInt32.random(in: 1...UInt32.max)
         )
+        configuration.limits = limits
+        let scheduler = Scheduler(configuration: configuration, cells: seeds)
         logger.info(
             "sweep loaded",
             metadata: [

@@ -21,6 +21,8 @@ public struct CoordinatorOptions: Sendable {
     public var security = Security.plaintext(insecure: false)
     /// Open a database made for another spec anyway (the change is recorded).
     public var force = false
+    /// What each cell may use, for work without a sweep file (a sweep file's `resources:` wins).
+    public var limits = Message.Limits()
 
     /// Transport security.
     public enum Security: Sendable {

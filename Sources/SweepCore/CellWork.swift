@@ -16,6 +16,9 @@ public enum CellWork: Codable, Sendable, Hashable {
     /// Takes down the cell runner that runs it (abort): for testing how workers survive poison
     /// cells, never in a study.
     case crash(index: Int)
+    /// Never ends and ignores its time limit: for testing that such a cell is killed, never in a
+    /// study.
+    case hang(index: Int)
 
     /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
     /// science version, so the same cell in two sweeps is the same cell.
@@ -35,6 +38,8 @@ public enum CellWork: Codable, Sendable, Hashable {
             body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)
         case .crash(let index):
             body = Data("{\"crash\":\(index)}".utf8)
+        case .hang(let index):
+            body = Data("{\"hang\":\(index)}".utf8)
         }
         return [UInt8](body)
     }
@@ -42,7 +47,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     /// A rough cost in flops, to dispatch the largest cells first.
     public var estimatedCost: Double {
         switch self {
-        case .noop, .crash: return 0
+        case .noop, .crash, .hang: return 0
         case .train(let p):
             let n = Double(p.n)
             let d = Double(p.d)
@@ -59,7 +64,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     }
 
     private enum NoopKey: String, CodingKey {
-        case noop, fail, crash
+        case noop, fail, crash, hang
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -73,6 +78,9 @@ public enum CellWork: Codable, Sendable, Hashable {
         case .crash(let index):
             var container = encoder.container(keyedBy: NoopKey.self)
             try container.encode(index, forKey: .crash)
+        case .hang(let index):
+            var container = encoder.container(keyedBy: NoopKey.self)
+            try container.encode(index, forKey: .hang)
         }
     }
 
@@ -85,6 +93,8 @@ public enum CellWork: Codable, Sendable, Hashable {
             )
         } else if container.contains(.crash) {
             self = .crash(index: try container.decode(Int.self, forKey: .crash))
+        } else if container.contains(.hang) {
+            self = .hang(index: try container.decode(Int.self, forKey: .hang))
         } else {
             self = .train(try CellParameters(from: decoder))
         }

@@ -26,6 +26,8 @@ public struct Scheduler: Sendable {
         /// vanishes proves nothing about the cells (and must not be able to fail them), while a
         /// cell that really kills every worker it meets still ends.
         public var maxLosses: Int
+        /// What every cell may use (the sweep file's `resources:`), sent with each cell.
+        public var limits = Message.Limits()
 
         public init(
             heartbeatInterval: Duration = .seconds(1),
@@ -506,9 +508,7 @@ public struct Scheduler: Sendable {
             cells[i].dispatchedAt = now
             move(i, from: .queued, to: .leased)
             workers[identity]!.leased.insert(i)
-            assignments.append(
-                Message.Assignment(key: cells[i].key, attempt: UInt16(clamping: cells[i].attempts), work: cells[i].work)
-            )
+            assignments.append(assignment(i))
             out.append(.persist(update(i)))
         }
         out.append(
@@ -708,13 +708,7 @@ public struct Scheduler: Sendable {
                     cells[i].dispatchedAt = now
                     move(i, from: .queued, to: .leased)
                     workers[identity]!.leased.insert(i)
-                    assignments.append(
-                        Message.Assignment(
-                            key: cells[i].key,
-                            attempt: UInt16(clamping: cells[i].attempts),
-                            work: cells[i].work
-                        )
-                    )
+                    assignments.append(assignment(i))
                     out.append(.persist(update(i)))
                 }
                 workers[identity]!.credit -= count
@@ -752,6 +746,15 @@ public struct Scheduler: Sendable {
             lease: cell.lease,
             worker: cell.worker.flatMap { workers[$0]?.id },
             lastError: cell.lastError
+        )
+    }
+
+    private func assignment(_ i: Int) -> Message.Assignment {
+        Message.Assignment(
+            key: cells[i].key,
+            attempt: UInt16(clamping: cells[i].attempts),
+            work: cells[i].work,
+            limits: configuration.limits
         )
     }
 

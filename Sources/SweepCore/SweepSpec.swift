@@ -31,6 +31,8 @@ public struct SweepSpec: Sendable, Equatable {
     public var parameters: [Parameter]
     /// The file's text as the user wrote it, comments included.
     public var source: String
+    /// What each cell may use (`resources:`): not part of any cell's identity.
+    public var limits = Message.Limits()
 
     /// One parameter of the grid.
     public struct Parameter: Sendable, Equatable {
@@ -80,6 +82,7 @@ public struct SweepSpec: Sendable, Equatable {
         var description: String?
         var maxAttempts: Int?
         var parameters: [Parameter]?
+        var limits = Message.Limits()
         for (keyNode, value) in top {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
             switch key {
@@ -109,11 +112,13 @@ public struct SweepSpec: Sendable, Equatable {
                 maxAttempts = n
             case "parameters":
                 parameters = try parseParameters(value, fail)
+            case "resources":
+                limits = try parseResources(value, fail)
             default:
                 throw fail(
                     keyNode,
                     key,
-                    "unknown key; a sweep file has name, method, description, max_attempts and parameters"
+                    "unknown key; a sweep file has name, method, description, max_attempts, resources and parameters"
                 )
             }
         }
@@ -135,10 +140,72 @@ public struct SweepSpec: Sendable, Equatable {
             description: description,
             maxAttempts: maxAttempts,
             parameters: parameters,
-            source: text
+            source: text,
+            limits: limits
         )
         _ = try spec.cells(file: file)  // every combination must be a valid cell
         return spec
+    }
+
+    /// `resources: {threads: 2 | auto, time_limit: 30m}`.
+    private static func parseResources(
+        _ node: Node,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> Message.Limits {
+        guard case .mapping(let mapping) = node else {
+            throw fail(node, "resources", "expected a mapping such as {threads: 2, time_limit: 30m}")
+        }
+        var limits = Message.Limits()
+        for (keyNode, value) in mapping {
+            let key = keyNode.string ?? ""
+            switch key {
+            case "threads":
+                if value.string == "auto" { continue }
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1,
+                    n <= Int(Wire.maximumThreads)
+                else {
+                    throw fail(
+                        value,
+                        "resources.threads",
+                        "expected auto or a whole number from 1 to \(Wire.maximumThreads)"
+                    )
+                }
+                limits.threads = UInt16(n)
+            case "time_limit":
+                guard let text = value.string, let seconds = parseDuration(text), seconds >= 0.001,
+                    seconds * 1000 <= Double(Wire.maximumTimeLimitMilliseconds)
+                else {
+                    throw fail(
+                        value,
+                        "resources.time_limit",
+                        "expected a duration such as 90s, 30m, 2h or 1h30m (up to 30 days)"
+                    )
+                }
+                limits.timeLimitMilliseconds = UInt64((seconds * 1000).rounded())
+            default:
+                throw fail(keyNode, "resources.\(key)", "unknown key; resources has threads and time_limit")
+            }
+        }
+        return limits
+    }
+
+    /// Seconds in `90`, `1.5s`, `30m`, `2h`, `1h30m`, `1d`; nil if it is not a duration.
+    public static func parseDuration(_ text: String) -> Double? {
+        if let seconds = Double(text) { return seconds }
+        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+        var total = 0.0
+        var number = ""
+        for character in text {
+            if character.isNumber || character == "." {
+                number.append(character)
+            } else if let unit = units[character], let value = Double(number) {
+                total += value * unit
+                number = ""
+            } else {
+                return nil
+            }
+        }
+        return number.isEmpty && !text.isEmpty ? total : nil
     }
 
     private static func parseParameters(

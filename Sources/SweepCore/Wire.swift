@@ -8,8 +8,12 @@ public import Diagnostics
 public enum Wire {
     /// Bumped on any change to the messages; a worker of another version is refused at HELLO.
     /// Version 2: a SHARD's cell work is `CellWork`'s flat JSON (version 1 sent Swift's
-    /// synthesized encoding).
-    public static let protocolVersion: UInt16 = 2
+    /// synthesized encoding). Version 3: each SHARD cell carries its `Limits`.
+    public static let protocolVersion: UInt16 = 3
+    /// Most BLAS threads a cell may be given.
+    public static let maximumThreads: UInt16 = 1024
+    /// Longest time limit a cell may be given (30 days), in milliseconds.
+    public static let maximumTimeLimitMilliseconds: UInt64 = 30 * 24 * 3600 * 1000
     /// Longest cell key (hex SHA-256).
     public static let keyLength = 64
     /// Most cells in one SHARD.
@@ -84,11 +88,28 @@ public enum Message: Sendable, Equatable {
         public var attempt: UInt16
         /// CellWork as JSON.
         public var work: [UInt8]
+        /// What the cell may use (the sweep file's `resources:`).
+        public var limits: Limits
 
-        public init(key: String, attempt: UInt16, work: [UInt8]) {
+        public init(key: String, attempt: UInt16, work: [UInt8], limits: Limits = Limits()) {
             self.key = key
             self.attempt = attempt
             self.work = work
+            self.limits = limits
+        }
+    }
+
+    /// What a cell may use, from the sweep file's `resources:` section: never part of its
+    /// identity, so changing it never changes a cell key.
+    public struct Limits: Sendable, Equatable {
+        /// OpenBLAS threads (0: the worker's `--threads`).
+        public var threads: UInt16
+        /// Wall-clock limit in milliseconds (0: none).
+        public var timeLimitMilliseconds: UInt64
+
+        public init(threads: UInt16 = 0, timeLimitMilliseconds: UInt64 = 0) {
+            self.threads = threads
+            self.timeLimitMilliseconds = timeLimitMilliseconds
         }
     }
 
@@ -153,6 +174,8 @@ public enum Message: Sendable, Equatable {
                 w.string(cell.key)
                 w.u16(cell.attempt)
                 w.bytes(cell.work)
+                w.u16(cell.limits.threads)
+                w.u64(cell.limits.timeLimitMilliseconds)
             }
         case .result(let lease, let key, let attempt, let payload):
             w.u64(lease)
@@ -242,13 +265,16 @@ public enum Message: Sendable, Equatable {
             }
             var cells: [Assignment] = []
             for _ in 0..<count {
-                cells.append(
-                    Assignment(
-                        key: try r.key(),
-                        attempt: try r.u16(),
-                        work: try r.bytes(max: Wire.maximumBlobBytes, field: "work")
-                    )
-                )
+                let key = try r.key()
+                let attempt = try r.u16()
+                let work = try r.bytes(max: Wire.maximumBlobBytes, field: "work")
+                let limits = Limits(threads: try r.u16(), timeLimitMilliseconds: try r.u64())
+                guard limits.threads <= Wire.maximumThreads,
+                    limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds
+                else {
+                    throw IsosweepError(.malformedMessage, "SHARD cell limits out of range: \(limits)")
+                }
+                cells.append(Assignment(key: key, attempt: attempt, work: work, limits: limits))
             }
             message = .shard(lease: lease, cells: cells)
         case 6:

@@ -62,7 +62,9 @@ public enum CellRunner {
             case .train(let parameters):
                 ProcessMemory.resetPeak()
                 defer { peak = ProcessMemory.peakBytes }
-                var result = try Cell.run(parameters).result
+                let limit =
+                    job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
+                var result = try Cell.run(parameters, timeLimit: limit).result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)), result.metrics.peakRSSBytes)
             case .noop(_, let fail):
@@ -71,6 +73,9 @@ public enum CellRunner {
             case .crash:
                 // A poison cell for the tests: it takes its runner down, as a real crash would.
                 abort()
+            case .hang:
+                // A cell that ignores its time limit, for the tests: only a kill ends it.
+                while true { sleep(3600) }
             }
         } catch let error as IsosweepError {
             return (false, Array(error.description.utf8), peak)

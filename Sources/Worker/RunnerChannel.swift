@@ -15,10 +15,11 @@ enum RunnerChannel {
     /// Largest frame accepted (a cell's work or result is far smaller).
     static let maximumFrame = 64 << 20
 
-    /// worker -> runner: run this cell with this many BLAS threads.
+    /// worker -> runner: run this cell with this many BLAS threads, within this time (0: no limit).
     struct Job: Equatable {
         var key: String
         var threads: UInt16
+        var timeLimitMilliseconds: UInt64 = 0
         var work: [UInt8]
     }
 
@@ -40,6 +41,7 @@ enum RunnerChannel {
             case .job(let job):
                 w.u16(1)
                 w.u16(job.threads)
+                w.u64(job.timeLimitMilliseconds)
                 w.string(job.key)
                 w.bytes(job.work)
             case .done(let done):
@@ -57,14 +59,10 @@ enum RunnerChannel {
                 switch try r.u16() {
                 case 1:
                     let threads = try r.u16()
+                    let limit = try r.u64()
                     let key = try r.string(max: 256, field: "key")
-                    self = .job(
-                        Job(
-                            key: key,
-                            threads: threads,
-                            work: try r.bytes(max: RunnerChannel.maximumFrame, field: "work")
-                        )
-                    )
+                    let work = try r.bytes(max: RunnerChannel.maximumFrame, field: "work")
+                    self = .job(Job(key: key, threads: threads, timeLimitMilliseconds: limit, work: work))
                 case 2:
                     let ok = try r.u16() == 1
                     let peak = try r.u64()

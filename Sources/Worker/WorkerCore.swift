@@ -10,13 +10,23 @@ public struct Job: Sendable, Equatable {
     public var attempt: UInt16
     /// The cell's work as JSON.
     public var work: [UInt8]
+    /// What the cell may use.
+    public var limits: Message.Limits
 
-    public init(session: UInt64, lease: UInt64, key: String, attempt: UInt16, work: [UInt8]) {
+    public init(
+        session: UInt64,
+        lease: UInt64,
+        key: String,
+        attempt: UInt16,
+        work: [UInt8],
+        limits: Message.Limits = Message.Limits()
+    ) {
         self.session = session
         self.lease = lease
         self.key = key
         self.attempt = attempt
         self.work = work
+        self.limits = limits
     }
 }
 
@@ -256,7 +266,14 @@ public struct WorkerCore: Sendable {
             guard case .registered(let session) = connection else { return }
             var added = 0
             for cell in cells {
-                let job = Job(session: session, lease: lease, key: cell.key, attempt: cell.attempt, work: cell.work)
+                let job = Job(
+                    session: session,
+                    lease: lease,
+                    key: cell.key,
+                    attempt: cell.attempt,
+                    work: cell.work,
+                    limits: cell.limits
+                )
                 if jobs[cell.key] != nil {
                     // Still here: its result goes out under this lease.
                     jobs[cell.key] = job

@@ -183,7 +183,14 @@ public final class WorkerEngine: Sendable {
     /// Runs a job on the slot's runner (starting one if needed); the outcome, or why the runner
     /// could not give one. Returns early, killing the runner, when the worker aborts.
     func run(_ job: Job, on runner: inout RunnerProcess?) -> (ok: Bool, payload: [UInt8]) {
-        let request = RunnerChannel.Job(key: job.key, threads: UInt16(clamping: options.blasThreads), work: job.work)
+        let threads = job.limits.threads > 0 ? job.limits.threads : UInt16(clamping: options.blasThreads)
+        let request = RunnerChannel.Job(
+            key: job.key,
+            threads: threads,
+            timeLimitMilliseconds: job.limits.timeLimitMilliseconds,
+            work: job.work
+        )
+        let killAt = job.limits.timeLimitMilliseconds > 0 ? ContinuousClock.now + Self.killDelay(job.limits) : nil
         var process: RunnerProcess
         do {
             process = try runner ?? RunnerProcess()
@@ -212,6 +219,14 @@ public final class WorkerEngine: Sendable {
                     runner = nil
                     return (false, Array("the worker stopped before the cell finished".utf8))
                 }
+                if let killAt, ContinuousClock.now >= killAt {
+                    process.kill()
+                    runner = nil
+                    let limit = Duration.milliseconds(Int64(job.limits.timeLimitMilliseconds))
+                    let grace = Self.killDelay(job.limits) - limit
+                    logger.error("killed a cell runner after its cell's time limit", metadata: ["key": "\(job.key)"])
+                    return (false, Array("killed after its time limit of \(limit) (and a grace of \(grace))".utf8))
+                }
             case .endOfFile, .failed, .frame(.job):
                 // A runner that breaks the channel is killed first, so that reaping it cannot hang.
                 if case .endOfFile = read {} else { process.kill() }
@@ -221,6 +236,15 @@ public final class WorkerEngine: Sendable {
                 return (false, Array("the cell runner died: \(cause)".utf8))
             }
         }
+    }
+
+    /// How long after its start a cell with a time limit is killed if it has not ended by itself:
+    /// the limit plus a grace of a quarter of it, at least 2 s (a cell stops training at 3/4 of
+    /// its limit and its Lipschitz search at the limit; the grace covers the upper bound and the
+    /// result's hand-over).
+    static func killDelay(_ limits: Message.Limits) -> Duration {
+        let limit = Duration.milliseconds(Int64(limits.timeLimitMilliseconds))
+        return limit + max(.seconds(2), limit / 4)
     }
 
     /// Sends an outcome to the network thread; a failure is logged and retried until it goes

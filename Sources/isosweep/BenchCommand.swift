@@ -64,6 +64,9 @@ struct BenchDispatch: AsyncParsableCommand {
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "No-op cells.") var cells = 20_000
     @Option(help: "Poison cells besides: each takes down every cell runner that runs it (for tests).") var poison = 0
+    @Option(help: "Cells besides that never end, however long their time limit (for tests).") var hang = 0
+    @Option(help: "Each cell's time limit, e.g. 2s (default: none).") var timeLimit: String?
+    @Option(help: "Tries per cell before it is FAILED.") var maxAttempts = SweepSpec.defaultMaxAttempts
     @Option(help: "Cells each worker keeps queued beyond its slots.") var prefetch = 500
     @Option(help: "Database (default: a temporary file, removed afterwards).") var db: String?
     @OptionGroup var log: LogOptions
@@ -72,6 +75,11 @@ struct BenchDispatch: AsyncParsableCommand {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be between 1 and 64") }
         guard (1...10_000_000).contains(cells) else { throw ValidationError("--cells must be between 1 and 10000000") }
         guard (0...1000).contains(poison) else { throw ValidationError("--poison must be between 0 and 1000") }
+        guard (0...1000).contains(hang) else { throw ValidationError("--hang must be between 0 and 1000") }
+        guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
+        if let timeLimit, SweepSpec.parseDuration(timeLimit) == nil {
+            throw ValidationError("--time-limit takes a duration such as 2s, 30m or 1h (got \(timeLimit))")
+        }
     }
 
     func run() async throws {
@@ -87,8 +95,14 @@ struct BenchDispatch: AsyncParsableCommand {
         }
         let work =
             (0..<cells).map { CellWork.noop(index: $0, fail: false) } + (0..<poison).map { CellWork.crash(index: $0) }
+            + (0..<hang).map { CellWork.hang(index: $0) }
+        var options = CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path)
+        options.maxAttempts = maxAttempts
+        if let seconds = timeLimit.flatMap(SweepSpec.parseDuration) {
+            options.limits.timeLimitMilliseconds = UInt64((seconds * 1000).rounded())
+        }
         let engine = CoordinatorEngine(
-            options: CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path),
+            options: options,
             work: .cells(name: "bench-dispatch", work),
             logger: logger
         )

@@ -54,6 +54,56 @@ import Testing
         #expect(!run.stderr.contains("registered again") && !run.stderr.contains("stopped responding"))
     }
 
+    @Test func aTimeLimitEndsACellWithItsMetricsAndTheThreadsItWasGiven() throws {
+        let box = try Sandbox()
+        let file = box.path("limited.yaml")
+        try """
+        name: limited
+        resources:
+          threads: 2
+          time_limit: 2s
+        parameters:
+          n: {value: 256}
+          d: {value: 16}
+          width: {value: 64}
+          max_steps: {value: 100000000}
+          target_mse: {value: 0}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let started = Date()
+        let run = try runIsosweep(["run", file, "--workers", "1", "--db", box.path("l.db")], timeout: 120)
+        #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+        #expect(Date().timeIntervalSince(started) < 60)
+        let table = try runIsosweep(["table", box.path("l.db"), "--format", "json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(table.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.count == 1)
+        let row = try #require(rows.first)
+        #expect(row["stop_reason"] as? String == "time_limit")
+        #expect(row["blas_threads"] as? Int == 2)
+        #expect((row["steps"] as? Int ?? 0) > 0 && (row["steps"] as? Int ?? 0) < 100_000_000)
+        for metric in ["train_mse", "eps", "lip_lower", "lip_upper", "lip_support_lower", "peak_rss_bytes"] {
+            #expect(row[metric] is NSNumber, "\(metric)")
+        }
+    }
+
+    @Test func aCellThatIgnoresItsTimeLimitIsKilledAfterTheGrace() throws {
+        let box = try Sandbox()
+        let started = Date()
+        let run = try runIsosweep(
+            [
+                "bench", "dispatch", "--workers", "1", "--cells", "20", "--hang", "1", "--time-limit", "1s",
+                "--max-attempts", "1", "--db", box.path("h.db"),
+            ],
+            timeout: 120
+        )
+        #expect(run.status == 0, "\(run.stderr.suffix(2000))")
+        // A 1 s limit and the 2 s minimum grace: killed after 3 s, not left to hold its lease.
+        #expect(Date().timeIntervalSince(started) < 60)
+        let figures = try run.json()
+        #expect(figures["committed"] as? Int == 20 && figures["failed"] as? Int == 1)
+        let failed = try ResultStore(path: box.path("h.db"), readOnly: true).cells().filter { $0.state == .failed }
+        #expect(failed.first?.lastError?.contains("killed after its time limit of 1.0 seconds") == true, "\(failed)")
+    }
+
     @Test func runnersEndWithTheirWorker() throws {
         let box = try Sandbox()
         let spec = try box.sweep("orphans", seeds: [0], widths: [4, 8], steps: 200_000)

@@ -165,3 +165,32 @@ import TrainingCore
         )
     }
 }
+
+extension SweepSpecTests {
+    @Test func resourcesSetLimitsWithoutChangingCellKeys() throws {
+        let grid = "name: r\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, 2]}\n"
+        let plain = try SweepSpec.parse(grid, file: "r.yaml")
+        let limited = try SweepSpec.parse(grid + "resources:\n  threads: 4\n  time_limit: 1h30m\n", file: "r.yaml")
+        #expect(limited.limits == Message.Limits(threads: 4, timeLimitMilliseconds: 5_400_000))
+        #expect(plain.limits == Message.Limits())
+        #expect(try plain.cells().map(\.key) == limited.cells().map(\.key))
+        let auto = try SweepSpec.parse(grid + "resources: {threads: auto, time_limit: 90}\n", file: "r.yaml")
+        #expect(auto.limits == Message.Limits(threads: 0, timeLimitMilliseconds: 90_000))
+        for (resources, words) in [
+            ("resources: {threads: 0}", "resources.threads: expected auto or a whole number"),
+            ("resources: {time_limit: soon}", "resources.time_limit: expected a duration"),
+            ("resources: {memory: 4GiB}", "resources.memory: unknown key"),
+            ("resources: [1]", "resources: expected a mapping"),
+        ] {
+            #expect(throws: IsosweepError.self) { try SweepSpec.parse(grid + resources + "\n", file: "r.yaml") }
+            do {
+                _ = try SweepSpec.parse(grid + resources + "\n", file: "r.yaml")
+            } catch {
+                #expect(error.description.contains(words), "\(error)")
+            }
+        }
+        #expect(SweepSpec.parseDuration("1h30m") == 5400 && SweepSpec.parseDuration("2s") == 2)
+        #expect(SweepSpec.parseDuration("1.5m") == 90 && SweepSpec.parseDuration("") == nil)
+        #expect(SweepSpec.parseDuration("10x") == nil && SweepSpec.parseDuration("5m3") == nil)
+    }
+}

@@ -33,6 +33,17 @@ import Testing
         .refuse(reason: "again", fatal: false),
         .credit(count: 12),
         .shard(lease: 99, cells: [Message.Assignment(key: key, attempt: 2, work: [1, 2, 3])]),
+        .shard(
+            lease: 98,
+            cells: [
+                Message.Assignment(
+                    key: key,
+                    attempt: 1,
+                    work: [4],
+                    limits: Message.Limits(threads: 4, timeLimitMilliseconds: 1_800_000)
+                )
+            ]
+        ),
         .result(lease: 99, key: key, attempt: 2, payload: Array("{}".utf8)),
         .failed(lease: 99, key: key, attempt: 1, error: "boom"),
         .ack(keys: [key, key]),
