@@ -78,6 +78,7 @@ public enum Cell {
             blas: BLAS.configuration
         )
         metrics.blasThreads = BLAS.threads
+        metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options)
         if outcome.stopReason != .diverged {
             // Every metric is computed in double precision on the trained float32 weights, exactly
             // as a saved network would be re-measured.

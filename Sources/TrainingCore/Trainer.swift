@@ -107,14 +107,10 @@ public enum Trainer {
         _ network: Network<Scalar>,
         _ data: Dataset<Scalar>
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
-        let exact = network.converted(to: Double.self)
-        let z = exact.preactivations(data.inputs.converted())
         let k = network.width
-        var features = Matrix<Double>(rows: data.count, columns: k + 1)
-        for i in 0..<data.count {
-            for j in 0..<k { features[i, j] = network.activation.value(z[i, j]) }
-            features[i, k] = 1
-        }
+        // In a function of its own, so that the pre-activations are freed before dgelsd's copies
+        // are made, whatever the optimiser does (the memory estimate counts on it).
+        let features = randomFeatures(network, data)
         let solution = try BLAS.minimumNormLeastSquares(features, data.labels.map { Double($0) }, relativeCutoff: -1)
         var trained = network
         for j in 0..<k { trained.parameters[trained.outputWeightOffset + j] = Scalar(solution[j]) }
@@ -125,6 +121,21 @@ public enum Trainer {
         let flops = 2 * n * Double(network.inputDimension) * Double(k) + 4 * n * m * min(n, m)
         let reason: StopReason = trained.parameters.allFinite ? .solved : .diverged
         return TrainingOutcome(network: trained, steps: 1, stopReason: reason, seconds: 0, flops: flops)
+    }
+
+    /// The features [psi(W x + b), 1] of every training point, in double precision.
+    private static func randomFeatures<Scalar: BLASScalar>(
+        _ network: Network<Scalar>,
+        _ data: Dataset<Scalar>
+    ) -> Matrix<Double> {
+        let z = network.converted(to: Double.self).preactivations(data.inputs.converted())
+        let k = network.width
+        var features = Matrix<Double>(rows: data.count, columns: k + 1)
+        for i in 0..<data.count {
+            for j in 0..<k { features[i, j] = network.activation.value(z[i, j]) }
+            features[i, k] = 1
+        }
+        return features
     }
 }
 

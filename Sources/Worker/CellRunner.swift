@@ -25,8 +25,9 @@ public enum CellRunner {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let decoder = JSONDecoder()
+        var jobs = RunnerChannel.Reader(RunnerChannel.runnerInput)
         while true {
-            switch RunnerChannel.read(from: RunnerChannel.runnerInput, until: nil) {
+            switch jobs.next(until: nil) {
             case .frame(.job(let job)):
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
                 let (ok, payload, peak) = run(job, encoder: encoder, decoder: decoder)
@@ -86,11 +87,11 @@ public enum CellRunner {
 }
 
 /// The resident memory of this process, from /proc/self (Linux).
-enum ProcessMemory {
+public enum ProcessMemory {
     /// Restarts the peak-RSS count (VmHWM) at the current RSS, so that each cell of a reused runner
     /// reports its own peak. Where the kernel refuses it, the peak stays the process's lifetime
     /// peak: still never below the cell's.
-    static func resetPeak() {
+    public static func resetPeak() {
         let fd = open("/proc/self/clear_refs", O_WRONLY)
         guard fd >= 0 else { return }
         _ = "5".withCString { write(fd, $0, 1) }
@@ -98,7 +99,7 @@ enum ProcessMemory {
     }
 
     /// The peak resident set (VmHWM) in bytes, or nil where /proc cannot tell.
-    static var peakBytes: Int? {
+    public static var peakBytes: Int? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
             let kilobytes = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap {

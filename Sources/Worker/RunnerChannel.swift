@@ -4,7 +4,7 @@ import Glibc
 import SweepCore
 
 /// The local channel between a worker and a cell runner: two pipes carrying length-prefixed
-/// frames (a big-endian u32 length, then a type byte and a payload in the wire's field format).
+/// frames (a big-endian u32 length, then a u16 type and a payload in the wire's field format).
 /// In the runner the pipes are file descriptors 3 (jobs in) and 4 (outcomes out), so that
 /// nothing a library prints to standard output can corrupt the channel.
 enum RunnerChannel {
@@ -110,56 +110,60 @@ enum RunnerChannel {
         }
     }
 
-    /// Reads one frame; waits at most until `deadline` for each part (nil: as long as it takes).
-    static func read(from fd: Int32, until deadline: ContinuousClock.Instant?) -> Read {
-        var header = [UInt8]()
-        switch readExactly(4, from: fd, into: &header, until: deadline) {
-        case .some(let problem): return problem
-        case .none: break
-        }
-        var r = WireReader(header)
-        let length = Int((try? r.u32()) ?? 0)
-        guard length <= maximumFrame else { return .failed("a frame of \(length) bytes from the cell runner") }
-        var body = [UInt8]()
-        // Once a frame has begun, the rest follows at once: wait for it whatever the deadline.
-        if let problem = readExactly(length, from: fd, into: &body, until: nil) { return problem }
-        guard let frame = Frame(body) else { return .failed("a malformed frame from the cell runner") }
-        return .frame(frame)
-    }
+    /// Reads frames from one file descriptor, a buffer at a time: a frame that arrived whole
+    /// costs one read (and one poll with a deadline), however it is split into parts.
+    struct Reader {
+        let fd: Int32
+        private var buffer: [UInt8] = []
+        private var start = 0
+        private var chunk = [UInt8](repeating: 0, count: 65_536)
 
-    /// Appends `count` bytes read from `fd` to `buffer`; nil when done, else what stopped it.
-    private static func readExactly(
-        _ count: Int,
-        from fd: Int32,
-        into buffer: inout [UInt8],
-        until deadline: ContinuousClock.Instant?
-    ) -> Read? {
-        var deadline = deadline
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while buffer.count < count {
-            if let due = deadline {
-                let left = due - ContinuousClock.now
-                var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let milliseconds = max(0, Int32(clamping: left.milliseconds))
-                let ready = poll(&descriptor, 1, milliseconds)
-                if ready < 0 && errno == EINTR { continue }
-                if ready < 0 { return .failed("poll: \(String(cString: strerror(errno)))") }
-                if ready == 0 {
-                    // Part of a frame is here: the rest is on its way, so wait for it.
-                    if buffer.isEmpty { return .timedOut }
-                    deadline = nil
-                    continue
+        init(_ fd: Int32) { self.fd = fd }
+
+        /// The next frame; waits at most until `deadline` for one to begin (nil: as long as it
+        /// takes). Once a frame has begun, the rest follows at once, so it is awaited whatever the
+        /// deadline.
+        mutating func next(until deadline: ContinuousClock.Instant?) -> Read {
+            var deadline = deadline
+            while true {
+                if let frame = takeFrame() { return frame }
+                if let due = deadline {
+                    var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                    let ready = poll(&descriptor, 1, max(0, Int32(clamping: (due - ContinuousClock.now).milliseconds)))
+                    if ready < 0 && errno == EINTR { continue }
+                    if ready < 0 { return .failed("poll: \(String(cString: strerror(errno)))") }
+                    if ready == 0 {
+                        if start == buffer.count { return .timedOut }
+                        deadline = nil
+                        continue
+                    }
                 }
+                if start > 0 && start == buffer.count {
+                    buffer.removeAll(keepingCapacity: true)
+                    start = 0
+                }
+                let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+                if got < 0 {
+                    if errno == EINTR { continue }
+                    return .failed("read: \(String(cString: strerror(errno)))")
+                }
+                if got == 0 { return .endOfFile }
+                buffer.append(contentsOf: chunk[0..<got])
             }
-            let wanted = min(chunk.count, count - buffer.count)
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, wanted) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                return .failed("read: \(String(cString: strerror(errno)))")
-            }
-            if got == 0 { return .endOfFile }
-            buffer.append(contentsOf: chunk[0..<got])
         }
-        return nil
+
+        /// A complete frame from the buffer, if one is there (or why the bytes are not a frame).
+        private mutating func takeFrame() -> Read? {
+            guard buffer.count - start >= 4 else { return nil }
+            let length = buffer[start..<(start + 4)].reduce(0) { $0 << 8 | Int($1) }
+            guard length <= maximumFrame else {
+                return .failed("a frame of \(length) bytes on the cell runner's channel")
+            }
+            guard buffer.count - start - 4 >= length else { return nil }
+            let body = Array(buffer[(start + 4)..<(start + 4 + length)])
+            start += 4 + length
+            guard let frame = Frame(body) else { return .failed("a malformed frame on the cell runner's channel") }
+            return .frame(frame)
+        }
     }
 }

@@ -12,6 +12,8 @@ final class RunnerProcess {
     let input: Int32
     /// Where outcomes come from (the runner's fd 4).
     let output: Int32
+    /// Frames read from `output`.
+    var outcomes: RunnerChannel.Reader
     private var reaped = false
 
     /// Starts a runner of `executable` (default: this process's own executable).
@@ -25,6 +27,7 @@ final class RunnerProcess {
             pid = child
             self.input = input
             self.output = output
+            outcomes = RunnerChannel.Reader(output)
         case .failure(let error):
             throw error
         }

@@ -209,7 +209,7 @@ public final class WorkerEngine: Sendable {
             return (false, Array("\(error)".utf8))
         }
         while true {
-            let read = RunnerChannel.read(from: process.output, until: .now + .milliseconds(100))
+            let read = process.outcomes.next(until: .now + .milliseconds(100))
             switch read {
             case .frame(.done(let done)):
                 return (done.ok, done.payload)

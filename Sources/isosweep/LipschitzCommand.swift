@@ -22,9 +22,7 @@ struct Lipschitz: ParsableCommand {
     var data: DataKind?
     @Option(help: "Activation, if the file's metadata does not say.") var activation: ActivationKind?
     @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
-    @Option(help: "Fresh probe points.") var freshPoints = LipschitzOptions().freshPoints
-    @Option(help: "Best probes improved by gradient-norm ascent.") var ascentStarts = LipschitzOptions().ascentStarts
-    @Option(help: "Ascent iterations from each start.") var ascentSteps = LipschitzOptions().ascentSteps
+    @OptionGroup var search: SearchOptions
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
 
     func validate() throws {
@@ -34,9 +32,6 @@ struct Lipschitz: ParsableCommand {
             )
         }
         if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
-        if freshPoints < 0 || ascentStarts < 0 || ascentSteps < 0 {
-            throw ValidationError("--fresh-points, --ascent-starts and --ascent-steps must be non-negative")
-        }
     }
 
     func run() throws {
@@ -59,10 +54,7 @@ struct Lipschitz: ParsableCommand {
             distribution = .empirical(inputs)
         }
         let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
-        var options = LipschitzOptions()
-        options.freshPoints = freshPoints
-        options.ascentStarts = ascentStarts
-        options.ascentSteps = ascentSteps
+        let options = search.lipschitz
         let bounds = try TrainingCore.Lipschitz.bounds(
             of: saved.network,
             trainingInputs: saved.inputs,

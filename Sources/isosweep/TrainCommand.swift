@@ -2,6 +2,7 @@ import ArgumentParser
 import Diagnostics
 import Foundation
 import TrainingCore
+import Worker
 
 /// `isosweep train`: one cell, printed as one JSON object with every metric.
 struct Train: ParsableCommand {
@@ -24,6 +25,7 @@ struct Train: ParsableCommand {
     @Option(help: "Save the trained network as a .safetensors file.") var saveModel: String?
     @Flag(help: "With --save-model, also save the training data (X, y).") var saveData = false
     @Option(help: "OpenBLAS threads for this cell.") var threads: Int = 1
+    @OptionGroup var search: SearchOptions
 
     func validate() throws {
         if saveData && saveModel == nil { throw ValidationError("--save-data needs --save-model FILE") }
@@ -39,7 +41,9 @@ struct Train: ParsableCommand {
 
     func run() throws {
         BLAS.setThreads(threads)
-        let run = try Cell.run(try CellParameters(arguments: parameters))
+        var run = try Cell.run(try CellParameters(arguments: parameters), lipschitz: search.lipschitz)
+        // This process ran just this cell: its peak is the cell's.
+        run.result.metrics.peakRSSBytes = ProcessMemory.peakBytes
         if let saveModel {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]

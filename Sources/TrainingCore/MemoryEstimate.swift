@@ -1,0 +1,85 @@
+import Foundation
+
+extension CellParameters {
+    /// The estimated peak resident memory, in bytes, of a process that runs this cell: never below
+    /// it and at most ~1.35x it on the development machine (glibc malloc, OpenBLAS 0.3.21, one
+    /// BLAS thread, a fresh process), measured over 116 cells from n = 256 to 20000, d = 8 to 784,
+    /// width 8 to 4096, every trainer, synthetic and file data (`MemoryEstimateTests`).
+    ///
+    /// It is the largest of the cell's phases (training, measuring the fit, the Lipschitz search;
+    /// for file data also parsing the file), each the sum of its large allocations, plus the
+    /// process's baseline and a 5% + 2 MiB margin. For file data it needs the file's size and
+    /// rows, read from the file (CSV: its lines; IDX files are not calibrated). glibc gives blocks
+    /// of 32 MiB or more their own mapping and returns them when freed, while smaller freed blocks
+    /// may stay resident: the "left on the heap" terms. A runner that ran bigger cells before may
+    /// hold more than this (freed heap it kept).
+    public func estimatedPeakMemory(lipschitz options: LipschitzOptions = LipschitzOptions()) -> Int {
+        let cell = resolved()
+        let mib = 1 << 20
+        let mmapThreshold = 32 * mib
+        let n = cell.n
+        let d = cell.d
+        let k = cell.width
+        let p = k * (d + 2) + 1
+        let isFile = cell.data == .file
+        let (bytes, lines) = isFile ? Self.sizeAndLines(cell.dataFile) : (0, 0)
+        let fileRows = max(n, lines)
+        let testRows = isFile ? max(0, min(cell.nTest, fileRows - n)) : cell.nTest
+
+        let data = (n + testRows) * (d + 1) * 8  // float64 training and test inputs and labels
+        let trainFloat = n * (d + 1) * 4  // the float32 training copy
+        let packedPanel = min(d, 256) * k * 8  // OpenBLAS's packed Wᵀ panel in X·Wᵀ
+        let hiddenTrain = n * k * 8  // float64 pre-activations of the training set
+        let hiddenTest = testRows * k * 8  // and of the test set
+        let probeBatch = 2 * options.batchRows * k * 8  // the Lipschitz probe batch and its slopes
+
+        var training: Int
+        if cell.trainer == .randomFeatures {
+            let lapackWork =
+                (Double(k + 1) >= 1.6 * Double(n) ? n * n : 0) + 40 * (n + k + 1) + 130 * min(n, k + 1) + 1000
+            training =
+                data + trainFloat + 12 * p  // float32 network and its float64 copy
+                + 2 * n * (k + 1) * 8  // the feature matrix and its column-major copy for dgelsd
+                + n * d * 8 + 3 * n * 8  // float64 inputs of the forward pass; labels, b, s
+                + 8 * lapackWork + packedPanel
+        } else {
+            training =
+                data + trainFloat + n * k * 4  // the float32 n x k hidden matrix
+                + 4 * p * (cell.trainer == .adam ? 5 : 3)  // initial, network, gradient (+ Adam's m, v)
+                + packedPanel / 2
+        }
+        // While measuring: two float32 networks, the float64 network and float64 training inputs.
+        let measuring = data + trainFloat + 16 * p + n * d * 8
+        let fitLeftover =
+            cell.trainer == .randomFeatures && hiddenTrain < mmapThreshold && hiddenTest > hiddenTrain ? hiddenTrain : 0
+        let fit = measuring + max(hiddenTrain, hiddenTest + fitLeftover) + k * d * 8 + packedPanel
+        let lipschitzLeftover =
+            cell.trainer != .randomFeatures && n * k * 4 < mmapThreshold && hiddenTest <= n * k * 4 ? hiddenTest : 0
+        let lipschitz =
+            measuring + options.freshPoints * d * 8  // fresh probe points
+            + 513 * (8 * d + 64)  // the pool of best points
+            + 3 * k * d * 8 + packedPanel  // the search's weights, copies, dgesdd's copy of W
+            + hiddenTrain + probeBatch + lipschitzLeftover
+        var peak = max(training, fit, lipschitz)
+        if isFile {
+            // Parsing holds the bytes twice (raw and text) and the growing values array.
+            let parsing = 2 * bytes + 3 * fileRows * d * 8 + 64 * fileRows
+            let parseLeftover = min(bytes + 3 * fileRows * d * 8, 64 * mib) + 64 * fileRows
+            peak = max(parsing, peak + parseLeftover)
+        }
+        let baseline = 38 * mib  // the runtime, Foundation and OpenBLAS's buffers (measured 36.8 MiB)
+        return baseline + 2 * mib + Int(1.05 * Double(peak))
+    }
+
+    /// A file's size and number of lines (0, 0 when it cannot be read).
+    private static func sizeAndLines(_ path: String?) -> (Int, Int) {
+        guard let path, let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
+            return (0, 0)
+        }
+        var lines = 0
+        data.withUnsafeBytes { bytes in
+            for byte in bytes where byte == 0x0A { lines += 1 }
+        }
+        return (data.count, lines)
+    }
+}
