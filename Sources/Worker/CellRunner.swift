@@ -13,6 +13,10 @@ public enum CellRunner {
         // Writing to a worker that went away must end this process quietly, not kill it with SIGPIPE
         // halfway through a write: the write fails and the loop ends.
         signal(SIGPIPE, SIG_IGN)
+        // The worker decides when a cell stops: a Ctrl-C or a SIGTERM sent to the whole process
+        // group (a terminal, systemd) must let the worker's grace period run, not kill the cell.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
         // A worker killed with SIGKILL cannot stop its runners: each notices that its parent is
         // gone (it is re-parented) within a second and ends, even in the middle of a cell.
         let parent = getppid()

@@ -33,6 +33,25 @@ import Testing
         #expect(!coordinator.stderr.contains("registered again") && !coordinator.stderr.contains("stopped responding"))
     }
 
+    @Test func runnersLeaveSigtermAndSigintToTheirWorker() throws {
+        let box = try Sandbox()
+        let spec = try box.sweep("runnerterm", seeds: [0], widths: [4, 8], steps: 20_000)
+        let coordinator = try box.coordinator(spec, db: "rt.db")
+        let worker = try box.worker(try box.endpoint(of: coordinator), name: "worker", slots: 1)
+        defer { for process in [coordinator, worker] { process.kill9() } }
+        var runners: [Int32] = []
+        try waitUntil("a cell running in a runner", timeout: 60) {
+            runners = childProcesses(of: worker.pid)
+            return !trainings(in: worker.stderr).isEmpty && !runners.isEmpty
+        }
+        // What a terminal's Ctrl-C or systemd's stop sends to the whole process group.
+        kill(runners[0], SIGINT)
+        kill(runners[0], SIGTERM)
+        #expect(try coordinator.wait(timeout: 240) == 0, "\(coordinator.stderr.suffix(2000))")
+        #expect(try ResultStore(path: box.path("rt.db"), readOnly: true).results().allSatisfy { $0.attempt == 1 })
+        #expect(!worker.stderr.contains("a cell runner died"))
+    }
+
     @Test func aPoisonCellEndsFailedWithItsSignalWhileTheRestCompletes() throws {
         let box = try Sandbox()
         let run = try runIsosweep(
