@@ -1,5 +1,5 @@
 import CZeroMQ
-public import Diagnostics
+import Diagnostics
 
 extension IsosweepError {
     /// The error of the last libzmq call on this thread, while doing `operation`: code
