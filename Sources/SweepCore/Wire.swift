@@ -314,7 +314,8 @@ public enum Message: Sendable, Equatable {
     }
 }
 
-/// Big-endian field writer of the wire format (also used for the worker's internal hand-off frames).
+/// Big-endian field writer of the wire format (also used for the worker's hand-off frames and the
+/// cell runners' channel).
 public struct WireWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
 
@@ -329,10 +330,12 @@ public struct WireWriter: Sendable {
     public mutating func u64(_ v: UInt64) {
         for s in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(s))) }
     }
+    /// A u32 length, then the bytes.
     public mutating func bytes(_ b: [UInt8]) {
         u32(UInt32(b.count))
         bytes.append(contentsOf: b)
     }
+    /// The string's UTF-8 bytes, length first.
     public mutating func string(_ s: String) { bytes(Array(s.utf8)) }
 }
 
@@ -363,11 +366,13 @@ public struct WireReader: Sendable {
     public mutating func u64() throws(IsosweepError) -> UInt64 {
         try take(8, "u64").reduce(0) { $0 << 8 | UInt64($1) }
     }
+    /// Length-prefixed bytes, at most `max` of them; `field` names them in errors.
     public mutating func bytes(max: Int, field: String) throws(IsosweepError) -> [UInt8] {
         let count = Int(try u32())
         guard count <= max else { throw IsosweepError(.malformedMessage, "\(field) of \(count) bytes exceeds \(max)") }
         return Array(try take(count, field))
     }
+    /// A length-prefixed UTF-8 string of at most `max` bytes; `field` names it in errors.
     public mutating func string(max: Int, field: String) throws(IsosweepError) -> String {
         let raw = try bytes(max: max, field: field)
         guard let s = String(validating: raw, as: UTF8.self) else {
