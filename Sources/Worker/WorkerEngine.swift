@@ -100,6 +100,9 @@ public final class WorkerEngine: Sendable {
     /// connected) before the worker registers: a slot that cannot start is an error, not a
     /// worker that quietly runs fewer cells than it advertises.
     public func runBlocking() throws -> WorkerExit {
+        // A runner that died while idle is found by writing its next job: that write must fail
+        // (EPIPE, and the slot starts another runner), not kill the worker with SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         let pull = try Socket(context, .pull)
         try pull.bind(resultsEndpoint)
         defer { pull.close() }

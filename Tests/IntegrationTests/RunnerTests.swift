@@ -52,6 +52,28 @@ import Testing
         #expect(!worker.stderr.contains("a cell runner died"))
     }
 
+    @Test func aRunnerThatDiedWhileIdleIsReplacedWhenTheNextCellComes() throws {
+        let box = try Sandbox()
+        let port = Int.random(in: 20_000..<30_000)
+        let first = try box.sweep("idle1", seeds: [0], widths: [4], steps: 50)
+        let coordinator = try box.coordinator(first, db: "i1.db", bind: "tcp://127.0.0.1:\(port)", name: "c1")
+        let endpoint = try box.endpoint(of: coordinator)
+        let worker = try box.worker(endpoint, name: "worker")
+        defer { worker.kill9() }
+        #expect(try coordinator.wait(timeout: 120) == 0, "\(coordinator.stderr.suffix(2000))")
+        // The sweep is done; the worker waits for a coordinator with its runner idle. Kill it.
+        let runners = childProcesses(of: worker.pid)
+        try #require(runners.count == 1)
+        kill(runners[0], SIGKILL)
+        let second = try box.sweep("idle2", seeds: [1], widths: [4], steps: 50)
+        let next = try box.coordinator(second, db: "i2.db", bind: endpoint, name: "c2")
+        defer { next.kill9() }
+        #expect(try next.wait(timeout: 120) == 0, "\(next.stderr.suffix(2000))")
+        #expect(worker.isRunning)
+        #expect(worker.stderr.contains("a cell runner died while idle"))
+        #expect(try ResultStore(path: box.path("i2.db"), readOnly: true).results().map(\.attempt) == [1])
+    }
+
     @Test func aPoisonCellEndsFailedWithItsSignalWhileTheRestCompletes() throws {
         let box = try Sandbox()
         let run = try runIsosweep(
