@@ -34,8 +34,8 @@ public enum CellRunner {
             switch jobs.next(until: nil) {
             case .frame(.job(let job)):
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
-                let (ok, payload, peak) = run(job, encoder: encoder, decoder: decoder)
-                let done = RunnerChannel.Done(ok: ok, peakRSSBytes: UInt64(peak ?? 0), payload: payload)
+                let (ok, payload) = run(job, encoder: encoder, decoder: decoder)
+                let done = RunnerChannel.Done(ok: ok, payload: payload)
                 do {
                     try RunnerChannel.write(.done(done), to: RunnerChannel.runnerOutput)
                 } catch {
@@ -50,14 +50,13 @@ public enum CellRunner {
         }
     }
 
-    /// Runs one cell: its result JSON, or the error's text, and the peak RSS during a study cell
-    /// (no-op cells are not measured: reading /proc would be most of their cost).
+    /// Runs one cell: its result JSON (a study cell's with the peak RSS it reached; no-op cells
+    /// are not measured, reading /proc would be most of their cost), or the error's text.
     static func run(
         _ job: RunnerChannel.Job,
         encoder: JSONEncoder,
         decoder: JSONDecoder
-    ) -> (ok: Bool, payload: [UInt8], peak: Int?) {
-        var peak: Int?
+    ) -> (ok: Bool, payload: [UInt8]) {
         do {
             guard let work = CellWork(json: job.work, decoder: decoder) else {
                 let text = String(decoding: job.work.prefix(200), as: UTF8.self)
@@ -66,15 +65,14 @@ public enum CellRunner {
             switch work {
             case .train(let parameters):
                 ProcessMemory.resetPeak()
-                defer { peak = ProcessMemory.peakBytes }
                 let limit =
                     job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
                 var result = try Cell.run(parameters, timeLimit: limit).result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
-                return (true, Array(try encoder.encode(result)), result.metrics.peakRSSBytes)
+                return (true, Array(try encoder.encode(result)))
             case .noop(_, let fail):
                 if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
-                return (true, [], nil)
+                return (true, [])
             case .crash:
                 // A poison cell for the tests: it takes its runner down, as a real crash would.
                 abort()
@@ -83,9 +81,9 @@ public enum CellRunner {
                 while true { sleep(3600) }
             }
         } catch let error as IsosweepError {
-            return (false, Array(error.description.utf8), peak)
+            return (false, Array(error.description.utf8))
         } catch {
-            return (false, Array("cannot run the cell: \(error)".utf8), peak)
+            return (false, Array("cannot run the cell: \(error)".utf8))
         }
     }
 }

@@ -23,11 +23,9 @@ enum RunnerChannel {
         var work: [UInt8]
     }
 
-    /// runner -> worker: the cell's result JSON (ok) or its error text, and the runner's peak RSS
-    /// during the cell (0 when it could not be measured).
+    /// runner -> worker: the cell's result JSON (ok) or its error text.
     struct Done: Equatable {
         var ok: Bool
-        var peakRSSBytes: UInt64
         var payload: [UInt8]
     }
 
@@ -47,7 +45,6 @@ enum RunnerChannel {
             case .done(let done):
                 w.u16(2)
                 w.u16(done.ok ? 1 : 0)
-                w.u64(done.peakRSSBytes)
                 w.bytes(done.payload)
             }
             return w.bytes
@@ -65,14 +62,7 @@ enum RunnerChannel {
                     self = .job(Job(key: key, threads: threads, timeLimitMilliseconds: limit, work: work))
                 case 2:
                     let ok = try r.u16() == 1
-                    let peak = try r.u64()
-                    self = .done(
-                        Done(
-                            ok: ok,
-                            peakRSSBytes: peak,
-                            payload: try r.bytes(max: RunnerChannel.maximumFrame, field: "payload")
-                        )
-                    )
+                    self = .done(Done(ok: ok, payload: try r.bytes(max: RunnerChannel.maximumFrame, field: "payload")))
                 default:
                     return nil
                 }

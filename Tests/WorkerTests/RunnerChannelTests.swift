@@ -11,7 +11,7 @@ import Testing
         let job = RunnerChannel.Frame.job(
             RunnerChannel.Job(key: "abc", threads: 2, timeLimitMilliseconds: 1500, work: Array("{\"noop\":1}".utf8))
         )
-        let done = RunnerChannel.Frame.done(RunnerChannel.Done(ok: true, peakRSSBytes: 1 << 33, payload: [7, 8, 9]))
+        let done = RunnerChannel.Frame.done(RunnerChannel.Done(ok: true, payload: [7, 8, 9]))
         try RunnerChannel.write(job, to: fds[1])
         try RunnerChannel.write(done, to: fds[1])
         var reader = RunnerChannel.Reader(fds[0])
@@ -20,14 +20,14 @@ import Testing
         // Nothing more yet: the deadline passes.
         #expect(reader.next(until: .now + .milliseconds(20)) == .timedOut)
         // A frame written in two parts is read as one.
-        var length = RunnerChannel.Frame.done(RunnerChannel.Done(ok: false, peakRSSBytes: 0, payload: [])).bytes
+        var length = RunnerChannel.Frame.done(RunnerChannel.Done(ok: false, payload: [])).bytes
         let header: [UInt8] = [0, 0, 0, UInt8(length.count)]
         length = header + length
         _ = length.prefix(3).withUnsafeBytes { write(fds[1], $0.baseAddress, 3) }
         _ = length.dropFirst(3).withUnsafeBytes { write(fds[1], $0.baseAddress, length.count - 3) }
         #expect(
             reader.next(until: .now + .seconds(5))
-                == .frame(.done(RunnerChannel.Done(ok: false, peakRSSBytes: 0, payload: [])))
+                == .frame(.done(RunnerChannel.Done(ok: false, payload: [])))
         )
         close(fds[1])
         #expect(reader.next(until: .now + .seconds(5)) == .endOfFile)
