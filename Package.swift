@@ -48,7 +48,7 @@ let package = Package(
         .target(
             name: "Coordinator",
             dependencies: [
-                "SweepCore", "SweepStore", "ZeroMQ", "Diagnostics",
+                "SweepCore", "SweepStore", "ZeroMQ", "Diagnostics", "TrainingCore",
                 // The status server's live figure and table.
                 "SweepAnalysis",
                 .product(name: "Logging", package: "swift-log"),

@@ -13,10 +13,11 @@ if ! swiftc -O -sanitize=fuzzer,address -parse-as-library \
   grep -v "Cannot export local symbol" .build/fuzz-wire-build.log >&2
   exit 1
 fi
-# Seed the corpus with valid messages: a type byte, then a payload of protocol version 3.
-printf '\x09\x00\x03' > .build/fuzz-wire-corpus/heartbeat
-printf '\x04\x00\x03\x00\x00\x00\x05' > .build/fuzz-wire-corpus/credit
-printf '\x0a\x00\x03' > .build/fuzz-wire-corpus/bye
+# Seed the corpus with valid messages: a type byte, then a payload of protocol version 4.
+printf '\x09\x00\x04' > .build/fuzz-wire-corpus/heartbeat
+printf '\x04\x00\x04\x00\x00\x00\x05' > .build/fuzz-wire-corpus/credit
+printf '\x0a\x00\x04' > .build/fuzz-wire-corpus/bye
+printf '\x0b\x00\x04\x00\x00\x00\x00' > .build/fuzz-wire-corpus/progress
 "$out" -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=4096 \
   -artifact_prefix=.build/fuzz-wire-artifacts/ .build/fuzz-wire-corpus 2>&1 | tail -n 5
 echo "fuzz-wire: no crash in ${seconds} s"

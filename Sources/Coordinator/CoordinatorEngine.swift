@@ -90,7 +90,7 @@ public final class CoordinatorEngine: Sendable {
 
     /// Records the sweep in the store and returns a scheduler over its cells.
     func loadSweep(into store: ResultStore) throws -> Scheduler {
-        let seeds: [Scheduler.CellSeed]
+        var seeds: [Scheduler.CellSeed]
         var maxAttempts = options.maxAttempts
         var limits = options.limits
         switch work {
@@ -108,6 +108,7 @@ public final class CoordinatorEngine: Sendable {
         case .cells(let name, let cells):
             seeds = try store.prepare(name: name, cells: cells)
         }
+        seeds = try Self.withRequirements(seeds, resources: limits)
         var configuration = Scheduler.Configuration(
             heartbeatInterval: options.heartbeat,
             liveness: options.liveness,
@@ -124,6 +125,20 @@ public final class CoordinatorEngine: Sendable {
             ]
         )
         return scheduler
+    }
+
+    /// The seeds with what each cell needs under `resources` (decoded once here, not per lease).
+    static func withRequirements(
+        _ seeds: [Scheduler.CellSeed],
+        resources: Message.Limits
+    ) throws -> [Scheduler.CellSeed] {
+        let decoder = JSONDecoder()
+        var result = seeds
+        for index in result.indices where result[index].state != .done && result[index].state != .failed {
+            guard let work = CellWork(json: result[index].work, decoder: decoder) else { continue }
+            result[index].requirements = try work.requirements(resources: resources)
+        }
+        return result
     }
 
     /// Runs the sweep on a dedicated thread; a graceful shutdown of the task stops it cleanly.

@@ -70,7 +70,7 @@ struct CoordinatorLoop {
             if (scheduler.counts[.done] ?? 0) > committedBefore { lastCommit = .now }
             if now - lastProgress >= .milliseconds(500) || scheduler.isFinished {
                 lastProgress = now
-                let report = CoordinatorProgress(
+                var report = CoordinatorProgress(
                     total: scheduler.cellCount,
                     done: scheduler.counts[.done] ?? 0,
                     failed: scheduler.counts[.failed] ?? 0,
@@ -79,6 +79,9 @@ struct CoordinatorLoop {
                     committedThisRun: (scheduler.counts[.done] ?? 0) - alreadyDone,
                     elapsed: (now - started).seconds
                 )
+                report.remainingCost = scheduler.remainingCost
+                report.costDoneThisRun = scheduler.costDoneThisRun
+                report.waiting = scheduler.waitingCount
                 progress(report)
                 engine.publish(report, scheduler: scheduler, malformed: intake.complaints.count, now: now)
             }

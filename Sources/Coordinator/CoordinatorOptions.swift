@@ -48,13 +48,42 @@ public struct CoordinatorProgress: Sendable {
     /// Cells committed in this run, and the seconds since it started.
     public var committedThisRun: Int
     public var elapsed: Double
+    /// Estimated cost (flops) of the cells not yet done or failed, and of those committed in
+    /// this run.
+    public var remainingCost = 0.0
+    public var costDoneThisRun = 0.0
+    /// Cells no registered worker can hold.
+    public var waiting = 0
+
+    public init(
+        total: Int,
+        done: Int,
+        failed: Int,
+        leased: Int,
+        workers: Int,
+        committedThisRun: Int,
+        elapsed: Double
+    ) {
+        self.total = total
+        self.done = done
+        self.failed = failed
+        self.leased = leased
+        self.workers = workers
+        self.committedThisRun = committedThisRun
+        self.elapsed = elapsed
+    }
 
     /// Committed cells per second in this run.
     public var rate: Double { elapsed > 0 ? Double(committedThisRun) / elapsed : 0 }
-    /// Seconds to finish at the current rate.
+    /// Seconds to finish at the current pace: the remaining cells weighed by their estimated
+    /// cost against the cost done so far in this run (one big cell left is not "one cell" of
+    /// many small ones); by their count where cells have no cost (benchmark cells).
     public var eta: Double? {
+        if costDoneThisRun > 0 && elapsed > 0 {
+            return max(0, remainingCost) * elapsed / costDoneThisRun
+        }
         let left = total - done - failed
-        return rate > 0 ? Double(left) / rate : nil
+        return rate > 0 && remainingCost <= 0 ? Double(left) / rate : nil
     }
 }
 

@@ -1,6 +1,8 @@
+import Foundation
 import Logging
 import SweepCore
 import Synchronization
+import TrainingCore
 
 extension CoordinatorEngine {
     /// Refreshes the status snapshot and the Prometheus metrics.
@@ -19,7 +21,10 @@ extension CoordinatorEngine {
             failures: scheduler.failures.prefix(100).map {
                 StatusSnapshot.Failure(key: $0.key, attempts: $0.attempts, error: $0.error)
             },
-            finished: scheduler.isFinished
+            finished: scheduler.isFinished,
+            running: Self.running(scheduler.runningCells(now: now)),
+            waiting: scheduler.waitingCells(),
+            waitingCount: scheduler.waitingCount
         )
         latestStatus.withLock { $0 = snapshot }
         metrics.update(
@@ -29,6 +34,30 @@ extension CoordinatorEngine {
             malformed: malformed,
             refusals: refusals.withLock { $0.count }
         )
+    }
+
+    /// Running cells as `/status` shows them (their parameters decoded from the work JSON).
+    static func running(_ cells: [Scheduler.RunningCell]) -> [StatusSnapshot.Running] {
+        let decoder = JSONDecoder()
+        return cells.map { cell in
+            let parameters = CellWork(json: cell.work, decoder: decoder)?.parameters
+            let progress = cell.progress
+            return StatusSnapshot.Running(
+                key: cell.key,
+                worker: cell.worker,
+                n: parameters?.n,
+                d: parameters?.d,
+                width: parameters?.width,
+                seed: parameters?.seed,
+                threads: Int(cell.threads),
+                memoryBytes: cell.memoryBytes,
+                phase: progress?.phase.name ?? "queued",
+                step: progress.map { Int($0.step) },
+                maxSteps: progress.map { Int($0.maxSteps) },
+                trainMSE: progress?.trainMSE,
+                seconds: progress.map { Double($0.milliseconds) / 1000 } ?? Double(cell.milliseconds) / 1000
+            )
+        }
     }
 
     /// Writes a log line a pure core asked for.

@@ -85,19 +85,25 @@ public enum StatusServer {
         <style>body{font-family:Helvetica,Arial,sans-serif;max-width:1200px;margin:1.5em auto;padding:0 1em;color:#222}
         #bar{background:#eee;height:18px;border-radius:4px;overflow:hidden}#fill{background:#4e79a7;height:100%;width:0}
         table{border-collapse:collapse;font-size:13px;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
-        th{background:#f4f4f4}.failed{color:#b00}img{max-width:100%}</style></head>
+        th{background:#f4f4f4}.failed{color:#b00}img{max-width:100%}
+        .cellbar{display:inline-block;width:120px;height:10px;background:#eee;border-radius:3px;overflow:hidden;vertical-align:middle}
+        .cellbar span{display:block;height:100%;background:#59a14f}.lipschitz span{background:#f28e2b}.wait{color:#8a5a00}</style></head>
         <body>
         <h1>isosweep <span id="sweep"></span></h1>
         <div id="bar"><div id="fill"></div></div>
         <p id="progress">waiting for the coordinator…</p>
         <h2>Workers</h2>
-        <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+        <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>cores used</th><th>memory used</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+        <h2>Running cells</h2>
+        <table id="running"><thead><tr><th>cell</th><th>worker</th><th>n</th><th>d</th><th>width</th><th>seed</th><th>threads</th><th>phase</th><th>step</th><th>progress</th><th>train mse</th><th>seconds</th></tr></thead><tbody></tbody></table>
+        <div id="waiting"></div>
         <div id="failures"></div>
         <h2>Lipschitz constant against p / (n d)</h2>
         <img id="figure" src="/figure.svg" alt="latest figure">
         <h2>Configurations</h2>
         <div id="table"></div>
         <script>
+        function size(b){if(b>=1.8e19)return 'unstated';const u=['B','KiB','MiB','GiB','TiB'];let i=0;while(b>=1024&&i<4){b/=1024;i++;}return b.toFixed(i?1:0)+' '+u[i];}
         function text(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
         async function refresh(){
           try{
@@ -109,7 +115,17 @@ public enum StatusServer {
             document.getElementById('progress').textContent='cells '+done+'/'+s.total+' done, '+failed+' failed, '+(s.counts.leased||0)+' running, '+
               s.cells_per_second.toFixed(2)+' cells/s, ETA '+eta+', workers '+s.workers.length+(s.finished?' (finished)':'');
             document.querySelector('#workers tbody').innerHTML=s.workers.map(w=>'<tr><td class="worker">'+text(w.id)+'</td><td>'+text(w.host)+'</td><td>'+w.slots+
+              '</td><td>'+w.threads_in_use+' / '+w.cores+'</td><td>'+size(w.memory_in_use_bytes)+' / '+size(w.memory_bytes)+
               '</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');
+            document.querySelector('#running tbody').innerHTML=(s.running||[]).map(r=>{
+              const share=r.phase=='lipschitz'?1:(r.max_steps?Math.min(1,r.step/r.max_steps):0);
+              return '<tr class="cell"><td>'+text(r.key.slice(0,12))+'</td><td>'+text(r.worker)+'</td><td>'+(r.n??'')+'</td><td>'+(r.d??'')+
+                '</td><td>'+(r.width??'')+'</td><td>'+(r.seed??'')+'</td><td>'+r.threads+'</td><td class="phase">'+text(r.phase)+
+                '</td><td class="step">'+(r.step==null?'':r.step+' / '+r.max_steps)+'</td><td><span class="cellbar '+text(r.phase)+
+                '"><span style="width:'+(100*share).toFixed(1)+'%"></span></span></td><td>'+(r.train_mse==null?'':r.train_mse.toPrecision(3))+
+                '</td><td>'+r.seconds.toFixed(1)+'</td></tr>';}).join('');
+            document.getElementById('waiting').innerHTML=s.waiting_count?'<h2 class="wait">Waiting for a worker that can hold them ('+
+              s.waiting_count+')</h2>'+s.waiting.map(w=>'<p class="wait">'+text(w.key.slice(0,12))+': '+text(w.reason)+'</p>').join(''):'';
             document.getElementById('failures').innerHTML=s.failures.length?'<h2 class="failed">Failures</h2>'+s.failures.map(f=>'<p class="failed">'+
               text(f.key.slice(0,12))+' after '+f.attempts+' attempts: '+text(f.error)+'</p>').join(''):'';
           }catch(e){document.getElementById('progress').textContent='coordinator unreachable: '+e;}

@@ -12,6 +12,37 @@ public struct StatusSnapshot: Sendable, Codable {
     public var workers: [Scheduler.WorkerSummary]
     public var failures: [Failure]
     public var finished: Bool
+    /// Leased cells (those whose runner reported first), with how far each is.
+    public var running: [Running] = []
+    /// Cells no registered worker can hold, and why; `waitingCount` counts them all.
+    public var waiting: [Scheduler.WaitingCell] = []
+    public var waitingCount = 0
+
+    /// A running cell: where, with what, how far.
+    public struct Running: Sendable, Codable, Equatable {
+        public var key: String
+        public var worker: String
+        public var n: Int?
+        public var d: Int?
+        public var width: Int?
+        public var seed: Int?
+        public var threads: Int
+        public var memoryBytes: UInt64
+        /// setup, train or lipschitz; "queued" while it waits in its worker's queue.
+        public var phase: String
+        public var step: Int?
+        public var maxSteps: Int?
+        public var trainMSE: Double?
+        /// Since its runner started it (since its lease while queued at its worker).
+        public var seconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case key, worker, n, d, width, seed, threads, phase, step, seconds
+            case memoryBytes = "memory_bytes"
+            case maxSteps = "max_steps"
+            case trainMSE = "train_mse"
+        }
+    }
 
     public struct Failure: Sendable, Codable {
         public var key: String
@@ -20,7 +51,8 @@ public struct StatusSnapshot: Sendable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case sweep, database, total, counts, workers, failures, finished
+        case sweep, database, total, counts, workers, failures, finished, running, waiting
+        case waitingCount = "waiting_count"
         case cellsPerSecond = "cells_per_second"
         case etaSeconds = "eta_seconds"
         case elapsedSeconds = "elapsed_seconds"

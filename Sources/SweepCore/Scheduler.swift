@@ -64,6 +64,8 @@ public struct Scheduler: Sendable {
         public var lastError: String?
         /// The worker that held the cell when an earlier run stopped (state leased).
         public var leasedTo: String?
+        /// The cores and memory it needs (`CellWork.requirements(resources:)`).
+        public var requirements: CellRequirements
 
         public init(
             key: String,
@@ -72,7 +74,8 @@ public struct Scheduler: Sendable {
             state: CellState,
             attempts: Int,
             lastError: String?,
-            leasedTo: String? = nil
+            leasedTo: String? = nil,
+            requirements: CellRequirements = .none
         ) {
             self.key = key
             self.work = work
@@ -81,6 +84,7 @@ public struct Scheduler: Sendable {
             self.attempts = attempts
             self.lastError = lastError
             self.leasedTo = leasedTo
+            self.requirements = requirements
         }
     }
 
@@ -170,6 +174,13 @@ public struct Scheduler: Sendable {
         var committing = false
         var losses = 0
         var dispatchedAt: ContinuousClock.Instant?
+        var requirements: CellRequirements
+        /// BLAS threads given with the current lease (the request capped at the worker's cores).
+        var threads: UInt16 = 0
+        /// Its lease holds cores and memory of its worker (until its outcome arrives).
+        var holding = false
+        /// The latest report of its runner in the current lease.
+        var progress: Message.CellProgress?
     }
 
     struct Worker {
@@ -178,6 +189,11 @@ public struct Scheduler: Sendable {
         var host: String
         var build: String
         var slots: Int
+        var cores: Int
+        var memory: UInt64
+        /// Threads and memory of the cells it holds.
+        var threadsInUse = 0
+        var memoryInUse: UInt64 = 0
         var credit = 0
         var lastHeard: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
@@ -186,6 +202,9 @@ public struct Scheduler: Sendable {
         /// Valid results and failure reports received: a worker that delivered something is real.
         var delivered = 0
         var joined: Int
+
+        /// Memory not held by its cells (cells it resumed after a restart may hold more than it has).
+        var memoryFree: UInt64 { memory > memoryInUse ? memory - memoryInUse : 0 }
     }
 
     public let configuration: Configuration
@@ -193,6 +212,13 @@ public struct Scheduler: Sendable {
     var index: [String: Int] = [:]
     /// Queued cell indices, cheapest first, so the most expensive is popped from the end.
     var queue: [Int] = []
+    /// Queued cells that need more memory than any registered worker has: not leased until a
+    /// worker that can hold them registers.
+    var waiting: [Int] = []
+    /// Estimated cost of the cells not done or failed, and of those committed in this run (for
+    /// an ETA that weighs cells by cost).
+    public private(set) var remainingCost = 0.0
+    public private(set) var costDoneThisRun = 0.0
     var workers: [[UInt8]: Worker] = [:]
     var nextLease: UInt32 = 0
     var joins = 0
@@ -218,10 +244,12 @@ public struct Scheduler: Sendable {
                     cost: seed.cost,
                     state: state,
                     attempts: seed.attempts,
-                    lastError: seed.lastError
+                    lastError: seed.lastError,
+                    requirements: seed.requirements
                 )
             )
             counts[state, default: 0] += 1
+            if state != .done && state != .failed { remainingCost += seed.cost }
         }
         reserved = seeds.indices.filter { seeds[$0].state == .leased && seeds[$0].leasedTo != nil }
         let held = Set(reserved)
@@ -250,6 +278,8 @@ public struct Scheduler: Sendable {
     public var workersAlive: Int { workers.count }
     /// The state of a cell.
     public func state(of key: String) -> CellState? { index[key].map { cells[$0].state } }
+    /// The lease a cell is held under, if it is leased.
+    public func lease(of key: String) -> UInt64? { index[key].flatMap { cells[$0].lease } }
     /// The number of tries a cell has had.
     public func attempts(of key: String) -> Int? { index[key].map { cells[$0].attempts } }
     /// Registered workers, in the order they joined.
@@ -261,9 +291,90 @@ public struct Scheduler: Sendable {
                 slots: $0.slots,
                 leased: $0.leased.count,
                 done: $0.cellsDone,
-                silentMilliseconds: (now - $0.lastHeard).milliseconds
+                silentMilliseconds: (now - $0.lastHeard).milliseconds,
+                cores: $0.cores,
+                threadsInUse: $0.threadsInUse,
+                memoryBytes: $0.memory,
+                memoryInUse: $0.memoryInUse
             )
         }
+    }
+
+    /// A queued cell no registered worker can hold, and why.
+    public struct WaitingCell: Sendable, Codable, Equatable {
+        public var key: String
+        public var memoryBytes: UInt64
+        public var reason: String
+
+        enum CodingKeys: String, CodingKey {
+            case key, reason
+            case memoryBytes = "memory_bytes"
+        }
+    }
+
+    /// Cells waiting for a worker that can hold them (at most `limit`), largest first: e.g.
+    /// "needs 18 GiB; largest worker has 8 GiB free of 12 GiB".
+    public func waitingCells(limit: Int = 100) -> [WaitingCell] {
+        let largest = workers.values.max { ($0.memory, $0.id) < ($1.memory, $1.id) }
+        let has =
+            largest.map {
+                "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
+            } ?? "no worker is connected"
+        return waiting.filter { cells[$0].state == .queued }
+            .sorted {
+                (cells[$0].requirements.memoryBytes, cells[$0].key) > (
+                    cells[$1].requirements.memoryBytes, cells[$1].key
+                )
+            }
+            .prefix(limit)
+            .map {
+                let needs = cells[$0].requirements.memoryBytes
+                return WaitingCell(
+                    key: cells[$0].key,
+                    memoryBytes: needs,
+                    reason: "needs \(SweepSpec.formatSize(needs)); \(has)"
+                )
+            }
+    }
+
+    /// Number of cells waiting for a worker that can hold them.
+    public var waitingCount: Int { waiting.count }
+
+    /// A leased cell as the status endpoint shows it: where it runs and how far it is.
+    public struct RunningCell: Sendable, Equatable {
+        public var key: String
+        public var work: [UInt8]
+        public var worker: String
+        public var threads: UInt16
+        public var memoryBytes: UInt64
+        /// Its runner's latest report (nil: none yet, e.g. waiting in the worker's queue).
+        public var progress: Message.CellProgress?
+        /// Time since it was leased.
+        public var milliseconds: Int64
+    }
+
+    /// Leased cells whose outcome has not arrived, those with a progress report first (at most
+    /// `limit`).
+    public func runningCells(now: ContinuousClock.Instant, limit: Int = 200) -> [RunningCell] {
+        var result: [RunningCell] = []
+        for worker in workers.values.sorted(by: { $0.joined < $1.joined }) {
+            for i in worker.leased where cells[i].holding {
+                let cell = cells[i]
+                result.append(
+                    RunningCell(
+                        key: cell.key,
+                        work: cell.work,
+                        worker: worker.id,
+                        threads: cell.threads,
+                        memoryBytes: cell.requirements.memoryBytes,
+                        progress: cell.progress,
+                        milliseconds: cell.dispatchedAt.map { (now - $0).milliseconds } ?? 0
+                    )
+                )
+            }
+        }
+        result.sort { ($0.progress != nil ? 0 : 1, $0.key) < ($1.progress != nil ? 0 : 1, $1.key) }
+        return Array(result.prefix(limit))
     }
 
     /// Every registered worker as the store records it, e.g. `alive: false` when the coordinator stops.
@@ -284,10 +395,18 @@ public struct Scheduler: Sendable {
         public var done: Int
         /// Time since its last message (its last heartbeat at the latest).
         public var silentMilliseconds: Int64
+        /// Cores and memory it advertised, and what its leased cells hold of them.
+        public var cores: Int
+        public var threadsInUse: Int
+        public var memoryBytes: UInt64
+        public var memoryInUse: UInt64
 
         enum CodingKeys: String, CodingKey {
-            case id, host, slots, leased, done
+            case id, host, slots, leased, done, cores
             case silentMilliseconds = "last_heartbeat_ms_ago"
+            case threadsInUse = "threads_in_use"
+            case memoryBytes = "memory_bytes"
+            case memoryInUse = "memory_in_use_bytes"
         }
     }
 
@@ -360,10 +479,17 @@ public struct Scheduler: Sendable {
             dispatch(now: now, &out)
         case .result(let lease, let key, let attempt, let payload):
             accept(result: payload, lease: lease, key: key, attempt: attempt, from: identity, &out)
+            // Its cores and memory are free: a cell that did not fit may now.
+            dispatch(now: now, &out)
         case .failed(let lease, let key, let attempt, let error):
             fail(lease: lease, key: key, attempt: attempt, error: error, from: identity, now: now, &out)
         case .heartbeat:
             break
+        case .progress(let reports):
+            for report in reports {
+                guard let i = index[report.key], cells[i].worker == identity, cells[i].holding else { continue }
+                cells[i].progress = report
+            }
         case .bye:
             let worker = workers[identity]!
             out.append(
@@ -452,6 +578,8 @@ public struct Scheduler: Sendable {
             host: hello.host,
             build: hello.build,
             slots: Int(hello.slots),
+            cores: Int(hello.cores),
+            memory: hello.memoryBytes,
             lastHeard: now,
             lastSent: now,
             joined: joins
@@ -467,7 +595,18 @@ public struct Scheduler: Sendable {
                 )
             )
         )
-        out.append(.log(.info, "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots"))
+        out.append(
+            .log(
+                .info,
+                "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores and \(hello.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(hello.memoryBytes)) memory"
+            )
+        )
+        // Cells that waited for a worker this large go back to the queue.
+        let fitting = waiting.filter { cells[$0].requirements.memoryBytes <= hello.memoryBytes }
+        if !fitting.isEmpty {
+            waiting.removeAll { cells[$0].requirements.memoryBytes <= hello.memoryBytes }
+            for i in fitting where cells[i].state == .queued { enqueue(i) }
+        }
         out.append(
             .recordWorker(
                 WorkerRecord(
@@ -508,6 +647,8 @@ public struct Scheduler: Sendable {
             cells[i].dispatchedAt = now
             move(i, from: .queued, to: .leased)
             workers[identity]!.leased.insert(i)
+            // Already running there: it holds its resources whether or not they fit.
+            hold(i, on: identity)
             assignments.append(assignment(i))
             out.append(.persist(update(i)))
         }
@@ -548,6 +689,7 @@ public struct Scheduler: Sendable {
             return
         }
         cells[i].committing = true
+        free(i)
         workers[identity]!.delivered += 1
         out.append(
             .commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity))
@@ -561,6 +703,9 @@ public struct Scheduler: Sendable {
             let previous = cells[i].state
             if let holder = cells[i].worker { workers[holder]?.leased.remove(i) }
             if let started = cells[i].dispatchedAt { latencies.append(now - started) }
+            free(i)
+            if previous != .failed { remainingCost -= cells[i].cost }
+            costDoneThisRun += cells[i].cost
             move(i, from: previous, to: .done)
             cells[i].committing = false
             cells[i].lease = nil
@@ -672,12 +817,14 @@ public struct Scheduler: Sendable {
         forceFail: Bool = false,
         _ out: inout [Directive]
     ) {
+        free(i)
         cells[i].lease = nil
         cells[i].worker = nil
         cells[i].dispatchedAt = nil
         cells[i].lastError = error
         if forceFail || (countAttempt && cells[i].attempts >= configuration.maxAttempts) {
             move(i, from: .leased, to: .failed)
+            remainingCost -= cells[i].cost
             out.append(
                 .log(
                     .error,
@@ -691,31 +838,97 @@ public struct Scheduler: Sendable {
         out.append(.persist(update(i)))
     }
 
+    /// Most queued cells looked at, per shard, for one that fits a worker's free cores and memory.
+    static let fitScanLimit = 64
+
+    /// Leases queued cells to workers with credit: to each, largest first, the cells that fit its
+    /// free cores and memory. A cell that needs more memory than any registered worker has moves
+    /// to `waiting` (logged once) instead of blocking the queue.
     private mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         guard dispatching && !queue.isEmpty else { return }
+        let largestMemory = workers.values.map(\.memory).max() ?? 0
         for identity in workers.keys.sorted(by: { workers[$0]!.joined < workers[$1]!.joined }) {
             while workers[identity]!.credit > 0 && !queue.isEmpty {
-                let count = min(workers[identity]!.credit, configuration.maximumShard, queue.count)
+                let limit = min(workers[identity]!.credit, configuration.maximumShard)
                 nextLease &+= 1
                 let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
                 var assignments: [Message.Assignment] = []
-                assignments.reserveCapacity(count)
-                for _ in 0..<count {
-                    let i = queue.removeLast()
-                    cells[i].attempts += 1
-                    cells[i].lease = lease
-                    cells[i].worker = identity
-                    cells[i].dispatchedAt = now
-                    move(i, from: .queued, to: .leased)
-                    workers[identity]!.leased.insert(i)
-                    assignments.append(assignment(i))
-                    out.append(.persist(update(i)))
+                var position = queue.count - 1
+                var misses = 0
+                while assignments.count < limit && position >= 0 && misses < Self.fitScanLimit {
+                    let i = queue[position]
+                    let needs = cells[i].requirements
+                    if needs.memoryBytes > largestMemory {
+                        queue.remove(at: position)
+                        waiting.append(i)
+                        let has = workers.values.max { $0.memory < $1.memory }.map {
+                            "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
+                        }
+                        out.append(
+                            .log(
+                                .warning,
+                                "cell \(short(cells[i].key)) waits: needs \(SweepSpec.formatSize(needs.memoryBytes)); \(has ?? "no worker")"
+                            )
+                        )
+                    } else if fits(i, identity) {
+                        queue.remove(at: position)
+                        cells[i].attempts += 1
+                        cells[i].lease = lease
+                        cells[i].worker = identity
+                        cells[i].dispatchedAt = now
+                        move(i, from: .queued, to: .leased)
+                        workers[identity]!.leased.insert(i)
+                        hold(i, on: identity)
+                        assignments.append(assignment(i))
+                        out.append(.persist(update(i)))
+                    } else {
+                        misses += 1
+                    }
+                    position -= 1
                 }
-                workers[identity]!.credit -= count
+                if assignments.isEmpty {
+                    nextLease &-= 1
+                    break
+                }
+                workers[identity]!.credit -= assignments.count
                 workers[identity]!.lastSent = now
                 out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
             }
             if queue.isEmpty { break }
+        }
+    }
+
+    /// The threads cell `i` gets on a worker: its request, at most the worker's cores.
+    private func threads(_ i: Int, on worker: Worker) -> Int {
+        min(Int(cells[i].requirements.threads), worker.cores)
+    }
+
+    /// Whether cell `i` fits the free cores and memory of a worker.
+    private func fits(_ i: Int, _ identity: [UInt8]) -> Bool {
+        guard let worker = workers[identity] else { return false }
+        let needs = cells[i].requirements
+        return worker.threadsInUse + threads(i, on: worker) <= worker.cores && needs.memoryBytes <= worker.memoryFree
+    }
+
+    /// Cell `i`, leased to a worker, holds its threads and memory there.
+    private mutating func hold(_ i: Int, on identity: [UInt8]) {
+        guard let worker = workers[identity], !cells[i].holding else { return }
+        let threads = threads(i, on: worker)
+        cells[i].threads = UInt16(threads)
+        cells[i].holding = true
+        cells[i].progress = nil
+        workers[identity]!.threadsInUse += threads
+        workers[identity]!.memoryInUse &+= cells[i].requirements.memoryBytes
+    }
+
+    /// Cell `i`'s outcome arrived or its lease ended: its worker's threads and memory are free.
+    private mutating func free(_ i: Int) {
+        guard cells[i].holding else { return }
+        cells[i].holding = false
+        cells[i].progress = nil
+        if let identity = cells[i].worker, workers[identity] != nil {
+            workers[identity]!.threadsInUse -= Int(cells[i].threads)
+            workers[identity]!.memoryInUse &-= cells[i].requirements.memoryBytes
         }
     }
 
@@ -750,11 +963,14 @@ public struct Scheduler: Sendable {
     }
 
     private func assignment(_ i: Int) -> Message.Assignment {
-        Message.Assignment(
+        var limits = configuration.limits
+        limits.threads = cells[i].threads
+        limits.memoryBytes = cells[i].requirements.memoryBytes
+        return Message.Assignment(
             key: cells[i].key,
             attempt: UInt16(clamping: cells[i].attempts),
             work: cells[i].work,
-            limits: configuration.limits
+            limits: limits
         )
     }
 

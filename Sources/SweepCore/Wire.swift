@@ -8,8 +8,9 @@ public import Diagnostics
 public enum Wire {
     /// Bumped on any change to the messages; a worker of another version is refused at HELLO.
     /// Version 2: a SHARD's cell work is `CellWork`'s flat JSON (version 1 sent Swift's
-    /// synthesized encoding). Version 3: each SHARD cell carries its `Limits`.
-    public static let protocolVersion: UInt16 = 3
+    /// synthesized encoding). Version 3: each SHARD cell carries its `Limits`. Version 4: HELLO
+    /// advertises cores and memory, `Limits` carries the memory allowance, and PROGRESS exists.
+    public static let protocolVersion: UInt16 = 4
     /// Most BLAS threads a cell may be given.
     public static let maximumThreads: UInt16 = 1024
     /// Longest time limit a cell may be given (30 days), in milliseconds.
@@ -22,6 +23,8 @@ public enum Wire {
     public static let maximumBlobBytes = 1 << 20
     /// Most keys in one ACK.
     public static let maximumAckKeys = 65_536
+    /// Least memory a worker may advertise (1 MiB).
+    public static let minimumWorkerMemory: UInt64 = 1 << 20
 }
 
 /// Messages between coordinator and workers (zguide's Paranoid Pirate with credit-based flow).
@@ -48,6 +51,55 @@ public enum Message: Sendable, Equatable {
     case heartbeat
     /// worker -> coordinator: leaving; its unfinished cells go back to the queue.
     case bye
+    /// worker -> coordinator: how far its running cells are (about once a heartbeat interval;
+    /// counts as a heartbeat).
+    case progress([CellProgress])
+
+    /// How far one running cell is, as its runner last reported.
+    public struct CellProgress: Sendable, Equatable {
+        /// What a cell is doing.
+        public enum Phase: UInt8, Sendable, Equatable, CaseIterable {
+            /// Making its data and network.
+            case setup = 0
+            case train = 1
+            case lipschitz = 2
+
+            /// The name `/status` shows.
+            public var name: String {
+                switch self {
+                case .setup: "setup"
+                case .train: "train"
+                case .lipschitz: "lipschitz"
+                }
+            }
+        }
+
+        public var key: String
+        public var phase: Phase
+        /// Training steps taken, and the most it may take.
+        public var step: UInt32
+        public var maxSteps: UInt32
+        /// The latest training loss (nil before the first step).
+        public var trainMSE: Double?
+        /// Time since the runner started the cell.
+        public var milliseconds: UInt64
+
+        public init(
+            key: String,
+            phase: Phase,
+            step: UInt32,
+            maxSteps: UInt32,
+            trainMSE: Double?,
+            milliseconds: UInt64
+        ) {
+            self.key = key
+            self.phase = phase
+            self.step = step
+            self.maxSteps = maxSteps
+            self.trainMSE = trainMSE
+            self.milliseconds = milliseconds
+        }
+    }
 
     /// A worker's self-description.
     public struct Hello: Sendable, Equatable {
@@ -58,6 +110,11 @@ public enum Message: Sendable, Equatable {
         public var build: String
         public var host: String
         public var slots: UInt16
+        /// CPU cores its cells may use together (the BLAS threads of the cells it holds add up
+        /// to at most this).
+        public var cores: UInt16
+        /// Bytes of memory its cells may use together (their estimates add up to at most this).
+        public var memoryBytes: UInt64
         /// Cells this worker is still computing, or has results for, from an earlier session
         /// (e.g. before the coordinator restarted): the coordinator may lease them back to it
         /// instead of computing them again.
@@ -70,6 +127,8 @@ public enum Message: Sendable, Equatable {
             build: String,
             host: String,
             slots: UInt16,
+            cores: UInt16 = 1,
+            memoryBytes: UInt64 = .max,
             resumable: [String] = []
         ) {
             self.protocolVersion = protocolVersion
@@ -78,6 +137,8 @@ public enum Message: Sendable, Equatable {
             self.build = build
             self.host = host
             self.slots = slots
+            self.cores = cores
+            self.memoryBytes = memoryBytes
             self.resumable = resumable
         }
     }
@@ -102,14 +163,19 @@ public enum Message: Sendable, Equatable {
     /// What a cell may use, from the sweep file's `resources:` section: never part of its
     /// identity, so changing it never changes a cell key.
     public struct Limits: Sendable, Equatable {
-        /// OpenBLAS threads (0: the worker's `--threads`).
+        /// OpenBLAS threads (0: the worker's `--threads`; in a sweep file's `resources:`, 0 is
+        /// `auto`, which the coordinator resolves per cell).
         public var threads: UInt16
         /// Wall-clock limit in milliseconds (0: none).
         public var timeLimitMilliseconds: UInt64
+        /// Most resident memory the cell's runner may reach, in bytes (0: not enforced; in a
+        /// sweep file's `resources:`, 0 is `auto`: the cell's estimate).
+        public var memoryBytes: UInt64
 
-        public init(threads: UInt16 = 0, timeLimitMilliseconds: UInt64 = 0) {
+        public init(threads: UInt16 = 0, timeLimitMilliseconds: UInt64 = 0, memoryBytes: UInt64 = 0) {
             self.threads = threads
             self.timeLimitMilliseconds = timeLimitMilliseconds
+            self.memoryBytes = memoryBytes
         }
     }
 
@@ -125,6 +191,7 @@ public enum Message: Sendable, Equatable {
         case .ack: 8
         case .heartbeat: 9
         case .bye: 10
+        case .progress: 11
         }
     }
 
@@ -141,6 +208,7 @@ public enum Message: Sendable, Equatable {
         case .ack: "ACK"
         case .heartbeat: "HEARTBEAT"
         case .bye: "BYE"
+        case .progress: "PROGRESS"
         }
     }
 
@@ -156,6 +224,8 @@ public enum Message: Sendable, Equatable {
             w.string(h.build)
             w.string(h.host)
             w.u16(h.slots)
+            w.u16(h.cores)
+            w.u64(h.memoryBytes)
             w.u32(UInt32(h.resumable.count))
             for key in h.resumable { w.string(key) }
         case .welcome(let session, let heartbeat, let liveness):
@@ -176,6 +246,7 @@ public enum Message: Sendable, Equatable {
                 w.bytes(cell.work)
                 w.u16(cell.limits.threads)
                 w.u64(cell.limits.timeLimitMilliseconds)
+                w.u64(cell.limits.memoryBytes)
             }
         case .result(let lease, let key, let attempt, let payload):
             w.u64(lease)
@@ -192,6 +263,16 @@ public enum Message: Sendable, Equatable {
             for key in keys { w.string(key) }
         case .heartbeat, .bye:
             break
+        case .progress(let cells):
+            w.u32(UInt32(cells.count))
+            for cell in cells {
+                w.string(cell.key)
+                w.u16(UInt16(cell.phase.rawValue))
+                w.u32(cell.step)
+                w.u32(cell.maxSteps)
+                w.u64((cell.trainMSE ?? .nan).bitPattern)
+                w.u64(cell.milliseconds)
+            }
         }
         return [[typeCode], w.bytes]
     }
@@ -221,7 +302,9 @@ public enum Message: Sendable, Equatable {
                 workerID: try r.string(max: 128, field: "worker id"),
                 build: try r.string(max: 128, field: "build"),
                 host: try r.string(max: 255, field: "host"),
-                slots: try r.u16()
+                slots: try r.u16(),
+                cores: try r.u16(),
+                memoryBytes: try r.u64()
             )
             let resumable = try r.u32()
             guard resumable <= Wire.maximumShardCells else {
@@ -236,6 +319,13 @@ public enum Message: Sendable, Equatable {
             }
             guard hello.slots >= 1 && hello.slots <= 4096 else {
                 throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096")
+            }
+            guard hello.cores >= 1 else { throw IsosweepError(.malformedMessage, "HELLO advertises 0 cores") }
+            guard hello.memoryBytes >= Wire.minimumWorkerMemory else {
+                throw IsosweepError(
+                    .malformedMessage,
+                    "HELLO advertises \(hello.memoryBytes) bytes of memory, less than \(Wire.minimumWorkerMemory)"
+                )
             }
             message = .hello(hello)
         case 2:
@@ -268,7 +358,11 @@ public enum Message: Sendable, Equatable {
                 let key = try r.key()
                 let attempt = try r.u16()
                 let work = try r.bytes(max: Wire.maximumBlobBytes, field: "work")
-                let limits = Limits(threads: try r.u16(), timeLimitMilliseconds: try r.u64())
+                let limits = Limits(
+                    threads: try r.u16(),
+                    timeLimitMilliseconds: try r.u64(),
+                    memoryBytes: try r.u64()
+                )
                 guard limits.threads <= Wire.maximumThreads,
                     limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds
                 else {
@@ -304,6 +398,33 @@ public enum Message: Sendable, Equatable {
             message = .heartbeat
         case 10:
             message = .bye
+        case 11:
+            let count = try r.u32()
+            guard count <= Wire.maximumShardCells else {
+                throw IsosweepError(.malformedMessage, "PROGRESS of \(count) cells, limit \(Wire.maximumShardCells)")
+            }
+            var cells: [CellProgress] = []
+            for _ in 0..<count {
+                let key = try r.key()
+                let code = try r.u16()
+                guard let phase = CellProgress.Phase(rawValue: UInt8(clamping: code)), code <= 255 else {
+                    throw IsosweepError(.malformedMessage, "PROGRESS phase \(code) is not 0, 1 or 2")
+                }
+                let step = try r.u32()
+                let maxSteps = try r.u32()
+                let mse = Double(bitPattern: try r.u64())
+                cells.append(
+                    CellProgress(
+                        key: key,
+                        phase: phase,
+                        step: step,
+                        maxSteps: maxSteps,
+                        trainMSE: mse.isNaN ? nil : mse,
+                        milliseconds: try r.u64()
+                    )
+                )
+            }
+            message = .progress(cells)
         default:
             throw IsosweepError(.malformedMessage, "unknown message type \(frames[0][0])")
         }

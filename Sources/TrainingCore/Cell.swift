@@ -24,13 +24,16 @@ public enum Cell {
     /// `time_limit`) and the network it has is measured; the Lipschitz search's gradient ascent
     /// stops at the limit with the best points found (a looser but still certified lower bound).
     /// Data generation, the random-features solve and the upper bound are not interrupted.
+    /// `progress`, if given, follows the phases and training steps as they happen.
     public static func run(
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
         timeLimit: Duration? = nil,
+        progress: CellProgress? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> CellRun {
         let started = ContinuousClock.now
+        progress?.reset(maxSteps: parameters.trainer == .randomFeatures ? 0 : parameters.maxSteps)
         let deadline = timeLimit.map { started + $0 }
         try parameters.validate()
         let cell = parameters.resolved()
@@ -48,6 +51,7 @@ public enum Cell {
             on: train,
             parameters: cell,
             stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
+            progress: progress,
             shouldStop: shouldStop
         )
 
@@ -78,7 +82,7 @@ public enum Cell {
             blas: BLAS.configuration
         )
         metrics.blasThreads = BLAS.threads
-        metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options)
+        metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: BLAS.threads)
         if outcome.stopReason != .diverged {
             // Every metric is computed in double precision on the trained float32 weights, exactly
             // as a saved network would be re-measured.
@@ -91,6 +95,7 @@ public enum Cell {
             metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
             let clock = ContinuousClock()
             let start = clock.now
+            progress?.enter(.lipschitz)
             let bounds = try Lipschitz.bounds(
                 of: network,
                 trainingInputs: trainInputs,

@@ -12,8 +12,9 @@ extension CellParameters {
     /// rows, read from the file (CSV: its lines; IDX files are not calibrated). glibc gives blocks
     /// of 32 MiB or more their own mapping and returns them when freed, while smaller freed blocks
     /// may stay resident: the "left on the heap" terms. A runner that ran bigger cells before may
-    /// hold more than this (freed heap it kept).
-    public func estimatedPeakMemory(lipschitz options: LipschitzOptions = LipschitzOptions()) -> Int {
+    /// hold more than this (freed heap it kept). Each BLAS thread beyond the first adds 2 MiB
+    /// (its stack and buffers: measured 0.3-0.7 MiB a thread at 2 to 8 threads).
+    public func estimatedPeakMemory(lipschitz options: LipschitzOptions = LipschitzOptions(), threads: Int = 1) -> Int {
         let cell = resolved()
         let mib = 1 << 20
         let mmapThreshold = 32 * mib
@@ -68,7 +69,7 @@ extension CellParameters {
             peak = max(parsing, peak + parseLeftover)
         }
         let baseline = 38 * mib  // the runtime, Foundation and OpenBLAS's buffers (measured 36.8 MiB)
-        return baseline + 2 * mib + Int(1.05 * Double(peak))
+        return baseline + 2 * mib * max(1, threads) + Int(1.05 * Double(peak))
     }
 
     /// A file's size and number of lines (0, 0 when it cannot be read).

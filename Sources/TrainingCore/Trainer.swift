@@ -36,14 +36,16 @@ public enum Trainer {
         on data: Dataset<Scalar>,
         parameters: CellParameters,
         stopAt: ContinuousClock.Instant? = nil,
+        progress: CellProgress? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         let clock = ContinuousClock()
+        progress?.enter(.train)
         let start = clock.now
         var outcome: TrainingOutcome<Scalar>
         switch parameters.trainer {
         case .adam, .gd:
-            outcome = try iterate(network, data, parameters, stopAt, shouldStop)
+            outcome = try iterate(network, data, parameters, stopAt, progress, shouldStop)
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
         }
@@ -57,6 +59,7 @@ public enum Trainer {
         _ data: Dataset<Scalar>,
         _ parameters: CellParameters,
         _ stopAt: ContinuousClock.Instant?,
+        _ progress: CellProgress?,
         _ shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         var network = initial
@@ -70,6 +73,7 @@ public enum Trainer {
         var reason = StopReason.maxSteps
         while true {
             let loss = network.lossAndGradient(on: data, workspace: &workspace)
+            progress?.record(step: optimizer.steps, loss: Double(loss))
             if !loss.isFinite || !workspace.gradient.allFinite {
                 reason = .diverged
                 break

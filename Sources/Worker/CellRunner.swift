@@ -1,6 +1,7 @@
 import Diagnostics
 import Foundation
 import SweepCore
+import Synchronization
 import TrainingCore
 
 /// The cell-runner process (`isosweep runner`, started by a worker, never by hand): runs one cell
@@ -26,6 +27,8 @@ public enum CellRunner {
         }
         watcher.name = "isosweep-runner-parent-watch"
         watcher.start()
+        let reporter = ProgressReporter()
+        reporter.start()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let decoder = JSONDecoder()
@@ -34,26 +37,41 @@ public enum CellRunner {
             switch jobs.next(until: nil) {
             case .frame(.job(let job)):
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
-                let (ok, payload) = run(job, encoder: encoder, decoder: decoder)
+                reporter.running.store(true, ordering: .sequentiallyConsistent)
+                let (ok, payload) = run(job, progress: reporter.progress, encoder: encoder, decoder: decoder)
                 let done = RunnerChannel.Done(ok: ok, payload: payload)
                 do {
-                    try RunnerChannel.write(.done(done), to: RunnerChannel.runnerOutput)
+                    try reporter.writing {
+                        $0.running.store(false, ordering: .sequentiallyConsistent)
+                        try RunnerChannel.write(.done(done), to: RunnerChannel.runnerOutput)
+                    }
                 } catch {
                     return 1
                 }
+                // Give freed heap back to the system, so that the next cell's resident memory
+                // (watched against its allowance) starts from the runner's baseline.
+                trimHeap()
             case .endOfFile:
                 return 0
-            case .frame(.done), .timedOut, .failed:
+            case .frame(.done), .frame(.progress), .timedOut, .failed:
                 FileHandle.standardError.write(Data("isosweep runner: the worker's channel is broken; exiting\n".utf8))
                 return 1
             }
         }
     }
 
+    /// glibc's malloc_trim(0), found at run time (Swift does not import this GNU extension).
+    static func trimHeap() {
+        typealias Trim = @convention(c) (Int) -> Int32
+        guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return }
+        _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    }
+
     /// Runs one cell: its result JSON (a study cell's with the peak RSS it reached; no-op cells
     /// are not measured, reading /proc would be most of their cost), or the error's text.
     static func run(
         _ job: RunnerChannel.Job,
+        progress: CellProgress? = nil,
         encoder: JSONEncoder,
         decoder: JSONDecoder
     ) -> (ok: Bool, payload: [UInt8]) {
@@ -67,7 +85,7 @@ public enum CellRunner {
                 ProcessMemory.resetPeak()
                 let limit =
                     job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
-                var result = try Cell.run(parameters, timeLimit: limit).result
+                var result = try Cell.run(parameters, timeLimit: limit, progress: progress).result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)))
             case .noop(_, let fail):
@@ -85,6 +103,45 @@ public enum CellRunner {
         } catch {
             return (false, Array("cannot run the cell: \(error)".utf8))
         }
+    }
+}
+
+/// Reports the running cell's progress to the worker about once a second, on its own thread, so
+/// that a long step or a long Lipschitz search does not silence it. Its frames and the cell's
+/// outcome share fd 4, so each write holds a lock, and no progress follows an outcome.
+final class ProgressReporter: Sendable {
+    let progress = CellProgress()
+    /// A cell is running (set before it starts; cleared, under the lock, with its outcome).
+    let running = Atomic<Bool>(false)
+    private let lock = Mutex(())
+    static let interval = 1.0
+
+    /// Runs `body` holding the channel's write lock.
+    func writing<T>(_ body: (ProgressReporter) throws -> T) rethrows -> T {
+        try lock.withLock { _ in try body(self) }
+    }
+
+    func start() {
+        let thread = Thread { [self] in
+            while true {
+                Thread.sleep(forTimeInterval: Self.interval)
+                let failed = writing { reporter -> Bool in
+                    guard reporter.running.load(ordering: .sequentiallyConsistent) else { return false }
+                    let now = reporter.progress.snapshot
+                    let frame = RunnerChannel.Progress(
+                        phase: now.phase.rawValue,
+                        step: UInt32(clamping: now.step),
+                        maxSteps: UInt32(clamping: now.maxSteps),
+                        trainMSE: now.trainMSE ?? .nan
+                    )
+                    return (try? RunnerChannel.write(.progress(frame), to: RunnerChannel.runnerOutput)) == nil
+                }
+                // The worker is gone; the main loop notices it too.
+                if failed { return }
+            }
+        }
+        thread.name = "isosweep-runner-progress"
+        thread.start()
     }
 }
 

@@ -29,9 +29,19 @@ enum RunnerChannel {
         var payload: [UInt8]
     }
 
+    /// runner -> worker, while a cell runs (about once a second): how far it is.
+    struct Progress: Equatable {
+        var phase: UInt8
+        var step: UInt32
+        var maxSteps: UInt32
+        /// NaN before the first step.
+        var trainMSE: Double
+    }
+
     enum Frame: Equatable {
         case job(Job)
         case done(Done)
+        case progress(Progress)
 
         var bytes: [UInt8] {
             var w = WireWriter()
@@ -46,6 +56,12 @@ enum RunnerChannel {
                 w.u16(2)
                 w.u16(done.ok ? 1 : 0)
                 w.bytes(done.payload)
+            case .progress(let progress):
+                w.u16(3)
+                w.u16(UInt16(progress.phase))
+                w.u32(progress.step)
+                w.u32(progress.maxSteps)
+                w.u64(progress.trainMSE.bitPattern)
             }
             return w.bytes
         }
@@ -63,6 +79,17 @@ enum RunnerChannel {
                 case 2:
                     let ok = try r.u16() == 1
                     self = .done(Done(ok: ok, payload: try r.bytes(max: RunnerChannel.maximumFrame, field: "payload")))
+                case 3:
+                    let phase = try r.u16()
+                    guard phase <= 255 else { return nil }
+                    self = .progress(
+                        Progress(
+                            phase: UInt8(phase),
+                            step: try r.u32(),
+                            maxSteps: try r.u32(),
+                            trainMSE: Double(bitPattern: try r.u64())
+                        )
+                    )
                 default:
                     return nil
                 }

@@ -99,8 +99,23 @@ final class RunnerProcess {
         // WIFEXITED / WTERMSIG, which Swift does not import as functions.
         let signal = status & 0x7f
         if signal == 0 { return "exited with status \((status >> 8) & 0xff)" }
-        if signal == SIGKILL { return "killed by SIGKILL (the kernel's out-of-memory killer, or kill -9)" }
+        if signal == SIGKILL {
+            return "killed by SIGKILL, not by its worker: killed by the kernel (likely out of memory), or kill -9"
+        }
         return "killed by \(Self.name(ofSignal: signal))"
+    }
+
+    /// The runner's resident memory in bytes (from /proc/PID/statm), nil once it is gone.
+    var residentBytes: UInt64? {
+        let fd = open("/proc/\(pid)/statm", O_RDONLY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let fields = String(decoding: buffer[0..<count], as: UTF8.self).split(separator: " ")
+        guard fields.count >= 2, let pages = UInt64(fields[1]) else { return nil }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     /// SIGKILL, SIGSEGV, ... (or "signal N").

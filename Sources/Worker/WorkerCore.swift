@@ -82,6 +82,9 @@ public struct WorkerCore: Sendable {
         public var grace: Duration
         /// Most unacknowledged results kept.
         public var maximumOffers = 10_000
+        /// Cores and bytes of memory its cells may use together (advertised in HELLO).
+        public var cores = 1
+        public var memoryBytes: UInt64 = .max
 
         public init(
             workerID: String,
@@ -136,6 +139,8 @@ public struct WorkerCore: Sendable {
         case run(Job)
         /// Take back the queued jobs no slot has started, and report them as `.unstarted`.
         case recall
+        /// Send PROGRESS with the latest report of each running cell (it counts as a heartbeat).
+        case sendProgress
         case log(LogLevel, String)
         /// Stop the loop: running cells abandon their work, slots are joined.
         case exit(WorkerExit)
@@ -155,6 +160,7 @@ public struct WorkerCore: Sendable {
     var nextHello: ContinuousClock.Instant
     var lastHeard: ContinuousClock.Instant
     var lastSent: ContinuousClock.Instant
+    var lastProgress: ContinuousClock.Instant
     /// Jobs handed to the slots and not finished, by cell key, each with the lease its result
     /// goes out under (rebound when the coordinator leases a running cell back after a restart).
     var jobs: [String: Job] = [:]
@@ -176,6 +182,7 @@ public struct WorkerCore: Sendable {
         nextHello = now
         lastHeard = now
         lastSent = now
+        lastProgress = now
     }
 
     /// Jobs held: running, or queued for a slot.
@@ -246,6 +253,8 @@ public struct WorkerCore: Sendable {
                 build: configuration.build,
                 host: configuration.host,
                 slots: UInt16(clamping: configuration.slots),
+                cores: UInt16(clamping: max(1, configuration.cores)),
+                memoryBytes: max(Wire.minimumWorkerMemory, configuration.memoryBytes),
                 resumable: Array(held.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
             )
         )
@@ -306,7 +315,7 @@ public struct WorkerCore: Sendable {
             }
             out.append(.log(.info, "the coordinator asks this worker to register again: \(reason)"))
             reconnect(now: now, &out)
-        case .hello, .credit, .result, .failed, .bye:
+        case .hello, .credit, .result, .failed, .bye, .progress:
             out.append(.log(.warning, "the coordinator sent \(message.name), which only workers send; dropped"))
         }
     }
@@ -371,6 +380,11 @@ public struct WorkerCore: Sendable {
                     .log(.warning, "the coordinator is silent for \((now - lastHeard).milliseconds) ms; reconnecting")
                 )
                 reconnect(now: now, &out)
+            } else if !jobs.isEmpty && now - lastProgress >= heartbeat {
+                // How far the cells are, once a heartbeat interval while any is held.
+                out.append(.sendProgress)
+                lastProgress = now
+                lastSent = now
             } else if now - lastSent >= heartbeat {
                 send(.heartbeat, now: now, &out)
             }

@@ -15,6 +15,11 @@ public struct WorkerOptions: Sendable {
     public var slots: Int
     /// Extra cells kept queued so a slot never waits a round trip (default: one per slot).
     public var prefetch: Int
+    /// Cores the cells may use together (default: the CPUs this process may use).
+    public var cores = MachineResources.cores()
+    /// Bytes of memory the cells may use together (default: the cgroup limit or physical
+    /// memory, less a reserve).
+    public var memoryBytes = MachineResources.memory()
     /// OpenBLAS threads per cell (default 1: two single-threaded cells beat one two-threaded one).
     public var blasThreads = 1
     /// Heartbeat interval until the coordinator says otherwise.
@@ -56,6 +61,8 @@ public final class WorkerEngine: Sendable {
     /// handed to a slot just before the stop must still be taken and finished within the grace.
     let abortRunning = Atomic<Bool>(false)
     let queue = JobQueue()
+    /// The latest progress of each running cell, by key, for the network thread to send.
+    let board = Mutex<[String: Message.CellProgress]>([:])
     let context: Context
     let resultsEndpoint: String
 
@@ -193,7 +200,9 @@ public final class WorkerEngine: Sendable {
             timeLimitMilliseconds: job.limits.timeLimitMilliseconds,
             work: job.work
         )
-        let killAt = job.limits.timeLimitMilliseconds > 0 ? ContinuousClock.now + Self.killDelay(job.limits) : nil
+        let started = ContinuousClock.now
+        let killAt = job.limits.timeLimitMilliseconds > 0 ? started + Self.killDelay(job.limits) : nil
+        defer { board.withLock { _ = $0.removeValue(forKey: job.key) } }
         var process: RunnerProcess
         do {
             process = try runner ?? RunnerProcess()
@@ -216,20 +225,18 @@ public final class WorkerEngine: Sendable {
             switch read {
             case .frame(.done(let done)):
                 return (done.ok, done.payload)
+            case .frame(.progress(let progress)):
+                let report = Message.CellProgress(
+                    key: job.key,
+                    phase: Message.CellProgress.Phase(rawValue: progress.phase) ?? .setup,
+                    step: progress.step,
+                    maxSteps: progress.maxSteps,
+                    trainMSE: progress.trainMSE.isNaN ? nil : progress.trainMSE,
+                    milliseconds: UInt64(max(0, (ContinuousClock.now - started).milliseconds))
+                )
+                board.withLock { $0[job.key] = report }
             case .timedOut:
-                if abortRunning.load(ordering: .relaxed) {
-                    process.kill()
-                    runner = nil
-                    return (false, Array("the worker stopped before the cell finished".utf8))
-                }
-                if let killAt, ContinuousClock.now >= killAt {
-                    process.kill()
-                    runner = nil
-                    let limit = Duration.milliseconds(Int64(job.limits.timeLimitMilliseconds))
-                    let grace = Self.killDelay(job.limits) - limit
-                    logger.error("killed a cell runner after its cell's time limit", metadata: ["key": "\(job.key)"])
-                    return (false, Array("killed after its time limit of \(limit) (and a grace of \(grace))".utf8))
-                }
+                break
             case .endOfFile, .failed, .frame(.job):
                 // A runner that breaks the channel is killed first, so that reaping it cannot hang.
                 if case .endOfFile = read {} else { process.kill() }
@@ -237,6 +244,37 @@ public final class WorkerEngine: Sendable {
                 runner = nil
                 logger.error("a cell runner died", metadata: ["key": "\(job.key)", "cause": "\(cause)"])
                 return (false, Array("the cell runner died: \(cause)".utf8))
+            }
+            if abortRunning.load(ordering: .relaxed) {
+                process.kill()
+                runner = nil
+                return (false, Array("the worker stopped before the cell finished".utf8))
+            }
+            if let killAt, ContinuousClock.now >= killAt {
+                process.kill()
+                runner = nil
+                let limit = Duration.milliseconds(Int64(job.limits.timeLimitMilliseconds))
+                let grace = Self.killDelay(job.limits) - limit
+                logger.error("killed a cell runner after its cell's time limit", metadata: ["key": "\(job.key)"])
+                return (false, Array("killed after its time limit of \(limit) (and a grace of \(grace))".utf8))
+            }
+            if job.limits.memoryBytes > 0, let resident = process.residentBytes, resident > job.limits.memoryBytes {
+                process.kill()
+                runner = nil
+                let allowance = SweepSpec.formatSize(job.limits.memoryBytes)
+                logger.error(
+                    "killed a cell runner over its cell's memory allowance",
+                    metadata: [
+                        "key": "\(job.key)", "resident": "\(resident)", "allowance": "\(job.limits.memoryBytes)",
+                    ]
+                )
+                return (
+                    false,
+                    Array(
+                        "exceeded its memory allowance of \(allowance) (resident \(SweepSpec.formatSize(resident))); raise resources.memory or shrink the cell"
+                            .utf8
+                    )
+                )
             }
         }
     }

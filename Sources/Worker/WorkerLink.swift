@@ -18,20 +18,20 @@ struct WorkerLink {
     init(engine: WorkerEngine) {
         self.engine = engine
         let options = engine.options
-        core = WorkerCore(
-            configuration: WorkerCore.Configuration(
-                workerID: options.workerID,
-                build: "isosweep \(IsosweepBuild.version)",
-                host: ProcessInfo.processInfo.hostName,
-                slots: options.slots,
-                prefetch: options.prefetch,
-                heartbeat: options.heartbeat,
-                liveness: options.liveness,
-                maximumBackoff: options.maximumBackoff,
-                grace: options.grace
-            ),
-            now: .now
+        var configuration = WorkerCore.Configuration(
+            workerID: options.workerID,
+            build: "isosweep \(IsosweepBuild.version)",
+            host: ProcessInfo.processInfo.hostName,
+            slots: options.slots,
+            prefetch: options.prefetch,
+            heartbeat: options.heartbeat,
+            liveness: options.liveness,
+            maximumBackoff: options.maximumBackoff,
+            grace: options.grace
         )
+        configuration.cores = options.cores
+        configuration.memoryBytes = options.memoryBytes
+        core = WorkerCore(configuration: configuration, now: .now)
     }
 
     var logger: Logger { engine.logger }
@@ -104,6 +104,9 @@ struct WorkerLink {
             case .run(let job): engine.queue.push(job)
             case .recall:
                 if let exit = execute(core.on(.unstarted(engine.queue.removeAll()), now: .now)) { return exit }
+            case .sendProgress:
+                let reports = engine.board.withLock { Array($0.values) }
+                send(.progress(Array(reports.sorted { $0.key < $1.key }.prefix(Wire.maximumShardCells))))
             case .log(let level, let text): log(level, text)
             case .exit(let exit): return exit
             }

@@ -5,6 +5,7 @@ import Logging
 import SweepAnalysis
 import SweepCore
 import SweepStore
+import Worker
 
 /// `isosweep run`: coordinator plus local worker processes on this machine.
 struct Run: AsyncParsableCommand {
@@ -14,13 +15,14 @@ struct Run: AsyncParsableCommand {
     )
 
     @Argument(help: "The sweep file.") var spec = "sweeps/quick.yaml"
-    @Option(help: "Local worker processes (default: one per core).") var workers: Int?
+    @Option(help: "Local worker processes; this machine's cores and memory are shared among them (default: 1).")
+    var workers = 1
     @Option(help: "Table format printed at the end: markdown, csv, json.") var format: SweepTable.Format = .markdown
     @OptionGroup var coordinator: CoordinatorArguments
     @OptionGroup var log: LogOptions
 
     func validate() throws {
-        if let workers, !(1...256).contains(workers) { throw ValidationError("--workers must be between 1 and 256") }
+        guard (1...256).contains(workers) else { throw ValidationError("--workers must be between 1 and 256") }
     }
 
     func run() async throws {
@@ -33,14 +35,22 @@ struct Run: AsyncParsableCommand {
             work: .sweep(sweep),
             logger: logger
         )
-        let count = workers ?? ProcessInfo.processInfo.activeProcessorCount
+        // One worker holds every core and the memory (a big cell can have them all); several
+        // share them, so that together they never claim more than the machine has.
+        let cores = max(1, MachineResources.cores() / workers)
+        let memory = MachineResources.memory() / UInt64(workers)
         // Workers stay quiet at the default level; asked for more (debug) or less, they follow.
         let childLevel = log.logLevel == .info ? "warning" : log.logLevel.rawValue
         let local = LocalWorkers(
-            count: count,
+            count: workers,
             logger: logger,
             endpoint: { engine.endpoint },
-            arguments: { endpoint in ["worker", "--connect", endpoint, "--slots", "1", "--log-level", childLevel] }
+            arguments: { endpoint in
+                [
+                    "worker", "--connect", endpoint, "--cores", "\(cores)", "--memory", "\(memory)", "--log-level",
+                    childLevel,
+                ]
+            }
         )
         let outcome = try await runCoordinator(
             engine,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ServiceLifecycle
+import SweepCore
 import UnixSignals
 import Worker
 import ZeroMQ
@@ -14,9 +15,19 @@ struct WorkerCommand: AsyncParsableCommand {
     )
 
     @Option(help: "The coordinator's endpoint.") var connect: String
-    @Option(help: "Cells run at once (default: this machine's cores).") var slots: Int?
+    @Option(
+        help:
+            "Cores its cells may use together (default: the CPUs this process may use, after affinity and cgroup limits)."
+    )
+    var cores: Int?
+    @Option(
+        help:
+            "Memory its cells may use together, e.g. 12GiB (default: the cgroup limit or physical memory, less 10% kept back, 512 MiB to 4 GiB)."
+    )
+    var memory: String?
+    @Option(help: "Most cells run at once (default: --cores).") var slots: Int?
     @Option(help: "Extra cells kept queued (default: one per slot).") var prefetch: Int?
-    @Option(help: "OpenBLAS threads per cell.") var threads = 1
+    @Option(help: "OpenBLAS threads of a cell that comes without a thread count (benchmark cells).") var threads = 1
     @Option(help: "On SIGTERM, seconds running cells may take before they are handed back.") var grace: Double = 10
     @Option(help: "This worker's CURVE secret key file (isosweep keygen).") var curveSecret: String?
     @Option(help: "The coordinator's CURVE public key file.") var serverKey: String?
@@ -30,6 +41,14 @@ struct WorkerCommand: AsyncParsableCommand {
             )
         }
         if let slots, !(1...4096).contains(slots) { throw ValidationError("--slots must be between 1 and 4096") }
+        if let cores, !(1...4096).contains(cores) { throw ValidationError("--cores must be between 1 and 4096") }
+        if let memory {
+            guard let bytes = SweepSpec.parseSize(memory), bytes >= Wire.minimumWorkerMemory else {
+                throw ValidationError(
+                    "--memory takes a size of at least 1MiB such as 512MiB, 12GiB or 2.5GB (got \(memory))"
+                )
+            }
+        }
         if let prefetch, !(0...100_000).contains(prefetch) {
             throw ValidationError("--prefetch must be between 0 and 100000")
         }
@@ -44,8 +63,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.worker")
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = cores ?? MachineResources.cores()
         var options = WorkerOptions(connect: connect, slots: slots ?? cores, prefetch: prefetch)
+        options.cores = cores
+        if let memory, let bytes = SweepSpec.parseSize(memory) { options.memoryBytes = bytes }
         options.blasThreads = threads
         options.grace = .milliseconds(Int64(grace * 1000))
         if let curveSecret, let serverKey {
@@ -64,7 +85,10 @@ struct WorkerCommand: AsyncParsableCommand {
         }
         logger.info(
             "worker starting",
-            metadata: ["id": "\(options.workerID)", "slots": "\(options.slots)", "coordinator": "\(connect)"]
+            metadata: [
+                "id": "\(options.workerID)", "slots": "\(options.slots)", "cores": "\(options.cores)",
+                "memory": "\(SweepSpec.formatSize(options.memoryBytes))", "coordinator": "\(connect)",
+            ]
         )
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(

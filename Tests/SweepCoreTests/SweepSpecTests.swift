@@ -179,7 +179,9 @@ extension SweepSpecTests {
         for (resources, words) in [
             ("resources: {threads: 0}", "resources.threads: expected auto or a whole number"),
             ("resources: {time_limit: soon}", "resources.time_limit: expected a duration"),
-            ("resources: {memory: 4GiB}", "resources.memory: unknown key"),
+            ("resources: {memory: lots}", "resources.memory: expected auto"),
+            ("resources: {memory: 12}", "resources.memory: expected auto"),
+            ("resources: {cores: 4}", "resources.cores: unknown key"),
             ("resources: [1]", "resources: expected a mapping"),
         ] {
             #expect(throws: IsosweepError.self) { try SweepSpec.parse(grid + resources + "\n", file: "r.yaml") }
@@ -189,6 +191,13 @@ extension SweepSpecTests {
                 #expect(error.description.contains(words), "\(error)")
             }
         }
+        let memory = try SweepSpec.parse(grid + "resources: {memory: 4GiB}\n", file: "r.yaml")
+        #expect(memory.limits == Message.Limits(memoryBytes: 4 << 30))
+        #expect(try memory.cells().map(\.key) == plain.cells().map(\.key))
+        #expect(SweepSpec.parseSize("512MiB") == 512 << 20 && SweepSpec.parseSize("2.5GB") == 2_500_000_000)
+        #expect(SweepSpec.parseSize("1G") == 1 << 30 && SweepSpec.parseSize("12 GiB") == 12 << 30)
+        #expect(SweepSpec.parseSize("4 parsecs") == nil && SweepSpec.parseSize("") == nil)
+        #expect(SweepSpec.formatSize(18 << 30) == "18 GiB" && SweepSpec.formatSize(1_610_612_736) == "1.5 GiB")
         #expect(SweepSpec.parseDuration("1h30m") == 5400 && SweepSpec.parseDuration("2s") == 2)
         #expect(SweepSpec.parseDuration("1.5m") == 90 && SweepSpec.parseDuration("") == nil)
         #expect(SweepSpec.parseDuration("10x") == nil && SweepSpec.parseDuration("5m3") == nil)

@@ -25,6 +25,8 @@ import Testing
                 build: "b",
                 host: "h",
                 slots: 1,
+                cores: 32,
+                memoryBytes: 128 << 30,
                 resumable: [key]
             )
         ),
@@ -40,7 +42,7 @@ import Testing
                     key: key,
                     attempt: 1,
                     work: [4],
-                    limits: Message.Limits(threads: 4, timeLimitMilliseconds: 1_800_000)
+                    limits: Message.Limits(threads: 4, timeLimitMilliseconds: 1_800_000, memoryBytes: 24 << 30)
                 )
             ]
         ),
@@ -49,11 +51,41 @@ import Testing
         .ack(keys: [key, key]),
         .heartbeat,
         .bye,
+        .progress([]),
+        .progress([
+            Message.CellProgress(key: key, phase: .train, step: 12, maxSteps: 5000, trainMSE: 0.5, milliseconds: 1200),
+            Message.CellProgress(key: key, phase: .setup, step: 0, maxSteps: 0, trainMSE: nil, milliseconds: 3),
+        ]),
     ]
 
     @Test(arguments: messages)
     func roundTrips(_ message: Message) throws {
         #expect(try Message.decode(message.encode()) == message)
+    }
+
+    @Test func helloWithoutCoresOrMemoryAndProgressWithAnUnknownPhaseAreRefused() {
+        func hello(cores: UInt16, memory: UInt64) -> [[UInt8]] {
+            Message.hello(
+                Message.Hello(
+                    protocolVersion: Wire.protocolVersion,
+                    scienceVersion: 1,
+                    workerID: "w",
+                    build: "b",
+                    host: "h",
+                    slots: 1,
+                    cores: cores,
+                    memoryBytes: memory
+                )
+            ).encode()
+        }
+        #expect(throws: IsosweepError.self) { try Message.decode(hello(cores: 0, memory: 1 << 30)) }
+        #expect(throws: IsosweepError.self) { try Message.decode(hello(cores: 1, memory: 4096)) }
+        var progress = Message.progress([
+            Message.CellProgress(key: Self.key, phase: .lipschitz, step: 1, maxSteps: 2, trainMSE: nil, milliseconds: 1)
+        ]).encode()
+        // The phase is the u16 after the 2-byte version, the 4-byte count and the 4+64-byte key.
+        progress[1][2 + 4 + 4 + 64 + 1] = 7
+        #expect(throws: IsosweepError.self) { try Message.decode(progress) }
     }
 
     @Test func malformedMessagesAreRefused() {

@@ -259,6 +259,22 @@ import Worker
         #expect(core.connection == .connecting)
     }
 
+    @Test func progressGoesOutOnceAHeartbeatIntervalWhileCellsAreHeldAndAdvertisesResources() throws {
+        var configuration = configuration()
+        configuration.cores = 6
+        configuration.memoryBytes = 3 << 30
+        var core = WorkerCore(configuration: configuration, now: t0)
+        let hello = try #require(self.hello(core.on(.tick, now: t0)))
+        #expect(hello.cores == 6 && hello.memoryBytes == 3 << 30)
+        _ = core.on(.received(.welcome(session: 7, heartbeatMilliseconds: 1000, liveness: 3)), now: t0)
+        _ = core.on(.received(Self.shard(5, [1])), now: t0)
+        #expect(!core.on(.tick, now: t0 + .milliseconds(500)).contains(.sendProgress))
+        let due = core.on(.tick, now: t0 + .milliseconds(1000))
+        #expect(due.contains(.sendProgress) && sent(due).isEmpty, "PROGRESS stands in for the heartbeat")
+        #expect(!core.on(.tick, now: t0 + .milliseconds(1500)).contains(.sendProgress))
+        #expect(core.on(.tick, now: t0 + .milliseconds(2000)).contains(.sendProgress))
+    }
+
     @Test func welcomeSetsTheHeartbeatTheCoordinatorAsksFor() {
         var core = WorkerCore(configuration: configuration(), now: t0)
         _ = core.on(.tick, now: t0)
