@@ -53,6 +53,7 @@ extension CellWork {
     /// 0 = auto). A fixed `memory` below the cell's estimate is an error: the cell would be
     /// stopped before it could finish. Benchmark cells need nothing.
     public func requirements(resources limits: Message.Limits) throws(IsosweepError) -> CellRequirements {
+        if case .hog = self { return CellRequirements(threads: 0, memoryBytes: Self.hogAllowance) }
         guard case .train(let parameters) = self else { return .none }
         let threads = limits.threads > 0 ? limits.threads : autoThreads
         let estimate = UInt64(parameters.estimatedPeakMemory(threads: Int(threads)))

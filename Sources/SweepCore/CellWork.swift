@@ -19,6 +19,14 @@ public enum CellWork: Codable, Sendable, Hashable {
     /// Never ends and ignores its time limit: for testing that such a cell is killed, never in a
     /// study.
     case hang(index: Int)
+    /// Takes far more memory than its allowance (`hogAllowance`): for testing that a runner over
+    /// its allowance is stopped, never in a study.
+    case hog(index: Int)
+
+    /// The memory allowance a hog cell claims; it then takes `hogBytes`.
+    public static let hogAllowance: UInt64 = 128 << 20
+    /// The memory a hog cell takes.
+    public static let hogBytes = 512 << 20
 
     /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
     /// science version, so the same cell in two sweeps is the same cell.
@@ -40,6 +48,8 @@ public enum CellWork: Codable, Sendable, Hashable {
             body = Data("{\"crash\":\(index)}".utf8)
         case .hang(let index):
             body = Data("{\"hang\":\(index)}".utf8)
+        case .hog(let index):
+            body = Data("{\"hog\":\(index)}".utf8)
         }
         return [UInt8](body)
     }
@@ -47,7 +57,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     /// A rough cost in flops, to dispatch the largest cells first.
     public var estimatedCost: Double {
         switch self {
-        case .noop, .crash, .hang: return 0
+        case .noop, .crash, .hang, .hog: return 0
         case .train(let p):
             let n = Double(p.n)
             let d = Double(p.d)
@@ -64,7 +74,7 @@ public enum CellWork: Codable, Sendable, Hashable {
     }
 
     private enum NoopKey: String, CodingKey {
-        case noop, fail, crash, hang
+        case noop, fail, crash, hang, hog
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -81,6 +91,9 @@ public enum CellWork: Codable, Sendable, Hashable {
         case .hang(let index):
             var container = encoder.container(keyedBy: NoopKey.self)
             try container.encode(index, forKey: .hang)
+        case .hog(let index):
+            var container = encoder.container(keyedBy: NoopKey.self)
+            try container.encode(index, forKey: .hog)
         }
     }
 
@@ -95,6 +108,8 @@ public enum CellWork: Codable, Sendable, Hashable {
             self = .crash(index: try container.decode(Int.self, forKey: .crash))
         } else if container.contains(.hang) {
             self = .hang(index: try container.decode(Int.self, forKey: .hang))
+        } else if container.contains(.hog) {
+            self = .hog(index: try container.decode(Int.self, forKey: .hog))
         } else {
             self = .train(try CellParameters(from: decoder))
         }

@@ -94,6 +94,15 @@ public enum CellRunner {
             case .crash:
                 // A poison cell for the tests: it takes its runner down, as a real crash would.
                 abort()
+            case .hog:
+                // A cell that takes far more than its allowance, for the tests: its worker must
+                // stop it. Every page is touched, so that it is resident.
+                let bytes = CellWork.hogBytes
+                let block = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+                for offset in stride(from: 0, to: bytes, by: 4096) {
+                    block.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self)
+                }
+                while true { sleep(3600) }
             case .hang:
                 // A cell that ignores its time limit, for the tests: only a kill ends it.
                 while true { sleep(3600) }

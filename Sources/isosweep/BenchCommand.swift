@@ -65,6 +65,7 @@ struct BenchDispatch: AsyncParsableCommand {
     @Option(help: "No-op cells.") var cells = 20_000
     @Option(help: "Poison cells besides: each takes down every cell runner that runs it (for tests).") var poison = 0
     @Option(help: "Cells besides that never end, however long their time limit (for tests).") var hang = 0
+    @Option(help: "Cells besides that take 512 MiB against an allowance of 128 MiB (for tests).") var hog = 0
     @Option(help: "Each cell's time limit, e.g. 2s (default: none).") var timeLimit: String?
     @Option(help: "Tries per cell before it is FAILED.") var maxAttempts = SweepSpec.defaultMaxAttempts
     @Option(help: "Cells each worker keeps queued beyond its slots.") var prefetch = 500
@@ -76,6 +77,7 @@ struct BenchDispatch: AsyncParsableCommand {
         guard (1...10_000_000).contains(cells) else { throw ValidationError("--cells must be between 1 and 10000000") }
         guard (0...1000).contains(poison) else { throw ValidationError("--poison must be between 0 and 1000") }
         guard (0...1000).contains(hang) else { throw ValidationError("--hang must be between 0 and 1000") }
+        guard (0...1000).contains(hog) else { throw ValidationError("--hog must be between 0 and 1000") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
         if let timeLimit, SweepSpec.parseDuration(timeLimit) == nil {
             throw ValidationError("--time-limit takes a duration such as 2s, 30m or 1h (got \(timeLimit))")
@@ -95,7 +97,7 @@ struct BenchDispatch: AsyncParsableCommand {
         }
         let work =
             (0..<cells).map { CellWork.noop(index: $0, fail: false) } + (0..<poison).map { CellWork.crash(index: $0) }
-            + (0..<hang).map { CellWork.hang(index: $0) }
+            + (0..<hang).map { CellWork.hang(index: $0) } + (0..<hog).map { CellWork.hog(index: $0) }
         var options = CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path)
         options.maxAttempts = maxAttempts
         if let seconds = timeLimit.flatMap(SweepSpec.parseDuration) {

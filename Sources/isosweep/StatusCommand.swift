@@ -96,9 +96,24 @@ struct Status: ParsableCommand {
         print("workers alive: \(status.workers.count)")
         for worker in status.workers {
             print(
-                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, last heartbeat \(worker.silentMilliseconds) ms ago"
+                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(SweepSpec.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(worker.memoryBytes)), last heartbeat \(worker.silentMilliseconds) ms ago"
             )
         }
+        print("running cells: \(status.running.count)")
+        for cell in status.running {
+            let shape = [("n", cell.n), ("d", cell.d), ("width", cell.width), ("seed", cell.seed)].compactMap {
+                name,
+                value in
+                value.map { "\(name)=\($0)" }
+            }
+            let step = cell.step.map { " step \($0)/\(cell.maxSteps ?? 0)" } ?? ""
+            let mse = cell.trainMSE.map { String(format: " train_mse %.3g", $0) } ?? ""
+            print(
+                "  \(cell.key.prefix(12)) on \(cell.worker) (\(shape.joined(separator: " ")), \(cell.threads) threads): \(cell.phase)\(step)\(mse), \(String(format: "%.1f", cell.seconds)) s"
+            )
+        }
+        print("waiting for a worker that can hold them: \(status.waitingCount)")
+        for cell in status.waiting { print("  \(cell.key.prefix(12)): \(cell.reason)") }
         print("failures: \(status.failures.count)")
         for failure in status.failures {
             print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)")

@@ -88,6 +88,7 @@ struct Sandbox {
     @discardableResult
     func sweep(
         _ name: String,
+        n: Int = 48,
         seeds: [Int] = [0, 1, 2],
         widths: [Int] = [4, 8, 16, 32],
         steps: Int = 1500,
@@ -97,7 +98,7 @@ struct Sandbox {
             name: \(name)
             method: grid
             parameters:
-              n: {value: 48}
+              n: {value: \(n)}
               d: {value: 6}
               width: {values: [\(widths.map(String.init).joined(separator: ", "))]}
               seed: {values: [\(seeds.map(String.init).joined(separator: ", "))]}
@@ -124,13 +125,13 @@ struct Sandbox {
         )
     }
 
-    func worker(_ endpoint: String, name: String, slots: Int = 1) throws -> Spawned {
+    func worker(_ endpoint: String, name: String, slots: Int = 1, extra: [String] = []) throws -> Spawned {
         // Debug logs (HELLO attempts, dropped results) make a failure in CI explainable.
         try Spawned(
             [
                 "worker", "--connect", endpoint, "--slots", "\(slots)", "--prefetch", "0", "--grace", "1",
                 "--log-level", "debug",
-            ],
+            ] + extra,
             name: name,
             directory: directory
         )

@@ -30,7 +30,8 @@ import FoundationNetworking
 
     /// A sweep of slow cells with the status endpoint on, and two workers.
     func startSweep(_ box: Sandbox) throws -> (coordinator: Spawned, workers: [Spawned], base: String) {
-        let spec = try box.sweep("live", seeds: [0, 1, 2, 3], widths: [4, 8, 16], steps: 6000)
+        // Cells of a few seconds each, so that the page can show one running.
+        let spec = try box.sweep("live", n: 200, seeds: [0, 1, 2, 3], widths: [4, 8, 16], steps: 6000)
         let coordinator = try box.coordinator(spec, db: "live.db", extra: ["--status-port", "0"])
         let endpoint = try box.endpoint(of: coordinator)
         let workers = try (0..<2).map { try box.worker(endpoint, name: "w\($0)") }
@@ -56,6 +57,10 @@ import FoundationNetworking
         let (coordinator, workers, base) = try startSweep(box)
         defer { for process in [coordinator] + workers { process.kill9() } }
         let chromium = Self.tool("chromium")!
+        // A cell whose runner has reported its step: the page must show it.
+        try waitUntil("a running cell with its step", timeout: 60) {
+            try get(base + "/status").body.contains(#""phase":"train""#)
+        }
         let flags = [
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
             "--virtual-time-budget=5000",
@@ -90,6 +95,16 @@ import FoundationNetworking
         #expect(workerIDs.count == 2)
         for id in workerIDs { #expect(html.contains("<td class=\"worker\">\(id)</td>"), "worker \(id) not shown") }
         #expect(html.contains("<img id=\"figure\""))
+        // A running cell: its phase, its step out of max_steps, and its bar.
+        #expect(
+            html.range(
+                of: #"<td class="phase">(train|lipschitz)</td><td class="step">\d+ / 6000</td>"#,
+                options: .regularExpression
+            )
+                != nil,
+            "no running cell on the page: \(html.prefix(4000))"
+        )
+        #expect(html.contains("class=\"cellbar"))
         let png = try Data(contentsOf: URL(fileURLWithPath: screenshot))
         #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]) && png.count > 10_000)
         print("live page screenshot: \(screenshot)")
@@ -126,6 +141,7 @@ import FoundationNetworking
         let connect = try runIsosweep(["status", "--connect", base])
         #expect(connect.status == 0, "\(connect.stderr)")
         #expect(connect.stdout.contains("sweep live: 12 cells") && connect.stdout.contains("workers alive: 2"))
+        #expect(connect.stdout.contains("running cells:") && connect.stdout.contains("waiting for a worker"))
         let nothing = try runIsosweep(["status", "--connect", "http://127.0.0.1:9"])
         #expect(nothing.status != 0 && nothing.stderr.contains("--status-port"))
     }
