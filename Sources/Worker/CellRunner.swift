@@ -37,6 +37,8 @@ public enum CellRunner {
             switch jobs.next(until: nil) {
             case .frame(.job(let job)):
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
+                // A fresh start, so that no report of the previous cell goes out under this one.
+                reporter.progress.reset(maxSteps: 0)
                 reporter.running.store(true, ordering: .sequentiallyConsistent)
                 let (ok, payload) = run(job, progress: reporter.progress, encoder: encoder, decoder: decoder)
                 let done = RunnerChannel.Done(ok: ok, payload: payload)

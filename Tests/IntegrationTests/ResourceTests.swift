@@ -111,6 +111,27 @@ import FoundationNetworking
         #expect(connect.stdout.contains("largest worker has 1 GiB free of 1 GiB"))
     }
 
+    @Test func aWorkerAdvertisesTheCoresItsAffinityAllowsAndTheMemoryItIsGiven() throws {
+        let box = try Sandbox()
+        let spec = try box.sweep("pinned", seeds: [0], widths: [4], steps: 50)
+        let coordinator = try box.coordinator(spec, db: "pinned.db")
+        defer { coordinator.kill9() }
+        let endpoint = try box.endpoint(of: coordinator)
+        // Pinned to CPU 0 by taskset: one core, and --slots follows --cores.
+        let pinned = try Spawned(
+            ["worker", "--connect", endpoint, "--memory", "3GiB", "--log-level", "debug"],
+            name: "pinned",
+            directory: box.directory,
+            launcher: ["/usr/bin/taskset", "-c", "0"]
+        )
+        defer { pinned.kill9() }
+        #expect(try coordinator.wait(timeout: 120) == 0, "\(coordinator.stderr.suffix(2000))")
+        #expect(
+            coordinator.stderr.contains("with 1 slots, 1 cores and 3 GiB memory"),
+            "\(coordinator.stderr.suffix(3000))"
+        )
+    }
+
     @Test func aRunnerOverItsMemoryAllowanceIsStoppedAndOnlyItsCellFails() throws {
         let box = try Sandbox()
         let run = try runIsosweep(
