@@ -843,10 +843,18 @@ public struct Scheduler: Sendable {
 
     /// Leases queued cells to workers with credit: to each, largest first, the cells that fit its
     /// free cores and memory. A cell that needs more memory than any registered worker has moves
-    /// to `waiting` (logged once) instead of blocking the queue.
+    /// to `waiting` (logged once) instead of blocking the queue. When the largest queued cell fits
+    /// no worker's free resources now, the worker closest to holding it is reserved for it: it
+    /// takes no smaller cell until it can take that one (EASY backfilling), so that a big cell is
+    /// not starved by small ones filling every worker as they free up.
     private mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
-        guard dispatching && !queue.isEmpty else { return }
+        guard dispatching && !queue.isEmpty && !workers.isEmpty else { return }
         let largestMemory = workers.values.map(\.memory).max() ?? 0
+        while let head = queue.last, cells[head].requirements.memoryBytes > largestMemory {
+            queue.removeLast()
+            wait(head, &out)
+        }
+        var heldBack = reservation()
         for identity in workers.keys.sorted(by: { workers[$0]!.joined < workers[$1]!.joined }) {
             while workers[identity]!.credit > 0 && !queue.isEmpty {
                 let limit = min(workers[identity]!.credit, configuration.maximumShard)
@@ -857,21 +865,13 @@ public struct Scheduler: Sendable {
                 var misses = 0
                 while assignments.count < limit && position >= 0 && misses < Self.fitScanLimit {
                     let i = queue[position]
-                    let needs = cells[i].requirements
-                    if needs.memoryBytes > largestMemory {
+                    if heldBack?.worker == identity && i != heldBack?.cell { break }
+                    if cells[i].requirements.memoryBytes > largestMemory {
                         queue.remove(at: position)
-                        waiting.append(i)
-                        let has = workers.values.max { $0.memory < $1.memory }.map {
-                            "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
-                        }
-                        out.append(
-                            .log(
-                                .warning,
-                                "cell \(short(cells[i].key)) waits: needs \(SweepSpec.formatSize(needs.memoryBytes)); \(has ?? "no worker")"
-                            )
-                        )
+                        wait(i, &out)
                     } else if fits(i, identity) {
                         queue.remove(at: position)
+                        if heldBack?.cell == i { heldBack = nil }
                         cells[i].attempts += 1
                         cells[i].lease = lease
                         cells[i].worker = identity
@@ -896,6 +896,35 @@ public struct Scheduler: Sendable {
             }
             if queue.isEmpty { break }
         }
+    }
+
+    /// The largest queued cell and the worker reserved for it, when no worker's free resources
+    /// hold it now: among the workers large enough for it, the one with the most free memory,
+    /// then the most free cores.
+    private func reservation() -> (cell: Int, worker: [UInt8])? {
+        guard let head = queue.last, cells[head].requirements != .none else { return nil }
+        var best: (identity: [UInt8], free: UInt64, cores: Int)?
+        for (identity, worker) in workers where cells[head].requirements.memoryBytes <= worker.memory {
+            if fits(head, identity) { return nil }
+            let candidate = (identity, worker.memoryFree, worker.cores - worker.threadsInUse)
+            if best.map({ (candidate.1, candidate.2) > ($0.free, $0.cores) }) ?? true { best = candidate }
+        }
+        return best.map { (head, $0.identity) }
+    }
+
+    /// Moves queued cell `i`, already out of the queue, to the cells that wait for a worker large
+    /// enough, and says so.
+    private mutating func wait(_ i: Int, _ out: inout [Directive]) {
+        waiting.append(i)
+        let has = workers.values.max { $0.memory < $1.memory }.map {
+            "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
+        }
+        out.append(
+            .log(
+                .warning,
+                "cell \(short(cells[i].key)) waits: needs \(SweepSpec.formatSize(cells[i].requirements.memoryBytes)); \(has ?? "no worker")"
+            )
+        )
     }
 
     /// The threads cell `i` gets on a worker: its request, at most the worker's cores.

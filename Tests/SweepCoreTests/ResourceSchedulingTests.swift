@@ -86,6 +86,46 @@ import TrainingCore
         #expect(leased.map(\.key) == [key(2), key(0)])
     }
 
+    @Test func aBigCellBackInTheQueueReservesAWorkerInsteadOfBeingStarvedBySmallOnes() throws {
+        // Cell 0 is big (900 MiB) and was running when the previous coordinator stopped; cells
+        // 1-6 are small (300 MiB). The big cell is held for its old worker for the reclaim window.
+        var seeds = (0..<7).map { i in
+            Scheduler.CellSeed(
+                key: key(i),
+                work: [UInt8(i)],
+                cost: i == 0 ? 100 : Double(i),
+                state: i == 0 ? .leased : .queued,
+                attempts: 0,
+                lastError: nil,
+                leasedTo: i == 0 ? "gone" : nil,
+                requirements: CellRequirements(threads: 1, memoryBytes: (i == 0 ? 900 : 300) * Self.mib)
+            )
+        }
+        seeds[0].attempts = 1
+        var s = Scheduler(configuration: .init(session: 7), cells: seeds)
+        let first = join(&s, [1], cores: 8, memory: 1024 * Self.mib)
+        #expect(first.map(\.key) == [key(6), key(5), key(4)])
+        // The window passes: the big cell is first in the queue, and 900 MiB are not free.
+        let later = t0 + s.configuration.reclaimWindow + .seconds(1)
+        #expect(shards(s.on(.message(from: [1], .heartbeat), now: later)).isEmpty)
+        #expect(s.counts[.queued] == 4 && s.workerSummaries(now: later).count == 1)
+        func finish(_ k: String) -> [Message.Assignment] {
+            shards(
+                s.on(
+                    .message(from: [1], .result(lease: s.lease(of: k) ?? 0, key: k, attempt: 1, payload: [1])),
+                    now: later
+                )
+            )
+        }
+        // A small cell ends: 300 MiB free would hold another small one, but the worker is reserved.
+        #expect(finish(key(6)).isEmpty)
+        #expect(finish(key(5)).isEmpty)
+        // Once the last small one ends, the big cell goes out, then small ones fill what is left.
+        let next = finish(key(4))
+        #expect(next.first?.key == key(0))
+        #expect(next.map(\.key) == [key(0)], "900 of 1024 MiB held: no 300 MiB cell fits beside it")
+    }
+
     @Test func threadsAreCappedAtTheWorkersCoresAndCoresBoundWhatIsLeased() {
         var s = scheduler(
             [
