@@ -50,6 +50,56 @@ public struct StatusSnapshot: Sendable, Codable {
         public var error: String
     }
 
+    public init(
+        sweep: String,
+        database: String,
+        total: Int,
+        counts: [String: Int],
+        cellsPerSecond: Double,
+        etaSeconds: Double?,
+        elapsedSeconds: Double,
+        workers: [Scheduler.WorkerSummary],
+        failures: [Failure],
+        finished: Bool,
+        running: [Running] = [],
+        waiting: [Scheduler.WaitingCell] = [],
+        waitingCount: Int = 0
+    ) {
+        self.sweep = sweep
+        self.database = database
+        self.total = total
+        self.counts = counts
+        self.cellsPerSecond = cellsPerSecond
+        self.etaSeconds = etaSeconds
+        self.elapsedSeconds = elapsedSeconds
+        self.workers = workers
+        self.failures = failures
+        self.finished = finished
+        self.running = running
+        self.waiting = waiting
+        self.waitingCount = waitingCount
+    }
+
+    /// Reads a status; `running` and `waiting` may be absent (a coordinator before they existed).
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            sweep: try container.decode(String.self, forKey: .sweep),
+            database: try container.decode(String.self, forKey: .database),
+            total: try container.decode(Int.self, forKey: .total),
+            counts: try container.decode([String: Int].self, forKey: .counts),
+            cellsPerSecond: try container.decode(Double.self, forKey: .cellsPerSecond),
+            etaSeconds: try container.decodeIfPresent(Double.self, forKey: .etaSeconds),
+            elapsedSeconds: try container.decode(Double.self, forKey: .elapsedSeconds),
+            workers: try container.decode([Scheduler.WorkerSummary].self, forKey: .workers),
+            failures: try container.decode([Failure].self, forKey: .failures),
+            finished: try container.decode(Bool.self, forKey: .finished),
+            running: try container.decodeIfPresent([Running].self, forKey: .running) ?? [],
+            waiting: try container.decodeIfPresent([Scheduler.WaitingCell].self, forKey: .waiting) ?? [],
+            waitingCount: try container.decodeIfPresent(Int.self, forKey: .waitingCount) ?? 0
+        )
+    }
+
     enum CodingKeys: String, CodingKey {
         case sweep, database, total, counts, workers, failures, finished, running, waiting
         case waitingCount = "waiting_count"

@@ -131,6 +131,9 @@ public enum CellWork: Codable, Sendable, Hashable {
         self = work
     }
 
+    /// Whether `json` is a no-op cell's (the fast check of the benchmark's path).
+    public static func isNoop(_ json: [UInt8]) -> Bool { noop(json) != nil }
+
     /// A no-op cell exactly as `json` writes it (`{"fail":false,"noop":17}`), without JSONDecoder:
     /// the dispatch benchmark measures the system, not the decoder. Anything else is nil.
     private static func noop(_ json: [UInt8]) -> CellWork? {

@@ -637,6 +637,7 @@ public struct Scheduler: Sendable {
         guard dispatching, !adoptable.isEmpty else { return }
         queue.removeAll { adoptable.contains($0) }
         reserved.removeAll { adoptable.contains($0) }
+        waiting.removeAll { adoptable.contains($0) }
         nextLease &+= 1
         let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
         var assignments: [Message.Assignment] = []
@@ -735,7 +736,7 @@ public struct Scheduler: Sendable {
     ) {
         let worker = workers[identity]!
         guard let i = index[key], cells[i].state == .leased, cells[i].lease == lease, cells[i].worker == identity,
-            Int(attempt) == cells[i].attempts
+            Int(attempt) == cells[i].attempts, !cells[i].committing
         else {
             out.append(
                 .log(
@@ -866,7 +867,10 @@ public struct Scheduler: Sendable {
                 while assignments.count < limit && position >= 0 && misses < Self.fitScanLimit {
                     let i = queue[position]
                     if heldBack?.worker == identity && i != heldBack?.cell { break }
-                    if cells[i].requirements.memoryBytes > largestMemory {
+                    if cells[i].state != .queued {
+                        // Not queued any more (a guard: each cell is in at most one of queue, waiting, reserved).
+                        queue.remove(at: position)
+                    } else if cells[i].requirements.memoryBytes > largestMemory {
                         queue.remove(at: position)
                         wait(i, &out)
                     } else if fits(i, identity) {
@@ -936,7 +940,8 @@ public struct Scheduler: Sendable {
     private func fits(_ i: Int, _ identity: [UInt8]) -> Bool {
         guard let worker = workers[identity] else { return false }
         let needs = cells[i].requirements
-        return worker.threadsInUse + threads(i, on: worker) <= worker.cores && needs.memoryBytes <= worker.memoryFree
+        let threads = threads(i, on: worker)
+        return (threads == 0 || worker.threadsInUse + threads <= worker.cores) && needs.memoryBytes <= worker.memoryFree
     }
 
     /// Cell `i`, leased to a worker, holds its threads and memory there.

@@ -419,7 +419,7 @@ public enum Message: Sendable, Equatable {
                         phase: phase,
                         step: step,
                         maxSteps: maxSteps,
-                        trainMSE: mse.isNaN ? nil : mse,
+                        trainMSE: mse.isFinite ? mse : nil,
                         milliseconds: try r.u64()
                     )
                 )

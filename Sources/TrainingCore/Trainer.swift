@@ -73,7 +73,7 @@ public enum Trainer {
         var reason = StopReason.maxSteps
         while true {
             let loss = network.lossAndGradient(on: data, workspace: &workspace)
-            progress?.record(step: optimizer.steps, loss: Double(loss))
+            if loss.isFinite { progress?.record(step: optimizer.steps, loss: Double(loss)) }
             if !loss.isFinite || !workspace.gradient.allFinite {
                 reason = .diverged
                 break

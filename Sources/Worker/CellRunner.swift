@@ -41,6 +41,9 @@ public enum CellRunner {
                 reporter.progress.reset(maxSteps: 0)
                 reporter.running.store(true, ordering: .sequentiallyConsistent)
                 let (ok, payload) = run(job, progress: reporter.progress, encoder: encoder, decoder: decoder)
+                // Give freed heap back to the system before the outcome goes out, so that the
+                // worker sees the runner's baseline before its next cell (no-op cells have none).
+                if !CellWork.isNoop(job.work) { trimHeap() }
                 let done = RunnerChannel.Done(ok: ok, payload: payload)
                 do {
                     try reporter.writing {
@@ -50,9 +53,6 @@ public enum CellRunner {
                 } catch {
                     return 1
                 }
-                // Give freed heap back to the system, so that the next cell's resident memory
-                // (watched against its allowance) starts from the runner's baseline.
-                trimHeap()
             case .endOfFile:
                 return 0
             case .frame(.done), .frame(.progress), .timedOut, .failed:

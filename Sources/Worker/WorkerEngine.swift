@@ -204,6 +204,12 @@ public final class WorkerEngine: Sendable {
         let killAt = job.limits.timeLimitMilliseconds > 0 ? started + Self.killDelay(job.limits) : nil
         defer { board.withLock { _ = $0.removeValue(forKey: job.key) } }
         var process: RunnerProcess
+        if job.limits.memoryBytes > 0, let idle = runner, (idle.residentBytes ?? 0) > Self.freshRunnerResident {
+            // It kept memory from earlier cells (heap, buffers of more BLAS threads): a fresh
+            // runner, so that the allowance measures this cell alone.
+            idle.kill()
+            runner = nil
+        }
         do {
             process = try runner ?? RunnerProcess()
             runner = process
@@ -231,7 +237,7 @@ public final class WorkerEngine: Sendable {
                     phase: Message.CellProgress.Phase(rawValue: progress.phase) ?? .setup,
                     step: progress.step,
                     maxSteps: progress.maxSteps,
-                    trainMSE: progress.trainMSE.isNaN ? nil : progress.trainMSE,
+                    trainMSE: progress.trainMSE.isFinite ? progress.trainMSE : nil,
                     milliseconds: UInt64(max(0, (ContinuousClock.now - started).milliseconds))
                 )
                 board.withLock { $0[job.key] = report }
@@ -278,6 +284,10 @@ public final class WorkerEngine: Sendable {
             }
         }
     }
+
+    /// Most resident memory an idle runner may hold and still take a cell with a memory
+    /// allowance (a fresh one holds ~37 MiB: the runtime, Foundation, OpenBLAS).
+    static let freshRunnerResident: UInt64 = 64 << 20
 
     /// How long after its start a cell with a time limit is killed if it has not ended by itself:
     /// the limit plus a grace of a quarter of it, at least 2 s (a cell stops training at 3/4 of

@@ -74,7 +74,9 @@ struct BenchMakespan: AsyncParsableCommand {
             )
             let outcome = try await runCoordinator(engine, with: [local], logger: logger)
             guard outcome.failed == 0, outcome.done == work.count else {
-                Output.error("the makespan sweep did not complete: \(outcome.failed) cells failed")
+                Output.error(
+                    "the makespan sweep did not complete: \(outcome.done) of \(work.count) cells done, \(outcome.failed) failed"
+                )
                 throw ExitCode.failure
             }
             let store = try ResultStore(path: path, readOnly: true)

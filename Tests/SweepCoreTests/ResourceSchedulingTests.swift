@@ -171,6 +171,57 @@ import TrainingCore
         #expect(big.map(\.key) == [key(0)] && s.waitingCount == 0)
     }
 
+    @Test func aWaitingCellAWorkerResumesLeavesTheWaitingListAndIsNeverLeasedTwice() {
+        var s = scheduler([CellRequirements(threads: 1, memoryBytes: 4 << 30)])
+        #expect(join(&s, [1], cores: 2, memory: 1 << 30).isEmpty)
+        #expect(s.waitingCount == 1)
+        // The same worker registers again, offering the cell (it was computing it for a previous
+        // coordinator): it is leased back to it, whatever its size.
+        let again = Message.Hello(
+            protocolVersion: Wire.protocolVersion,
+            scienceVersion: UInt16(scienceVersion),
+            workerID: "w1",
+            build: "b",
+            host: "h",
+            slots: 4,
+            cores: 2,
+            memoryBytes: 1 << 30,
+            resumable: [key(0)]
+        )
+        let adopted = shards(s.on(.message(from: [1], .hello(again)), now: t0))
+        #expect(adopted.map(\.key) == [key(0)] && s.waitingCount == 0 && s.counts[.leased] == 1)
+        // A worker large enough joins: nothing to lease, the cell is already running.
+        #expect(join(&s, [2], cores: 2, memory: 8 << 30).isEmpty)
+        #expect(s.counts[.leased] == 1 && s.counts[.queued] == 0)
+    }
+
+    @Test func aFailureAfterTheResultOfTheSameLeaseIsDropped() {
+        var s = scheduler([CellRequirements(threads: 1, memoryBytes: Self.mib)])
+        _ = join(&s, [1], cores: 2, memory: 1 << 30)
+        let lease = s.lease(of: key(0)) ?? 0
+        let out = s.on(.message(from: [1], .result(lease: lease, key: key(0), attempt: 1, payload: [1])), now: t0)
+        _ = s.on(.message(from: [1], .failed(lease: lease, key: key(0), attempt: 1, error: "late")), now: t0)
+        let commits = out.compactMap { if case .commit(let c) = $0 { c } else { nil } }
+        _ = s.on(.committed(commits), now: t0)
+        #expect(s.counts[.done] == 1 && s.counts[.queued] == 0 && s.isFinished)
+    }
+
+    @Test func aRunningCellWithAnInfiniteLossReportsNone() throws {
+        let report = Message.CellProgress(
+            key: key(0),
+            phase: .train,
+            step: 3,
+            maxSteps: 9,
+            trainMSE: .infinity,
+            milliseconds: 1
+        )
+        guard case .progress(let decoded) = try Message.decode(Message.progress([report]).encode()) else {
+            Issue.record("not PROGRESS")
+            return
+        }
+        #expect(decoded.first?.trainMSE == nil)
+    }
+
     @Test func progressIsKeptOnlyFromTheWorkerHoldingTheCell() {
         var s = scheduler([CellRequirements(threads: 1, memoryBytes: Self.mib)])
         _ = join(&s, [1], cores: 1, memory: 1 << 30)
