@@ -71,9 +71,7 @@ final class RunnerProcess {
     }
 
     /// This process's executable, for runners of the same build.
-    static var ownExecutable: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
+    static var ownExecutable: String { OwnExecutable.path }
 
     private static func failure(_ call: String) -> IsosweepError {
         IsosweepError(.worker, "cannot start a cell runner: \(call): \(String(cString: strerror(errno)))")
@@ -129,5 +127,12 @@ final class RunnerProcess {
 
     deinit {
         kill()
+    }
+}
+
+/// This process's executable file, to start more processes of the same build.
+public enum OwnExecutable {
+    public static var path: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }
 }

@@ -65,16 +65,7 @@ struct Status: ParsableCommand {
         else {
             throw ValidationError("--connect takes an http URL such as http://127.0.0.1:8080 (got \(base))")
         }
-        let box = ResponseBox()
-        let done = DispatchSemaphore(value: 0)
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 10
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            box.set(data, (response as? HTTPURLResponse)?.statusCode, error.map { "\($0.localizedDescription)" })
-            done.signal()
-        }.resume()
-        done.wait()
-        let (data, code, failure) = box.get()
+        let (data, code, failure) = httpGet(url, timeout: 10)
         guard let data, code == 200 else {
             Output.error(
                 "cannot read \(url): \(failure ?? "HTTP status \(code.map(String.init) ?? "none")"); is the coordinator running with --status-port?"
@@ -119,6 +110,20 @@ struct Status: ParsableCommand {
             print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)")
         }
     }
+}
+
+/// GETs `url`, waiting for the answer: the body, the HTTP status and any error's text.
+func httpGet(_ url: URL, timeout: TimeInterval) -> (Data?, Int?, String?) {
+    let box = ResponseBox()
+    let done = DispatchSemaphore(value: 0)
+    var request = URLRequest(url: url)
+    request.timeoutInterval = timeout
+    URLSession.shared.dataTask(with: request) { data, response, error in
+        box.set(data, (response as? HTTPURLResponse)?.statusCode, error.map { "\($0.localizedDescription)" })
+        done.signal()
+    }.resume()
+    done.wait()
+    return box.get()
 }
 
 /// Carries a URLSession answer back to the waiting thread.
