@@ -95,7 +95,8 @@ struct CoordinatorLoop {
             interrupted: !scheduler.isFinished,
             latencies: scheduler.latencies,
             seconds: (ContinuousClock.now - started).seconds,
-            dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0
+            dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0,
+            firstDispatchSeconds: firstDispatch.map { ($0 - started).seconds } ?? 0
         )
         engine.logger.info(
             "sweep \(outcome.interrupted ? "stopped" : "finished")",

@@ -101,6 +101,8 @@ public struct CoordinatorOutcome: Sendable {
     /// Seconds from the first cell dispatched to the last result committed in this run: the
     /// steady-state span, without loading the sweep or waiting for the first worker.
     public var dispatchSeconds: Double
+    /// Seconds from the start of the run (before loading the sweep) to its first dispatch.
+    public var firstDispatchSeconds: Double = 0
 }
 
 /// What the coordinator runs: the cells of a sweep file, or benchmark cells.

@@ -382,6 +382,14 @@ public final class ResultStore {
         }
     }
 
+    /// How many results are stored, and for how many distinct cells (without reading them).
+    public func resultCount() throws(IsosweepError) -> (rows: Int, distinctKeys: Int) {
+        try read("results") { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*) AS n, COUNT(DISTINCT key) AS k FROM results")
+            return (row?["n"] ?? 0, row?["k"] ?? 0)
+        }
+    }
+
     /// A cell's durable state.
     public struct StoredCell: Sendable {
         public var key: String

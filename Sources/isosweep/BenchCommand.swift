@@ -11,7 +11,7 @@ import TrainingCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
-        subcommands: [BenchTrain.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self]
+        subcommands: [BenchTrain.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self, BenchSwarm.self]
     )
 }
 

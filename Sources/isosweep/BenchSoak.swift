@@ -19,7 +19,7 @@ struct BenchSoak: ParsableCommand {
 
     @Option(help: "Coordinator restarts.") var restarts = 100
     @Option(help: "Worker processes.") var workers = 3
-    @Option(help: "Cells of the sweep (small training cells).") var cells = 6000
+    @Option(help: "Cells of the sweep (small training cells, ~50 ms each).") var cells = 20000
     @Option(help: "Seconds each coordinator runs after its workers are back, before the kill: from 0.5 to this.")
     var upTo = 1.5
     @Option(help: "Longest wait for the workers after a restart, in seconds.") var patience = 120.0
@@ -29,11 +29,14 @@ struct BenchSoak: ParsableCommand {
         guard (1...10_000).contains(restarts), (1...64).contains(workers), (10...1_000_000).contains(cells) else {
             throw ValidationError("--restarts 1-10000, --workers 1-64 and --cells 10-1000000")
         }
-        guard upTo >= 0.5, patience > 0 else { throw ValidationError("--up-to must be at least 0.5, --patience positive") }
+        guard upTo >= 0.5, patience > 0 else {
+            throw ValidationError("--up-to must be at least 0.5, --patience positive")
+        }
     }
 
     func run() throws {
-        let folder = keep.map { URL(fileURLWithPath: $0) }
+        let folder =
+            keep.map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-soak-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(at: folder) } }
@@ -42,16 +45,16 @@ struct BenchSoak: ParsableCommand {
         try """
         name: soak
         parameters:
-          n: {value: 32}
-          d: {value: 4}
+          n: {value: 128}
+          d: {value: 8}
           width: {values: [2, 4, 6, 8]}
           seed: {values: [\((0..<seeds).map(String.init).joined(separator: ", "))]}
-          max_steps: {value: 300}
+          max_steps: {value: 3000}
           target_mse: {value: 0}
         """.write(toFile: spec, atomically: true, encoding: .utf8)
         let db = folder.appendingPathComponent("soak.db").path
-        let port = try freePort()
-        let statusPort = try freePort()
+        let port = try freeLoopbackPort()
+        let statusPort = try freeLoopbackPort()
         let endpoint = "tcp://127.0.0.1:\(port)"
         let status = URL(string: "http://127.0.0.1:\(statusPort)/status")!
         let executable = OwnExecutable.path
@@ -69,7 +72,8 @@ struct BenchSoak: ParsableCommand {
             return process
         }
         let coordinatorArguments = [
-            "coordinator", spec, "--bind", endpoint, "--db", db, "--status-port", "\(statusPort)", "--log-level", "info",
+            "coordinator", spec, "--bind", endpoint, "--db", db, "--status-port", "\(statusPort)", "--log-level",
+            "info",
         ]
         let pool = try (0..<workers).map {
             try start(
@@ -86,10 +90,12 @@ struct BenchSoak: ParsableCommand {
             let started = Date()
             let coordinator = try start(coordinatorArguments, log: "coordinator-\(restart).log")
             var registered = false
+            var finished = false
             while Date().timeIntervalSince(started) < patience && coordinator.isRunning {
                 let (data, code, _) = httpGet(status, timeout: 2)
                 if code == 200, let data, let snapshot = try? JSONDecoder().decode(Snapshot.self, from: data) {
-                    if snapshot.finished { break }
+                    finished = snapshot.finished
+                    if finished { break }
                     if snapshot.workers.count == workers {
                         registered = true
                         break
@@ -97,7 +103,14 @@ struct BenchSoak: ParsableCommand {
                 }
                 Thread.sleep(forTimeInterval: 0.02)
             }
-            if !coordinator.isRunning { break }  // the sweep finished
+            if finished || !coordinator.isRunning {
+                // The sweep ended before the restarts did: this coordinator finishes it.
+                coordinator.waitUntilExit()
+                FileHandle.standardError.write(
+                    Data("the sweep finished after \(restart) restarts: give it more --cells\n".utf8)
+                )
+                break
+            }
             if registered {
                 back.append(Date().timeIntervalSince(started))
             } else {
@@ -146,25 +159,6 @@ struct BenchSoak: ParsableCommand {
         var workers: [Worker]
         var finished: Bool
     }
-
-    /// A TCP port nothing listens on now (the kernel's choice for port 0).
-    func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ValidationError("cannot open a socket to find a free port") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        guard bound else { throw ValidationError("cannot find a free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// The figures of `isosweep bench soak`.
@@ -187,4 +181,23 @@ struct SoakReport: Encodable {
         case maximumSeconds = "max_seconds_until_workers_back"
         case medianSeconds = "median_seconds_until_workers_back"
     }
+}
+
+/// A TCP port nothing listens on now (the kernel's choice for port 0).
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ValidationError("cannot open a socket to find a free port") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
+    guard bound else { throw ValidationError("cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
 }

@@ -10,6 +10,7 @@ import SweepAnalysis
 import SweepCore
 import SweepStore
 import UnixSignals
+import Worker
 import ZeroMQ
 
 /// Options shared by `coordinator` and `run`.
@@ -148,8 +149,13 @@ struct CoordinatorCommand: AsyncParsableCommand {
     var insecure = false
     @OptionGroup var coordinator: CoordinatorArguments
     @OptionGroup var log: LogOptions
+    @Option(help: .hidden) var benchNoopCells: Int?
+    @Option(help: .hidden) var benchFigures: String?
 
     func validate() throws {
+        if let benchNoopCells, !(1...100_000_000).contains(benchNoopCells) {
+            throw ValidationError("--bench-noop-cells must be between 1 and 100000000")
+        }
         if (curveSecret == nil) != (allow == nil) {
             throw ValidationError(
                 "--curve-secret and --allow go together: the coordinator's key pair and the folder of allowed worker keys"
@@ -170,6 +176,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = log.bootstrap(label: "isosweep.coordinator")
+        if let benchNoopCells { return try await runBenchmark(cells: benchNoopCells, logger: logger) }
         let sweep = try SweepSpec.load(path: spec)
         let database = coordinator.db ?? "\(sweep.name).db"
         let options = coordinator.options(bind: bind, database: database, security: try security())
@@ -178,6 +185,66 @@ struct CoordinatorCommand: AsyncParsableCommand {
         let status = coordinator.statusServices(engine: engine, registry: registry, logger: logger)
         let outcome = try await runCoordinator(engine, with: status, logger: logger)
         try finish(outcome, database: database)
+    }
+}
+
+extension CoordinatorCommand {
+    /// `bench swarm`'s coordinator: no-op cells named SPEC, no report, and its figures appended
+    /// as a JSON line to --bench-figures.
+    func runBenchmark(cells: Int, logger: Logger) async throws {
+        let database = coordinator.db ?? "\(spec).db"
+        let options = coordinator.options(bind: bind, database: database, security: try security())
+        let registry = coordinator.metricsRegistry()
+        let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
+        let engine = CoordinatorEngine(options: options, work: .cells(name: spec, work), logger: logger)
+        let status = coordinator.statusServices(engine: engine, registry: registry, logger: logger)
+        let outcome = try await runCoordinator(engine, with: status, logger: logger)
+        let sorted = outcome.latencies.map { Double($0.milliseconds) }.sorted()
+        func percentile(_ q: Double) -> Double {
+            sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
+        }
+        let figures = CoordinatorBenchmarkFigures(
+            committed: sorted.count,
+            done: outcome.done,
+            total: outcome.total,
+            firstDispatchSeconds: outcome.firstDispatchSeconds,
+            dispatchSeconds: outcome.dispatchSeconds,
+            p50Milliseconds: percentile(0.5),
+            p99Milliseconds: percentile(0.99),
+            peakRSSBytes: ProcessMemory.peakBytes ?? 0
+        )
+        if let benchFigures {
+            let line = try JSONEncoder().encode(figures) + Data("\n".utf8)
+            if let handle = FileHandle(forWritingAtPath: benchFigures) {
+                handle.seekToEndOfFile()
+                handle.write(line)
+                try handle.close()
+            } else {
+                try line.write(to: URL(fileURLWithPath: benchFigures))
+            }
+        }
+    }
+}
+
+/// What a benchmark coordinator run measured (one JSON line).
+struct CoordinatorBenchmarkFigures: Codable {
+    /// Cells committed in this run, and done in all (with earlier runs on the database).
+    var committed: Int
+    var done: Int
+    var total: Int
+    var firstDispatchSeconds: Double
+    var dispatchSeconds: Double
+    var p50Milliseconds: Double
+    var p99Milliseconds: Double
+    var peakRSSBytes: Int
+
+    enum CodingKeys: String, CodingKey {
+        case committed, done, total
+        case firstDispatchSeconds = "first_dispatch_seconds"
+        case dispatchSeconds = "dispatch_seconds"
+        case p50Milliseconds = "p50_ms"
+        case p99Milliseconds = "p99_ms"
+        case peakRSSBytes = "peak_rss_bytes"
     }
 }
 

@@ -14,7 +14,7 @@ struct Isosweep: AsyncParsableCommand {
             Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Fit.self, Report.self, Merge.self,
             Status.self, Keygen.self,
             Train.self,
-            Lipschitz.self, Bench.self, RunnerCommand.self,
+            Lipschitz.self, Bench.self, RunnerCommand.self, SwarmLoad.self,
         ]
     )
 
