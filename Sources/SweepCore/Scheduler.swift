@@ -195,6 +195,8 @@ public struct Scheduler: Sendable {
         var threadsInUse = 0
         var memoryInUse: UInt64 = 0
         var credit = 0
+        /// Listed in `hungry`.
+        var hungry = false
         var lastHeard: ContinuousClock.Instant
         var lastSent: ContinuousClock.Instant
         var leased: Set<Int> = []
@@ -220,6 +222,13 @@ public struct Scheduler: Sendable {
     public private(set) var remainingCost = 0.0
     public private(set) var costDoneThisRun = 0.0
     var workers: [[UInt8]: Worker] = [:]
+    /// Registered workers by worker id (a worker's id is stable across its reconnections).
+    var identities: [String: [UInt8]] = [:]
+    /// Workers with credit, in the order they asked, each once (`Worker.hungry`): dispatching
+    /// visits only these, so its cost does not grow with the number of workers.
+    var hungry: [[UInt8]] = []
+    /// The most memory any registered worker has.
+    var largestWorkerMemory: UInt64 = 0
     var nextLease: UInt32 = 0
     var joins = 0
     var dispatching = true
@@ -476,6 +485,10 @@ public struct Scheduler: Sendable {
         switch message {
         case .credit(let count):
             workers[identity]!.credit += Int(count)
+            if !workers[identity]!.hungry {
+                workers[identity]!.hungry = true
+                hungry.append(identity)
+            }
             dispatch(now: now, &out)
         case .result(let lease, let key, let attempt, let payload):
             accept(result: payload, lease: lease, key: key, attempt: attempt, from: identity, &out)
@@ -556,7 +569,9 @@ public struct Scheduler: Sendable {
         }
         // The same worker process reconnecting under a new identity, or saying HELLO again: its
         // cells are handed back (a reconnection says nothing about the cells).
-        for (other, worker) in workers where other == identity || worker.id == hello.workerID {
+        let previous = Set([identity] + [identities[hello.workerID]].compactMap { $0 })
+        for other in previous.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            guard let worker = workers[other] else { continue }
             out.append(
                 .log(
                     .info,
@@ -584,6 +599,8 @@ public struct Scheduler: Sendable {
             lastSent: now,
             joined: joins
         )
+        identities[hello.workerID] = identity
+        largestWorkerMemory = max(largestWorkerMemory, hello.memoryBytes)
         let session = UInt64(configuration.session) << 32 | UInt64(joins)
         out.append(
             .send(
@@ -789,6 +806,8 @@ public struct Scheduler: Sendable {
         _ out: inout [Directive]
     ) {
         guard let worker = workers.removeValue(forKey: identity) else { return }
+        if identities[worker.id] == identity { identities.removeValue(forKey: worker.id) }
+        if worker.memory == largestWorkerMemory { largestWorkerMemory = workers.values.map(\.memory).max() ?? 0 }
         for i in worker.leased.sorted() where cells[i].state == .leased && !cells[i].committing {
             if handedBack {
                 cells[i].attempts -= 1
@@ -850,13 +869,17 @@ public struct Scheduler: Sendable {
     /// not starved by small ones filling every worker as they free up.
     private mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         guard dispatching && !queue.isEmpty && !workers.isEmpty else { return }
-        let largestMemory = workers.values.map(\.memory).max() ?? 0
+        let largestMemory = largestWorkerMemory
         while let head = queue.last, cells[head].requirements.memoryBytes > largestMemory {
             queue.removeLast()
             wait(head, &out)
         }
         var heldBack = reservation()
-        for identity in workers.keys.sorted(by: { workers[$0]!.joined < workers[$1]!.joined }) {
+        var stillHungry: [[UInt8]] = []
+        var seen = Set<[UInt8]>()
+        for identity in hungry {
+            // A worker that left, or an identity listed twice (it registered again): once.
+            guard workers[identity] != nil, seen.insert(identity).inserted else { continue }
             while workers[identity]!.credit > 0 && !queue.isEmpty {
                 let limit = min(workers[identity]!.credit, configuration.maximumShard)
                 nextLease &+= 1
@@ -898,8 +921,13 @@ public struct Scheduler: Sendable {
                 workers[identity]!.lastSent = now
                 out.append(.send(to: identity, .shard(lease: lease, cells: assignments)))
             }
-            if queue.isEmpty { break }
+            if workers[identity]!.credit > 0 {
+                stillHungry.append(identity)
+            } else {
+                workers[identity]!.hungry = false
+            }
         }
+        hungry = stillHungry
     }
 
     /// The largest queued cell and the worker reserved for it, when no worker's free resources

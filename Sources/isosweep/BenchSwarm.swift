@@ -44,7 +44,8 @@ struct BenchSwarm: ParsableCommand {
             "isosweep-swarm-\(UUID().uuidString)"
         )
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
+        var keepLogs = true
+        defer { if !keepLogs { try? FileManager.default.removeItem(at: folder) } }
         let db = folder.appendingPathComponent("swarm.db").path
         let figuresFile = folder.appendingPathComponent("coordinator-figures.jsonl").path
         let endpoint = "tcp://127.0.0.1:\(try freeLoopbackPort())"
@@ -116,6 +117,7 @@ struct BenchSwarm: ParsableCommand {
         }
         let seconds = Date().timeIntervalSince(began)
         guard !coordinator.isRunning else {
+            for process in [coordinator] + loadProcesses.map(\.process) { kill(process.processIdentifier, SIGKILL) }
             Output.error("the sweep did not finish within \(timeout) s; logs in \(folder.path)")
             throw ExitCode.failure
         }
@@ -158,7 +160,11 @@ struct BenchSwarm: ParsableCommand {
                 seconds: seconds
             )
         )
-        if !(stored.rows == cells && stored.distinctKeys == cells) { throw ExitCode.failure }
+        guard stored.rows == cells && stored.distinctKeys == cells else {
+            Output.error("\(stored.rows) results stored for \(cells) cells; logs in \(folder.path)")
+            throw ExitCode.failure
+        }
+        keepLogs = false
     }
 
     struct Counts: Decodable { var counts: [String: Int] }
