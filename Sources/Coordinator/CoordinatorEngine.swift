@@ -90,6 +90,8 @@ public final class CoordinatorEngine: Sendable {
 
     /// Records the sweep in the store and returns a scheduler over its cells.
     func loadSweep(into store: ResultStore) throws -> Scheduler {
+        let clock = ContinuousClock()
+        let began = clock.now
         var seeds: [Scheduler.CellSeed]
         var maxAttempts = options.maxAttempts
         var limits = options.limits
@@ -108,7 +110,9 @@ public final class CoordinatorEngine: Sendable {
         case .cells(let name, let cells):
             seeds = try store.prepare(name: name, cells: cells)
         }
-        seeds = try Self.withRequirements(seeds, resources: limits)
+        let prepared = clock.now
+        try Self.addRequirements(to: &seeds, resources: limits)
+        let required = clock.now
         var configuration = Scheduler.Configuration(
             heartbeatInterval: options.heartbeat,
             liveness: options.liveness,
@@ -117,28 +121,29 @@ public final class CoordinatorEngine: Sendable {
         )
         configuration.limits = limits
         let scheduler = Scheduler(configuration: configuration, cells: seeds)
+        seeds = []
         logger.info(
             "sweep loaded",
             metadata: [
                 "cells": "\(scheduler.cellCount)", "done": "\(scheduler.counts[.done] ?? 0)",
                 "failed": "\(scheduler.counts[.failed] ?? 0)", "db": "\(options.database)",
+                "store_ms": "\((prepared - began).milliseconds)",
+                "requirements_ms": "\((required - prepared).milliseconds)",
+                "scheduler_ms": "\((clock.now - required).milliseconds)",
             ]
         )
         return scheduler
     }
 
-    /// The seeds with what each cell needs under `resources` (decoded once here, not per lease).
-    static func withRequirements(
-        _ seeds: [Scheduler.CellSeed],
-        resources: Message.Limits
-    ) throws -> [Scheduler.CellSeed] {
+    /// Sets what each cell needs under `resources` (decoded once here, not per lease), in place.
+    static func addRequirements(to seeds: inout [Scheduler.CellSeed], resources: Message.Limits) throws {
         let decoder = JSONDecoder()
-        var result = seeds
-        for index in result.indices where result[index].state != .done && result[index].state != .failed {
-            guard let work = CellWork(json: result[index].work, decoder: decoder) else { continue }
-            result[index].requirements = try work.requirements(resources: resources)
+        for index in seeds.indices where seeds[index].state != .done && seeds[index].state != .failed {
+            // No-op benchmark cells need nothing: no decoding.
+            if CellWork.isNoop(seeds[index].work) { continue }
+            guard let work = CellWork(json: seeds[index].work, decoder: decoder) else { continue }
+            seeds[index].requirements = try work.requirements(resources: resources)
         }
-        return result
     }
 
     /// Runs the sweep on a dedicated thread; a graceful shutdown of the task stops it cleanly.

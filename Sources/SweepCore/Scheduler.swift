@@ -243,6 +243,8 @@ public struct Scheduler: Sendable {
     /// A scheduler over `seeds`; leased cells of an earlier run go back to the queue.
     public init(configuration: Configuration, cells seeds: [CellSeed]) {
         self.configuration = configuration
+        cells.reserveCapacity(seeds.count)
+        index.reserveCapacity(seeds.count)
         for seed in seeds {
             let state: CellState = seed.state == .leased ? .queued : seed.state
             index[seed.key] = cells.count
@@ -262,8 +264,11 @@ public struct Scheduler: Sendable {
         }
         reserved = seeds.indices.filter { seeds[$0].state == .leased && seeds[$0].leasedTo != nil }
         let held = Set(reserved)
+        // Cheapest first; among equal costs the later seed first, so that the queue hands them
+        // out in seed order (the store gives them in key order). Numbers, not keys, are compared:
+        // a million cells sort in a fraction of a second.
         queue = cells.indices.filter { cells[$0].state == .queued && !held.contains($0) }
-            .sorted { (cells[$0].cost, cells[$1].key) < (cells[$1].cost, cells[$0].key) }
+            .sorted { (cells[$0].cost, $1) < (cells[$1].cost, $0) }
     }
 
     /// Stops handing out cells (graceful shutdown, or a store that cannot write); results still
@@ -995,13 +1000,13 @@ public struct Scheduler: Sendable {
     }
 
     private mutating func enqueue(_ i: Int) {
-        // Keep the queue sorted by cost (ties by key) so the largest is at the end.
-        let key = (cells[i].cost, cells[i].key)
+        // Keep the queue sorted as `init` does (cost up, seed order down) so the largest is at the end.
+        let key = (cells[i].cost, -i)
         var low = 0
         var high = queue.count
         while low < high {
             let mid = (low + high) / 2
-            if (cells[queue[mid]].cost, cells[queue[mid]].key) < key { low = mid + 1 } else { high = mid }
+            if (cells[queue[mid]].cost, -queue[mid]) < key { low = mid + 1 } else { high = mid }
         }
         queue.insert(i, at: low)
     }

@@ -195,7 +195,10 @@ extension CoordinatorCommand {
         let database = coordinator.db ?? "\(spec).db"
         let options = coordinator.options(bind: bind, database: database, security: try security())
         let registry = coordinator.metricsRegistry()
+        let clock = ContinuousClock()
+        let began = clock.now
         let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
+        logger.info("benchmark cells made", metadata: ["ms": "\((clock.now - began).milliseconds)"])
         let engine = CoordinatorEngine(options: options, work: .cells(name: spec, work), logger: logger)
         let status = coordinator.statusServices(engine: engine, registry: registry, logger: logger)
         let outcome = try await runCoordinator(engine, with: status, logger: logger)
