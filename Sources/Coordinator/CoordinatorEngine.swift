@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 public import Logging
 import SweepCore
@@ -68,7 +69,8 @@ public final class CoordinatorEngine: Sendable {
             zap?.stop()
         }
         let monitor = try Monitor(context, watching: router)
-        try router.bind(options.bind)
+        warnIfEphemeral()
+        try bind(router)
         let endpoint = router.lastEndpoint
         boundEndpoint.withLock { $0 = endpoint }
         logger.info("listening", metadata: ["endpoint": "\(endpoint)"])
@@ -86,6 +88,51 @@ public final class CoordinatorEngine: Sendable {
             progress: progress
         )
         return try loop.run(&scheduler)
+    }
+
+    /// How long a coordinator waits for its address while something else holds it: longer than
+    /// Linux's TIME_WAIT (60 s), which a worker's socket that had connected to itself leaves on
+    /// the port when it closes.
+    static let bindPatience: Duration = .seconds(90)
+
+    /// A warning when the port to listen on is in the kernel's ephemeral range: while nothing
+    /// listens there (a restart), a worker's socket can TCP-connect to itself on it, and the
+    /// port is then held (TIME_WAIT) for up to a minute after the worker notices.
+    func warnIfEphemeral() {
+        guard let port = options.bind.split(separator: ":").last.flatMap({ Int($0) }), port > 0,
+            let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)
+        else { return }
+        let bounds = text.split(whereSeparator: \.isWhitespace).compactMap { Int($0) }
+        guard bounds.count == 2, (bounds[0]...bounds[1]).contains(port) else { return }
+        logger.warning(
+            """
+            port \(port) is in this machine's ephemeral range \(bounds[0])-\(bounds[1]): while the coordinator is down, a \
+            worker's socket can connect to itself on it and hold it for a minute; prefer a port below \(bounds[0]), such as 5555
+            """
+        )
+    }
+
+    /// Binds the ROUTER socket, waiting up to `bindPatience` while the address is in use: a
+    /// coordinator restarted on its port can find it held for a moment (by a worker's socket
+    /// that TCP connected to itself while nothing listened, when the port is in the ephemeral
+    /// range, until the worker notices; or by the previous process's last connections).
+    func bind(_ router: Socket) throws {
+        let deadline = ContinuousClock.now + Self.bindPatience
+        var waiting = false
+        while true {
+            do {
+                try router.bind(options.bind)
+                if waiting { logger.notice("bound \(options.bind) after waiting for it") }
+                return
+            } catch {
+                guard error.code == .addressInUse, ContinuousClock.now < deadline else { throw error }
+                if !waiting {
+                    logger.warning("\(options.bind) is in use; waiting up to \(Self.bindPatience) for it")
+                    waiting = true
+                }
+                Thread.sleep(forTimeInterval: 0.1)
+            }
+        }
     }
 
     /// Records the sweep in the store and returns a scheduler over its cells.

@@ -31,6 +31,8 @@ public struct IsosweepError: Error, Sendable, Equatable, CustomStringConvertible
         public static let transport = Code(rawValue: "transport")
         /// The ZeroMQ context was terminated: the caller should shut down.
         public static let transportTerminated = Code(rawValue: "transport_terminated")
+        /// The address to listen on is taken (EADDRINUSE).
+        public static let addressInUse = Code(rawValue: "address_in_use")
         /// The coordinator refused this worker for good.
         public static let refused = Code(rawValue: "refused")
         /// A worker could not run its slots or hand over a result.

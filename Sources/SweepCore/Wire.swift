@@ -47,7 +47,8 @@ public enum Message: Sendable, Equatable {
     case failed(lease: UInt64, key: String, attempt: UInt16, error: String)
     /// coordinator -> worker: these results are committed.
     case ack(keys: [String])
-    /// either way: still alive (any message counts as one).
+    /// coordinator -> worker: still alive (any message counts as one). Workers send an empty
+    /// PROGRESS instead, so that each side's heartbeat is its own.
     case heartbeat
     /// worker -> coordinator: leaving; its unfinished cells go back to the queue.
     case bye
@@ -192,6 +193,14 @@ public enum Message: Sendable, Equatable {
         case .heartbeat: 9
         case .bye: 10
         case .progress: 11
+        }
+    }
+
+    /// Only workers send it (a worker that receives one is not talking to a coordinator).
+    public var isFromWorker: Bool {
+        switch self {
+        case .hello, .credit, .result, .failed, .bye, .progress: true
+        case .welcome, .refuse, .shard, .ack, .heartbeat: false
         }
     }
 

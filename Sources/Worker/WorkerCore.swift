@@ -261,6 +261,25 @@ public struct WorkerCore: Sendable {
     }
 
     private mutating func receive(_ message: Message, now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        if message.isFromWorker {
+            // Not a coordinator: most likely this very socket. When the coordinator's port is in
+            // the ephemeral range and nothing listens there (it is restarting), Linux can connect
+            // a TCP socket to itself, and the worker then hears its own messages; counting them as
+            // the coordinator's kept such a worker "connected" to itself for minutes. A new
+            // socket gets a new local port.
+            out.append(
+                .log(
+                    .warning,
+                    "received \(message.name), which only workers send: this connection does not lead to a coordinator (a TCP connection to itself?); reconnecting"
+                )
+            )
+            if case .registered = connection {
+                reconnect(now: now, &out)
+            } else {
+                nextHello = now
+            }
+            return
+        }
         lastHeard = now
         switch message {
         case .welcome(let session, let heartbeatMilliseconds, let liveness):
@@ -316,7 +335,7 @@ public struct WorkerCore: Sendable {
             out.append(.log(.info, "the coordinator asks this worker to register again: \(reason)"))
             reconnect(now: now, &out)
         case .hello, .credit, .result, .failed, .bye, .progress:
-            out.append(.log(.warning, "the coordinator sent \(message.name), which only workers send; dropped"))
+            break  // handled above
         }
     }
 
@@ -386,7 +405,9 @@ public struct WorkerCore: Sendable {
                 lastProgress = now
                 lastSent = now
             } else if now - lastSent >= heartbeat {
-                send(.heartbeat, now: now, &out)
+                // A worker's heartbeat is an empty PROGRESS, so that a worker connected to itself
+                // cannot take its own heartbeat for the coordinator's.
+                send(.progress([]), now: now, &out)
             }
         }
     }

@@ -248,7 +248,7 @@ import Worker
     @Test func heartbeatsGoOutOnlyWhenTheWorkerHasBeenSilent() {
         var core = registered()
         #expect(sent(core.on(.tick, now: t0 + .milliseconds(500))).isEmpty)
-        #expect(sent(core.on(.tick, now: t0 + .milliseconds(1000))) == [.heartbeat])
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(1000))) == [.progress([])])
         #expect(sent(core.on(.tick, now: t0 + .milliseconds(1500))).isEmpty)
         // Any message the coordinator sends keeps it alive.
         _ = core.on(.received(.heartbeat), now: t0 + .milliseconds(2900))
@@ -279,7 +279,7 @@ import Worker
         var core = WorkerCore(configuration: configuration(), now: t0)
         _ = core.on(.tick, now: t0)
         _ = core.on(.received(.welcome(session: 1, heartbeatMilliseconds: 200, liveness: 2)), now: t0)
-        #expect(sent(core.on(.tick, now: t0 + .milliseconds(200))) == [.heartbeat])
+        #expect(sent(core.on(.tick, now: t0 + .milliseconds(200))) == [.progress([])])
         _ = core.on(.tick, now: t0 + .milliseconds(401))
         #expect(core.connection == .connecting)
     }
@@ -320,12 +320,28 @@ import Worker
 
     // MARK: - What the coordinator should not send
 
+    @Test func aWorkerThatHearsWorkerMessagesIsNotTalkingToACoordinatorAndReconnects() throws {
+        // A TCP connection to itself (the coordinator's port in the ephemeral range, nothing
+        // listening): the worker hears its own heartbeats and HELLOs. They must not keep it
+        // "connected"; it reconnects on the first, and would also find the silence.
+        var core = registered()
+        let own = core.on(.received(.progress([])), now: t0 + .milliseconds(500))
+        #expect(own.contains(.recall) && core.connection == .connecting)
+        #expect(
+            own.contains { if case .log(.warning, let text) = $0 { text.contains("only workers send") } else { false } }
+        )
+        // Connecting again, it hears its own HELLO: the next tick opens a new socket at once.
+        _ = core.on(.tick, now: t0 + .seconds(1))
+        let hello = try #require(self.hello(core.on(.tick, now: t0 + .seconds(5))))
+        _ = core.on(.received(.hello(hello)), now: t0 + .seconds(5))
+        let retry = core.on(.tick, now: t0 + .seconds(5) + .milliseconds(1))
+        #expect(retry.first == .connect && self.hello(retry) != nil)
+    }
+
     @Test func malformedAndMisdirectedMessagesAreLoggedAndChangeNothing() {
         var core = registered()
         let malformed = core.on(.malformed("truncated u32"), now: t0)
         #expect(malformed == [.log(.warning, "dropped a malformed message from the coordinator: truncated u32")])
-        let misdirected = core.on(.received(.credit(count: 5)), now: t0)
-        #expect(sent(misdirected).isEmpty && core.outstandingCredit == 3)
         // A handshake refusal is logged at most once a minute.
         #expect(core.on(.handshakeFailed("no key"), now: t0).count == 1)
         #expect(core.on(.handshakeFailed("no key"), now: t0 + .seconds(30)).isEmpty)
