@@ -44,6 +44,11 @@ public final class ResultStore {
             }
             if !readOnly {
                 try Self.migrator.migrate(file)
+                // Counting cells by state reads this index, not a million rows. Not a migration:
+                // a database without it is still current (read-only opens never copy for it).
+                try file.write { db in
+                    try db.execute(sql: "CREATE INDEX IF NOT EXISTS cells_by_state ON cells(in_sweep, state)")
+                }
                 database = file
             } else if try file.read({ db in try Self.migrator.hasCompletedMigrations(db) }) {
                 database = file
@@ -424,6 +429,47 @@ public final class ResultStore {
             try Row.fetchAll(
                 db,
                 sql: "SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells \(filter) ORDER BY key"
+            ).map {
+                let state: String = $0["state"]
+                return StoredCell(
+                    key: $0["key"],
+                    work: $0["work"],
+                    state: Scheduler.CellState(rawValue: state) ?? .queued,
+                    attempts: $0["attempts"],
+                    worker: $0["worker"],
+                    lastError: $0["last_error"],
+                    inSweep: $0["in_sweep"]
+                )
+            }
+        }
+    }
+
+    /// The sweep's cells by state, counted by SQLite (from the `cells_by_state` index when the
+    /// database has it), without reading the cells.
+    public func stateCounts() throws(IsosweepError) -> [Scheduler.CellState: Int] {
+        try read("cells") { db in
+            var counts: [Scheduler.CellState: Int] = [:]
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT state, COUNT(*) AS n FROM cells WHERE in_sweep = 1 GROUP BY state"
+            ) {
+                let state: String = row["state"]
+                counts[Scheduler.CellState(rawValue: state) ?? .queued, default: 0] += row["n"] as Int
+            }
+            return counts
+        }
+    }
+
+    /// The sweep's cells that FAILED, or that wait for another attempt after an error.
+    public func troubledCells() throws(IsosweepError) -> [StoredCell] {
+        try read("cells") { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells
+                    WHERE in_sweep = 1 AND (state = 'failed' OR (state IN ('queued', 'leased') AND last_error IS NOT NULL))
+                    ORDER BY key
+                    """
             ).map {
                 let state: String = $0["state"]
                 return StoredCell(

@@ -56,7 +56,7 @@ import ZeroMQ
             Issue.record("binding a used port succeeded")
         } catch {
             #expect(error.message.lowercased().contains("address"))
-            #expect(error.description.contains("bind") && error.code == .transport)
+            #expect(error.description.contains("bind") && error.code == .addressInUse)
         }
         do {
             try other.connect("not-an-endpoint")
