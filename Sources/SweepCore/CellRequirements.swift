@@ -7,17 +7,29 @@ public struct CellRequirements: Sendable, Equatable {
     /// BLAS threads it asks for (0: it needs no core of its own, e.g. a no-op benchmark cell). A
     /// worker with fewer cores gives it all of its cores instead.
     public var threads: UInt16
-    /// Its memory allowance in bytes: the estimate (`memory: auto`) or the sweep's fixed
-    /// `resources.memory`; the runner is stopped if it goes beyond (0: none, not enforced).
+    /// The memory it is given, in bytes, which the scheduler reserves on its worker: the
+    /// estimate (`memory: auto`) or the sweep's fixed `resources.memory` (0: nothing).
     public var memoryBytes: UInt64
+    /// The resident memory its runner is stopped beyond (0: not enforced). With `memory: auto`
+    /// it is the estimate plus a margin of 25%, at least 64 MiB: the estimate models the cell's
+    /// allocations, not every build's process baseline (a debug build's runner starts larger),
+    /// so the limit catches a runaway cell without failing an honest one by a few megabytes.
+    /// A fixed `memory` is enforced as given.
+    public var limitBytes: UInt64
 
-    public init(threads: UInt16, memoryBytes: UInt64) {
+    public init(threads: UInt16, memoryBytes: UInt64, limitBytes: UInt64? = nil) {
         self.threads = threads
         self.memoryBytes = memoryBytes
+        self.limitBytes = limitBytes ?? memoryBytes
     }
 
     /// Needs nothing: fits any worker.
     public static let none = CellRequirements(threads: 0, memoryBytes: 0)
+
+    /// The margin `memory: auto` adds to an estimate for the enforced limit.
+    public static func autoLimit(_ estimate: UInt64) -> UInt64 {
+        estimate + max(estimate / 4, 64 << 20)
+    }
 }
 
 extension CellWork {
@@ -67,6 +79,11 @@ extension CellWork {
                 remedy: "raise resources.memory to at least \(SweepSpec.formatSize(estimate)), or set it to auto"
             )
         }
-        return CellRequirements(threads: threads, memoryBytes: max(limits.memoryBytes, estimate))
+        if limits.memoryBytes > 0 { return CellRequirements(threads: threads, memoryBytes: limits.memoryBytes) }
+        return CellRequirements(
+            threads: threads,
+            memoryBytes: estimate,
+            limitBytes: CellRequirements.autoLimit(estimate)
+        )
     }
 }

@@ -1032,7 +1032,7 @@ public struct Scheduler: Sendable {
     private func assignment(_ i: Int) -> Message.Assignment {
         var limits = configuration.limits
         limits.threads = cells[i].threads
-        limits.memoryBytes = cells[i].requirements.memoryBytes
+        limits.memoryBytes = cells[i].requirements.limitBytes
         return Message.Assignment(
             key: cells[i].key,
             attempt: UInt16(clamping: cells[i].attempts),

@@ -467,7 +467,10 @@ public final class ResultStore {
                 db,
                 sql: """
                     SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells
-                    WHERE in_sweep = 1 AND (state = 'failed' OR (state IN ('queued', 'leased') AND last_error IS NOT NULL))
+                    WHERE in_sweep = 1 AND state = 'failed'
+                    UNION ALL
+                    SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells
+                    WHERE in_sweep = 1 AND state IN ('queued', 'leased') AND last_error IS NOT NULL
                     ORDER BY key
                     """
             ).map {

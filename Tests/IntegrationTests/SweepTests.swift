@@ -27,7 +27,15 @@ import Testing
         // Every worker took part, and each cell was trained once.
         let started = workers.map { trainings(in: $0.stderr) }
         #expect(started.allSatisfy { !$0.isEmpty })
-        #expect(started.flatMap { $0 }.count == 12)
+        let twice = Dictionary(grouping: started.flatMap { $0 }, by: \.key).filter { $0.value.count > 1 }.keys
+        #expect(
+            started.flatMap { $0 }.count == 12,
+            """
+            trained more than once: \(twice.map { $0.prefix(12) })
+            \(workers.map { w in w.stderr.split(separator: "\n").filter { line in twice.contains { line.contains($0) } }.joined(separator: "\n") })
+            coordinator: \(coordinator.stderr.split(separator: "\n").filter { line in twice.contains { line.contains($0.prefix(12)) } || line.contains("warning") }.joined(separator: "\n"))
+            """
+        )
         let table = try runIsosweep(["table", box.path("three.db"), "--format", "csv"])
         #expect(table.status == 0)
         #expect(table.stdout.split(separator: "\n").count == 13)

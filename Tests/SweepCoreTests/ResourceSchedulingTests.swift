@@ -300,6 +300,8 @@ import TrainingCore
         #expect(try CellWork.noop(index: 1, fail: false).requirements(resources: Message.Limits()) == .none)
         let needs = try cell(2048, 128, 1024).requirements(resources: Message.Limits())
         #expect(needs.threads == 4 && needs.memoryBytes > 20 * Self.mib)
+        // The enforced limit has a margin over the estimate (25%, at least 64 MiB); a fixed one has none.
+        #expect(needs.limitBytes == needs.memoryBytes + max(needs.memoryBytes / 4, 64 * Self.mib))
         let fixed = try cell(2048, 128, 1024).requirements(resources: Message.Limits(threads: 2, memoryBytes: 8 << 30))
         #expect(fixed == CellRequirements(threads: 2, memoryBytes: 8 << 30))
         #expect(throws: IsosweepError.self) {
