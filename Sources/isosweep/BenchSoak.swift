@@ -24,6 +24,11 @@ struct BenchSoak: ParsableCommand {
     var upTo = 1.5
     @Option(help: "Longest wait for the workers after a restart, in seconds.") var patience = 120.0
     @Option(help: "Keep the logs and database in this folder (default: a temporary one, removed).") var keep: String?
+    @Option(
+        help:
+            "The coordinator's port (default: one the kernel picks, which is odd; an even port in the ephemeral range lets workers' sockets connect to themselves while it is down)."
+    )
+    var port: Int?
 
     func validate() throws {
         guard (1...10_000).contains(restarts), (1...64).contains(workers), (10...1_000_000).contains(cells) else {
@@ -32,6 +37,7 @@ struct BenchSoak: ParsableCommand {
         guard upTo >= 0.5, patience > 0 else {
             throw ValidationError("--up-to must be at least 0.5, --patience positive")
         }
+        if let port, !(1...65535).contains(port) { throw ValidationError("--port must be between 1 and 65535") }
     }
 
     func run() throws {
@@ -53,7 +59,7 @@ struct BenchSoak: ParsableCommand {
           target_mse: {value: 0}
         """.write(toFile: spec, atomically: true, encoding: .utf8)
         let db = folder.appendingPathComponent("soak.db").path
-        let port = try freeLoopbackPort()
+        let port = try self.port ?? freeLoopbackPort()
         let statusPort = try freeLoopbackPort()
         let endpoint = "tcp://127.0.0.1:\(port)"
         let status = URL(string: "http://127.0.0.1:\(statusPort)/status")!
