@@ -689,9 +689,10 @@ public struct Scheduler: Sendable {
         from identity: [UInt8],
         _ out: inout [Directive]
     ) {
-        let worker = workers[identity]!
+        // Its id only: a copy of the whole worker would be copied again when its sets change.
+        let workerID = workers[identity]!.id
         guard let i = index[key] else {
-            out.append(.log(.warning, "worker \(worker.id) sent a result for unknown cell \(short(key)); dropped"))
+            out.append(.log(.warning, "worker \(workerID) sent a result for unknown cell \(short(key)); dropped"))
             return
         }
         let cell = cells[i]
@@ -706,7 +707,7 @@ public struct Scheduler: Sendable {
             out.append(
                 .log(
                     .warning,
-                    "worker \(worker.id) sent a result for \(short(key)) under lease \(lease) attempt \(attempt), which it does not hold; dropped"
+                    "worker \(workerID) sent a result for \(short(key)) under lease \(lease) attempt \(attempt), which it does not hold; dropped"
                 )
             )
             return
@@ -715,7 +716,7 @@ public struct Scheduler: Sendable {
         free(i)
         workers[identity]!.delivered += 1
         out.append(
-            .commit(Commit(key: key, payload: payload, worker: worker.id, attempt: Int(attempt), identity: identity))
+            .commit(Commit(key: key, payload: payload, worker: workerID, attempt: Int(attempt), identity: identity))
         )
     }
 
@@ -756,21 +757,21 @@ public struct Scheduler: Sendable {
         now: ContinuousClock.Instant,
         _ out: inout [Directive]
     ) {
-        let worker = workers[identity]!
+        let workerID = workers[identity]!.id
         guard let i = index[key], cells[i].state == .leased, cells[i].lease == lease, cells[i].worker == identity,
             Int(attempt) == cells[i].attempts, !cells[i].committing
         else {
             out.append(
                 .log(
                     .warning,
-                    "worker \(worker.id) reported a failure of \(short(key)) under a lease it does not hold; dropped"
+                    "worker \(workerID) reported a failure of \(short(key)) under a lease it does not hold; dropped"
                 )
             )
             return
         }
         workers[identity]!.leased.remove(i)
         workers[identity]!.delivered += 1
-        release(i, error: "\(error) (attempt \(attempt) on \(worker.id))", countAttempt: true, &out)
+        release(i, error: "\(error) (attempt \(attempt) on \(workerID))", countAttempt: true, &out)
         dispatch(now: now, &out)
     }
 
