@@ -664,16 +664,8 @@ public struct Scheduler: Sendable {
         let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)
         var assignments: [Message.Assignment] = []
         for i in adoptable.sorted() {
-            cells[i].attempts += 1
-            cells[i].lease = lease
-            cells[i].worker = identity
-            cells[i].dispatchedAt = now
-            move(i, from: .queued, to: .leased)
-            workers[identity]!.leased.insert(i)
             // Already running there: it holds its resources whether or not they fit.
-            hold(i, on: identity)
-            assignments.append(assignment(i))
-            out.append(.persist(update(i)))
+            assignments.append(grant(i, lease: lease, to: identity, now: now, &out))
         }
         out.append(
             .log(.info, "worker \(workers[identity]!.id) resumes \(assignments.count) cells it was already computing")
@@ -905,15 +897,7 @@ public struct Scheduler: Sendable {
                     } else if fits(i, identity) {
                         queue.remove(at: position)
                         if heldBack?.cell == i { heldBack = nil }
-                        cells[i].attempts += 1
-                        cells[i].lease = lease
-                        cells[i].worker = identity
-                        cells[i].dispatchedAt = now
-                        move(i, from: .queued, to: .leased)
-                        workers[identity]!.leased.insert(i)
-                        hold(i, on: identity)
-                        assignments.append(assignment(i))
-                        out.append(.persist(update(i)))
+                        assignments.append(grant(i, lease: lease, to: identity, now: now, &out))
                     } else {
                         misses += 1
                     }
@@ -963,6 +947,26 @@ public struct Scheduler: Sendable {
                 "cell \(short(cells[i].key)) waits: needs \(SweepSpec.formatSize(cells[i].requirements.memoryBytes)); \(has ?? "no worker")"
             )
         )
+    }
+
+    /// Leases queued cell `i` to a worker under `lease` (a new attempt, holding its cores and
+    /// memory there) and returns its assignment; the state change is persisted.
+    private mutating func grant(
+        _ i: Int,
+        lease: UInt64,
+        to identity: [UInt8],
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) -> Message.Assignment {
+        cells[i].attempts += 1
+        cells[i].lease = lease
+        cells[i].worker = identity
+        cells[i].dispatchedAt = now
+        move(i, from: .queued, to: .leased)
+        workers[identity]!.leased.insert(i)
+        hold(i, on: identity)
+        out.append(.persist(update(i)))
+        return assignment(i)
     }
 
     /// The threads cell `i` gets on a worker: its request, at most the worker's cores.

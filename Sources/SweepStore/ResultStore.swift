@@ -429,18 +429,7 @@ public final class ResultStore {
             try Row.fetchAll(
                 db,
                 sql: "SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells \(filter) ORDER BY key"
-            ).map {
-                let state: String = $0["state"]
-                return StoredCell(
-                    key: $0["key"],
-                    work: $0["work"],
-                    state: Scheduler.CellState(rawValue: state) ?? .queued,
-                    attempts: $0["attempts"],
-                    worker: $0["worker"],
-                    lastError: $0["last_error"],
-                    inSweep: $0["in_sweep"]
-                )
-            }
+            ).map(StoredCell.init(row:))
         }
     }
 
@@ -473,18 +462,7 @@ public final class ResultStore {
                     WHERE in_sweep = 1 AND state IN ('queued', 'leased') AND last_error IS NOT NULL
                     ORDER BY key
                     """
-            ).map {
-                let state: String = $0["state"]
-                return StoredCell(
-                    key: $0["key"],
-                    work: $0["work"],
-                    state: Scheduler.CellState(rawValue: state) ?? .queued,
-                    attempts: $0["attempts"],
-                    worker: $0["worker"],
-                    lastError: $0["last_error"],
-                    inSweep: $0["in_sweep"]
-                )
-            }
+            ).map(StoredCell.init(row:))
         }
     }
 
@@ -545,5 +523,21 @@ public final class ResultStore {
         } catch {
             throw IsosweepError(.store, "cannot read \(what) from \(path)", remedy: Self.explain(error))
         }
+    }
+}
+
+extension ResultStore.StoredCell {
+    /// A cell from a row of `SELECT key, work, state, attempts, worker, last_error, in_sweep`.
+    init(row: Row) {
+        let state: String = row["state"]
+        self.init(
+            key: row["key"],
+            work: row["work"],
+            state: Scheduler.CellState(rawValue: state) ?? .queued,
+            attempts: row["attempts"],
+            worker: row["worker"],
+            lastError: row["last_error"],
+            inSweep: row["in_sweep"]
+        )
     }
 }

@@ -63,19 +63,8 @@ struct BenchSoak: ParsableCommand {
         let statusPort = try freeLoopbackPort()
         let endpoint = "tcp://127.0.0.1:\(port)"
         let status = URL(string: "http://127.0.0.1:\(statusPort)/status")!
-        let executable = OwnExecutable.path
         func start(_ arguments: [String], log name: String) throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            let log = folder.appendingPathComponent(name).path
-            FileManager.default.createFile(atPath: log, contents: nil)
-            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-            handle.seekToEndOfFile()
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            return process
+            try startOwnProcess(arguments, output: folder.appendingPathComponent(name))
         }
         let coordinatorArguments = [
             "coordinator", spec, "--bind", endpoint, "--db", db, "--status-port", "\(statusPort)", "--log-level",
@@ -206,4 +195,18 @@ func freeLoopbackPort() throws -> Int {
     }
     guard bound else { throw ValidationError("cannot find a free port") }
     return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Starts this executable with `arguments`, its standard output and error going to `output`
+/// (created or emptied).
+func startOwnProcess(_ arguments: [String], output: URL) throws -> Process {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: OwnExecutable.path)
+    process.arguments = arguments
+    FileManager.default.createFile(atPath: output.path, contents: nil)
+    let handle = try FileHandle(forWritingTo: output)
+    process.standardOutput = handle
+    process.standardError = handle
+    try process.run()
+    return process
 }

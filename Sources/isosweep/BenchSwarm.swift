@@ -51,29 +51,20 @@ struct BenchSwarm: ParsableCommand {
         let endpoint = "tcp://127.0.0.1:\(try freeLoopbackPort())"
         let statusPort = try freeLoopbackPort()
         let status = URL(string: "http://127.0.0.1:\(statusPort)/status")!
-        let executable = OwnExecutable.path
-        func start(_ arguments: [String], output: URL) throws -> Process {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            FileManager.default.createFile(atPath: output.path, contents: nil)
-            let handle = try FileHandle(forWritingTo: output)
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            return process
-        }
         let coordinatorArguments = [
             "coordinator", "bench-swarm", "--bench-noop-cells", "\(cells)", "--bench-figures", figuresFile, "--bind",
             endpoint, "--db", db, "--status-port", "\(statusPort)", "--log-level", "warning",
         ]
         let began = Date()
-        var coordinator = try start(coordinatorArguments, output: folder.appendingPathComponent("coordinator-0.log"))
+        var coordinator = try startOwnProcess(
+            coordinatorArguments,
+            output: folder.appendingPathComponent("coordinator-0.log")
+        )
         var loadProcesses: [(process: Process, output: URL)] = []
         for load in 0..<loads {
             let count = workers / loads + (load < workers % loads ? 1 : 0)
             let output = folder.appendingPathComponent("load-\(load).json")
-            let process = try start(
+            let process = try startOwnProcess(
                 [
                     "swarm-load", "--connect", endpoint, "--workers", "\(count)", "--slots", "\(slots)", "--prefix",
                     "\(load)", "--churn", "\(churn)",
@@ -107,7 +98,7 @@ struct BenchSwarm: ParsableCommand {
                     coordinator.waitUntilExit()
                     restarted = true
                     restarts += 1
-                    coordinator = try start(
+                    coordinator = try startOwnProcess(
                         coordinatorArguments,
                         output: folder.appendingPathComponent("coordinator-\(restarts).log")
                     )
