@@ -41,7 +41,11 @@ let package = Package(
         // The SQLite store: schema, migrations, events, merge.
         .target(
             name: "SweepStore",
-            dependencies: ["SweepCore", "TrainingCore", "Diagnostics", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "SweepCore", "TrainingCore", "Diagnostics", .product(name: "GRDB", package: "GRDB.swift"),
+                // Binding the hot commit path's arguments directly (GRDB boxes each one).
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ]
         ),
         // Statistics, aggregation, fits, tables, figures and the report.
         .target(name: "SweepAnalysis", dependencies: ["SweepCore", "SweepStore", "TrainingCore"]),

@@ -22,12 +22,18 @@ public final class CoordinatorEngine: Sendable {
     let allowList = Mutex<[String: String]>([:])
     /// Refused connections, logged once per peer host per minute.
     let refusals = Mutex(ComplaintLimiter())
-    /// The latest status, for the HTTP endpoint.
-    let latestStatus = Mutex<StatusSnapshot?>(nil)
+    /// The latest status, for the HTTP endpoint, and its JSON (workers' page 0).
+    let latestStatus = Mutex<(snapshot: StatusSnapshot, json: [UInt8])?>(nil)
     let metrics = CoordinatorMetrics()
 
     /// The latest status snapshot (nil before the sweep is loaded).
-    public var status: StatusSnapshot? { latestStatus.withLock { $0 } }
+    public var status: StatusSnapshot? { latestStatus.withLock { $0?.snapshot } }
+
+    /// The latest status as `/status` sends it, with page `workersPage` of the workers.
+    public func statusJSON(workersPage: Int = 0) -> [UInt8]? {
+        guard let latest = latestStatus.withLock({ $0 }) else { return nil }
+        return workersPage == 0 ? latest.json : Self.encode(latest.snapshot.page(workersPage))
+    }
 
     /// The database this engine writes.
     public var databasePath: String { options.database }
@@ -50,7 +56,7 @@ public final class CoordinatorEngine: Sendable {
     var sweepName: String {
         switch work {
         case .sweep(let spec): spec.name
-        case .cells(let name, _): name
+        case .cells(let name, _), .noop(let name, _): name
         }
     }
 
@@ -61,7 +67,8 @@ public final class CoordinatorEngine: Sendable {
             throw Self.plaintextRefusal(options.bind)
         }
         let store = try ResultStore(path: options.database)
-        var scheduler = try loadSweep(into: store)
+        let (loading, feed) = try beginLoading(into: store)
+        var scheduler = loading
         let context = try Context()
         let (router, zap) = try secureRouter(context)
         defer {
@@ -82,10 +89,11 @@ public final class CoordinatorEngine: Sendable {
             intake: MessageIntake(
                 router: router,
                 logger: logger,
-                allowEmptyResults: { if case .cells = work { true } else { false } }()
+                allowEmptyResults: { if case .sweep = work { false } else { true } }()
             ),
             started: started,
-            progress: progress
+            progress: progress,
+            feed: feed
         )
         return try loop.run(&scheduler)
     }
@@ -135,31 +143,24 @@ public final class CoordinatorEngine: Sendable {
         }
     }
 
-    /// Records the sweep in the store and returns a scheduler over its cells.
-    func loadSweep(into store: ResultStore) throws -> Scheduler {
-        let clock = ContinuousClock()
-        let began = clock.now
-        var seeds: [Scheduler.CellSeed]
+    /// Starts loading the sweep into the store (`SweepFeed` streams the cells into the scheduler
+    /// from the loop) and returns a scheduler, still empty, and the feed.
+    func beginLoading(into store: ResultStore) throws -> (Scheduler, SweepFeed) {
+        let began = ContinuousClock.now
+        let load: SweepLoad
         var maxAttempts = options.maxAttempts
         var limits = options.limits
         switch work {
         case .sweep(let spec):
-            let preparation = try store.prepare(
-                spec: spec,
-                cells: try spec.cells(),
-                retryFailed: options.retryFailed,
-                force: options.force
-            )
-            seeds = preparation.seeds
+            load = try store.load(spec: spec, retryFailed: options.retryFailed, force: options.force)
             if let fromFile = spec.maxAttempts { maxAttempts = fromFile }
             limits = spec.limits
-            logger.info("sweep \(spec.name): \(preparation.summary)")
         case .cells(let name, let cells):
-            seeds = try store.prepare(name: name, cells: cells)
+            load = try store.load(name: name, cells: cells)
+        case .noop(let name, let count):
+            load = try store.load(name: name, noopCells: count)
         }
-        let prepared = clock.now
-        try Self.addRequirements(to: &seeds, resources: limits)
-        let required = clock.now
+        logger.info("sweep \(sweepName): \(load.summary); loading")
         var configuration = Scheduler.Configuration(
             heartbeatInterval: options.heartbeat,
             liveness: options.liveness,
@@ -167,23 +168,13 @@ public final class CoordinatorEngine: Sendable {
             session: UInt32.random(in: 1...UInt32.max)
         )
         configuration.limits = limits
-        let scheduler = Scheduler(configuration: configuration, cells: seeds)
-        seeds = []
-        logger.info(
-            "sweep loaded",
-            metadata: [
-                "cells": "\(scheduler.cellCount)", "done": "\(scheduler.counts[.done] ?? 0)",
-                "failed": "\(scheduler.counts[.failed] ?? 0)", "db": "\(options.database)",
-                "store_ms": "\((prepared - began).milliseconds)",
-                "requirements_ms": "\((required - prepared).milliseconds)",
-                "scheduler_ms": "\((clock.now - required).milliseconds)",
-            ]
-        )
-        return scheduler
+        var scheduler = Scheduler(configuration: configuration, loading: true)
+        scheduler.reserveCapacity(load.expectedCount)
+        return (scheduler, SweepFeed(load: load, limits: limits, began: began, database: options.database))
     }
 
     /// Sets what each cell needs under `resources` (decoded once here, not per lease), in place.
-    static func addRequirements(to seeds: inout [Scheduler.CellSeed], resources: Message.Limits) throws {
+    static func addRequirements(to seeds: inout [Scheduler.CellSeed], resources: Message.Limits) throws(IsosweepError) {
         let decoder = JSONDecoder()
         for index in seeds.indices where seeds[index].state != .done && seeds[index].state != .failed {
             // No-op benchmark cells need nothing: no decoding.

@@ -12,10 +12,12 @@ struct CoordinatorLoop {
     let engine: CoordinatorEngine
     let router: Socket
     let monitor: Monitor
-    var writer: StoreWriter
+    let writer: StoreWriter
     var intake: MessageIntake
     let started: ContinuousClock.Instant
     let progress: @Sendable (CoordinatorProgress) -> Void
+    /// The sweep's cells still loading.
+    let feed: SweepFeed
     /// Set when a stop was asked for: dispatching stays off until the loop ends.
     var stopDeadline: ContinuousClock.Instant?
     /// Peers whose handshake is under way, oldest first, to name the one a failure belongs to.
@@ -26,7 +28,8 @@ struct CoordinatorLoop {
 
     mutating func run(_ scheduler: inout Scheduler) throws -> CoordinatorOutcome {
         let options = engine.options
-        let alreadyDone = scheduler.counts[.done] ?? 0
+        // Cells done before this run (counted as their chunks load).
+        var alreadyDone = 0
         var lastInsecureWarning = ContinuousClock.now
         let tickEvery = max(Duration.milliseconds(10), options.heartbeat / 4)
         var lastTick = ContinuousClock.now
@@ -41,9 +44,19 @@ struct CoordinatorLoop {
                 stopDeadline = ContinuousClock.now + options.drainGrace
             }
             if let stopDeadline, ContinuousClock.now >= stopDeadline || (scheduler.counts[.leased] ?? 0) == 0 { break }
-            _ = try Poller.readable([router, monitor.pollable], timeoutMilliseconds: Int(tickEvery.milliseconds))
+            // While the sweep loads, the loaded chunks are taken every few milliseconds.
+            let loading = scheduler.loading
+            // While a transaction is being written, every millisecond, to acknowledge it soon.
+            let wait =
+                writer.isWriting ? 1 : loading ? min(5, Int(tickEvery.milliseconds)) : Int(tickEvery.milliseconds)
+            _ = try Poller.readable([router, monitor.pollable], timeoutMilliseconds: wait)
             watchHandshakes()
             var directives: [Scheduler.Directive] = []
+            if loading {
+                let before = scheduler.counts[.done] ?? 0
+                directives += try feed.step(&scheduler, logger: engine.logger, now: .now)
+                alreadyDone += (scheduler.counts[.done] ?? 0) - before
+            }
             var received = 0
             while received < Self.messagesPerTurn, let message = try router.receive(dontWait: true) {
                 received += 1
@@ -86,6 +99,11 @@ struct CoordinatorLoop {
                 engine.publish(report, scheduler: scheduler, malformed: intake.complaints.count, now: now)
             }
         }
+        // What was collected or is being written reaches the disk, and is acknowledged, first.
+        while writer.hasPendingWrites && writer.storeFailure == nil {
+            writer.waitForWrite()
+            execute([], &scheduler)
+        }
         // The workers still registered are no longer served: the store says when they were last seen.
         writer.recordWorkers(scheduler.workerRecords(alive: false))
         let outcome = CoordinatorOutcome(
@@ -93,7 +111,7 @@ struct CoordinatorLoop {
             done: scheduler.counts[.done] ?? 0,
             failed: scheduler.counts[.failed] ?? 0,
             interrupted: !scheduler.isFinished,
-            latencies: scheduler.latencies,
+            latencyMilliseconds: scheduler.latencyMilliseconds,
             seconds: (ContinuousClock.now - started).seconds,
             dispatchSeconds: firstDispatch.flatMap { first in lastCommit.map { ($0 - first).seconds } } ?? 0,
             firstDispatchSeconds: firstDispatch.map { ($0 - started).seconds } ?? 0

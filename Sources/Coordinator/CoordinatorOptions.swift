@@ -94,8 +94,8 @@ public struct CoordinatorOutcome: Sendable {
     public var failed: Int
     /// Stopped by a signal before every cell finished.
     public var interrupted: Bool
-    /// Dispatch-to-commit latency of every cell committed in this run.
-    public var latencies: [Duration]
+    /// Dispatch-to-commit latency, in milliseconds, of every cell committed in this run.
+    public var latencyMilliseconds: [Float]
     /// Wall-clock seconds of the run.
     public var seconds: Double
     /// Seconds from the first cell dispatched to the last result committed in this run: the
@@ -109,4 +109,6 @@ public struct CoordinatorOutcome: Sendable {
 public enum CoordinatorWork: Sendable {
     case sweep(SweepSpec)
     case cells(name: String, [CellWork])
+    /// No-op benchmark cells 0..<count, made as they load.
+    case noop(name: String, count: Int)
 }

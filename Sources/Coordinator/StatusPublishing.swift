@@ -9,7 +9,7 @@ extension CoordinatorEngine {
     func publish(_ p: CoordinatorProgress, scheduler: Scheduler, malformed: Int, now: ContinuousClock.Instant) {
         var counts: [String: Int] = [:]
         for state in Scheduler.CellState.allCases { counts[state.rawValue] = scheduler.counts[state] ?? 0 }
-        let snapshot = StatusSnapshot(
+        var snapshot = StatusSnapshot(
             sweep: sweepName,
             database: options.database,
             total: p.total,
@@ -17,16 +17,22 @@ extension CoordinatorEngine {
             cellsPerSecond: p.rate,
             etaSeconds: p.eta,
             elapsedSeconds: p.elapsed,
-            workers: scheduler.workerSummaries(now: now),
-            failures: scheduler.failures.prefix(100).map {
+            workers: [],
+            failures: scheduler.failures(limit: 100).map {
                 StatusSnapshot.Failure(key: $0.key, attempts: $0.attempts, error: $0.error)
             },
             finished: scheduler.isFinished,
-            running: Self.running(scheduler.runningCells(now: now)),
+            running: Self.running(scheduler.runningCells(now: now, limit: 100)),
             waiting: scheduler.waitingCells(),
             waitingCount: scheduler.waitingCount
         )
-        latestStatus.withLock { $0 = snapshot }
+        snapshot.setWorkers(
+            scheduler.workerSummaries(now: now),
+            silentAfterMilliseconds: 2 * options.heartbeat.milliseconds
+        )
+        // Encoded once here, not per request: /status is polled while a thousand workers report.
+        let json = Self.encode(snapshot)
+        latestStatus.withLock { $0 = (snapshot, json) }
         metrics.update(
             counts: counts,
             workers: p.workers,
@@ -34,6 +40,13 @@ extension CoordinatorEngine {
             malformed: malformed,
             refusals: refusals.withLock { $0.count }
         )
+    }
+
+    /// A snapshot as `/status` sends it.
+    static func encode(_ snapshot: StatusSnapshot) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return (try? encoder.encode(snapshot)).map(Array.init) ?? []
     }
 
     /// Running cells as `/status` shows them (their parameters decoded from the work JSON).

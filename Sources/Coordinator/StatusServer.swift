@@ -22,16 +22,14 @@ public enum StatusServer {
     ) -> some ApplicationProtocol {
         let router = Router()
         let views = DatabaseViews(path: engine.databasePath)
-        router.get("/status") { _, _ -> Response in
-            guard let status = engine.status else {
+        router.get("/status") { request, _ -> Response in
+            let page = request.uri.queryParameters.get("workers_page", as: Int.self) ?? 0
+            guard let data = engine.statusJSON(workersPage: page) else {
                 return Response(
                     status: .serviceUnavailable,
                     body: .init(byteBuffer: ByteBuffer(string: "{\"error\": \"the sweep is loading\"}"))
                 )
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
-            let data = try encoder.encode(status)
             return Response(
                 status: .ok,
                 headers: [.contentType: "application/json"],
@@ -93,6 +91,10 @@ public enum StatusServer {
         <div id="bar"><div id="fill"></div></div>
         <p id="progress">waiting for the coordinator…</p>
         <h2>Workers</h2>
+        <p id="workerstates"></p>
+        <h3>Most cells done</h3>
+        <table id="topworkers"><thead><tr><th>worker</th><th>host</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+        <h3>All workers <button id="prev" onclick="turn(-1)">&lsaquo;</button> <span id="page"></span> <button id="next" onclick="turn(1)">&rsaquo;</button></h3>
         <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>cores used</th><th>memory used</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
         <h2>Running cells</h2>
         <table id="running"><thead><tr><th>cell</th><th>worker</th><th>n</th><th>d</th><th>width</th><th>seed</th><th>threads</th><th>phase</th><th>step</th><th>progress</th><th>train mse</th><th>seconds</th></tr></thead><tbody></tbody></table>
@@ -105,15 +107,23 @@ public enum StatusServer {
         <script>
         function size(b){if(b>=1.8e19)return 'unstated';const u=['B','KiB','MiB','GiB','TiB'];let i=0;while(b>=1024&&i<4){b/=1024;i++;}return b.toFixed(i?1:0)+' '+u[i];}
         function text(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
+        let page=0, pages=1;
+        function turn(by){page=Math.min(Math.max(0,page+by),pages-1);refresh();}
         async function refresh(){
           try{
-            const s=await (await fetch('/status',{cache:'no-store'})).json();
+            const s=await (await fetch('/status?workers_page='+page,{cache:'no-store'})).json();
+            const total=s.workers_total??s.workers.length, st=s.worker_states||{};
+            pages=Math.max(1,Math.ceil(total/50)); page=s.workers_page||0;
+            document.getElementById('workerstates').textContent=total+' workers: '+(st.busy||0)+' busy, '+(st.idle||0)+' idle, '+(st.silent||0)+' silent';
+            document.getElementById('page').textContent='page '+(page+1)+' of '+pages;
+            document.querySelector('#topworkers tbody').innerHTML=(s.top_workers||[]).map(w=>'<tr><td class="top">'+text(w.id)+'</td><td>'+text(w.host)+
+              '</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');
             const done=s.counts.done||0, failed=s.counts.failed||0;
             document.getElementById('sweep').textContent=s.sweep;
             document.getElementById('fill').style.width=(100*(done+failed)/Math.max(1,s.total))+'%';
             const eta=s.eta_seconds==null?'-':Math.round(s.eta_seconds)+' s';
             document.getElementById('progress').textContent='cells '+done+'/'+s.total+' done, '+failed+' failed, '+(s.counts.leased||0)+' running, '+
-              s.cells_per_second.toFixed(2)+' cells/s, ETA '+eta+', workers '+s.workers.length+(s.finished?' (finished)':'');
+              s.cells_per_second.toFixed(2)+' cells/s, ETA '+eta+', workers '+total+(s.finished?' (finished)':'');
             document.querySelector('#workers tbody').innerHTML=s.workers.map(w=>'<tr><td class="worker">'+text(w.id)+'</td><td>'+text(w.host)+'</td><td>'+w.slots+
               '</td><td>'+w.threads_in_use+' / '+w.cores+'</td><td>'+size(w.memory_in_use_bytes)+' / '+size(w.memory_bytes)+
               '</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');

@@ -9,7 +9,17 @@ public struct StatusSnapshot: Sendable, Codable {
     public var cellsPerSecond: Double
     public var etaSeconds: Double?
     public var elapsedSeconds: Double
+    /// One page of the registered workers, in the order they joined (`workersPage`, from 0,
+    /// of `workersPageSize`); `workersTotal` counts them all.
     public var workers: [Scheduler.WorkerSummary]
+    public var workersTotal = 0
+    public var workersPage = 0
+    /// Workers by condition: busy (holding cells), idle, silent (no word for two heartbeats).
+    public var workerStates: [String: Int] = [:]
+    /// The workers that committed the most cells.
+    public var topWorkers: [Scheduler.WorkerSummary] = []
+    /// Every registered worker, for paging (not encoded: a page is).
+    public var allWorkers: [Scheduler.WorkerSummary] = []
     public var failures: [Failure]
     public var finished: Bool
     /// Leased cells (those whose runner reported first), with how far each is.
@@ -17,6 +27,37 @@ public struct StatusSnapshot: Sendable, Codable {
     /// Cells no registered worker can hold, and why; `waitingCount` counts them all.
     public var waiting: [Scheduler.WaitingCell] = []
     public var waitingCount = 0
+
+    /// Workers per page of `/status?workers_page=N`.
+    public static let workersPageSize = 50
+
+    /// A snapshot of every worker, aggregated: counts by condition, the top ten by cells done,
+    /// and page 0 of the list (a page is what `/status` encodes; a thousand rows are not).
+    public mutating func setWorkers(_ all: [Scheduler.WorkerSummary], silentAfterMilliseconds: Int64) {
+        allWorkers = all
+        workersTotal = all.count
+        var states = ["busy": 0, "idle": 0, "silent": 0]
+        for worker in all {
+            let state =
+                worker.silentMilliseconds > silentAfterMilliseconds ? "silent" : worker.leased > 0 ? "busy" : "idle"
+            states[state, default: 0] += 1
+        }
+        workerStates = states
+        topWorkers = Array(all.sorted { ($0.done, $1.id) > ($1.done, $0.id) }.prefix(10))
+        self = page(0)
+    }
+
+    /// This snapshot with page `number` of the workers (clamped to the last page).
+    public func page(_ number: Int) -> StatusSnapshot {
+        var copy = self
+        let pages = max(1, (allWorkers.count + Self.workersPageSize - 1) / Self.workersPageSize)
+        copy.workersPage = min(max(0, number), pages - 1)
+        let start = copy.workersPage * Self.workersPageSize
+        copy.workers = Array(
+            allWorkers[min(start, allWorkers.count)..<min(start + Self.workersPageSize, allWorkers.count)]
+        )
+        return copy
+    }
 
     /// A running cell: where, with what, how far.
     public struct Running: Sendable, Codable, Equatable {
@@ -98,11 +139,19 @@ public struct StatusSnapshot: Sendable, Codable {
             waiting: try container.decodeIfPresent([Scheduler.WaitingCell].self, forKey: .waiting) ?? [],
             waitingCount: try container.decodeIfPresent(Int.self, forKey: .waitingCount) ?? 0
         )
+        workersTotal = try container.decodeIfPresent(Int.self, forKey: .workersTotal) ?? workers.count
+        workersPage = try container.decodeIfPresent(Int.self, forKey: .workersPage) ?? 0
+        workerStates = try container.decodeIfPresent([String: Int].self, forKey: .workerStates) ?? [:]
+        topWorkers = try container.decodeIfPresent([Scheduler.WorkerSummary].self, forKey: .topWorkers) ?? []
     }
 
     enum CodingKeys: String, CodingKey {
         case sweep, database, total, counts, workers, failures, finished, running, waiting
         case waitingCount = "waiting_count"
+        case workersTotal = "workers_total"
+        case workersPage = "workers_page"
+        case workerStates = "worker_states"
+        case topWorkers = "top_workers"
         case cellsPerSecond = "cells_per_second"
         case etaSeconds = "eta_seconds"
         case elapsedSeconds = "elapsed_seconds"

@@ -1,12 +1,17 @@
 import Diagnostics
+import Foundation
 import Logging
 import SweepCore
 import SweepStore
+import Synchronization
 
 /// Writes the scheduler's state changes, results and worker records to the store in group
-/// commits. Writes the store cannot take yet (disk full, read-only) are kept and retried at most
-/// once a second, and their results are never acknowledged meanwhile.
-struct StoreWriter {
+/// commits, on a thread of its own: while one transaction is being written (SQLite, the WAL,
+/// fsync), the loop goes on reading messages and collects the next. One transaction is in
+/// flight at a time, so they reach the disk in order, and a result is acknowledged only once
+/// its transaction is durable. Writes the store cannot take yet (disk full, read-only) are kept
+/// and retried at most once a second, and their results are never acknowledged meanwhile.
+final class StoreWriter {
     let store: ResultStore
     let logger: Logger
     var pendingCommits: [Scheduler.Commit] = []
@@ -14,9 +19,74 @@ struct StoreWriter {
     var pendingWorkers: [Scheduler.WorkerRecord] = []
     var storeFailure: (since: ContinuousClock.Instant, lastTry: ContinuousClock.Instant)?
 
+    /// A transaction's contents.
+    struct Batch: Sendable {
+        var updates: [Scheduler.CellUpdate]
+        var commits: [Scheduler.Commit]
+        var workers: [Scheduler.WorkerRecord]
+    }
+
+    /// The batch handed to the writing thread, and its outcome once written.
+    private struct Exchange {
+        var batch: Batch?
+        var outcome: Result<Void, IsosweepError>?
+        var stop = false
+    }
+
+    /// What the loop and the writing thread share (the thread holds it, not the writer, so that
+    /// the writer's end stops the thread).
+    private final class Channel: Sendable {
+        let exchange = Mutex(Exchange())
+        let wake = NSCondition()
+    }
+
+    private let channel = Channel()
+
+    /// The batch being written (owned by the loop; the thread has its copy).
+    private var inFlight: Batch?
+
+    init(store: ResultStore, logger: Logger) {
+        self.store = store
+        self.logger = logger
+        // The store is used by this thread and, for reads and the final records, by the loop:
+        // GRDB's queue serializes them.
+        nonisolated(unsafe) let store = store
+        let thread = Thread { [channel] in
+            while true {
+                channel.wake.lock()
+                var next: Batch?
+                var stop = false
+                while true {
+                    (next, stop) = channel.exchange.withLock { ($0.outcome == nil ? $0.batch : nil, $0.stop) }
+                    if next != nil || stop { break }
+                    channel.wake.wait()
+                }
+                channel.wake.unlock()
+                guard let batch = next else { return }
+                let outcome: Result<Void, IsosweepError>
+                do {
+                    try store.apply(updates: batch.updates, commits: batch.commits, workers: batch.workers)
+                    outcome = .success(())
+                } catch {
+                    outcome = .failure((error as? IsosweepError) ?? IsosweepError(.store, "\(error)"))
+                }
+                channel.exchange.withLock { $0.outcome = outcome }
+            }
+        }
+        thread.name = "isosweep-store"
+        thread.start()
+    }
+
+    deinit {
+        channel.exchange.withLock { $0.stop = true }
+        channel.wake.lock()
+        channel.wake.signal()
+        channel.wake.unlock()
+    }
+
     /// What a flush did.
     enum Flush {
-        /// Nothing to write, or a retry is not due yet.
+        /// Nothing to write, a transaction is still being written, or a retry is not due yet.
         case nothing
         /// The store refused the writes: dispatching must pause.
         case paused
@@ -25,44 +95,83 @@ struct StoreWriter {
         case written([Scheduler.Commit], resumed: Bool)
     }
 
-    var hasPendingWrites: Bool { !pendingCommits.isEmpty || !pendingUpdates.isEmpty || !pendingWorkers.isEmpty }
+    /// Something is waiting to be written or being written.
+    var hasPendingWrites: Bool {
+        inFlight != nil || !pendingCommits.isEmpty || !pendingUpdates.isEmpty || !pendingWorkers.isEmpty
+    }
 
-    /// Writes what is pending in one transaction.
-    mutating func flush() -> Flush {
-        guard hasPendingWrites else { return .nothing }
-        let now = ContinuousClock.now
-        if let failure = storeFailure, now - failure.lastTry < .seconds(1) { return .nothing }
-        do {
-            try store.apply(updates: pendingUpdates, commits: pendingCommits, workers: pendingWorkers)
-        } catch {
-            guard storeFailure == nil else {
-                storeFailure?.lastTry = now
-                return .nothing
+    /// A transaction is being written (the loop polls briefly to acknowledge it soon).
+    var isWriting: Bool { inFlight != nil }
+
+    /// Collects the outcome of the transaction in flight, if it is written, and hands what is
+    /// pending to the writing thread as the next one.
+    func flush() -> Flush {
+        var result = Flush.nothing
+        if let batch = inFlight {
+            guard let outcome = channel.exchange.withLock({ $0.outcome }) else { return .nothing }
+            channel.exchange.withLock {
+                $0.batch = nil
+                $0.outcome = nil
             }
-            logger.error(
-                "cannot write the database: dispatching paused, results are not acknowledged; retrying every second",
-                metadata: ["error": "\(error.description)"]
-            )
-            storeFailure = (now, now)
-            return .paused
+            inFlight = nil
+            let now = ContinuousClock.now
+            switch outcome {
+            case .success:
+                let resumed = storeFailure != nil
+                if let failure = storeFailure {
+                    logger.notice(
+                        "the database takes writes again: dispatching resumed",
+                        metadata: ["paused_ms": "\((now - failure.since).milliseconds)"]
+                    )
+                    storeFailure = nil
+                }
+                result = .written(batch.commits, resumed: resumed)
+            case .failure(let error):
+                // Kept, ahead of what came since, for the next try.
+                pendingUpdates = batch.updates + pendingUpdates
+                pendingCommits = batch.commits + pendingCommits
+                pendingWorkers = batch.workers + pendingWorkers
+                if storeFailure == nil {
+                    logger.error(
+                        "cannot write the database: dispatching paused, results are not acknowledged; retrying every second",
+                        metadata: ["error": "\(error.description)"]
+                    )
+                    storeFailure = (now, now)
+                    result = .paused
+                } else {
+                    storeFailure?.lastTry = now
+                }
+                return result
+            }
         }
-        let resumed = storeFailure != nil
+        guard !pendingCommits.isEmpty || !pendingUpdates.isEmpty || !pendingWorkers.isEmpty else { return result }
+        let now = ContinuousClock.now
         if let failure = storeFailure {
-            logger.notice(
-                "the database takes writes again: dispatching resumed",
-                metadata: ["paused_ms": "\((now - failure.since).milliseconds)"]
-            )
-            storeFailure = nil
+            guard now - failure.lastTry >= .seconds(1) else { return result }
+            storeFailure?.lastTry = now
         }
-        let commits = pendingCommits
-        pendingCommits = []
+        let batch = Batch(updates: pendingUpdates, commits: pendingCommits, workers: pendingWorkers)
         pendingUpdates = []
+        pendingCommits = []
         pendingWorkers = []
-        return .written(commits, resumed: resumed)
+        inFlight = batch
+        channel.exchange.withLock { $0.batch = batch }
+        channel.wake.lock()
+        channel.wake.signal()
+        channel.wake.unlock()
+        return result
+    }
+
+    /// Waits until the transaction in flight, if any, is written (its outcome is then collected
+    /// by `flush`).
+    func waitForWrite() {
+        while inFlight != nil && channel.exchange.withLock({ $0.outcome == nil }) {
+            Thread.sleep(forTimeInterval: 0.001)
+        }
     }
 
     /// Records workers at once (e.g. as gone when the coordinator stops); a failure is logged.
-    mutating func recordWorkers(_ records: [Scheduler.WorkerRecord]) {
+    func recordWorkers(_ records: [Scheduler.WorkerRecord]) {
         guard !records.isEmpty else { return }
         do {
             try store.apply(updates: [], commits: [], workers: records)

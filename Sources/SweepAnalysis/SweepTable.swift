@@ -22,30 +22,35 @@ public struct SweepTable: Sendable {
 
     /// Builds the table from committed results.
     public init(results: [CellResult], undecodable: [String] = []) {
-        self.undecodable = undecodable
-        self.results = results.sorted { a, b in
-            let pa = a.parameters
-            let pb = b.parameters
-            if (pa.n, pa.d, pa.width, pa.seed) != (pb.n, pb.d, pb.width, pb.seed) {
-                return (pa.n, pa.d, pa.width, pa.seed) < (pb.n, pb.d, pb.width, pb.seed)
-            }
-            return CellWork.train(pa).key < CellWork.train(pb).key
-        }
+        self.init(keyed: results.map { (CellWork.train($0.parameters).key, $0) }, undecodable: undecodable)
     }
 
-    /// Reads every committed study result of a store (benchmark no-op cells have none).
+    /// Builds the table from results with their cell keys (ties of n, d, width and seed go by key,
+    /// which is computed once per row, not per comparison).
+    init(keyed: [(key: String, result: CellResult)], undecodable: [String]) {
+        self.undecodable = undecodable
+        self.results = keyed.sorted { a, b in
+            let pa = a.result.parameters
+            let pb = b.result.parameters
+            return (pa.n, pa.d, pa.width, pa.seed, a.key) < (pb.n, pb.d, pb.width, pb.seed, b.key)
+        }.map(\.result)
+    }
+
+    /// Reads every committed study result of a store (benchmark no-op cells have none), row by
+    /// row: each result's JSON is decoded and dropped before the next is read, so memory holds
+    /// the decoded rows only.
     public init(store: ResultStore) throws(IsosweepError) {
         let decoder = JSONDecoder()
-        var rows: [CellResult] = []
+        var rows: [(key: String, result: CellResult)] = []
         var undecodable: [String] = []
-        for stored in try store.results() where !stored.json.isEmpty {
+        try store.forEachResult { stored in
             if let result = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)) {
-                rows.append(result)
+                rows.append((stored.key, result))
             } else {
                 undecodable.append(stored.key)
             }
         }
-        self.init(results: rows, undecodable: undecodable)
+        self.init(keyed: rows, undecodable: undecodable)
     }
 
     /// A warning about results that could not be decoded, or nil when there are none.

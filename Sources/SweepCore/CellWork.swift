@@ -34,6 +34,11 @@ public enum CellWork: Codable, Sendable, Hashable {
         SHA256.hex(canonicalBytes)
     }
 
+    /// The key as 32 bytes (`key` is its hex).
+    public var cellKey: CellKey {
+        SHA256.key(canonicalBytes)
+    }
+
     /// The JSON hashed into the key.
     var canonicalBytes: [UInt8] {
         let body: Data

@@ -40,6 +40,13 @@ public enum SHA256 {
         }
     }
 
+    /// The digest as a cell key (its 32 bytes inline).
+    public static func key(_ bytes: [UInt8]) -> CellKey {
+        let h = words(bytes)
+        func word(_ i: Int) -> UInt64 { UInt64(h[2 * i]) << 32 | UInt64(h[2 * i + 1]) }
+        return CellKey(w0: word(0), w1: word(1), w2: word(2), w3: word(3))
+    }
+
     /// The eight words of the digest. Padding and the message schedule live in stack buffers:
     /// a million cell keys are hashed when a large sweep loads.
     private static func words(_ bytes: [UInt8]) -> [UInt32] {

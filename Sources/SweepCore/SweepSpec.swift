@@ -143,7 +143,14 @@ public struct SweepSpec: Sendable, Equatable {
             source: text,
             limits: limits
         )
-        _ = try spec.cells(file: file)  // every combination must be a valid cell
+        // Every combination must be a valid cell, and fit the memory the file gives each.
+        for cell in try spec.cells(file: file) {
+            do {
+                _ = try cell.requirements(resources: limits)
+            } catch {
+                throw IsosweepError(.sweepFile, "\(file): resources.memory: \(error.message)", remedy: error.remedy)
+            }
+        }
         return spec
     }
 
@@ -353,6 +360,15 @@ public struct SweepSpec: Sendable, Equatable {
     /// Every cell of the grid (the cartesian product of the axes, last axis fastest), each
     /// validated; duplicates (same key) appear once.
     public func cells(file: String = "the sweep file") throws(IsosweepError) -> [CellWork] {
+        try keyedCells(file: file).cells
+    }
+
+    /// Every cell of the grid as `cells` gives them, with their keys (hashed once).
+    public func keyedCells(
+        file: String = "the sweep file"
+    ) throws(IsosweepError) -> (
+        cells: [CellWork], keys: [CellKey]
+    ) {
         var combos: [[String: ParameterValue]] = [[:]]
         for parameter in parameters {
             combos = combos.flatMap { combo in
@@ -363,8 +379,9 @@ public struct SweepSpec: Sendable, Equatable {
                 }
             }
         }
-        var seen = Set<String>()
+        var seen = Set<CellKey>()
         var cells: [CellWork] = []
+        var keys: [CellKey] = []
         for combo in combos {
             let cell = CellParameters(values: combo)
             do {
@@ -379,9 +396,13 @@ public struct SweepSpec: Sendable, Equatable {
                 )
             }
             let work = CellWork.train(cell.resolved())
-            if seen.insert(work.key).inserted { cells.append(work) }
+            let key = work.cellKey
+            if seen.insert(key).inserted {
+                cells.append(work)
+                keys.append(key)
+            }
         }
-        return cells
+        return (cells, keys)
     }
 }
 

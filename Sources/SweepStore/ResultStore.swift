@@ -44,11 +44,6 @@ public final class ResultStore {
             }
             if !readOnly {
                 try Self.migrator.migrate(file)
-                // Counting cells by state reads this index, not a million rows. Not a migration:
-                // a database without it is still current (read-only opens never copy for it).
-                try file.write { db in
-                    try db.execute(sql: "CREATE INDEX IF NOT EXISTS cells_by_state ON cells(in_sweep, state)")
-                }
                 database = file
             } else if try file.read({ db in try Self.migrator.hasCompletedMigrations(db) }) {
                 database = file
@@ -143,8 +138,48 @@ public final class ResultStore {
         migrator.registerMigration("v2-explicit-json") { db in
             try LegacyFormats.migrateToExplicitJSON(db)
         }
+        migrator.registerMigration("v3-load-fingerprint") { db in
+            // The fingerprint of the sweep file (or cells) last loaded in full: a restart with the
+            // same file streams the stored cells instead of hashing and comparing them all.
+            try db.execute(sql: "ALTER TABLE sweep ADD COLUMN loaded TEXT")
+        }
+        migrator.registerMigration("v4-cell-counts") { db in
+            try db.execute(sql: cellCountsSchema)
+        }
         return migrator
     }
+
+    /// Counts of cells by membership and state, kept by triggers, so that `status --db` reads
+    /// eight rows instead of a million; and a partial index of the cells with an error. An
+    /// index on the state itself would be rewritten at every state change (two per cell) and
+    /// cost the coordinator a fifth of its commit rate; the triggers touch one small page.
+    static let cellCountsSchema = """
+        DROP INDEX IF EXISTS cells_by_state;
+        CREATE TABLE cell_counts (
+            in_sweep INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (in_sweep, state)
+        ) WITHOUT ROWID;
+        INSERT INTO cell_counts (in_sweep, state, n)
+            SELECT m.in_sweep, s.state, 0 FROM (SELECT 0 AS in_sweep UNION SELECT 1) AS m,
+            (SELECT 'queued' AS state UNION SELECT 'leased' UNION SELECT 'done' UNION SELECT 'failed') AS s;
+        UPDATE cell_counts SET n = (
+            SELECT COUNT(*) FROM cells WHERE cells.in_sweep = cell_counts.in_sweep AND cells.state = cell_counts.state
+        );
+        CREATE TRIGGER cells_counted_insert AFTER INSERT ON cells BEGIN
+            UPDATE cell_counts SET n = n + 1 WHERE in_sweep = NEW.in_sweep AND state = NEW.state;
+        END;
+        CREATE TRIGGER cells_counted_delete AFTER DELETE ON cells BEGIN
+            UPDATE cell_counts SET n = n - 1 WHERE in_sweep = OLD.in_sweep AND state = OLD.state;
+        END;
+        CREATE TRIGGER cells_counted_update AFTER UPDATE OF state, in_sweep ON cells
+        WHEN OLD.state IS NOT NEW.state OR OLD.in_sweep IS NOT NEW.in_sweep BEGIN
+            UPDATE cell_counts SET n = n - 1 WHERE in_sweep = OLD.in_sweep AND state = OLD.state;
+            UPDATE cell_counts SET n = n + 1 WHERE in_sweep = NEW.in_sweep AND state = NEW.state;
+        END;
+        CREATE INDEX cells_troubled ON cells(key) WHERE last_error IS NOT NULL OR state = 'failed';
+        """
 
     // MARK: - Setting up a sweep
 
@@ -229,7 +264,7 @@ public final class ResultStore {
                         )
                     }
                     try db.execute(
-                        sql: "UPDATE sweep SET name = ?, source = ? WHERE id = 1",
+                        sql: "UPDATE sweep SET name = ?, source = ?, loaded = NULL WHERE id = 1",
                         arguments: [spec.name, spec.source]
                     )
                 } else {
@@ -307,21 +342,7 @@ public final class ResultStore {
             sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells WHERE in_sweep = 1"
         )
         var seeds: [Scheduler.CellSeed] = []
-        while let row = try rows.next() {
-            let state: String = row[3]
-            let work: String = row[1]
-            seeds.append(
-                Scheduler.CellSeed(
-                    key: row[0],
-                    work: Array(work.utf8),
-                    cost: row[2],
-                    state: Scheduler.CellState(rawValue: state) ?? .queued,
-                    attempts: row[4],
-                    lastError: row[5],
-                    leasedTo: row[6]
-                )
-            )
-        }
+        while let row = try rows.next() { seeds.append(SweepLoad.seed(row)) }
         return seeds
     }
 
@@ -343,10 +364,15 @@ public final class ResultStore {
                         "UPDATE cells SET state = ?, attempts = ?, lease = ?, worker = ?, last_error = ?, updated_at = ? WHERE key = ? AND state != 'done'"
                 )
                 for u in updates {
-                    try update.execute(arguments: [
-                        u.state.rawValue, u.attempts, u.lease.map { Int64(bitPattern: $0) }, u.worker, u.lastError, now,
-                        u.key,
-                    ])
+                    try update.run(
+                        .text(u.state.rawValue),
+                        .integer(Int64(u.attempts)),
+                        u.lease.map { .integer(Int64(bitPattern: $0)) } ?? .null,
+                        u.worker.map { .text($0) } ?? .null,
+                        u.lastError.map { .text($0) } ?? .null,
+                        .real(now),
+                        .text(u.key)
+                    )
                 }
                 let insert = try db.cachedStatement(
                     sql:
@@ -366,15 +392,24 @@ public final class ResultStore {
                     try worker.execute(arguments: [w.id, w.host, w.build, w.slots, w.alive, now, now])
                 }
                 let counted = try db.cachedStatement(
-                    sql: "UPDATE workers SET cells_done = cells_done + 1, last_seen = ? WHERE id = ?"
+                    sql: "UPDATE workers SET cells_done = cells_done + ?, last_seen = ? WHERE id = ?"
                 )
+                // New results per worker: one counter update per worker, not per result.
+                var newResults: [String: Int] = [:]
                 for c in commits {
-                    try insert.execute(arguments: [
-                        c.key, String(decoding: c.payload, as: UTF8.self), c.worker, c.attempt, now,
-                    ])
+                    try insert.run(
+                        .text(c.key),
+                        .utf8(c.payload),
+                        .text(c.worker),
+                        .integer(Int64(c.attempt)),
+                        .real(now)
+                    )
                     guard db.changesCount > 0 else { continue }  // already committed: counted once
-                    try done.execute(arguments: [c.worker, now, c.key])
-                    try counted.execute(arguments: [now, c.worker])
+                    try done.run(.text(c.worker), .real(now), .text(c.key))
+                    newResults[c.worker, default: 0] += 1
+                }
+                for (id, count) in newResults.sorted(by: { $0.key < $1.key }) {
+                    try counted.execute(arguments: [count, now, id])
                 }
             }
         } catch {
@@ -397,6 +432,21 @@ public final class ResultStore {
         try read("results") { db in
             try Row.fetchAll(db, sql: "SELECT key, result, worker, attempt FROM results ORDER BY key").map {
                 StoredResult(key: $0["key"], json: $0["result"], worker: $0["worker"], attempt: $0["attempt"])
+            }
+        }
+    }
+
+    /// Calls `body` with each committed result that carries metrics (benchmark no-op cells'
+    /// results are empty and skipped by SQLite), in key order, reading one row at a time: a
+    /// million results are never held at once.
+    public func forEachResult(_ body: (StoredResult) throws -> Void) throws(IsosweepError) {
+        try read("results") { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: "SELECT key, result, worker, attempt FROM results WHERE result != '' ORDER BY key"
+            )
+            while let row = try rows.next() {
+                try body(StoredResult(key: row[0], json: row[1], worker: row[2], attempt: row[3]))
             }
         }
     }
@@ -433,15 +483,12 @@ public final class ResultStore {
         }
     }
 
-    /// The sweep's cells by state, counted by SQLite (from the `cells_by_state` index when the
-    /// database has it), without reading the cells.
+    /// The sweep's cells by state, from the counts the triggers keep (`cellCountsSchema`),
+    /// without reading the cells.
     public func stateCounts() throws(IsosweepError) -> [Scheduler.CellState: Int] {
         try read("cells") { db in
             var counts: [Scheduler.CellState: Int] = [:]
-            for row in try Row.fetchAll(
-                db,
-                sql: "SELECT state, COUNT(*) AS n FROM cells WHERE in_sweep = 1 GROUP BY state"
-            ) {
+            for row in try Row.fetchAll(db, sql: "SELECT state, n FROM cell_counts WHERE in_sweep = 1 AND n != 0") {
                 let state: String = row["state"]
                 counts[Scheduler.CellState(rawValue: state) ?? .queued, default: 0] += row["n"] as Int
             }
@@ -456,10 +503,7 @@ public final class ResultStore {
                 db,
                 sql: """
                     SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells
-                    WHERE in_sweep = 1 AND state = 'failed'
-                    UNION ALL
-                    SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells
-                    WHERE in_sweep = 1 AND state IN ('queued', 'leased') AND last_error IS NOT NULL
+                    WHERE (last_error IS NOT NULL OR state = 'failed') AND in_sweep = 1 AND state != 'done'
                     ORDER BY key
                     """
             ).map(StoredCell.init(row:))
@@ -517,7 +561,7 @@ public final class ResultStore {
     }
 
     /// Runs a read transaction; a failure names what was being read.
-    private func read<T>(_ what: String, _ body: (Database) throws -> T) throws(IsosweepError) -> T {
+    func read<T>(_ what: String, _ body: (Database) throws -> T) throws(IsosweepError) -> T {
         do {
             return try database.read(body)
         } catch {

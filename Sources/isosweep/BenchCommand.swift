@@ -11,7 +11,9 @@ import TrainingCore
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
-        subcommands: [BenchTrain.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self, BenchSwarm.self]
+        subcommands: [
+            BenchTrain.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self, BenchSwarm.self, BenchTools.self,
+        ]
     )
 }
 
@@ -121,9 +123,7 @@ struct BenchDispatch: AsyncParsableCommand {
             }
         )
         let outcome = try await runCoordinator(engine, with: [local], logger: logger)
-        let sorted = outcome.latencies.map {
-            Double($0.milliseconds) + Double($0.components.attoseconds % 1_000_000_000_000_000) * 1e-15
-        }.sorted()
+        let sorted = outcome.latencyMilliseconds.map(Double.init).sorted()
         func percentile(_ q: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
         }

@@ -195,14 +195,10 @@ extension CoordinatorCommand {
         let database = coordinator.db ?? "\(spec).db"
         let options = coordinator.options(bind: bind, database: database, security: try security())
         let registry = coordinator.metricsRegistry()
-        let clock = ContinuousClock()
-        let began = clock.now
-        let work = (0..<cells).map { CellWork.noop(index: $0, fail: false) }
-        logger.info("benchmark cells made", metadata: ["ms": "\((clock.now - began).milliseconds)"])
-        let engine = CoordinatorEngine(options: options, work: .cells(name: spec, work), logger: logger)
+        let engine = CoordinatorEngine(options: options, work: .noop(name: spec, count: cells), logger: logger)
         let status = coordinator.statusServices(engine: engine, registry: registry, logger: logger)
         let outcome = try await runCoordinator(engine, with: status, logger: logger)
-        let sorted = outcome.latencies.map { Double($0.milliseconds) }.sorted()
+        let sorted = outcome.latencyMilliseconds.map(Double.init).sorted()
         func percentile(_ q: Double) -> Double {
             sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(q * Double(sorted.count)))]
         }

@@ -26,7 +26,7 @@ struct Status: ParsableCommand {
     }
 
     /// Most results `status --db` decodes to count the unreadable ones.
-    static let decodeLimit = 100_000
+    static let decodeLimit = 10_000
 
     func run() throws {
         if let connect { return try live(connect) }
@@ -94,11 +94,22 @@ struct Status: ParsableCommand {
                 status.etaSeconds.map { String(format: "%.0f s", $0) } ?? "-"
             )
         )
-        print("workers alive: \(status.workers.count)")
+        print("workers alive: \(status.workersTotal)")
+        if !status.workerStates.isEmpty {
+            print(
+                "  "
+                    + status.workerStates.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(
+                        separator: ", "
+                    )
+            )
+        }
         for worker in status.workers {
             print(
                 "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(SweepSpec.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(worker.memoryBytes)), last heartbeat \(worker.silentMilliseconds) ms ago"
             )
+        }
+        if status.workersTotal > status.workers.count {
+            print("  ... and \(status.workersTotal - status.workers.count) more (the live page pages through them)")
         }
         print("running cells: \(status.running.count)")
         for cell in status.running {

@@ -45,8 +45,11 @@ import FoundationNetworking
         }
         try waitUntil("both workers and a first result", timeout: 120) {
             let status = try get(base + "/status")
-            return status.status == 200 && status.body.contains("\"done\":") && !status.body.contains("\"done\":0")
-                && status.body.components(separatedBy: "\"host\"").count - 1 == 2
+            guard status.status == 200,
+                let json = try? JSONSerialization.jsonObject(with: Data(status.body.utf8)) as? [String: Any]
+            else { return false }
+            return status.body.contains("\"done\":") && !status.body.contains("\"done\":0")
+                && json["workers_total"] as? Int == 2 && (json["workers"] as? [Any])?.count == 2
         }
         return (coordinator, workers, base)
     }
@@ -136,7 +139,13 @@ import FoundationNetworking
             Issue.record("promtool (Debian's prometheus package) is missing: make test installs it")
         }
         let page = try get(base + "/")
-        #expect(page.body.contains("fetch('/status'"))
+        #expect(page.body.contains("fetch('/status?workers_page='"))
+        // Aggregated for many workers: counts by condition, the top workers, pages of the list.
+        #expect((json["worker_states"] as? [String: Int])?.values.reduce(0, +) == 2)
+        #expect((json["top_workers"] as? [Any])?.count == 2)
+        let beyond = try get(base + "/status?workers_page=7")
+        let clamped = try #require(try JSONSerialization.jsonObject(with: Data(beyond.body.utf8)) as? [String: Any])
+        #expect(clamped["workers_page"] as? Int == 0 && (clamped["workers"] as? [Any])?.count == 2)
         #expect(try get(base + "/figure.svg").body.hasPrefix("<svg"))
         let connect = try runIsosweep(["status", "--connect", base])
         #expect(connect.status == 0, "\(connect.stderr)")

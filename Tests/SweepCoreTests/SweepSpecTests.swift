@@ -181,6 +181,11 @@ extension SweepSpecTests {
             ("resources: {time_limit: soon}", "resources.time_limit: expected a duration"),
             ("resources: {memory: lots}", "resources.memory: expected auto"),
             ("resources: {memory: 12}", "resources.memory: expected auto"),
+            // Refused when the file is read, before anything is recorded or dispatched.
+            (
+                "resources: {memory: 1MiB}",
+                "r.yaml: resources.memory: resources.memory 1 MiB is below the estimated peak"
+            ),
             ("resources: {cores: 4}", "resources.cores: unknown key"),
             ("resources: [1]", "resources: expected a mapping"),
         ] {
