@@ -11,6 +11,9 @@ extension ResultStore {
     /// - A database that already holds exactly this file (the fingerprint of its text and
     ///   science version recorded when it was last loaded in full) streams its cells back
     ///   without hashing or writing them: a restart.
+    /// - A database whose load of this file was cut short (a kill -9 while a large sweep
+    ///   loaded) streams what it recorded and records the rest: cells are recorded in key order,
+    ///   so the rest is every cell after the largest key stored.
     /// - An empty database takes the cells in key order, one transaction per chunk, and records
     ///   the fingerprint after the last one.
     /// - Anything else (another file, an extended sweep, a load cut short) goes through
@@ -80,25 +83,57 @@ extension ResultStore {
             }
             return SweepLoad(
                 store: self,
-                source: .stored(after: nil),
+                source: .stored(after: nil, then: nil),
                 fingerprint: fingerprint,
                 summary: "reloaded",
                 expectedCount: count
+            )
+        }
+        let partial = SweepLoad.partialMark + fingerprint
+        if found.loaded == partial {
+            let (cell, keys, _, _) = try fresh()
+            // In key order, as they were being recorded: the rest follows the largest key stored.
+            let order = keys.indices.sorted { keys[$0] < keys[$1] }.map { Int32($0) }
+            let largest = try read("cells") { db in try String.fetchOne(db, sql: "SELECT MAX(key) FROM cells") }
+            var next = 0
+            if let largest, let last = CellKey(hex: largest) {
+                var high = order.count
+                while next < high {
+                    let middle = (next + high) / 2
+                    if keys[Int(order[middle])] <= last { next = middle + 1 } else { high = middle }
+                }
+            }
+            if retryFailed {
+                try write("retry the failed cells") { db in
+                    try db.execute(
+                        sql: "UPDATE cells SET state = 'queued', attempts = 0 WHERE state = 'failed' AND in_sweep = 1"
+                    )
+                }
+            }
+            let rest = SweepLoad.Fresh(cell: cell, keys: keys, order: order, next: next)
+            return SweepLoad(
+                store: self,
+                source: .stored(after: nil, then: rest),
+                fingerprint: fingerprint,
+                summary: "resumed loading: \(next) cells recorded, \(keys.count - next) to record",
+                expectedCount: keys.count
             )
         }
         if !found.hasSweep && !found.hasCells {
             let (cell, keys, name, source) = try fresh()
             try write("record the sweep") { db in
                 try db.execute(
-                    sql: "INSERT INTO sweep (id, name, source, science_version, created_at) VALUES (1, ?, ?, ?, ?)",
-                    arguments: [name, source, scienceVersion, Date().timeIntervalSince1970]
+                    sql: """
+                        INSERT INTO sweep (id, name, source, science_version, created_at, loaded) VALUES (1, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [name, source, scienceVersion, Date().timeIntervalSince1970, partial]
                 )
             }
             // In key order: the table's B-tree grows at its end instead of at a million places.
             let order = keys.indices.sorted { keys[$0] < keys[$1] }.map { Int32($0) }
             return SweepLoad(
                 store: self,
-                source: .fresh(cell: cell, keys: keys, order: order, next: 0),
+                source: .fresh(SweepLoad.Fresh(cell: cell, keys: keys, order: order, next: 0)),
                 fingerprint: fingerprint,
                 summary: "new sweep: \(keys.count) cells",
                 expectedCount: keys.count
@@ -131,10 +166,21 @@ extension ResultStore {
 /// A sweep loading in chunks (`ResultStore.load`): each `next` records and returns the next
 /// cells for the scheduler, until it returns an empty array.
 public final class SweepLoad {
+    /// Cells `cell(i)` with keys `keys[i]`, to record in the order `order` from `next` on.
+    struct Fresh {
+        var cell: (Int) -> CellWork
+        var keys: [CellKey]
+        var order: [Int32]
+        var next: Int
+    }
+
+    /// What `loaded` holds while a new sweep's cells are being recorded, before its fingerprint.
+    static let partialMark = "partial "
+
     enum Source {
-        /// Cells `cell(i)` with keys `keys[i]`, to record in the order `order`.
-        case fresh(cell: (Int) -> CellWork, keys: [CellKey], order: [Int32], next: Int)
-        case stored(after: String?)
+        case fresh(Fresh)
+        /// The stored cells after a key, then (a load cut short) the cells still to record.
+        case stored(after: String?, then: Fresh?)
         case seeds([Scheduler.CellSeed], next: Int)
         case finished
     }
@@ -170,7 +216,7 @@ public final class SweepLoad {
             let end = min(seeds.count, next + limit)
             source = end == seeds.count ? .finished : .seeds(seeds, next: end)
             return Array(seeds[next..<end])
-        case .stored(let after):
+        case .stored(let after, let then):
             let seeds = try store.read("cells") { db in
                 try Row.fetchAll(
                     db,
@@ -181,9 +227,14 @@ public final class SweepLoad {
                     arguments: [after ?? "", limit]
                 ).map(Self.seed)
             }
-            source = seeds.count < limit ? .finished : .stored(after: seeds.last?.key)
+            if seeds.count == limit {
+                source = .stored(after: seeds.last?.key, then: then)
+            } else {
+                source = then.map { .fresh($0) } ?? .finished
+            }
             return seeds
-        case .fresh(let make, let keys, let order, let next):
+        case .fresh(var fresh):
+            let (make, keys, order, next) = (fresh.cell, fresh.keys, fresh.order, fresh.next)
             let end = min(order.count, next + limit)
             var seeds: [Scheduler.CellSeed] = []
             seeds.reserveCapacity(end - next)
@@ -213,7 +264,8 @@ public final class SweepLoad {
                 for seed in seeds { try statement.run(.text(seed.key), .utf8(seed.work), .real(seed.cost)) }
                 if last { try db.execute(sql: "UPDATE sweep SET loaded = ? WHERE id = 1", arguments: [fingerprint]) }
             }
-            source = last ? .finished : .fresh(cell: make, keys: keys, order: order, next: end)
+            fresh.next = end
+            source = last ? .finished : .fresh(fresh)
             return seeds
         }
     }

@@ -72,6 +72,22 @@ import TrainingCore
         #expect(try store.stateCounts() == [.queued: 19, .done: 2])
     }
 
+    @Test func aLoadCutShortResumesAfterTheLargestRecordedKey() throws {
+        let path = try temporaryPath()
+        let spec = try spec(seeds: "[0, 1, 2, 3, 4, 5, 6]")  // 21 cells
+        let cut = try ResultStore(path: path).load(spec: spec)
+        let recorded = try cut.next(limit: 4) + cut.next(limit: 4)  // then the coordinator is killed
+        try ResultStore(path: path).apply(updates: [], commits: [commit(recorded[0].key)], workers: [])
+        let store = try ResultStore(path: path)
+        let resumed = try store.load(spec: spec)
+        #expect(resumed.summary == "resumed loading: 8 cells recorded, 13 to record")
+        let all = try drain(resumed, chunk: 3)
+        #expect(all.map(\.key) == all.map(\.key).sorted() && Set(all.map(\.key)).count == 21)
+        #expect(all[0].state == .done && all.dropFirst().allSatisfy { $0.state == .queued })
+        #expect(try store.stateCounts() == [.queued: 20, .done: 1])
+        #expect(try store.load(spec: spec).summary == "reloaded")
+    }
+
     @Test func anotherFileGoesThroughTheFullComparisonAndTheCountsFollowMembership() throws {
         let path = try temporaryPath()
         let store = try ResultStore(path: path)
