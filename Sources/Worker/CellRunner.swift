@@ -63,7 +63,7 @@ public enum CellRunner {
     }
 
     /// glibc's malloc_trim(0), found at run time (Swift does not import this GNU extension).
-    public static func trimHeap() {
+    static func trimHeap() {
         typealias Trim = @convention(c) (Int) -> Int32
         guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "malloc_trim") else { return }
         _ = unsafeBitCast(symbol, to: Trim.self)(0)

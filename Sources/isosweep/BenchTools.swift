@@ -15,19 +15,32 @@ struct BenchTools: ParsableCommand {
 
     @Option(help: "Cells, each with a committed result.") var cells = 200_000
     @Option(help: "The database to write (default: a temporary one, removed afterwards).") var db: String?
+    @Flag(help: .hidden) var onlyGenerate = false
 
     func validate() throws {
         guard (1...10_000_000).contains(cells) else { throw ValidationError("--cells must be between 1 and 10000000") }
     }
 
     func run() throws {
+        if onlyGenerate, let db {
+            print(try SyntheticSweep.write(cells: cells, to: db))
+            return
+        }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-tools-\(UUID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if db == nil { try? FileManager.default.removeItem(atPath: directory) } }
         let path = db ?? directory + "/tools.db"
         let began = ContinuousClock.now
-        let written = try SyntheticSweep.write(cells: cells, to: path)
-        CellRunner.trimHeap()
+        // Written by a child: the peak memory of each tool is measured by wait4, which also counts
+        // the pages of the process it was started from (vfork), so that one must stay small.
+        let generation = try MeasuredRun(
+            ["bench", "tools", "--cells", "\(cells)", "--db", path, "--only-generate"],
+            output: directory + "/generate.txt"
+        )
+        let report = (try? String(contentsOfFile: directory + "/generate.txt", encoding: .utf8)) ?? ""
+        guard generation.status == 0, let written = Int(report.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            throw ValidationError("writing the synthetic database failed: \(report.suffix(2000))")
+        }
         let generated = (ContinuousClock.now - began) / .seconds(1)
         var figures = ToolFigures(cells: written, generateSeconds: generated, tools: [:])
         let runs: [(String, [String])] = [

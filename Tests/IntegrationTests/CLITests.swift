@@ -19,6 +19,19 @@ import TrainingCore
         return url
     }
 
+    @Test func theReadingToolsRunOnARealShapedDatabaseAndLeaveNoRowOut() throws {
+        // `bench tools` at a small size: every tool exits 0 and the table has every result.
+        let run = try runIsosweep(["bench", "tools", "--cells", "600"], timeout: 300)
+        #expect(run.status == 0, "\(run.stderr)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        let tools = try #require(json["tools"] as? [String: [String: Any]])
+        #expect(json["cells"] as? Int == 600)
+        #expect(tools["table"]?["rows"] as? Int == 600)
+        for name in ["status_db", "table", "table_by_config", "fit", "report"] {
+            #expect((tools[name]?["peak_rss_bytes"] as? Int ?? 0) > 1_000_000, "\(name) has no measured memory")
+        }
+    }
+
     @Test func trainPrintsEveryMetricAsJSON() throws {
         let run = try runIsosweep([
             "train", "--n", "64", "--d", "8", "--width", "16", "--seed", "2", "--max-steps", "300",
