@@ -263,6 +263,10 @@ public struct Scheduler: Sendable {
     var dispatching = true
     /// More cells are still being loaded (`add`): the sweep is not finished before they are.
     public internal(set) var loading = false
+    /// Cells that registering workers offered to resume before they were loaded, by key, and
+    /// the loaded ones to lease back at the next `dispatchNow`.
+    var awaitingAdoption: [CellKey: [UInt8]] = [:]
+    var adoptions: [[UInt8]: [Int]] = [:]
     /// Cells in flight when the previous run stopped, held for their workers until the deadline.
     var reserved: [Int] = []
     var reservationDeadline: ContinuousClock.Instant?
@@ -317,6 +321,9 @@ public struct Scheduler: Sendable {
                 )
             )
             if let error = seed.lastError { errors[i] = error }
+            if !awaitingAdoption.isEmpty, let identity = awaitingAdoption.removeValue(forKey: key) {
+                adoptions[identity, default: []].append(i)
+            }
             counts[state, default: 0] += 1
             if state == .failed { failed.insert(i) }
             if state != .done && state != .failed { remainingCost += seed.cost }
@@ -347,6 +354,8 @@ public struct Scheduler: Sendable {
     /// Every cell has been added: the sweep can finish.
     public mutating func finishLoading() {
         loading = false
+        // Offered for cells this sweep does not have.
+        awaitingAdoption = [:]
     }
 
     /// Stops handing out cells (graceful shutdown, or a store that cannot write); results still

@@ -37,9 +37,15 @@ extension Scheduler {
         return out
     }
 
-    /// Offers the queue to workers with credit (after `add` put new cells in it).
+    /// Leases back the cells `add` brought in that their workers offered to resume, and offers
+    /// the queue to workers with credit (after `add` put new cells in it).
     public mutating func dispatchNow(now: ContinuousClock.Instant) -> [Directive] {
         var out: [Directive] = []
+        let found = adoptions
+        adoptions = [:]
+        for identity in found.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            resume(found[identity]!, on: identity, now: now, &out)
+        }
         dispatch(now: now, &out)
         return out
     }
@@ -241,10 +247,26 @@ extension Scheduler {
         now: ContinuousClock.Instant,
         _ out: inout [Directive]
     ) {
-        // Results offered for cells already committed (their ACK was lost): acknowledge, so the worker forgets them.
-        let committed = keys.filter { position($0).map { cells[$0].state == .done } ?? false }
+        var known: [Int] = []
+        for key in keys {
+            if let i = position(key) {
+                known.append(i)
+            } else if loading, let cellKey = CellKey(hex: key) {
+                // Not loaded yet (a large sweep streams in after a restart): adopted when it is.
+                awaitingAdoption[cellKey] = identity
+            }
+        }
+        resume(known, on: identity, now: now, &out)
+    }
+
+    /// Leases cells `indices` back to the worker that offers them (adoption), and acknowledges
+    /// those already committed (their ACK was lost), so that the worker forgets them.
+    mutating func resume(_ indices: [Int], on identity: [UInt8], now: ContinuousClock.Instant, _ out: inout [Directive])
+    {
+        guard workers[identity] != nil else { return }
+        let committed = indices.filter { cells[$0].state == .done }.map { cells[$0].key.hex }
         if !committed.isEmpty { out.append(.send(to: identity, .ack(keys: committed))) }
-        let adoptable = Set(keys.compactMap { position($0) }).filter { cells[$0].state == .queued }
+        let adoptable = Set(indices).filter { cells[$0].state == .queued }
         guard dispatching, !adoptable.isEmpty else { return }
         nextLease &+= 1
         let lease = UInt64(configuration.session) << 32 | UInt64(nextLease)

@@ -35,7 +35,7 @@ import Testing
         )
     }
 
-    func hello(_ id: String, slots: UInt16 = 4) -> Message {
+    func hello(_ id: String, slots: UInt16 = 4, resumable: [String] = []) -> Message {
         .hello(
             Message.Hello(
                 protocolVersion: Wire.protocolVersion,
@@ -43,7 +43,8 @@ import Testing
                 workerID: id,
                 build: "test",
                 host: "h",
-                slots: slots
+                slots: slots,
+                resumable: resumable
             )
         )
     }
@@ -98,5 +99,29 @@ import Testing
         #expect(s.counts[.done] == 3 && !s.isFinished)
         s.finishLoading()
         #expect(s.isFinished)
+    }
+
+    @Test func aCellOfferedBeforeItIsLoadedIsLeasedBackWhenItArrives() {
+        // A restart: cell 7 was running on A, but the sweep is still streaming in when A says HELLO.
+        var s = Scheduler(configuration: .init(session: 1), loading: true)
+        s.add([seed(0, cost: 1)])
+        var running = seed(7, cost: 1, state: .leased)
+        running.leasedTo = "A"
+        let done = seed(8, cost: 1, state: .done)
+        _ = s.on(.message(from: [1], hello("A", resumable: [running.key, done.key])), now: t0)
+        #expect(s.state(of: running.key) == nil)
+        s.add([running, done])
+        let out = s.dispatchNow(now: t0)
+        // Leased back to A without using its credit, and the committed one acknowledged.
+        #expect(granted(out) == [running.key])
+        #expect(s.state(of: running.key) == .leased && s.attempts(of: running.key) == 1)
+        let acks = out.compactMap { directive -> [String]? in
+            if case .send(_, .ack(let keys)) = directive { return keys }
+            return nil
+        }
+        #expect(acks == [[done.key]])
+        // A key the sweep never loads is forgotten when loading ends.
+        s.finishLoading()
+        #expect(granted(s.dispatchNow(now: t0)).isEmpty)
     }
 }
