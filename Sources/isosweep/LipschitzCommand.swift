@@ -24,6 +24,11 @@ struct Lipschitz: ParsableCommand {
     @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
     @OptionGroup var search: SearchOptions
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
+    @Flag(
+        help:
+            "Also compute the exact constant on R^d (ReLU networks with d <= 8 and width <= 40), and the product, path and centred upper bounds."
+    )
+    var exact = false
 
     func validate() throws {
         if data == .file {
@@ -55,6 +60,9 @@ struct Lipschitz: ParsableCommand {
         }
         let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
         let options = search.lipschitz
+        // Refused before the search when the network is out of reach.
+        let exactResult = exact ? try ExactLipschitz.constant(of: saved.network) : nil
+        let upper = exact ? try TrainingCore.Lipschitz.upperBounds(saved.network) : nil
         let bounds = try TrainingCore.Lipschitz.bounds(
             of: saved.network,
             trainingInputs: saved.inputs,
@@ -70,7 +78,9 @@ struct Lipschitz: ParsableCommand {
                 activation: saved.network.activation,
                 data: kind,
                 seed: probeSeed,
-                trainingProbes: saved.inputs?.rows ?? 0
+                trainingProbes: saved.inputs?.rows ?? 0,
+                exact: exactResult,
+                upperBounds: upper
             )
         )
     }
@@ -85,10 +95,20 @@ struct LipschitzReport: Encodable {
     var data: DataKind
     var seed: Int
     var trainingProbes: Int
+    /// With --exact: the exact constant and how the search went, and the three upper bounds.
+    var exact: ExactLipschitz.Result?
+    var upperBounds: UpperBounds?
 
     enum CodingKeys: String, CodingKey {
         case width, d, activation, data, seed
         case trainingProbes = "training_probes"
+        case exact = "lip_exact"
+        case exactPoint = "lip_exact_point"
+        case exactRegions = "exact_regions"
+        case exactLinearPrograms = "exact_linear_programs"
+        case upperProduct = "lip_upper_product"
+        case upperPath = "lip_upper_path"
+        case upperCentred = "lip_upper_centred"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -100,5 +120,16 @@ struct LipschitzReport: Encodable {
         try c.encode(data, forKey: .data)
         try c.encode(seed, forKey: .seed)
         try c.encode(trainingProbes, forKey: .trainingProbes)
+        if let exact {
+            try c.encode(exact.value, forKey: .exact)
+            try c.encode(exact.point, forKey: .exactPoint)
+            try c.encode(exact.regions, forKey: .exactRegions)
+            try c.encode(exact.linearPrograms, forKey: .exactLinearPrograms)
+        }
+        if let upperBounds {
+            try c.encode(upperBounds.product, forKey: .upperProduct)
+            try c.encode(upperBounds.path, forKey: .upperPath)
+            try c.encode(upperBounds.centred, forKey: .upperCentred)
+        }
     }
 }

@@ -114,6 +114,34 @@ import TrainingCore
         #expect(gaussian["lip_upper"] as? Double == trained["lip_upper"] as? Double)
     }
 
+    @Test func theExactConstantOfTrainedReLUNetworksLiesBetweenTheBounds() throws {
+        let dir = try temporaryDirectory()
+        for seed in 0..<4 {
+            let model = dir.appendingPathComponent("relu-\(seed).safetensors").path
+            let train = try runIsosweep([
+                "train", "--n", "40", "--d", "\(2 + seed)", "--width", "\(8 + 4 * seed)", "--seed", "\(seed)",
+                "--max-steps", "300", "--save-model", model, "--save-data",
+            ])
+            #expect(train.status == 0, "\(train.stderr)")
+            let run = try runIsosweep(["lipschitz", model, "--exact"])
+            #expect(run.status == 0, "\(run.stderr)")
+            let json = try run.json()
+            let exact = try #require(json["lip_exact"] as? Double)
+            let lower = try #require(json["lip_lower"] as? Double)
+            let upper = try #require(json["lip_upper"] as? Double)
+            let centred = try #require(json["lip_upper_centred"] as? Double)
+            #expect(lower <= exact * (1 + 1e-9) && exact <= upper && exact <= centred * (1 + 1e-12), "\(json)")
+            #expect((json["exact_regions"] as? Int ?? 0) >= 1)
+        }
+        let tanh = dir.appendingPathComponent("tanh.safetensors").path
+        _ = try runIsosweep([
+            "train", "--n", "16", "--d", "2", "--width", "4", "--activation", "tanh", "--max-steps", "20",
+            "--save-model", tanh,
+        ])
+        let refused = try runIsosweep(["lipschitz", tanh, "--exact"])
+        #expect(refused.status != 0 && refused.stderr.contains("needs a ReLU network"), "\(refused.stderr)")
+    }
+
     @Test func divergingLearningRateIsReportedAsDiverged() throws {
         let run = try runIsosweep(["train", "--n", "32", "--d", "4", "--width", "8", "--trainer", "gd", "--lr", "1e9"])
         #expect(run.status == 0)
