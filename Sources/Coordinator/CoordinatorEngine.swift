@@ -68,6 +68,7 @@ public final class CoordinatorEngine: Sendable {
         }
         let store = try ResultStore(path: options.database)
         let (loading, feed) = try beginLoading(into: store)
+        defer { feed.cancel() }
         var scheduler = loading
         let context = try Context()
         let (router, zap) = try secureRouter(context)

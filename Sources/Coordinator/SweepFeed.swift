@@ -20,7 +20,12 @@ final class SweepFeed: Sendable {
         var pending = 0
         var finished = false
         var failure: IsosweepError?
+        /// The loop ended: the loader stops.
+        var cancelled = false
     }
+
+    /// Tries of a chunk the store refuses (a second apart) before the load fails.
+    static let tries = 30
 
     private let shared = Mutex(Shared())
     let began: ContinuousClock.Instant
@@ -36,8 +41,23 @@ final class SweepFeed: Sendable {
         let thread = Thread { [self] in
             do {
                 while !load.isFinished {
-                    while shared.withLock({ $0.pending >= Self.ahead }) { Thread.sleep(forTimeInterval: 0.002) }
-                    var seeds = try load.next(limit: Self.chunk)
+                    while shared.withLock({ $0.pending >= Self.ahead && !$0.cancelled }) {
+                        Thread.sleep(forTimeInterval: 0.002)
+                    }
+                    if shared.withLock({ $0.cancelled }) { return }
+                    // A store that refuses a chunk for a moment (busy, a full disk being freed)
+                    // is tried again, as the writer does; the chunk is not lost or doubled.
+                    var attempt = 1
+                    var seeds: [Scheduler.CellSeed]
+                    while true {
+                        do {
+                            seeds = try load.next(limit: Self.chunk)
+                            break
+                        } catch  where attempt < Self.tries && !shared.withLock({ $0.cancelled }) {
+                            attempt += 1
+                            Thread.sleep(forTimeInterval: 1)
+                        }
+                    }
                     try CoordinatorEngine.addRequirements(to: &seeds, resources: limits)
                     shared.withLock {
                         $0.pending += seeds.count
@@ -52,6 +72,11 @@ final class SweepFeed: Sendable {
         }
         thread.name = "isosweep-loader"
         thread.start()
+    }
+
+    /// Stops the loader (the loop ended before the sweep had loaded).
+    func cancel() {
+        shared.withLock { $0.cancelled = true }
     }
 
     /// Every chunk has been taken.

@@ -29,6 +29,15 @@ struct CellQueue {
         for i in stride(from: entries.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
     }
 
+    /// Replaces the entries with `entries` in any order (heapified in O(n)), keeping the room
+    /// reserved.
+    mutating func replace(with new: [Entry]) {
+        entries.removeAll(keepingCapacity: true)
+        entries.append(contentsOf: new)
+        guard entries.count > 1 else { return }
+        for i in stride(from: entries.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
+    }
+
     /// The first entry, without taking it.
     var first: Entry? { entries.first }
 

@@ -336,7 +336,7 @@ public struct Scheduler: Sendable {
             }
         }
         if queue.isEmpty {
-            queue = CellQueue(fresh)
+            queue.replace(with: fresh)
         } else {
             for entry in fresh { queue.push(entry) }
         }
@@ -430,7 +430,8 @@ public struct Scheduler: Sendable {
             largest.map {
                 "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
             } ?? "no worker is connected"
-        return waiting.filter { cells[$0].state == .queued && cells[$0].place == .waiting }
+        // A cell can be listed twice (adopted, then waiting again): once here.
+        return Set(waiting.filter { cells[$0].state == .queued && cells[$0].place == .waiting })
             .sorted {
                 (cells[$0].requirements.memoryBytes, cells[$0].key) > (
                     cells[$1].requirements.memoryBytes, cells[$1].key

@@ -11,6 +11,8 @@ extension Scheduler {
         _ out: inout [Directive]
     ) {
         guard let worker = workers.removeValue(forKey: identity) else { return }
+        // Cells it offered before they were loaded are not its to resume any more.
+        if !awaitingAdoption.isEmpty { awaitingAdoption = awaitingAdoption.filter { $0.value != identity } }
         if identities[worker.id] == identity { identities.removeValue(forKey: worker.id) }
         if worker.memory == largestWorkerMemory { largestWorkerMemory = workers.values.map(\.memory).max() ?? 0 }
         for i in worker.leased.sorted() where cells[i].state == .leased && !cells[i].committing {

@@ -6,9 +6,13 @@ extension Scheduler {
     public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
         var out: [Directive] = []
         if !reserved.isEmpty {
-            let deadline = reservationDeadline ?? now + configuration.reclaimWindow
+            // The window starts once the sweep has loaded: reserved cells still streaming in,
+            // and the workers coming back for them, get all of it.
+            let deadline =
+                loading ? now + configuration.reclaimWindow : reservationDeadline ?? now + configuration.reclaimWindow
             reservationDeadline = deadline
-            if now >= deadline {
+            // Not while loading: reserved cells still streaming in get their full window.
+            if now >= deadline && !loading {
                 let unclaimed = reserved.filter { cells[$0].state == .queued && cells[$0].place == .reserved }
                 reserved = []
                 for i in unclaimed {
@@ -213,7 +217,9 @@ extension Scheduler {
         // Cells that waited for a worker this large go back to the queue.
         if waitingCount > 0 {
             var still: [Int] = []
-            for i in waiting where cells[i].place == .waiting && cells[i].state == .queued {
+            var listed = Set<Int>()
+            for i in waiting where cells[i].place == .waiting && cells[i].state == .queued && listed.insert(i).inserted
+            {
                 if cells[i].requirements.memoryBytes <= hello.memoryBytes {
                     cells[i].place = .none
                     waitingCount -= 1

@@ -7,7 +7,8 @@ import TrainingCore
 /// The durable record of a sweep in SQLite (WAL, synchronous=FULL): the sweep file as the user
 /// wrote it, every cell with its state, attempts, lease, worker and last error (and whether it
 /// belongs to the sweep's current file), every result, every worker with its cells done and when
-/// it was last seen, and events. One thread uses a store.
+/// it was last seen, and events. GRDB's queue serializes the threads that use a store (the
+/// coordinator's loop, its writer and its loader).
 ///
 /// A database written by an older isosweep is migrated when opened for writing; opened read-only,
 /// a private in-memory copy is migrated and the file is left as it is.

@@ -124,4 +124,20 @@ import Testing
         s.finishLoading()
         #expect(granted(s.dispatchNow(now: t0)).isEmpty)
     }
+
+    @Test func aReservedCellKeepsItsWholeReclaimWindowAfterALongLoad() {
+        var s = Scheduler(configuration: .init(session: 1), loading: true)
+        var running = seed(7, cost: 1, state: .leased)
+        running.leasedTo = "A"
+        s.add([running])
+        _ = s.on(.message(from: [2], hello("B")), now: t0)
+        let window = s.configuration.reclaimWindow
+        // Loading takes longer than the window: the cell stays held for A meanwhile.
+        let late = t0 + window + .seconds(5)
+        #expect(granted(s.on(.message(from: [2], .credit(count: 4)), now: late)).isEmpty)
+        s.finishLoading()
+        #expect(granted(s.on(.tick, now: late + .seconds(1))).isEmpty)
+        // Once the window has passed after the load, another worker gets it.
+        #expect(granted(s.on(.tick, now: late + window + .seconds(1))) == [running.key])
+    }
 }
