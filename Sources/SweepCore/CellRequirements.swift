@@ -3,7 +3,7 @@ import TrainingCore
 
 /// What a cell needs from the worker that runs it: cores for its BLAS threads and memory. The
 /// scheduler leases a cell only to a worker whose free cores and memory hold it.
-public struct CellRequirements: Sendable, Equatable {
+public struct CellRequirements: Sendable, Hashable {
     /// BLAS threads it asks for (0: it needs no core of its own, e.g. a no-op benchmark cell). A
     /// worker with fewer cores gives it all of its cores instead.
     public var threads: UInt16

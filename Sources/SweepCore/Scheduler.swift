@@ -168,12 +168,13 @@ public struct Scheduler: Sendable {
         case log(LogLevel, String)
     }
 
-    /// A cell, kept small (about 90 bytes, nothing on the heap): a million of them are held.
+    /// A cell, kept small (72 bytes, nothing on the heap): a million of them are held.
     /// What only a leased cell has lives in `leases`, a last error in `errors`.
     struct Cell {
         var key: CellKey
         var cost: Double
-        var requirements: CellRequirements
+        /// Its requirements, as an index into `needs` (a sweep has a few distinct ones).
+        var need: UInt32
         var work: WorkArena.Slice
         var attempts: Int32
         var losses: UInt16 = 0
@@ -263,6 +264,9 @@ public struct Scheduler: Sendable {
     var dispatching = true
     /// More cells are still being loaded (`add`): the sweep is not finished before they are.
     public internal(set) var loading = false
+    /// The distinct requirements of the cells, and where each is in that list.
+    var needs: [CellRequirements] = []
+    var needIndex: [CellRequirements: UInt32] = [:]
     /// Cells that registering workers offered to resume before they were loaded, by key, and
     /// the loaded ones to lease back at the next `dispatchNow`.
     var awaitingAdoption: [CellKey: [UInt8]] = [:]
@@ -313,7 +317,7 @@ public struct Scheduler: Sendable {
                 Cell(
                     key: key,
                     cost: seed.cost,
-                    requirements: seed.requirements,
+                    need: intern(seed.requirements),
                     // Only cells that may still run need their work.
                     work: open ? works.append(seed.work) : .empty,
                     attempts: Int32(clamping: seed.attempts),
@@ -342,6 +346,17 @@ public struct Scheduler: Sendable {
         }
         return refused
     }
+
+    /// The index of `requirements` in `needs`, adding it when new.
+    mutating func intern(_ requirements: CellRequirements) -> UInt32 {
+        if let known = needIndex[requirements] { return known }
+        needs.append(requirements)
+        needIndex[requirements] = UInt32(needs.count - 1)
+        return UInt32(needs.count - 1)
+    }
+
+    /// What cell `i` needs.
+    func requirements(_ i: Int) -> CellRequirements { needs[Int(cells[i].need)] }
 
     /// Makes room for `count` cells in all (a streaming load knows its size): the tables are
     /// allocated once instead of doubling, which would hold the old and the new copy at once.
@@ -433,17 +448,17 @@ public struct Scheduler: Sendable {
         // A cell can be listed twice (adopted, then waiting again): once here.
         return Set(waiting.filter { cells[$0].state == .queued && cells[$0].place == .waiting })
             .sorted {
-                (cells[$0].requirements.memoryBytes, cells[$0].key) > (
-                    cells[$1].requirements.memoryBytes, cells[$1].key
+                (requirements($0).memoryBytes, cells[$0].key) > (
+                    requirements($1).memoryBytes, cells[$1].key
                 )
             }
             .prefix(limit)
             .map {
-                let needs = cells[$0].requirements.memoryBytes
+                let size = requirements($0).memoryBytes
                 return WaitingCell(
                     key: cells[$0].key.hex,
-                    memoryBytes: needs,
-                    reason: "needs \(SweepSpec.formatSize(needs)); \(has)"
+                    memoryBytes: size,
+                    reason: "needs \(SweepSpec.formatSize(size)); \(has)"
                 )
             }
     }
@@ -480,7 +495,7 @@ public struct Scheduler: Sendable {
                 work: works[cells[i].work],
                 worker: workers[lease.worker]?.id ?? "?",
                 threads: lease.threads,
-                memoryBytes: cells[i].requirements.memoryBytes,
+                memoryBytes: requirements(i).memoryBytes,
                 progress: lease.progress,
                 milliseconds: (now - lease.dispatchedAt).milliseconds
             )

@@ -75,7 +75,7 @@ extension Scheduler {
     mutating func dispatch(now: ContinuousClock.Instant, _ out: inout [Directive]) {
         guard dispatching && !workers.isEmpty else { return }
         let largestMemory = largestWorkerMemory
-        while let head = head(), cells[head].requirements.memoryBytes > largestMemory {
+        while let head = head(), requirements(head).memoryBytes > largestMemory {
             _ = queue.pop()
             wait(head, &out)
         }
@@ -96,7 +96,7 @@ extension Scheduler {
                 while assignments.count < limit && skipped.count < Self.fitScanLimit, let i = head() {
                     if heldBack?.worker == identity && i != heldBack?.cell { break }
                     let entry = queue.pop()!
-                    if cells[i].requirements.memoryBytes > largestMemory {
+                    if requirements(i).memoryBytes > largestMemory {
                         wait(i, &out)
                     } else if fits(i, identity) {
                         cells[i].place = .none
@@ -139,9 +139,9 @@ extension Scheduler {
     /// hold it now: among the workers large enough for it, the one with the most free memory,
     /// then the most free cores.
     mutating func reservation() -> (cell: Int, worker: [UInt8])? {
-        guard let head = head(), cells[head].requirements != .none else { return nil }
+        guard let head = head(), requirements(head) != .none else { return nil }
         var best: (identity: [UInt8], free: UInt64, cores: Int)?
-        for (identity, worker) in workers where cells[head].requirements.memoryBytes <= worker.memory {
+        for (identity, worker) in workers where requirements(head).memoryBytes <= worker.memory {
             if fits(head, identity) { return nil }
             let candidate = (identity, worker.memoryFree, worker.cores - worker.threadsInUse)
             if best.map({ (candidate.1, candidate.2) > ($0.free, $0.cores) }) ?? true { best = candidate }
@@ -161,7 +161,7 @@ extension Scheduler {
         out.append(
             .log(
                 .warning,
-                "cell \(short(cells[i].key.hex)) waits: needs \(SweepSpec.formatSize(cells[i].requirements.memoryBytes)); \(has ?? "no worker")"
+                "cell \(short(cells[i].key.hex)) waits: needs \(SweepSpec.formatSize(requirements(i).memoryBytes)); \(has ?? "no worker")"
             )
         )
     }
@@ -187,13 +187,13 @@ extension Scheduler {
 
     /// The threads cell `i` gets on a worker: its request, at most the worker's cores.
     func threads(_ i: Int, on worker: Worker) -> Int {
-        min(Int(cells[i].requirements.threads), worker.cores)
+        min(Int(requirements(i).threads), worker.cores)
     }
 
     /// Whether cell `i` fits the free cores and memory of a worker.
     func fits(_ i: Int, _ identity: [UInt8]) -> Bool {
         guard let worker = workers[identity] else { return false }
-        let needs = cells[i].requirements
+        let needs = requirements(i)
         let threads = threads(i, on: worker)
         return (threads == 0 || worker.threadsInUse + threads <= worker.cores) && needs.memoryBytes <= worker.memoryFree
     }
@@ -206,7 +206,7 @@ extension Scheduler {
         leases[i]!.holding = true
         leases[i]!.progress = nil
         workers[identity]!.threadsInUse += threads
-        workers[identity]!.memoryInUse &+= cells[i].requirements.memoryBytes
+        workers[identity]!.memoryInUse &+= requirements(i).memoryBytes
     }
 
     /// Cell `i`'s outcome arrived or its lease ended: its worker's threads and memory are free.
@@ -216,7 +216,7 @@ extension Scheduler {
         leases[i]!.progress = nil
         if workers[lease.worker] != nil {
             workers[lease.worker]!.threadsInUse -= Int(lease.threads)
-            workers[lease.worker]!.memoryInUse &-= cells[i].requirements.memoryBytes
+            workers[lease.worker]!.memoryInUse &-= requirements(i).memoryBytes
         }
     }
 
@@ -249,7 +249,7 @@ extension Scheduler {
     func assignment(_ i: Int) -> Message.Assignment {
         var limits = configuration.limits
         limits.threads = leases[i]?.threads ?? 0
-        limits.memoryBytes = cells[i].requirements.limitBytes
+        limits.memoryBytes = requirements(i).limitBytes
         return Message.Assignment(
             key: cells[i].key.hex,
             attempt: UInt16(clamping: cells[i].attempts),

@@ -6,12 +6,11 @@ extension Scheduler {
     public mutating func on(_ event: Event, now: ContinuousClock.Instant) -> [Directive] {
         var out: [Directive] = []
         if !reserved.isEmpty {
-            // The window starts once the sweep has loaded: reserved cells still streaming in,
-            // and the workers coming back for them, get all of it.
-            let deadline =
-                loading ? now + configuration.reclaimWindow : reservationDeadline ?? now + configuration.reclaimWindow
+            // The window starts at the first event. Workers that said HELLO meanwhile get their
+            // cells as they stream in (`awaitingAdoption`), and none goes to another worker while
+            // the sweep is still loading.
+            let deadline = reservationDeadline ?? now + configuration.reclaimWindow
             reservationDeadline = deadline
-            // Not while loading: reserved cells still streaming in get their full window.
             if now >= deadline && !loading {
                 let unclaimed = reserved.filter { cells[$0].state == .queued && cells[$0].place == .reserved }
                 reserved = []
@@ -220,7 +219,7 @@ extension Scheduler {
             var listed = Set<Int>()
             for i in waiting where cells[i].place == .waiting && cells[i].state == .queued && listed.insert(i).inserted
             {
-                if cells[i].requirements.memoryBytes <= hello.memoryBytes {
+                if requirements(i).memoryBytes <= hello.memoryBytes {
                     cells[i].place = .none
                     waitingCount -= 1
                     enqueue(i)
