@@ -63,6 +63,7 @@ struct Lipschitz: ParsableCommand {
         // Refused before the search when the network is out of reach.
         let exactResult = exact ? try ExactLipschitz.constant(of: saved.network) : nil
         let upper = exact ? try TrainingCore.Lipschitz.upperBounds(saved.network) : nil
+        let rays = exact ? TrainingCore.Lipschitz.rayLowerBound(saved.network, seed: UInt64(seed ?? 0)).value : nil
         let bounds = try TrainingCore.Lipschitz.bounds(
             of: saved.network,
             trainingInputs: saved.inputs,
@@ -80,7 +81,8 @@ struct Lipschitz: ParsableCommand {
                 seed: probeSeed,
                 trainingProbes: saved.inputs?.rows ?? 0,
                 exact: exactResult,
-                upperBounds: upper
+                upperBounds: upper,
+                rayLower: rays
             )
         )
     }
@@ -98,6 +100,7 @@ struct LipschitzReport: Encodable {
     /// With --exact: the exact constant and how the search went, and the three upper bounds.
     var exact: ExactLipschitz.Result?
     var upperBounds: UpperBounds?
+    var rayLower: Double?
 
     enum CodingKeys: String, CodingKey {
         case width, d, activation, data, seed
@@ -109,6 +112,7 @@ struct LipschitzReport: Encodable {
         case upperProduct = "lip_upper_product"
         case upperPath = "lip_upper_path"
         case upperCentred = "lip_upper_centred"
+        case rayLower = "lip_lower_rays"
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -131,5 +135,6 @@ struct LipschitzReport: Encodable {
             try c.encode(upperBounds.path, forKey: .upperPath)
             try c.encode(upperBounds.centred, forKey: .upperCentred)
         }
+        try c.encodeIfPresent(rayLower, forKey: .rayLower)
     }
 }

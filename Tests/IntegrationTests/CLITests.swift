@@ -132,6 +132,7 @@ import TrainingCore
             let centred = try #require(json["lip_upper_centred"] as? Double)
             #expect(lower <= exact * (1 + 1e-9) && exact <= upper && exact <= centred * (1 + 1e-12), "\(json)")
             #expect((json["exact_regions"] as? Int ?? 0) >= 1)
+            #expect((json["lip_lower_rays"] as? Double ?? .infinity) <= exact * (1 + 1e-9))
         }
         let tanh = dir.appendingPathComponent("tanh.safetensors").path
         _ = try runIsosweep([
