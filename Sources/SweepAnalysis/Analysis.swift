@@ -28,6 +28,12 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var testMSE: Statistics.Summary?
         /// Seconds per cell (training and Lipschitz bounds).
         public var cost: Statistics.Summary?
+        /// Its cells that fit below the noise level (`ScalingAnalysis.counts`), and their
+        /// Lipschitz bounds: what the fits and the figures use, the same cells for both.
+        public var counted = 0
+        public var countedLipSupportLower: Statistics.Summary?
+        public var countedLipLower: Statistics.Summary?
+        public var countedLipUpper: Statistics.Summary?
 
         enum CodingKeys: String, CodingKey {
             case series, n, d, width, p, seeds, diverged, eps, cost
@@ -40,6 +46,10 @@ public struct ScalingAnalysis: Sendable, Codable {
             case lawScale = "law_scale"
             case lawRatio = "law_ratio"
             case testMSE = "test_mse"
+            case counted
+            case countedLipSupportLower = "counted_lip_support_lower"
+            case countedLipLower = "counted_lip_lower"
+            case countedLipUpper = "counted_lip_upper"
         }
     }
 
@@ -78,22 +88,37 @@ public struct ScalingAnalysis: Sendable, Codable {
         }
     }
 
-    /// Cells with eps at or above this fit below the noise level and enter the fits.
-    public var epsThreshold: Double
+    /// A cell fits below the noise level, and enters the fits and figures, when its eps is at
+    /// least this fraction of its noise level (relative: teacher and file labels have noise
+    /// levels far below 1, and an absolute threshold dropped them all).
+    public var epsFraction: Double
+    /// Cells left out by that rule (or without a positive lip_support_lower), and the
+    /// configurations that lost at least one seed to it.
+    public var excludedCells = 0
+    public var configurationsWithExcludedSeeds = 0
     public var configurations: [Configuration]
     public var fits: [Fit]
 
     enum CodingKeys: String, CodingKey {
         case configurations, fits
-        case epsThreshold = "eps_threshold"
+        case epsFraction = "eps_fraction"
+        case excludedCells = "excluded_cells"
+        case configurationsWithExcludedSeeds = "configurations_with_excluded_seeds"
+    }
+
+    /// Whether a cell enters the fits and figures: eps >= fraction x noise_level, and a positive
+    /// lip_support_lower (a logarithm is taken).
+    public static func counts(_ metrics: CellMetrics, epsFraction: Double) -> Bool {
+        guard let eps = metrics.eps, let lip = metrics.lipSupportLower, lip > 0 else { return false }
+        return eps >= epsFraction * metrics.noiseLevel
     }
 
     /// The fit-fraction at which a configuration counts as interpolating.
     public static let interpolationFitFraction = 0.99
 
     /// Analyses committed results.
-    public init(results: [CellResult], epsThreshold: Double = 0.5) {
-        self.epsThreshold = epsThreshold
+    public init(results: [CellResult], epsFraction: Double = 0.5) {
+        self.epsFraction = epsFraction
         let labels = SeriesLabeler(results.map(\.parameters))
         // Configurations: every parameter but the seed.
         var groups: [String: [CellResult]] = [:]
@@ -109,7 +134,8 @@ public struct ScalingAnalysis: Sendable, Codable {
             func summary(_ value: (CellMetrics) -> Double?) -> Statistics.Summary? {
                 Statistics.summary(m.compactMap(value))
             }
-            return Configuration(
+            let kept = m.filter { Self.counts($0, epsFraction: epsFraction) }
+            var configuration = Configuration(
                 series: labels.label(p),
                 n: p.n,
                 d: p.d,
@@ -129,11 +155,16 @@ public struct ScalingAnalysis: Sendable, Codable {
                 testMSE: summary(\.testMSE),
                 cost: summary { $0.trainSeconds + $0.lipSeconds }
             )
+            configuration.counted = kept.count
+            configuration.countedLipSupportLower = Statistics.summary(kept.compactMap(\.lipSupportLower))
+            configuration.countedLipLower = Statistics.summary(kept.compactMap(\.lipLower))
+            configuration.countedLipUpper = Statistics.summary(kept.compactMap(\.lipUpper))
+            return configuration
         }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
 
-        let included = results.filter {
-            ($0.metrics.eps ?? -.infinity) >= epsThreshold && ($0.metrics.lipSupportLower ?? 0) > 0
-        }
+        let included = results.filter { Self.counts($0.metrics, epsFraction: epsFraction) }
+        excludedCells = results.count - included.count
+        configurationsWithExcludedSeeds = configurations.filter { $0.counted < $0.seeds }.count
         var fits: [Fit] = []
         var seriesNames: [String] = []
         for configuration in configurations where !seriesNames.contains(configuration.series) {

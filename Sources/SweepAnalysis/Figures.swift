@@ -256,13 +256,16 @@ extension ScalingAnalysis {
         )
         for name in seriesNames {
             let rows = configurations.filter { $0.series == name }.sorted { $0.p < $1.p }
-            let fitted = rows.filter { ($0.eps?.mean ?? -1) >= epsThreshold }
+            // The cells the fits use, and only those (`ScalingAnalysis.counts`).
+            let fitted = rows.filter { $0.counted > 0 }
             var a = Chart.Series(name: name, points: [])
             for row in fitted {
-                guard let s = row.lipSupportLower, s.mean > 0 else { continue }
+                guard let s = row.countedLipSupportLower, s.mean > 0 else { continue }
                 let (low, high) = errorBar(s)
                 a.points.append((row.pOverND, s.mean, low.map { max($0, s.mean * 1e-3) }, high))
-                if let l = row.lipLower?.mean, let u = row.lipUpper?.mean { a.band.append((row.pOverND, l, u)) }
+                if let l = row.countedLipLower?.mean, let u = row.countedLipUpper?.mean {
+                    a.band.append((row.pOverND, l, u))
+                }
             }
             lip.series.append(a)
             var b = Chart.Series(name: name, points: [])

@@ -70,7 +70,7 @@ extension ScalingAnalysis {
     /// The fits as a markdown table.
     public func renderFits() -> String {
         let header = [
-            "series", "cells (eps ≥ \(fmt(epsThreshold)))", "slope lip_support_lower", "slope lip_lower",
+            "series", "cells (eps ≥ \(fmt(epsFraction)) × noise level)", "slope lip_support_lower", "slope lip_lower",
             "slope lip_upper", "law", "law_ratio min", "law_ratio median", "interpolation at p/n",
         ]
         let rows = fits.map { fit -> [String] in
@@ -128,10 +128,10 @@ public enum ReportWriter {
     public static func write(
         store: ResultStore,
         directory: String,
-        epsThreshold: Double = 0.5
+        epsFraction: Double = 0.5
     ) throws(IsosweepError) -> String {
         do {
-            return try writeFiles(store: store, directory: directory, epsThreshold: epsThreshold)
+            return try writeFiles(store: store, directory: directory, epsFraction: epsFraction)
         } catch let error as IsosweepError {
             throw error
         } catch {
@@ -143,9 +143,9 @@ public enum ReportWriter {
         }
     }
 
-    private static func writeFiles(store: ResultStore, directory: String, epsThreshold: Double) throws -> String {
+    private static func writeFiles(store: ResultStore, directory: String, epsFraction: Double) throws -> String {
         let table = try SweepTable(store: store)
-        let analysis = ScalingAnalysis(results: table.results, epsThreshold: epsThreshold)
+        let analysis = ScalingAnalysis(results: table.results, epsFraction: epsFraction)
         let sweep = try store.sweep()
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         func write(_ text: String, _ name: String) throws {
@@ -182,7 +182,9 @@ public enum ReportWriter {
         md +=
             "\(cells) finished cells in \(analysis.configurations.count) configurations, science version \(sweep?.scienceVersion ?? 0).\n"
         md +=
-            "The law of robustness predicts lip ≳ eps·√(n d / p): a slope of −1/2 of log lip against log p among networks that fit below the noise level (eps ≥ \(fmt(analysis.epsThreshold))).\n\n"
+            "The law of robustness predicts lip ≳ eps·√(n d / p): a slope of −1/2 of log lip against log p among networks that fit below the noise level (eps ≥ \(fmt(analysis.epsFraction)) × the cell's noise level).\n"
+        md +=
+            "\(analysis.excludedCells) of \(cells) cells do not fit that far below the noise level and are left out of the fits and the figures of the Lipschitz constant; \(analysis.configurationsWithExcludedSeeds) of \(analysis.configurations.count) configurations lost at least one seed to this.\n\n"
         md += "## What the numbers say\n\n" + analysis.findings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
         md += "## Scaling fits\n\n" + analysis.renderFits() + "\n\n"
         md +=

@@ -17,13 +17,14 @@ struct Fit: ParsableCommand {
     }
 
     @Argument(help: "A sweep database.") var db: String
-    @Option(help: "Cells with eps at or above this enter the fits.") var epsThreshold = 0.5
+    @Option(help: "Cells with eps at or above this fraction of their noise level enter the fits and figures.")
+    var epsFraction = 0.5
     @Option(help: "table or json.") var format: Format = .table
 
     func run() throws {
         let table = try SweepTable(store: try ResultStore(path: db, readOnly: true))
         if let warning = table.undecodableWarning { Output.warning(warning) }
-        let analysis = ScalingAnalysis(results: table.results, epsThreshold: epsThreshold)
+        let analysis = ScalingAnalysis(results: table.results, epsFraction: epsFraction)
         switch format {
         case .json: print(try analysis.renderFitsJSON())
         case .table:

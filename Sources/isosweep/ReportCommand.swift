@@ -13,14 +13,15 @@ struct Report: ParsableCommand {
     @Argument(help: "A sweep database.") var db: String
     @Option(name: .shortAndLong, help: "Folder to write to (default: next to the database, NAME-report).") var output:
         String?
-    @Option(help: "Cells with eps at or above this enter the fits.") var epsThreshold = 0.5
+    @Option(help: "Cells with eps at or above this fraction of their noise level enter the fits and figures.")
+    var epsFraction = 0.5
 
     func run() throws {
         let store = try ResultStore(path: db, readOnly: true)
         let path = try ReportWriter.write(
             store: store,
             directory: output ?? defaultReportDirectory(for: db),
-            epsThreshold: epsThreshold
+            epsFraction: epsFraction
         )
         print("report: \(path)")
     }

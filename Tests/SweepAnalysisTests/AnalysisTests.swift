@@ -84,9 +84,29 @@ import FoundationXML
     }
 
     @Test func includingRowsAboveTheNoiseLevelWouldChangeTheSlope() throws {
-        let everything = ScalingAnalysis(results: lawFixture(), epsThreshold: 0.1)
+        let everything = ScalingAnalysis(results: lawFixture(), epsFraction: 0.1)
         let slope = try #require(everything.fits.first { $0.series == "all" }?.lipSupportLower?.slope)
         #expect(slope < -0.8)
+    }
+
+    @Test func theNoiseLevelFilterIsRelativeAndTheFiguresUseTheSameCells() throws {
+        // Teacher-like labels: noise level 0.01. Seeds 0 and 1 fit to eps 0.008 (counted), seed 2
+        // only to 0.002 (below half the noise level: left out), with a wild Lipschitz value.
+        func quiet(_ seed: Int, eps: Double, lip: Double) -> CellResult {
+            var row = cell(n: 64, d: 8, width: 16, seed: seed, eps: eps, lip: lip)
+            row.metrics.noiseLevel = 0.01
+            return row
+        }
+        let rows = [quiet(0, eps: 0.008, lip: 10), quiet(1, eps: 0.008, lip: 12), quiet(2, eps: 0.002, lip: 1000)]
+        let analysis = ScalingAnalysis(results: rows + [cell(n: 64, d: 8, width: 32, seed: 0, eps: 0.9, lip: 9)])
+        #expect(analysis.excludedCells == 1 && analysis.configurationsWithExcludedSeeds == 1)
+        let quietConfiguration = try #require(analysis.configurations.first { $0.width == 16 })
+        #expect(quietConfiguration.seeds == 3 && quietConfiguration.counted == 2)
+        #expect(abs(try #require(quietConfiguration.countedLipSupportLower?.mean) - 11) < 1e-12)
+        #expect(try #require(analysis.fits.first)?.cells == 3)
+        // With the old absolute rule (eps >= 0.5) every teacher cell was dropped; now only one is.
+        #expect(ScalingAnalysis.counts(rows[0].metrics, epsFraction: 0.5))
+        #expect(!ScalingAnalysis.counts(rows[2].metrics, epsFraction: 0.5))
     }
 
     @Test func configurationsAggregateSeeds() throws {
