@@ -321,6 +321,9 @@ extension Scheduler {
         }
         cells[i].committing = true
         free(i)
+        // Finished there: no longer one of its cells (its result is being committed, on the
+        // writer's thread, while the worker already runs the next).
+        workers[identity]!.leased.remove(i)
         workers[identity]!.delivered += 1
         var commit = Commit(key: key, payload: payload, worker: workerID, attempt: Int(attempt), identity: identity)
         commit.cell = Int32(i)

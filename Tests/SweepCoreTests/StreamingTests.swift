@@ -139,4 +139,21 @@ import Testing
         s.finishLoading()
         #expect(granted(s.on(.tick, now: late + .seconds(1))) == [running.key])
     }
+
+    @Test func aCellWhoseResultIsBeingCommittedNoLongerCountsAsItsWorkers() {
+        // The writer commits on its own thread: meanwhile the worker runs its next cell, and
+        // /status must not show one cell more than the worker holds.
+        var s = Scheduler(configuration: .init(session: 1), cells: [seed(0, cost: 1), seed(1, cost: 1)])
+        _ = s.on(.message(from: [1], hello("A", slots: 1)), now: t0)
+        let first = granted(s.on(.message(from: [1], .credit(count: 1)), now: t0))
+        #expect(first.count == 1)
+        let lease = s.lease(of: first[0])!
+        let out = s.on(.message(from: [1], .result(lease: lease, key: first[0], attempt: 1, payload: [])), now: t0)
+        #expect(s.workerSummaries(now: t0).first?.leased == 0)
+        let next = granted(s.on(.message(from: [1], .credit(count: 1)), now: t0))
+        #expect(next.count == 1 && s.workerSummaries(now: t0).first?.leased == 1)
+        let commits = out.compactMap { if case .commit(let c) = $0 { c } else { nil } }
+        _ = s.on(.committed(commits), now: t0)
+        #expect(s.state(of: first[0]) == .done && s.workerSummaries(now: t0).first?.leased == 1)
+    }
 }
