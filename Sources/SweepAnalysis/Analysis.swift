@@ -72,6 +72,13 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var lawLineConstant: Double?
         /// Smallest p / n at which the mean fit_fraction reaches 0.99 (per series only).
         public var interpolationThresholdPOverN: Double?
+        /// Fitted cells with law_ratio below 1, and the median law_ratio at the smallest and at
+        /// the largest p among them (how the ratio trends as p grows).
+        public var lawRatioBelowOne = 0
+        public var lawRatioAtSmallestP: Double?
+        public var lawRatioAtLargestP: Double?
+        /// Median eps of the fitted cells: the law's fixed line is eps sqrt(n d / p).
+        public var epsMedian: Double?
 
         enum CodingKeys: String, CodingKey {
             case series, cells
@@ -84,6 +91,10 @@ public struct ScalingAnalysis: Sendable, Codable {
             case lawRatioMin = "law_ratio_min"
             case lawRatioMedian = "law_ratio_median"
             case lawLineConstant = "law_line_constant"
+            case lawRatioBelowOne = "law_ratio_below_one"
+            case lawRatioAtSmallestP = "law_ratio_at_smallest_p"
+            case lawRatioAtLargestP = "law_ratio_at_largest_p"
+            case epsMedian = "eps_median"
             case interpolationThresholdPOverN = "interpolation_threshold_p_over_n"
         }
     }
@@ -205,7 +216,11 @@ public struct ScalingAnalysis: Sendable, Codable {
             let pOverND = Double(cell.metrics.p) / (Double(cell.parameters.n) * Double(cell.parameters.d))
             return log(lip) + 0.5 * log(pOverND)
         }
-        return Fit(
+        let ps = cells.map(\.metrics.p)
+        func ratioMedian(at p: Int?) -> Double? {
+            Statistics.median(cells.filter { $0.metrics.p == p }.compactMap(\.metrics.lawRatio))
+        }
+        var fit = Fit(
             series: series,
             cells: cells.count,
             minWidth: cells.map(\.parameters.width).min(),
@@ -218,20 +233,49 @@ public struct ScalingAnalysis: Sendable, Codable {
             lawLineConstant: constants.isEmpty ? nil : exp(constants.reduce(0, +) / Double(constants.count)),
             interpolationThresholdPOverN: nil
         )
+        fit.lawRatioBelowOne = ratios.filter { $0 < 1 }.count
+        fit.lawRatioAtSmallestP = ratioMedian(at: ps.min())
+        fit.lawRatioAtLargestP = ratioMedian(at: ps.max())
+        fit.epsMedian = Statistics.median(cells.compactMap(\.metrics.eps))
+        return fit
     }
 
-    /// The fit's verdict in words, e.g. "slope -0.48 ± 0.03 over widths 64..4096: consistent with the law".
+    /// The fit's verdict in words. The law is a lower bound, Lip >= C eps sqrt(n d / p) with a
+    /// constant C of order one, so what the numbers can say is whether law_ratio (C measured
+    /// cell by cell) stays at or above 1 and how it moves as p grows; the slope of log Lip
+    /// against log p is reported as measured, never read as following or breaking the law.
     public static func verdict(_ fit: Fit) -> String {
-        guard let line = fit.lipSupportLower else {
-            return "\(fit.cells) cells fit below the noise level: too few to fit a slope"
+        guard fit.cells > 0 else { return "no cell fits below the noise level: nothing to compare with the law" }
+        var text: String
+        if fit.lawRatioBelowOne == 0, let minimum = fit.lawRatioMin {
+            text = String(
+                format:
+                    "every one of the %d fitted cells has law_ratio ≥ 1 (min %.3g, median %.3g): consistent with the law, which bounds the constant from below",
+                fit.cells,
+                minimum,
+                fit.lawRatioMedian ?? minimum
+            )
+        } else {
+            text = String(
+                format:
+                    "%d of the %d fitted cells have law_ratio < 1 (min %.3g): below eps·√(n d / p); the law holds up to a constant of order one, so this alone does not contradict it",
+                fit.lawRatioBelowOne,
+                fit.cells,
+                fit.lawRatioMin ?? 0
+            )
         }
-        let range = fit.minWidth.map { "over widths \($0)..\(fit.maxWidth ?? $0)" } ?? ""
-        guard let half = line.slopeHalfWidth95 else {
-            return String(format: "slope %.2f from only %d cells %@: no interval", line.slope, line.count, range)
+        if let low = fit.lawRatioAtSmallestP, let high = fit.lawRatioAtLargestP, fit.minWidth != fit.maxWidth {
+            text += String(format: "; law_ratio goes from %.3g at the smallest p to %.3g at the largest", low, high)
         }
-        let text = String(format: "slope %.2f ± %.2f %@", line.slope, half, range)
-        if abs(line.slope + 0.5) <= half { return text + ": consistent with the law's -1/2" }
-        return text + (line.slope < -0.5 ? ": steeper than the law's -1/2" : ": shallower than the law's -1/2")
+        if let line = fit.lipSupportLower {
+            let range = fit.minWidth.map { " over widths \($0)..\(fit.maxWidth ?? $0)" } ?? ""
+            text +=
+                line.slopeHalfWidth95.map {
+                    String(format: "; log-log slope of lip_support_lower against p %.2f ± %.2f", line.slope, $0)
+                } ?? String(format: "; log-log slope of lip_support_lower against p %.2f (no interval)", line.slope)
+            text += range
+        }
+        return text
     }
 }
 

@@ -283,14 +283,16 @@ extension ScalingAnalysis {
             }
             ratio.series.append(c)
         }
+        // The law's bound itself, not a line fitted to the data: Lip = eps (p / (n d))^(-1/2),
+        // with the fitted cells' median eps.
         let overall = fits.first { $0.series == "all" } ?? fits.first
-        if let constant = overall?.lawLineConstant {
+        if let eps = overall?.epsMedian, eps > 0 {
             let xs = lip.series.flatMap { $0.points.map(\.x) }
             if let low = xs.min(), let high = xs.max() {
                 lip.references.append(
                     Chart.ReferenceLine(
-                        label: String(format: "law: %.3g·(p/nd)^-1/2", constant),
-                        points: [(low, constant / low.squareRoot()), (high, constant / high.squareRoot())]
+                        label: String(format: "law's bound: eps·(p/nd)^-1/2, eps = %.3g", eps),
+                        points: [(low, eps / low.squareRoot()), (high, eps / high.squareRoot())]
                     )
                 )
             }

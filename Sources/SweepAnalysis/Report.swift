@@ -100,13 +100,6 @@ extension ScalingAnalysis {
         fits.map { fit in
             var sentence =
                 "\(fit.series == "all" ? "All series together (x = p/(n d))" : fit.series): \(Self.verdict(fit))"
-            if let median = fit.lawRatioMedian, let minimum = fit.lawRatioMin {
-                sentence += String(
-                    format: "; empirical constant law_ratio %.3g (min) to %.3g (median)",
-                    minimum,
-                    median
-                )
-            }
             if let threshold = fit.interpolationThresholdPOverN {
                 sentence += String(
                     format: "; the networks interpolate (fit_fraction ≥ 0.99) from p/n = %.3g",
@@ -182,7 +175,7 @@ public enum ReportWriter {
         md +=
             "\(cells) finished cells in \(analysis.configurations.count) configurations, science version \(sweep?.scienceVersion ?? 0).\n"
         md +=
-            "The law of robustness predicts lip ≳ eps·√(n d / p): a slope of −1/2 of log lip against log p among networks that fit below the noise level (eps ≥ \(fmt(analysis.epsFraction)) × the cell's noise level).\n"
+            "The law of robustness is a lower bound: a network that fits below the noise level has lip ≳ eps·√(n d / p), so law_ratio = lip_support_lower / (eps·√(n d / p)) should stay at or above a constant of order one; it predicts no slope for trained networks. Cells count when they fit below the noise level (eps ≥ \(fmt(analysis.epsFraction)) × the cell's noise level).\n"
         md +=
             "\(analysis.excludedCells) of \(cells) cells do not fit that far below the noise level and are left out of the fits and the figures of the Lipschitz constant; \(analysis.configurationsWithExcludedSeeds) of \(analysis.configurations.count) configurations lost at least one seed to this.\n\n"
         md += "## What the numbers say\n\n" + analysis.findings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
