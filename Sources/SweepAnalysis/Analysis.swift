@@ -191,24 +191,36 @@ public struct ScalingAnalysis: Sendable, Codable {
             fits.append(fit)
         }
         if seriesNames.count > 1 {
+            // One slope, an intercept per series: series sit at different heights (the initial
+            // network's constant grows like sqrt(d)), which a single intercept reads as slope.
+            let series = Dictionary(uniqueKeysWithValues: seriesNames.enumerated().map { ($1, $0) })
             fits.append(
                 Self.fit(
                     included,
                     series: "all",
-                    x: { log(Double($0.metrics.p) / (Double($0.parameters.n) * Double($0.parameters.d))) }
+                    x: { log(Double($0.metrics.p) / (Double($0.parameters.n) * Double($0.parameters.d))) },
+                    group: { series[labels.label($0.parameters)] ?? 0 }
                 )
             )
         }
         self.fits = fits
     }
 
-    static func fit(_ cells: [CellResult], series: String, x: (CellResult) -> Double) -> Fit {
+    static func fit(
+        _ cells: [CellResult],
+        series: String,
+        x: (CellResult) -> Double,
+        group: ((CellResult) -> Int)? = nil
+    ) -> Fit {
         let xs = cells.map(x)
+        let groups = group.map { cells.map($0) }
         func line(_ value: (CellMetrics) -> Double?) -> Statistics.Line? {
-            let pairs = zip(xs, cells.map { value($0.metrics) }).compactMap { x, y in
-                y.flatMap { $0 > 0 ? (x, log($0)) : nil }
+            let points = cells.indices.compactMap { i -> (x: Double, y: Double, group: Int)? in
+                guard let y = value(cells[i].metrics), y > 0 else { return nil }
+                return (xs[i], log(y), groups?[i] ?? 0)
             }
-            return Statistics.fitLine(x: pairs.map(\.0), y: pairs.map(\.1))
+            guard groups != nil else { return Statistics.fitLine(x: points.map(\.x), y: points.map(\.y)) }
+            return Statistics.fitLine(x: points.map(\.x), y: points.map(\.y), groups: points.map(\.group))
         }
         let ratios = cells.compactMap(\.metrics.lawRatio)
         let constants = cells.compactMap { cell -> Double? in

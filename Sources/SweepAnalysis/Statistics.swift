@@ -54,6 +54,47 @@ public enum Statistics {
         }
     }
 
+    /// Least squares of y on x with one intercept per group and a common slope (the fixed-effects
+    /// or within estimator): each group's x and y are centred on their own means first, so a
+    /// group that sits higher (a larger n d, a rougher initial network) does not tilt the slope.
+    /// The slope's standard error has n - 1 - groups degrees of freedom; `intercept` is the mean
+    /// of the groups' intercepts and `rSquared` the within-group R^2. Nil without spread in x
+    /// inside the groups.
+    public static func fitLine(x: [Double], y: [Double], groups: [Int]) -> Line? {
+        precondition(x.count == y.count && x.count == groups.count)
+        let n = x.count
+        var sums: [Int: (x: Double, y: Double, count: Double)] = [:]
+        for i in 0..<n {
+            let sum = sums[groups[i], default: (0, 0, 0)]
+            sums[groups[i]] = (sum.x + x[i], sum.y + y[i], sum.count + 1)
+        }
+        var sxx = 0.0
+        var sxy = 0.0
+        var syy = 0.0
+        for i in 0..<n {
+            let g = sums[groups[i]]!
+            let dx = x[i] - g.x / g.count
+            let dy = y[i] - g.y / g.count
+            sxx += dx * dx
+            sxy += dx * dy
+            syy += dy * dy
+        }
+        guard sxx > 0 else { return nil }
+        let slope = sxy / sxx
+        let residuals = max(0, syy - slope * sxy)
+        let intercepts = sums.values.map { $0.y / $0.count - slope * $0.x / $0.count }
+        let freedom = n - 1 - sums.count
+        let se = freedom > 0 ? (residuals / Double(freedom) / sxx).squareRoot() : nil
+        return Line(
+            count: n,
+            slope: slope,
+            intercept: intercepts.reduce(0, +) / Double(intercepts.count),
+            slopeStandardError: se,
+            slopeHalfWidth95: se.map { tQuantile975(degreesOfFreedom: freedom) * $0 },
+            rSquared: syy > 0 ? 1 - residuals / syy : 1
+        )
+    }
+
     /// Ordinary least squares of y on x; nil with fewer than 2 points or no spread in x.
     public static func fitLine(x: [Double], y: [Double]) -> Line? {
         precondition(x.count == y.count)

@@ -55,4 +55,41 @@ import Testing
             #expect(abs(Statistics.tQuantile975(degreesOfFreedom: Int(df)!) - expected) < 2e-5, "df \(df)")
         }
     }
+
+    @Test func groupInterceptsRecoverTheCommonSlope() throws {
+        // Two groups on the same slope -0.5 at different heights, side by side in x: one
+        // intercept for all reads the jump between them as a positive slope.
+        var x: [Double] = []
+        var y: [Double] = []
+        var groups: [Int] = []
+        for i in 0..<6 {
+            x.append(Double(i) / 5)
+            y.append(-0.5 * Double(i) / 5 + (i % 2 == 0 ? 0.01 : -0.01))
+            groups.append(0)
+            x.append(2 + Double(i) / 5)
+            y.append(5 - 0.5 * (2 + Double(i) / 5) + (i % 2 == 0 ? -0.01 : 0.01))
+            groups.append(1)
+        }
+        let pooled = try #require(Statistics.fitLine(x: x, y: y))
+        #expect(pooled.slope > 0)
+        let within = try #require(Statistics.fitLine(x: x, y: y, groups: groups))
+        #expect(abs(within.slope + 0.5) < 0.02)
+        // n - 1 - groups = 9 degrees of freedom: the interval is Student's at 9.
+        let se = try #require(within.slopeStandardError)
+        #expect(abs(try #require(within.slopeHalfWidth95) - 2.262 * se) < 1e-3 * se)
+        // Residuals from the group means, slope by slope, by hand.
+        var rss = 0.0
+        var sxx = 0.0
+        for g in 0..<2 {
+            let idx = groups.indices.filter { groups[$0] == g }
+            let mx = idx.map { x[$0] }.reduce(0, +) / Double(idx.count)
+            let my = idx.map { y[$0] }.reduce(0, +) / Double(idx.count)
+            for i in idx {
+                let r = (y[i] - my) - within.slope * (x[i] - mx)
+                rss += r * r
+                sxx += (x[i] - mx) * (x[i] - mx)
+            }
+        }
+        #expect(abs(se - (rss / 9 / sxx).squareRoot()) < 1e-12)
+    }
 }
