@@ -63,8 +63,6 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var lipSupportLower: Statistics.Line?
         public var lipLower: Statistics.Line?
         public var lipUpper: Statistics.Line?
-        /// The law's prediction for every slope.
-        public var lawSlope = -0.5
         /// law_ratio over the fitted cells: the empirical constant of Lip >= C eps sqrt(n d / p).
         public var lawRatioMin: Double?
         public var lawRatioMedian: Double?
@@ -87,7 +85,6 @@ public struct ScalingAnalysis: Sendable, Codable {
             case lipSupportLower = "lip_support_lower"
             case lipLower = "lip_lower"
             case lipUpper = "lip_upper"
-            case lawSlope = "law_slope"
             case lawRatioMin = "law_ratio_min"
             case lawRatioMedian = "law_ratio_median"
             case lawLineConstant = "law_line_constant"

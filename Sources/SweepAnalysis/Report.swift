@@ -71,7 +71,7 @@ extension ScalingAnalysis {
     public func renderFits() -> String {
         let header = [
             "series", "cells (eps ≥ \(fmt(epsFraction)) × noise level)", "slope lip_support_lower", "slope lip_lower",
-            "slope lip_upper", "law", "law_ratio min", "law_ratio median", "interpolation at p/n",
+            "slope lip_upper", "law_ratio min", "law_ratio median", "law_ratio < 1", "interpolation at p/n",
         ]
         let rows = fits.map { fit -> [String] in
             func slope(_ line: Statistics.Line?) -> String {
@@ -81,8 +81,8 @@ extension ScalingAnalysis {
             }
             return [
                 fit.series, "\(fit.cells)", slope(fit.lipSupportLower), slope(fit.lipLower), slope(fit.lipUpper),
-                "-0.5",
-                fmt(fit.lawRatioMin), fmt(fit.lawRatioMedian), fmt(fit.interpolationThresholdPOverN),
+                fmt(fit.lawRatioMin), fmt(fit.lawRatioMedian), "\(fit.lawRatioBelowOne)",
+                fmt(fit.interpolationThresholdPOverN),
             ]
         }
         return TextTable.markdown(header: header, rows: rows)
