@@ -9,7 +9,7 @@ struct Fit: ParsableCommand {
         abstract:
             "Fit log(Lipschitz bound) against log(p) over the cells that fit below the noise level, per (n, d) and overall.",
         discussion:
-            "The law of robustness predicts a slope of -1/2. Also prints the empirical constant (law_ratio) and where interpolation starts."
+            "The law of robustness is a lower bound, Lip >= C eps sqrt(n d / p): law_ratio measures C cell by cell. Slopes are printed as measured (the law predicts none for trained networks), with where interpolation starts."
     )
 
     enum Format: String, ExpressibleByArgument {
