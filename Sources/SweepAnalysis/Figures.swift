@@ -250,7 +250,7 @@ extension ScalingAnalysis {
         eps.logY = false
         eps.markers = [(1, "p = n")]
         var ratio = Chart(
-            title: "Empirical constant of the law",
+            title: "The law's constant, cell by cell: it should stay at or above about 1",
             xLabel: "p / (n d)",
             yLabel: "law_ratio = lip_support_lower / (eps √(n d / p))"
         )
@@ -296,6 +296,13 @@ extension ScalingAnalysis {
                     )
                 )
             }
+        }
+        // The law's bound itself: law_ratio = 1 (Lip = eps sqrt(n d / p)).
+        let ratios = ratio.series.flatMap { $0.points.map(\.x) }
+        if let low = ratios.min(), let high = ratios.max() {
+            ratio.references.append(
+                Chart.ReferenceLine(label: "law's bound: law_ratio = 1", points: [(low, 1), (high, 1)])
+            )
         }
         return [("lipschitz", lip), ("eps", eps), ("law-ratio", ratio)]
     }

@@ -152,7 +152,9 @@ public enum ReportWriter {
         let converter = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first {
             FileManager.default.isExecutableFile(atPath: $0)
         }
-        for (name, chart) in analysis.figures() {
+        // law_ratio against p / (n d) first: it is what the law speaks of.
+        let figures = analysis.figures()
+        for (name, chart) in figures.filter({ $0.name == "law-ratio" }) + figures.filter({ $0.name != "law-ratio" }) {
             try write(chart.svg(), "\(name).svg")
             var png: String?
             if let converter {

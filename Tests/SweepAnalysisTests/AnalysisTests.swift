@@ -165,6 +165,8 @@ import FoundationXML
         // (whose constant would be 3).
         #expect(lipschitz.contains("law's bound: eps·(p/nd)^-1/2, eps = 0.999"), "\(lipschitz.prefix(300))")
         #expect(lipschitz.contains("p / (n d)") && lipschitz.contains("lip_support_lower"))
+        // law_ratio with the law's bound at 1 (the fixture's cells sit near 3).
+        #expect(figures[2].chart.svg().contains("law's bound: law_ratio = 1"))
         let eps = figures[1].chart.svg()
         #expect(eps.components(separatedBy: "<circle cx").count - 1 == 24 + 3)
         #expect(eps.contains("p = n"))
@@ -203,6 +205,8 @@ import FoundationXML
         let markdown = try String(contentsOfFile: dir + "/report/report.md", encoding: .utf8)
         #expect(markdown.contains("consistent with the law"))
         #expect(markdown.contains("![lipschitz](lipschitz.png)"))
+        // The headline first: law_ratio against p / (n d).
+        #expect(markdown.range(of: "![law-ratio]")!.lowerBound < markdown.range(of: "![lipschitz]")!.lowerBound)
         for figure in ["lipschitz", "eps", "law-ratio"] {
             let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/report/\(figure).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]))  // the PNG signature
