@@ -79,9 +79,6 @@ final class SweepFeed: Sendable {
         shared.withLock { $0.cancelled = true }
     }
 
-    /// Every chunk has been taken.
-    var isFinished: Bool { shared.withLock { $0.finished && $0.chunks.isEmpty } }
-
     /// Adds the chunks loaded since the last call to the scheduler (finishing its loading after
     /// the last) and returns what dispatching the new cells decided.
     func step(

@@ -44,14 +44,17 @@ public struct CellKey: Hashable, Comparable, Sendable {
     /// The 64 lowercase hex digits, as the store and the wire write keys.
     public var hex: String {
         String(unsafeUninitializedCapacity: 64) { out in
-            var position = 0
-            for word in [w0, w1, w2, w3] {
-                for shift in stride(from: 60, through: 0, by: -4) {
-                    let nibble = UInt8(truncatingIfNeeded: word >> UInt64(shift)) & 15
-                    out[position] = nibble < 10 ? 48 + nibble : 87 + nibble
-                    position += 1
+            // Word by word without an array: keys are written for every message that names a cell.
+            func put(_ word: UInt64, at start: Int) {
+                for digit in 0..<16 {
+                    let nibble = UInt8(truncatingIfNeeded: word >> UInt64(60 - 4 * digit)) & 15
+                    out[start + digit] = nibble < 10 ? 48 + nibble : 87 + nibble
                 }
             }
+            put(w0, at: 0)
+            put(w1, at: 16)
+            put(w2, at: 32)
+            put(w3, at: 48)
             return 64
         }
     }

@@ -18,16 +18,8 @@ struct CellQueue {
 
     private(set) var entries: [Entry] = []
 
-    /// Entries, including those the scheduler has marked out but not yet popped.
-    var count: Int { entries.count }
+    /// No entries left, counting those the scheduler has marked out but not yet popped.
     var isEmpty: Bool { entries.isEmpty }
-
-    /// A queue of `entries` in any order (heapified in O(n)).
-    init(_ entries: [Entry] = []) {
-        self.entries = entries
-        guard entries.count > 1 else { return }
-        for i in stride(from: entries.count / 2 - 1, through: 0, by: -1) { siftDown(i) }
-    }
 
     /// Replaces the entries with `entries` in any order (heapified in O(n)), keeping the room
     /// reserved.

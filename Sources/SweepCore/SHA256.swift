@@ -26,18 +26,7 @@ public enum SHA256 {
 
     /// The digest as 64 lowercase hex digits.
     public static func hex(_ bytes: [UInt8]) -> String {
-        let h = words(bytes)
-        return String(unsafeUninitializedCapacity: 64) { out in
-            var position = 0
-            for word in h {
-                for shift in stride(from: 28, through: 0, by: -4) {
-                    let nibble = UInt8(truncatingIfNeeded: word >> UInt32(shift)) & 15
-                    out[position] = nibble < 10 ? 48 + nibble : 87 + nibble
-                    position += 1
-                }
-            }
-            return 64
-        }
+        key(bytes).hex
     }
 
     /// The digest as a cell key (its 32 bytes inline).

@@ -14,9 +14,6 @@ struct WorkArena {
     static let pageSize = 1 << 20
     private var pages: [[UInt8]] = []
 
-    /// Bytes held, for sizing.
-    var capacity: Int { pages.reduce(0) { $0 + $1.capacity } }
-
     /// Stores `bytes` and says where.
     mutating func append(_ bytes: [UInt8]) -> Slice {
         guard !bytes.isEmpty else { return .empty }

@@ -40,22 +40,9 @@ extension Lipschitz {
         let a = network.outputWeights
         let k = network.width
         let d = network.inputDimension
-        var aSquares = 0.0
-        var path = 0.0
-        var rowNorms = [Double](repeating: 0, count: k)
+        let (product, path, rowNorms) = try productAndPath(network)
         var centre = [Double](repeating: 0, count: d)  // W^T a
-        for j in 0..<k {
-            aSquares += a[j] * a[j]
-            var norm = 0.0
-            for i in 0..<d {
-                norm += w[j, i] * w[j, i]
-                centre[i] += a[j] * w[j, i]
-            }
-            rowNorms[j] = norm.squareRoot()
-            path += abs(a[j]) * rowNorms[j]
-        }
-        let opNorm = try BLAS.largestSingularValue(w)
-        let product = opNorm * aSquares.squareRoot()
+        for j in 0..<k { for i in 0..<d { centre[i] += a[j] * w[j, i] } }
         let margin = 1 + upperBoundMargin
         guard network.activation.slopeWithinUnitInterval else {
             return UpperBounds(product: product * margin, path: path * margin, centred: .infinity)

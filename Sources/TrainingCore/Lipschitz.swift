@@ -45,18 +45,29 @@ public enum Lipschitz {
 
     /// The certified upper bound min(||W||_op ||a||_2, sum_j |a_j| ||w_j||).
     public static func upperBound(_ network: Network<Double>) throws(IsosweepError) -> Double {
+        let bounds = try productAndPath(network)
+        return min(bounds.product, bounds.path) * (1 + upperBoundMargin)
+    }
+
+    /// ||W||_op ||a||_2 and sum_j |a_j| ||w_j|| (without margin), with the row norms ||w_j||.
+    static func productAndPath(
+        _ network: Network<Double>
+    ) throws(IsosweepError) -> (
+        product: Double, path: Double, rowNorms: [Double]
+    ) {
         let w = network.weights
         let a = network.outputWeights
-        let opNorm = try BLAS.largestSingularValue(w)
-        var aNorm = 0.0
-        var pathSum = 0.0
+        var aSquares = 0.0
+        var path = 0.0
+        var rowNorms = [Double](repeating: 0, count: network.width)
         for j in 0..<network.width {
-            aNorm += a[j] * a[j]
-            var rowNorm = 0.0
-            for i in 0..<network.inputDimension { rowNorm += w[j, i] * w[j, i] }
-            pathSum += abs(a[j]) * rowNorm.squareRoot()
+            aSquares += a[j] * a[j]
+            var norm = 0.0
+            for i in 0..<network.inputDimension { norm += w[j, i] * w[j, i] }
+            rowNorms[j] = norm.squareRoot()
+            path += abs(a[j]) * rowNorms[j]
         }
-        return min(opNorm * aNorm.squareRoot(), pathSum) * (1 + upperBoundMargin)
+        return (try BLAS.largestSingularValue(w) * aSquares.squareRoot(), path, rowNorms)
     }
 
     /// All bounds. The probe set is `trainingInputs`, fresh points from `distribution`, and the
