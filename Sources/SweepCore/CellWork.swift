@@ -39,13 +39,21 @@ public enum CellWork: Codable, Sendable, Hashable {
         SHA256.key(canonicalBytes)
     }
 
+    /// The key the cell has under another science version: what a database written by that
+    /// version stores for it (the version is hashed into every training cell's key).
+    public func key(scienceVersion version: Int) -> String {
+        SHA256.hex(canonicalBytes(scienceVersion: version))
+    }
+
     /// The JSON hashed into the key.
-    var canonicalBytes: [UInt8] {
+    var canonicalBytes: [UInt8] { canonicalBytes(scienceVersion: scienceVersion) }
+
+    func canonicalBytes(scienceVersion version: Int) -> [UInt8] {
         let body: Data
         switch self {
         case .train(let parameters):
             body =
-                (try? Self.encoder.encode(KeyedCell(science_version: scienceVersion, cell: parameters.resolved())))
+                (try? Self.encoder.encode(KeyedCell(science_version: version, cell: parameters.resolved())))
                 ?? Data()
         case .noop(let index, let fail):
             body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)

@@ -17,10 +17,12 @@ enum LegacyFormats {
             let source = yaml(fromSpecJSON: spec)
             try db.execute(sql: "UPDATE sweep SET source = ? WHERE id = 1", arguments: [source])
             // 0.1 kept the cells of every spec a --force replaced: only the last spec's belong to the sweep.
+            // Keys hash the science version the database was written with, not today's.
+            let version = try Int.fetchOne(db, sql: "SELECT science_version FROM sweep WHERE id = 1") ?? scienceVersion
             if let cells = try? SweepSpec.parse(source, file: "the stored sweep").cells() {
                 try db.execute(sql: "CREATE TEMPORARY TABLE members (key TEXT PRIMARY KEY)")
                 let member = try db.makeStatement(sql: "INSERT OR IGNORE INTO members (key) VALUES (?)")
-                for cell in cells { try member.execute(arguments: [cell.key]) }
+                for cell in cells { try member.execute(arguments: [cell.key(scienceVersion: version)]) }
                 try db.execute(sql: "UPDATE cells SET in_sweep = 0 WHERE key NOT IN (SELECT key FROM members)")
                 try db.execute(sql: "DROP TABLE members")
             }

@@ -22,7 +22,8 @@ public enum Cell {
     ///
     /// With a `timeLimit`, training stops after `trainingShareOfTimeLimit` of it (stop_reason
     /// `time_limit`) and the network it has is measured; the Lipschitz search's gradient ascent
-    /// stops at the limit with the best points found (a looser but still certified lower bound).
+    /// stops at the limit with the best points found (a looser but still certified lower bound),
+    /// and so does the same search on the initial network (`lip_init_support_lower`), which runs last.
     /// Data generation, the random-features solve and the upper bound are not interrupted.
     /// `progress`, if given, follows the phases and training steps as they happen.
     public static func run(
@@ -83,19 +84,26 @@ public enum Cell {
         )
         metrics.blasThreads = BLAS.threads
         metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: BLAS.threads)
+        let trainInputs = train.inputs.converted(to: Double.self)
+        let support = data.distribution.support
+        metrics.interpFloor = InterpolationFloor.value(
+            inputs: trainInputs,
+            labels: data.train.labels,
+            metric: support == .sphere ? .geodesic : .euclidean
+        )
+        let clock = ContinuousClock()
+        var lipschitzTime = Duration.zero
         if outcome.stopReason != .diverged {
             // Every metric is computed in double precision on the trained float32 weights, exactly
             // as a saved network would be re-measured.
             let network = outcome.network.converted(to: Double.self)
-            let trainInputs = train.inputs.converted(to: Double.self)
             let fit = Measure.fit(network, Dataset(inputs: trainInputs, labels: data.train.labels))
             metrics.trainMSE = fit.mse
             metrics.fitFraction = fit.signAgreement
             metrics.eps = data.noiseLevel - fit.mse
             metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
-            let clock = ContinuousClock()
-            let start = clock.now
             progress?.enter(.lipschitz)
+            let start = clock.now
             let bounds = try Lipschitz.bounds(
                 of: network,
                 trainingInputs: trainInputs,
@@ -105,9 +113,12 @@ public enum Cell {
                 stopAt: deadline,
                 shouldStop: shouldStop
             )
-            metrics.lipSeconds = (clock.now - start).seconds
+            lipschitzTime += clock.now - start
             metrics.lipLower = bounds.lower
             metrics.lipUpper = bounds.upper
+            metrics.lipUpperProduct = bounds.upperProduct
+            metrics.lipUpperPath = bounds.upperPath
+            metrics.lipUpperCentred = bounds.upperCentred
             metrics.lipSupportLower = bounds.supportLower
             metrics.gradMean = bounds.gradientMean
             if let eps = metrics.eps, eps > 0 {
@@ -118,6 +129,21 @@ public enum Cell {
                 metrics = metrics.diverged
             }
         }
+        // The baseline: how large the constant on the support already was before training
+        // (measured last: the trained network has first call on the time left).
+        progress?.enter(.lipschitz)
+        let start = clock.now
+        metrics.lipInitSupportLower = try Lipschitz.lowerBounds(
+            of: initial.converted(to: Double.self),
+            trainingInputs: trainInputs,
+            distribution: data.distribution,
+            seed: seed,
+            options: options,
+            stopAt: deadline,
+            shouldStop: shouldStop
+        ).support
+        lipschitzTime += clock.now - start
+        metrics.lipSeconds = lipschitzTime.seconds
         return CellRun(
             result: CellResult(parameters: cell, metrics: metrics),
             network: outcome.network,
@@ -127,7 +153,8 @@ public enum Cell {
 }
 
 extension CellMetrics {
-    /// The metrics of a diverged run: nothing about the network is reported.
+    /// The metrics of a diverged run: nothing about the trained network is reported (the
+    /// baselines, about the data and the initial network, stay).
     var diverged: CellMetrics {
         var copy = self
         copy.stopReason = .diverged
@@ -137,6 +164,9 @@ extension CellMetrics {
         copy.testMSE = nil
         copy.lipLower = nil
         copy.lipUpper = nil
+        copy.lipUpperProduct = nil
+        copy.lipUpperPath = nil
+        copy.lipUpperCentred = nil
         copy.lipSupportLower = nil
         copy.gradMean = nil
         copy.lawRatio = nil

@@ -1,6 +1,6 @@
 /// The version of the science a cell computes: data, initialisation, trainers and metrics.
 /// Bump it whenever a change could alter any number of a result, so old and new never mix.
-public let scienceVersion = 1
+public let scienceVersion = 2
 
 /// What a cell measured, keyed as DESIGN.md's metrics table. A metric that does not exist for
 /// the cell (e.g. everything about the network after divergence) is nil, written as JSON null.
@@ -34,6 +34,15 @@ public struct CellMetrics: Sendable, Equatable {
     /// The peak resident memory of the process that ran the cell, in bytes, where it was measured
     /// (cell runners measure it; an in-process run cannot tell its cell's share).
     public var peakRSSBytes: Int?
+    /// The three certified upper bounds whose smallest is `lipUpper`: ||W||_op ||a||,
+    /// sum_j |a_j| ||w_j|| and the centred bound (science version 2 on).
+    public var lipUpperProduct: Double?
+    public var lipUpperPath: Double?
+    public var lipUpperCentred: Double?
+    /// Baselines (science version 2 on): the support lower bound of the initial network, by the
+    /// same search, and the interpolation floor of the training data (`InterpolationFloor`).
+    public var lipInitSupportLower: Double?
+    public var interpFloor: Double?
 
     /// Metrics with every field given.
     public init(
@@ -127,6 +136,11 @@ public struct CellResult: Sendable, Equatable, Codable {
         case blasThreads = "blas_threads"
         case memoryEstimateBytes = "memory_estimate_bytes"
         case peakRSSBytes = "peak_rss_bytes"
+        case lipUpperProduct = "lip_upper_product"
+        case lipUpperPath = "lip_upper_path"
+        case lipUpperCentred = "lip_upper_centred"
+        case lipInitSupportLower = "lip_init_support_lower"
+        case interpFloor = "interp_floor"
         case trainSeconds = "train_seconds"
         case lipSeconds = "lip_seconds"
         case scienceVersion = "science_version"
@@ -167,6 +181,13 @@ public struct CellResult: Sendable, Equatable, Codable {
         try c.encodeIfPresent(m.blasThreads, forKey: .blasThreads)
         try c.encodeIfPresent(m.memoryEstimateBytes, forKey: .memoryEstimateBytes)
         try c.encodeIfPresent(m.peakRSSBytes, forKey: .peakRSSBytes)
+        if m.scienceVersion >= 2 {
+            try put(m.lipUpperProduct, .lipUpperProduct)
+            try put(m.lipUpperPath, .lipUpperPath)
+            try put(m.lipUpperCentred, .lipUpperCentred)
+            try put(m.lipInitSupportLower, .lipInitSupportLower)
+            try put(m.interpFloor, .interpFloor)
+        }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -199,5 +220,10 @@ public struct CellResult: Sendable, Equatable, Codable {
         metrics.blasThreads = try c.decodeIfPresent(Int.self, forKey: .blasThreads)
         metrics.memoryEstimateBytes = try c.decodeIfPresent(Int.self, forKey: .memoryEstimateBytes)
         metrics.peakRSSBytes = try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes)
+        metrics.lipUpperProduct = try c.decodeIfPresent(Double.self, forKey: .lipUpperProduct)
+        metrics.lipUpperPath = try c.decodeIfPresent(Double.self, forKey: .lipUpperPath)
+        metrics.lipUpperCentred = try c.decodeIfPresent(Double.self, forKey: .lipUpperCentred)
+        metrics.lipInitSupportLower = try c.decodeIfPresent(Double.self, forKey: .lipInitSupportLower)
+        metrics.interpFloor = try c.decodeIfPresent(Double.self, forKey: .interpFloor)
     }
 }

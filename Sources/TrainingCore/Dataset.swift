@@ -68,8 +68,25 @@ public enum InputDistribution: Sendable, Equatable {
         return x
     }
 
-    /// Whether the law's support is the unit sphere (so tangential gradients are the ones bounded).
-    public var isSphere: Bool { if case .sphere = self { true } else { false } }
+    /// Where the data lives, so where the law's Lipschitz constant is measured. File rows are
+    /// scaled to unit norm, so their support is the sphere as well.
+    public var support: Support {
+        switch self {
+        case .sphere, .empirical: .sphere
+        case .gaussian: .space
+        case .hypercube: .vertices
+        }
+    }
+}
+
+/// The set the support bound `lip_support_lower` is measured on.
+public enum Support: String, Sendable {
+    /// R^d: gaussian data.
+    case space = "R^d"
+    /// The unit sphere, with tangential gradients and geodesic distances: sphere and file data.
+    case sphere = "unit sphere"
+    /// The vertices of the hypercube {-1/sqrt(d), 1/sqrt(d)}^d, with quotients between vertices.
+    case vertices = "hypercube vertices"
 }
 
 /// The training and test data of one cell, with the noise level its labels carry.

@@ -16,6 +16,9 @@ public enum InterpolationFloor {
     /// Pairs re-measured exactly after the Gram-matrix screening.
     static let exactPairs = 64
 
+    /// Rows of a Gram block for n points: at most 512, and at most 2^20 entries (8 MiB).
+    static func blockRows(n: Int) -> Int { max(1, min(512, (1 << 20) / max(1, n))) }
+
     /// The floor of `labels` at `inputs` (rows). Infinite when two equal points carry different
     /// labels (nothing interpolates them); 0 for fewer than two points or equal labels.
     ///
@@ -27,13 +30,14 @@ public enum InterpolationFloor {
         inputs: Matrix<Double>,
         labels: [Double],
         metric: Metric,
-        blockRows: Int = 512
+        blockRows: Int? = nil
     )
         -> Double
     {
         let n = inputs.rows
         precondition(labels.count == n, "one label per point")
         guard n >= 2 else { return 0 }
+        let blockRows = blockRows ?? Self.blockRows(n: n)
         let norms = (0..<n).map { i in inputs.row(i).reduce(0) { $0 + $1 * $1 }.squareRoot() }
         var best: [(ratio: Double, i: Int, j: Int)] = []
         var threshold = 0.0

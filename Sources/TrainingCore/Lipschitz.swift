@@ -2,12 +2,19 @@ public import Diagnostics
 
 /// Certified bounds on a network's Lipschitz constant (Euclidean norms).
 public struct LipschitzBounds: Sendable, Equatable, Codable {
-    /// Largest input-gradient norm or difference quotient found anywhere: Lip(f) >= this.
+    /// Largest input-gradient norm or difference quotient found anywhere in R^d (near the data,
+    /// and far out along rays): Lip(f) >= this.
     public var lower: Double
-    /// min(||W||_op ||a||_2, sum_j |a_j| ||w_j||): Lip(f) <= this, for any 1-Lipschitz psi.
+    /// The smallest of the certified upper bounds below: Lip(f) <= this.
     public var upper: Double
-    /// Lower bound of the constant on the data's support (for sphere data: largest tangential
-    /// gradient or chordal difference quotient found on the sphere; otherwise `lower`).
+    /// ||W||_op ||a||_2, sum_j |a_j| ||w_j|| and the centred bound (`UpperBounds`), each with
+    /// its rounding margin; infinite where a bound does not apply.
+    public var upperProduct: Double
+    public var upperPath: Double
+    public var upperCentred: Double
+    /// Lower bound of the constant on the data's support (`Support`): the largest tangential
+    /// gradient or chordal quotient on the sphere, the largest quotient between two hypercube
+    /// vertices, or `lower` in R^d.
     public var supportLower: Double
     /// Mean input-gradient norm over fresh points: typical, not worst-case, sensitivity.
     public var gradientMean: Double
@@ -15,6 +22,9 @@ public struct LipschitzBounds: Sendable, Equatable, Codable {
     enum CodingKeys: String, CodingKey {
         case lower = "lip_lower"
         case upper = "lip_upper"
+        case upperProduct = "lip_upper_product"
+        case upperPath = "lip_upper_path"
+        case upperCentred = "lip_upper_centred"
         case supportLower = "lip_support_lower"
         case gradientMean = "grad_mean"
     }
@@ -43,12 +53,6 @@ public enum Lipschitz {
     /// computation (far above the accumulated error of an SVD and k-term sums).
     static let upperBoundMargin = 1e-9
 
-    /// The certified upper bound min(||W||_op ||a||_2, sum_j |a_j| ||w_j||).
-    public static func upperBound(_ network: Network<Double>) throws(IsosweepError) -> Double {
-        let bounds = try productAndPath(network)
-        return min(bounds.product, bounds.path) * (1 + upperBoundMargin)
-    }
-
     /// ||W||_op ||a||_2 and sum_j |a_j| ||w_j|| (without margin), with the row norms ||w_j||.
     static func productAndPath(
         _ network: Network<Double>
@@ -71,9 +75,10 @@ public enum Lipschitz {
     }
 
     /// All bounds. The probe set is `trainingInputs`, fresh points from `distribution`, and the
-    /// best of them improved by ascent on the gradient norm (on the sphere too, for sphere data);
-    /// difference quotients along the best gradients and between consecutive training points
-    /// count as well. Deterministic for a given seed.
+    /// best of them improved by ascent on the gradient norm (on the sphere too, for sphere and
+    /// file data); difference quotients along the best gradients and between consecutive training
+    /// points count as well, then rays far from the data (`rayLowerBound`) and, for hypercube
+    /// data, quotients between vertices (`vertexQuotients`). Deterministic for a given seed.
     public static func bounds(
         of network: Network<Double>,
         trainingInputs: Matrix<Double>?,
@@ -83,11 +88,48 @@ public enum Lipschitz {
         stopAt: ContinuousClock.Instant? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> LipschitzBounds {
+        let lower = try lowerBounds(
+            of: network,
+            trainingInputs: trainingInputs,
+            distribution: distribution,
+            seed: seed,
+            options: options,
+            stopAt: stopAt,
+            shouldStop: shouldStop
+        )
+        let upper = try upperBounds(network)
+        return LipschitzBounds(
+            lower: lower.lower,
+            upper: upper.best,
+            upperProduct: upper.product,
+            upperPath: upper.path,
+            upperCentred: upper.centred,
+            supportLower: lower.support,
+            gradientMean: lower.gradientMean
+        )
+    }
+
+    /// The lower bounds of `bounds`: in R^d, on the support, and the mean gradient norm.
+    public static func lowerBounds(
+        of network: Network<Double>,
+        trainingInputs: Matrix<Double>?,
+        distribution: InputDistribution,
+        seed: UInt64,
+        options: LipschitzOptions = LipschitzOptions(),
+        stopAt: ContinuousClock.Instant? = nil,
+        shouldStop: @Sendable () -> Bool = { false }
+    ) throws(IsosweepError) -> (lower: Double, support: Double, gradientMean: Double) {
         let d = network.inputDimension
         var rng = SeededGenerator(seed: seed, stream: .probes)
         let fresh = distribution.sample(options.freshPoints, d: d, using: &rng)
-        let onSphere = distribution.isSphere
-        var search = Search(network: network, onSphere: onSphere, batchRows: options.batchRows)
+        let support = distribution.support
+        let onSphere = support == .sphere
+        var search = GradientSearch(
+            network: network,
+            onSphere: onSphere,
+            onVertices: support == .vertices,
+            batchRows: options.batchRows
+        )
 
         var gradientSum = 0.0
         search.probe(fresh) { norm in gradientSum += norm }
@@ -95,6 +137,12 @@ public enum Lipschitz {
             precondition(trainingInputs.columns == d)
             search.probe(trainingInputs) { _ in }
             search.consecutivePairs(trainingInputs)
+        }
+        if support == .vertices {
+            // Before the ascent moves the pool off the vertices.
+            var vertices = fresh
+            if let trainingInputs { vertices = vertices.appendingRows(trainingInputs) }
+            search.vertexQuotients(vertices, starts: options.ascentStarts)
         }
         let starts = search.bestProbes(options.ascentStarts)
         try search.ascend(
@@ -117,22 +165,28 @@ public enum Lipschitz {
         }
         search.differenceQuotients(at: search.bestProbes(options.ascentStarts), step: options.pairStep)
 
-        let upper = try upperBound(network)
-        let support = onSphere ? search.bestTangential : search.bestFree
-        let lower = max(search.bestFree, support)
-        return LipschitzBounds(
-            lower: lower,
-            upper: upper,
-            supportLower: onSphere ? support : lower,
-            gradientMean: options.freshPoints > 0 ? gradientSum / Double(options.freshPoints) : 0
+        let rays = rayLowerBound(network, seed: seed).value
+        // Every support bound is a quotient or gradient at real points, so also a bound in R^d.
+        let supportValue: Double
+        switch support {
+        case .space: supportValue = max(search.bestFree, rays)
+        case .sphere: supportValue = search.bestTangential
+        case .vertices: supportValue = search.bestVertex
+        }
+        return (
+            max(search.bestFree, rays, supportValue),
+            supportValue,
+            options.freshPoints > 0 ? gradientSum / Double(options.freshPoints) : 0
         )
     }
 }
 
 /// The state of a search for large gradients: the best values so far and a pool of the best points.
-private struct Search {
+struct GradientSearch {
     let network: Network<Double>
     let onSphere: Bool
+    /// Whether the training points are hypercube vertices (their quotients are support bounds).
+    let onVertices: Bool
     let batchRows: Int
     let weights: Matrix<Double>
     let outputWeights: [Double]
@@ -140,13 +194,16 @@ private struct Search {
     var bestFree = 0.0
     /// Best tangential gradient norm or chordal quotient found on the unit sphere.
     var bestTangential = 0.0
+    /// Best quotient |f(x) - f(y)| / ||x - y|| between two hypercube vertices.
+    var bestVertex = 0.0
     /// Candidate starting points, with their free and tangential norms.
     var pool: [(point: [Double], free: Double, tangential: Double)] = []
     let poolLimit = 256
 
-    init(network: Network<Double>, onSphere: Bool, batchRows: Int) {
+    init(network: Network<Double>, onSphere: Bool, onVertices: Bool, batchRows: Int) {
         self.network = network
         self.onSphere = onSphere
+        self.onVertices = onVertices
         self.batchRows = max(1, batchRows)
         self.weights = network.weights
         self.outputWeights = network.outputWeights
@@ -231,9 +288,12 @@ private struct Search {
             var distance = 0.0
             for j in 0..<x.columns { distance += (x[i, j] - x[i + 1, j]) * (x[i, j] - x[i + 1, j]) }
             guard distance > 0 else { continue }
-            // A global lower bound only: over far-apart points of the sphere a chordal quotient can
-            // exceed the largest tangential gradient (by up to pi/2), which is what the support bound is.
-            bestFree = max(bestFree, abs(f[i] - f[i + 1]) / distance.squareRoot())
+            // A global lower bound only on the sphere: over far-apart points a chordal quotient can
+            // exceed the largest tangential gradient (by up to pi/2), which is what the support
+            // bound is there. Between two hypercube vertices it is a support quotient.
+            let quotient = abs(f[i] - f[i + 1]) / distance.squareRoot()
+            bestFree = max(bestFree, quotient)
+            if onVertices { bestVertex = max(bestVertex, quotient) }
         }
     }
 

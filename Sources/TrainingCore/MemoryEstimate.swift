@@ -33,6 +33,11 @@ extension CellParameters {
         let hiddenTrain = n * k * 8  // float64 pre-activations of the training set
         let hiddenTest = testRows * k * 8  // and of the test set
         let probeBatch = 2 * options.batchRows * k * 8  // the Lipschitz probe batch and its slopes
+        // The ray search's directions at once (`rayLowerBound`): W u for each, and two d-wide copies.
+        let rayRows = min(2 * 256, 2 * k) + 256
+        let rays = rayRows * k * 8 + 3 * rayRows * d * 8
+        // The interpolation floor's Gram block (`InterpolationFloor.blockRows`).
+        let floorBlock = InterpolationFloor.blockRows(n: n) * n * 8
 
         var training: Int
         if cell.trainer == .randomFeatures {
@@ -60,7 +65,7 @@ extension CellParameters {
             measuring + options.freshPoints * d * 8  // fresh probe points
             + 513 * (8 * d + 64)  // the pool of best points
             + 3 * k * d * 8 + packedPanel  // the search's weights, copies, dgesdd's copy of W
-            + hiddenTrain + probeBatch + lipschitzLeftover
+            + hiddenTrain + max(probeBatch, rays, floorBlock) + lipschitzLeftover
         var peak = max(training, fit, lipschitz)
         if isFile {
             // Parsing holds the bytes twice (raw and text) and the growing values array.

@@ -9,82 +9,94 @@
 /// true gradient norm at a real point R u far enough out, so it is a certified lower bound
 /// whatever the activation (for tanh, whose slopes vanish far away, it is small and harmless).
 extension Lipschitz {
-    /// Random directions tried, and refinements of each.
+    /// Random directions tried, units' directions at most (both signs each), and refinements.
     static let rayDirections = 256
+    static let rayUnitDirections = 256
     static let rayRefinements = 8
+    /// Directions certified at real points.
+    static let rayCertified = 16
 
-    /// The largest gradient norm found far out along rays (a certified lower bound), and the point.
+    /// The largest gradient norm found far out along rays (a certified lower bound), and the
+    /// point. Zero for activations whose slopes vanish far out (tanh), where rays find nothing.
     public static func rayLowerBound(_ network: Network<Double>, seed: UInt64) -> (value: Double, point: [Double]) {
         let d = network.inputDimension
         let k = network.width
         let w = network.weights
         let a = network.outputWeights
         let b = network.biases
-        guard d > 0, k > 0 else { return (0, []) }
+        guard d > 0, k > 0, network.activation.hasSlopesAtInfinity else { return (0, []) }
         var rng = SeededGenerator(seed: seed, stream: .probes)
         func normalised(_ v: [Double]) -> [Double]? {
             let n = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
             return n > 0 && n.isFinite ? v.map { $0 / n } : nil
         }
-        /// The asymptotic gradient along u.
-        func asymptotic(_ u: [Double]) -> [Double] {
-            var g = [Double](repeating: 0, count: d)
-            for j in 0..<k {
-                var dot = 0.0
-                for i in 0..<d { dot += w[j, i] * u[i] }
-                guard dot > 0 else { continue }
-                for i in 0..<d { g[i] += a[j] * w[j, i] }
-            }
-            return g
-        }
-        var starts: [[Double]] = []
-        for j in 0..<k {
+        // Starts: the directions of the units that weigh most (|a_j| ||w_j||), both signs, and
+        // random directions.
+        let rowNorms = (0..<k).map { j in (0..<d).reduce(0.0) { $0 + w[j, $1] * w[j, $1] }.squareRoot() }
+        let units = (0..<k).sorted { abs(a[$0]) * rowNorms[$0] > abs(a[$1]) * rowNorms[$1] }
+        var starts: [Double] = []
+        for j in units.prefix(rayUnitDirections) {
             if let u = normalised(w.row(j)) {
-                starts.append(u)
-                starts.append(u.map { -$0 })
+                starts.append(contentsOf: u)
+                starts.append(contentsOf: u.map { -$0 })
             }
         }
         for _ in 0..<rayDirections {
-            if let u = normalised((0..<d).map { _ in rng.nextGaussian() }) { starts.append(u) }
+            if let u = normalised((0..<d).map { _ in rng.nextGaussian() }) { starts.append(contentsOf: u) }
         }
-        // Refine each start towards its own gradient; keep the best few directions.
-        var found: [(norm: Double, u: [Double])] = []
-        for start in starts {
-            var u = start
-            var best = (norm: 0.0, u: u)
-            for _ in 0...rayRefinements {
-                let g = asymptotic(u)
-                let norm = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                if norm > best.norm { best = (norm, u) }
-                guard let next = normalised(g), next != u else { break }
-                u = next
+        var u = Matrix(rows: starts.count / d, columns: d, storage: starts)
+        var best = [(norm: Double, u: [Double])](repeating: (0, []), count: u.rows)
+        // Refine every start towards its own asymptotic gradient, all at once:
+        // g(u) = W^T (a * [W u > 0]), two GEMMs per round.
+        for _ in 0...rayRefinements {
+            var mask = BLAS.multiply(u, w, transposeB: true)  // rows x k: W u
+            for i in 0..<mask.rows {
+                for j in 0..<k { mask[i, j] = mask[i, j] > 0 ? a[j] : 0 }
             }
-            found.append(best)
+            let g = BLAS.multiply(mask, w)  // rows x d
+            var next = u
+            for i in 0..<u.rows {
+                let row = g.row(i)
+                let norm = row.norm
+                if norm > best[i].norm { best[i] = (norm, u.row(i)) }
+                guard norm > 0, norm.isFinite else { continue }
+                for c in 0..<d { next[i, c] = row[c] / norm }
+            }
+            u = next
         }
-        found.sort { $0.norm > $1.norm }
+        let found = best.filter { !$0.u.isEmpty }.sorted { $0.norm > $1.norm }
         // Certify the best directions at real points: far enough that every unit whose
         // direction is not orthogonal to u has the sign it has at infinity.
-        var result = (value: 0.0, point: [Double](repeating: 0, count: d))
-        for candidate in found.prefix(16) {
-            let u = candidate.u
+        var points: [Double] = []
+        for candidate in found.prefix(rayCertified) {
             var radius = 1.0
             for j in 0..<k {
                 var dot = 0.0
-                for i in 0..<d { dot += w[j, i] * u[i] }
+                for i in 0..<d { dot += w[j, i] * candidate.u[i] }
                 if abs(dot) > 1e-12 { radius = max(radius, 10 * abs(b[j]) / abs(dot)) }
             }
             radius = min(radius, 1e8)
-            let x = u.map { radius * $0 }
-            var g = [Double](repeating: 0, count: d)
-            for j in 0..<k {
-                var z = b[j]
-                for i in 0..<d { z += w[j, i] * x[i] }
-                let slope = network.activation.derivative(z)
-                for i in 0..<d { g[i] += a[j] * slope * w[j, i] }
-            }
-            let value = g.reduce(0) { $0 + $1 * $1 }.squareRoot()
-            if value > result.value { result = (value, x) }
+            points.append(contentsOf: candidate.u.map { radius * $0 })
+        }
+        guard !points.isEmpty else { return (0, [Double](repeating: 0, count: d)) }
+        let x = Matrix(rows: points.count / d, columns: d, storage: points)
+        let g = network.evaluate(x).gradients
+        var result = (value: 0.0, point: [Double](repeating: 0, count: d))
+        for i in 0..<x.rows {
+            let value = g.row(i).norm
+            if value > result.value && value.isFinite { result = (value, x.row(i)) }
         }
         return result
+    }
+}
+
+extension ActivationKind {
+    /// Whether psi' tends to constants that are not both zero far out (relu, softplus), so that
+    /// rays reach regions of large gradient; tanh's slopes vanish there.
+    var hasSlopesAtInfinity: Bool {
+        switch self {
+        case .relu, .softplus: true
+        case .tanh: false
+        }
     }
 }

@@ -203,7 +203,7 @@ func startOwnProcess(_ arguments: [String], output: URL) throws -> Process {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: OwnExecutable.path)
     process.arguments = arguments
-    FileManager.default.createFile(atPath: output.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
     let handle = try FileHandle(forWritingTo: output)
     process.standardOutput = handle
     process.standardError = handle

@@ -26,7 +26,7 @@ struct Lipschitz: ParsableCommand {
     @Option(help: "OpenBLAS threads.") var threads: Int = 1
     @Flag(
         help:
-            "Also compute the exact constant on R^d (ReLU networks with d <= 8 and width <= 40), and the product, path and centred upper bounds."
+            "Also compute the exact constant on R^d (ReLU networks with d <= 8 and width <= 40), and the lower bound along rays alone."
     )
     var exact = false
 
@@ -62,8 +62,7 @@ struct Lipschitz: ParsableCommand {
         let options = search.lipschitz
         // Refused before the search when the network is out of reach.
         let exactResult = exact ? try ExactLipschitz.constant(of: saved.network) : nil
-        let upper = exact ? try TrainingCore.Lipschitz.upperBounds(saved.network) : nil
-        let rays = exact ? TrainingCore.Lipschitz.rayLowerBound(saved.network, seed: UInt64(seed ?? 0)).value : nil
+        let rays = exact ? TrainingCore.Lipschitz.rayLowerBound(saved.network, seed: UInt64(probeSeed)).value : nil
         let bounds = try TrainingCore.Lipschitz.bounds(
             of: saved.network,
             trainingInputs: saved.inputs,
@@ -78,11 +77,20 @@ struct Lipschitz: ParsableCommand {
                 d: d,
                 activation: saved.network.activation,
                 data: kind,
+                support: distribution.support,
                 seed: probeSeed,
                 trainingProbes: saved.inputs?.rows ?? 0,
                 exact: exactResult,
-                upperBounds: upper,
-                rayLower: rays
+                rayLower: rays,
+                interpolationFloor: saved.inputs.flatMap { inputs in
+                    saved.labels.map { labels in
+                        InterpolationFloor.value(
+                            inputs: inputs,
+                            labels: labels,
+                            metric: distribution.support == .sphere ? .geodesic : .euclidean
+                        )
+                    }
+                }
             )
         )
     }
@@ -95,12 +103,15 @@ struct LipschitzReport: Encodable {
     var d: Int
     var activation: ActivationKind
     var data: DataKind
+    /// Where `lip_support_lower` was measured.
+    var support: Support
     var seed: Int
     var trainingProbes: Int
-    /// With --exact: the exact constant and how the search went, and the three upper bounds.
+    /// With --exact: the exact constant and how the search went, and the rays' bound alone.
     var exact: ExactLipschitz.Result?
-    var upperBounds: UpperBounds?
     var rayLower: Double?
+    /// With saved training data: its interpolation floor on the support.
+    var interpolationFloor: Double?
 
     enum CodingKeys: String, CodingKey {
         case width, d, activation, data, seed
@@ -109,10 +120,9 @@ struct LipschitzReport: Encodable {
         case exactPoint = "lip_exact_point"
         case exactRegions = "exact_regions"
         case exactLinearPrograms = "exact_linear_programs"
-        case upperProduct = "lip_upper_product"
-        case upperPath = "lip_upper_path"
-        case upperCentred = "lip_upper_centred"
         case rayLower = "lip_lower_rays"
+        case interpolationFloor = "interp_floor"
+        case support
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -122,6 +132,7 @@ struct LipschitzReport: Encodable {
         try c.encode(d, forKey: .d)
         try c.encode(activation, forKey: .activation)
         try c.encode(data, forKey: .data)
+        try c.encode(support.rawValue, forKey: .support)
         try c.encode(seed, forKey: .seed)
         try c.encode(trainingProbes, forKey: .trainingProbes)
         if let exact {
@@ -130,11 +141,9 @@ struct LipschitzReport: Encodable {
             try c.encode(exact.regions, forKey: .exactRegions)
             try c.encode(exact.linearPrograms, forKey: .exactLinearPrograms)
         }
-        if let upperBounds {
-            try c.encode(upperBounds.product, forKey: .upperProduct)
-            try c.encode(upperBounds.path, forKey: .upperPath)
-            try c.encode(upperBounds.centred, forKey: .upperCentred)
-        }
         try c.encodeIfPresent(rayLower, forKey: .rayLower)
+        if let interpolationFloor, interpolationFloor.isFinite {
+            try c.encode(interpolationFloor, forKey: .interpolationFloor)
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import SweepAnalysis
 import SweepCore
@@ -45,23 +46,29 @@ import TrainingCore
         }
     }
 
-    @Test func itsKeysAreTheKeysOfTheSameCellsToday() throws {
+    @Test func itsKeysAreTheVersion1KeysOfTheSameCellsAndTodayRefusesToMixThem() throws {
         let path = try copyOfDatabase()
         let store = try ResultStore(path: path)
         let stored = try store.cells()
         #expect(stored.count == 8 && stored.allSatisfy { $0.state == .done })
-        // The cell work is today's flat JSON and still hashes to the stored key.
+        // The cell work is today's flat JSON and still hashes to the stored key under version 1.
         for cell in stored {
             let work = try #require(CellWork(json: Array(cell.work.utf8)))
-            #expect(work.key == cell.key)
+            #expect(work.key(scienceVersion: 1) == cell.key)
+            #expect(work.key != cell.key)  // today's science hashes differently
             #expect(cell.work.hasPrefix("{\"activation\":\"relu\",\"d\":4,"))
         }
-        // The sweep file, read today, gives exactly the stored keys: the same sweep, nothing to run.
+        // The sweep file, read today, names exactly the stored cells (under version 1's keys).
         let spec = try SweepSpec.load(path: try fixture("legacy.yaml").path)
-        #expect(Set(try spec.cells().map(\.key)) == Set(stored.map(\.key)))
-        let preparation = try store.prepare(spec: spec, cells: try spec.cells())
-        #expect(preparation.newCells == 0 && preparation.reusedCells == 8)
-        #expect(preparation.seeds.allSatisfy { $0.state == .done })
+        #expect(Set(try spec.cells().map { $0.key(scienceVersion: 1) }) == Set(stored.map(\.key)))
+        // Running it against this database would mix version 1 and 2 numbers: refused, with the fix.
+        let cells = try spec.cells()
+        do {
+            _ = try store.prepare(spec: spec, cells: cells)
+            Issue.record("a version 1 database was extended with version \(scienceVersion) cells")
+        } catch {
+            #expect(error.message.contains("science version 1") && error.remedy?.contains("new --db") == true)
+        }
         // Each worker is credited with the results it committed.
         #expect(try store.workers().map(\.cellsDone) == [4, 4] && store.workers().allSatisfy { !$0.alive })
     }
@@ -73,8 +80,8 @@ import TrainingCore
         #expect(try store.cells().count == 2 && store.cells(includingDropped: true).count == 3)
         #expect(try store.results().count == 3)
         let spec = try SweepSpec.load(path: try fixture("legacy-forced.yaml").path)
-        let preparation = try store.prepare(spec: spec, cells: try spec.cells())
-        #expect(preparation.newCells == 0 && preparation.reusedCells == 2 && preparation.droppedCells == 0)
+        let members = Set(try store.cells().map(\.key))
+        #expect(Set(try spec.cells().map { $0.key(scienceVersion: 1) }) == members)
     }
 
     @Test func itsSweepIsReconstructedAsAFileWithTheSameCells() throws {
@@ -86,6 +93,8 @@ import TrainingCore
             reconstructed.name == "legacy"
                 && reconstructed.description == "two sizes, two widths, two seeds, teacher labels"
         )
-        #expect(Set(try reconstructed.cells().map(\.key)) == Set(try store.cells().map(\.key)))
+        #expect(
+            Set(try reconstructed.cells().map { $0.key(scienceVersion: 1) }) == Set(try store.cells().map(\.key))
+        )
     }
 }

@@ -1,6 +1,7 @@
 import Diagnostics
 import SweepCore
 import Testing
+import TrainingCore
 
 /// Every scheduling rule, without a socket: events in, directives out.
 @Suite struct SchedulerTests {
@@ -31,7 +32,7 @@ import Testing
         _ id: String,
         slots: UInt16 = 2,
         protocolVersion: UInt16 = Wire.protocolVersion,
-        science: UInt16 = 1,
+        science: UInt16 = UInt16(scienceVersion),
         resumable: [String] = []
     ) -> Message {
         .hello(

@@ -1,5 +1,6 @@
 import SweepCore
 import Testing
+import TrainingCore
 
 /// The scheduler's compact parts (keys, queue) and a sweep that streams in while workers ask.
 @Suite struct StreamingTests {
@@ -39,7 +40,7 @@ import Testing
         .hello(
             Message.Hello(
                 protocolVersion: Wire.protocolVersion,
-                scienceVersion: 1,
+                scienceVersion: UInt16(scienceVersion),
                 workerID: id,
                 build: "test",
                 host: "h",

@@ -63,7 +63,14 @@ import TrainingCore
         let m = try Cell.run(cell).result.metrics
         #expect(m.fitFraction! > 0.95)
         #expect(m.testMSE != nil)
-        #expect(m.lipSupportLower == m.lipLower)  // the support of file data is not the sphere
+        // File rows are unit vectors: the support bound is tangential on the sphere, the floor geodesic.
+        #expect(m.lipSupportLower! > 0 && m.lipSupportLower! <= m.lipLower!)
+        let floor = InterpolationFloor.value(
+            inputs: data.train.inputs.converted(to: Float.self).converted(to: Double.self),
+            labels: data.train.labels,
+            metric: .geodesic
+        )
+        #expect(m.interpFloor == floor)
     }
 
     @Test func idxCellReadsMNISTFormat() throws {

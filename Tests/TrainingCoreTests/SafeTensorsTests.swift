@@ -44,7 +44,9 @@ import TrainingCore
         let upper = try #require(values["lip_upper"] as? Double)
         let atX = try #require(values["max_gradient_norm_on_X"] as? Double)
         let tangentialAtX = try #require(values["max_tangential_gradient_norm_on_X"] as? Double)
-        #expect(abs(bounds.upper - upper) / upper < 1e-8)
+        // numpy's is min(||W||_op ||a||, sum_j |a_j| ||w_j||); ours adds the centred bound.
+        #expect(abs(min(bounds.upperProduct, bounds.upperPath) - upper) / upper < 1e-8)
+        #expect(bounds.upper <= min(bounds.upperProduct, bounds.upperPath))
         // The probe set contains X, so the lower bounds are at least numpy's maxima over X.
         #expect(bounds.lower >= atX * (1 - 1e-6))
         #expect(bounds.supportLower >= tangentialAtX * (1 - 1e-6))
@@ -62,7 +64,10 @@ import TrainingCore
             #expect(abs(mine - theirs) < 1e-12)
         }
         let upper = try #require(values["lip_upper"] as? Double)
-        #expect(abs(try Lipschitz.upperBound(saved.network) - upper) / upper < 1e-8)
+        // The fixture's bound is numpy's min(||W||_op ||a||, sum_j |a_j| ||w_j||).
+        let bounds = try Lipschitz.upperBounds(saved.network)
+        #expect(abs(min(bounds.product, bounds.path) - upper) / upper < 1e-8)
+        #expect(bounds.best <= min(bounds.product, bounds.path))
     }
 
     @Test func malformedFilesAreRefused() throws {
