@@ -34,6 +34,15 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var countedLipSupportLower: Statistics.Summary?
         public var countedLipLower: Statistics.Summary?
         public var countedLipUpper: Statistics.Summary?
+        /// Baselines (science version 2 on): the initial network's support bound and the
+        /// interpolation floor, over all seeds and over the counted cells; law_ratio, and the
+        /// baselines in units of the law's bound eps sqrt(n d / p), over the counted cells.
+        public var lipInitSupportLower: Statistics.Summary?
+        public var interpFloor: Statistics.Summary?
+        public var countedLipInitSupportLower: Statistics.Summary?
+        public var countedLawRatio: Statistics.Summary?
+        public var countedInitLawRatio: Statistics.Summary?
+        public var countedFloorLawRatio: Statistics.Summary?
 
         enum CodingKeys: String, CodingKey {
             case series, n, d, width, p, seeds, diverged, eps, cost
@@ -50,6 +59,12 @@ public struct ScalingAnalysis: Sendable, Codable {
             case countedLipSupportLower = "counted_lip_support_lower"
             case countedLipLower = "counted_lip_lower"
             case countedLipUpper = "counted_lip_upper"
+            case lipInitSupportLower = "lip_init_support_lower"
+            case interpFloor = "interp_floor"
+            case countedLipInitSupportLower = "counted_lip_init_support_lower"
+            case countedLawRatio = "counted_law_ratio"
+            case countedInitLawRatio = "counted_init_law_ratio"
+            case countedFloorLawRatio = "counted_floor_law_ratio"
         }
     }
 
@@ -77,6 +92,11 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var lawRatioAtLargestP: Double?
         /// Median eps of the fitted cells: the law's fixed line is eps sqrt(n d / p).
         public var epsMedian: Double?
+        /// Medians over the fitted cells of lip_init_support_lower / lip_support_lower (how much
+        /// of the constant was there before training) and of lip_support_lower / interp_floor
+        /// (how far above the smoothest exact interpolant the networks sit).
+        public var initialShareMedian: Double?
+        public var floorMultipleMedian: Double?
 
         enum CodingKeys: String, CodingKey {
             case series, cells
@@ -92,6 +112,8 @@ public struct ScalingAnalysis: Sendable, Codable {
             case lawRatioAtSmallestP = "law_ratio_at_smallest_p"
             case lawRatioAtLargestP = "law_ratio_at_largest_p"
             case epsMedian = "eps_median"
+            case initialShareMedian = "initial_share_median"
+            case floorMultipleMedian = "floor_multiple_median"
             case interpolationThresholdPOverN = "interpolation_threshold_p_over_n"
         }
     }
@@ -167,6 +189,20 @@ public struct ScalingAnalysis: Sendable, Codable {
             configuration.countedLipSupportLower = Statistics.summary(kept.compactMap(\.lipSupportLower))
             configuration.countedLipLower = Statistics.summary(kept.compactMap(\.lipLower))
             configuration.countedLipUpper = Statistics.summary(kept.compactMap(\.lipUpper))
+            configuration.lipInitSupportLower = summary(\.lipInitSupportLower)
+            configuration.interpFloor = summary(\.interpFloor)
+            configuration.countedLipInitSupportLower = Statistics.summary(kept.compactMap(\.lipInitSupportLower))
+            configuration.countedLawRatio = Statistics.summary(kept.compactMap(\.lawRatio))
+            func inLawUnits(_ value: (CellMetrics) -> Double?) -> Statistics.Summary? {
+                Statistics.summary(
+                    kept.compactMap { m in
+                        guard let v = value(m), let eps = m.eps, eps > 0 else { return nil }
+                        return v / (eps * m.lawScale)
+                    }
+                )
+            }
+            configuration.countedInitLawRatio = inLawUnits(\.lipInitSupportLower)
+            configuration.countedFloorLawRatio = inLawUnits { $0.interpFloor.flatMap { $0.isFinite ? $0 : nil } }
             return configuration
         }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
 
@@ -246,6 +282,19 @@ public struct ScalingAnalysis: Sendable, Codable {
         fit.lawRatioAtSmallestP = ratioMedian(at: ps.min())
         fit.lawRatioAtLargestP = ratioMedian(at: ps.max())
         fit.epsMedian = Statistics.median(cells.compactMap(\.metrics.eps))
+        fit.initialShareMedian = Statistics.median(
+            cells.compactMap { cell in
+                cell.metrics.lipInitSupportLower.flatMap { initial in
+                    cell.metrics.lipSupportLower.map { initial / $0 }
+                }
+            }
+        )
+        fit.floorMultipleMedian = Statistics.median(
+            cells.compactMap { cell in
+                guard let floor = cell.metrics.interpFloor, floor > 0, floor.isFinite else { return nil }
+                return cell.metrics.lipSupportLower.map { $0 / floor }
+            }
+        )
         return fit
     }
 
@@ -275,6 +324,19 @@ public struct ScalingAnalysis: Sendable, Codable {
         }
         if let low = fit.lawRatioAtSmallestP, let high = fit.lawRatioAtLargestP, fit.minWidth != fit.maxWidth {
             text += String(format: "; law_ratio goes from %.3g at the smallest p to %.3g at the largest", low, high)
+        }
+        if let share = fit.initialShareMedian {
+            text += String(
+                format: "; the initial networks already had %.0f%% of the trained lip_support_lower (median)",
+                100 * share
+            )
+        }
+        if let multiple = fit.floorMultipleMedian {
+            text += String(
+                format:
+                    "; the trained constant is %.3g× the interpolation floor, the least any exact interpolant can have (median)",
+                multiple
+            )
         }
         if let line = fit.lipSupportLower {
             let range = fit.minWidth.map { " over widths \($0)..\(fit.maxWidth ?? $0)" } ?? ""

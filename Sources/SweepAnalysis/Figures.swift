@@ -9,6 +9,27 @@ public struct Chart: Sendable {
         public var points: [(x: Double, y: Double, low: Double?, high: Double?)]
         /// A shaded band (x, lower, upper), drawn under the points.
         public var band: [(x: Double, lower: Double, upper: Double)] = []
+        /// Lines beside the points, in the series' colour with their kind's dashes.
+        public var baselines: [Baseline] = []
+    }
+
+    /// A line drawn beside a series' points: what the values are compared with.
+    public struct Baseline: Sendable {
+        public var kind: BaselineKind
+        public var points: [(x: Double, y: Double)]
+    }
+
+    /// The kinds of baseline, each with its dashes and legend entry.
+    public enum BaselineKind: String, Sendable, CaseIterable {
+        case initialNetwork = "initial network (same search)"
+        case interpolationFloor = "interpolation floor"
+
+        var dashes: String {
+            switch self {
+            case .initialNetwork: "5 3"
+            case .interpolationFloor: "1.5 3"
+            }
+        }
     }
 
     public struct ReferenceLine: Sendable {
@@ -29,10 +50,10 @@ public struct Chart: Sendable {
     static let palette = [
         "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
     ]
-    static let width = 760.0
+    static let width = 830.0
     static let height = 500.0
     static let left = 80.0
-    static let right = 200.0
+    static let right = 270.0
     static let top = 50.0
     static let bottom = 65.0
 
@@ -45,6 +66,7 @@ public struct Chart: Sendable {
             s.points.flatMap { [$0.y, $0.low ?? $0.y, $0.high ?? $0.y] } + s.band.flatMap { [$0.lower, $0.upper] }
         }
         ys += references.flatMap { $0.points.map(\.y) }
+        ys += series.flatMap { $0.baselines.flatMap { $0.points.map(\.y) } }
         let xRange = Axis.range(xs, log: logX)
         let yRange = Axis.range(ys, log: logY)
         let plotWidth = Self.width - Self.left - Self.right
@@ -109,6 +131,14 @@ public struct Chart: Sendable {
         }
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
+            for baseline in s.baselines where baseline.points.count >= 2 {
+                let path = baseline.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }
+                out +=
+                    "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.3\" stroke-dasharray=\"\(baseline.kind.dashes)\"><title>\(escapeHTML(s.name)): \(baseline.kind.rawValue)</title></polyline>\n"
+            }
+        }
+        for (index, s) in series.enumerated() {
+            let color = Self.palette[index % Self.palette.count]
             let sorted = s.points.sorted { $0.x < $1.x }
             if sorted.count >= 2 {
                 out +=
@@ -136,6 +166,11 @@ public struct Chart: Sendable {
         for reference in references {
             out +=
                 "<line x1=\"\(f(lx))\" y1=\"\(f(y))\" x2=\"\(f(lx + 12))\" y2=\"\(f(y))\" stroke=\"#111\" stroke-dasharray=\"6 4\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(reference.label))</text>\n"
+            y += 18
+        }
+        for kind in BaselineKind.allCases where series.contains(where: { $0.baselines.contains { $0.kind == kind } }) {
+            out +=
+                "<line x1=\"\(f(lx))\" y1=\"\(f(y))\" x2=\"\(f(lx + 12))\" y2=\"\(f(y))\" stroke=\"#555\" stroke-width=\"1.3\" stroke-dasharray=\"\(kind.dashes)\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(kind.rawValue))</text>\n"
             y += 18
         }
         if series.contains(where: { !$0.band.isEmpty }) {
@@ -227,7 +262,9 @@ enum Axis {
 
 extension ScalingAnalysis {
     /// The three figures of a sweep: (a) the support Lipschitz bound against p / (n d) with the
-    /// [lip_lower, lip_upper] band and the law's line, (b) eps against p / n, (c) law_ratio.
+    /// [lip_lower, lip_upper] band, the law's line and the baselines (initial network,
+    /// interpolation floor), (b) eps against p / n, (c) law_ratio with the baselines in the same
+    /// units.
     public func figures() -> [(name: String, chart: Chart)] {
         var seriesNames: [String] = []  // in the order of the configurations: by n, then d
         for configuration in configurations where !seriesNames.contains(configuration.series) {
@@ -267,6 +304,11 @@ extension ScalingAnalysis {
                     a.band.append((row.pOverND, l, u))
                 }
             }
+            a.baselines = Self.baselines(
+                fitted,
+                initial: { $0.countedLipInitSupportLower },
+                floor: { $0.interpFloor }
+            )
             lip.series.append(a)
             var b = Chart.Series(name: name, points: [])
             for row in rows {
@@ -277,10 +319,15 @@ extension ScalingAnalysis {
             eps.series.append(b)
             var c = Chart.Series(name: name, points: [])
             for row in fitted {
-                guard let s = row.lawRatio, s.mean > 0 else { continue }
+                guard let s = row.countedLawRatio, s.mean > 0 else { continue }
                 let (low, high) = errorBar(s)
                 c.points.append((row.pOverND, s.mean, low.map { max($0, s.mean * 1e-3) }, high))
             }
+            c.baselines = Self.baselines(
+                fitted,
+                initial: { $0.countedInitLawRatio },
+                floor: { $0.countedFloorLawRatio }
+            )
             ratio.series.append(c)
         }
         // The law's bound itself, not a line fitted to the data: Lip = eps (p / (n d))^(-1/2),
@@ -305,5 +352,18 @@ extension ScalingAnalysis {
             )
         }
         return [("lipschitz", lip), ("eps", eps), ("law-ratio", ratio)]
+    }
+
+    /// A series' baselines: the initial network and the interpolation floor, where the rows have them.
+    static func baselines(
+        _ rows: [Configuration],
+        initial: (Configuration) -> Statistics.Summary?,
+        floor: (Configuration) -> Statistics.Summary?
+    ) -> [Chart.Baseline] {
+        func line(_ kind: Chart.BaselineKind, _ value: (Configuration) -> Statistics.Summary?) -> Chart.Baseline? {
+            let points = rows.compactMap { row in value(row).flatMap { $0.mean > 0 ? (row.pOverND, $0.mean) : nil } }
+            return points.isEmpty ? nil : Chart.Baseline(kind: kind, points: points)
+        }
+        return [line(.initialNetwork, initial), line(.interpolationFloor, floor)].compactMap { $0 }
     }
 }

@@ -3,13 +3,17 @@ import Foundation
 public import SweepStore
 
 extension ScalingAnalysis {
-    /// Metric columns of the aggregated table, in the order a reader needs them.
-    static var aggregatedColumns: [(String, (Configuration) -> Statistics.Summary?)] {
-        [
+    /// Metric columns of the aggregated table, in the order a reader needs them; the baselines
+    /// when some configuration has them (science version 2 on).
+    var aggregatedColumns: [(String, (Configuration) -> Statistics.Summary?)] {
+        var columns: [(String, (Configuration) -> Statistics.Summary?)] = [
             ("eps", \.eps), ("fit_fraction", \.fitFraction), ("lip_support_lower", \.lipSupportLower),
-            ("lip_lower", \.lipLower),
-            ("lip_upper", \.lipUpper), ("law_ratio", \.lawRatio), ("test_mse", \.testMSE), ("cost_s", \.cost),
+            ("lip_lower", \.lipLower), ("lip_upper", \.lipUpper),
         ]
+        if configurations.contains(where: { $0.lipInitSupportLower != nil || $0.interpFloor != nil }) {
+            columns += [("lip_init_support_lower", \.lipInitSupportLower), ("interp_floor", \.interpFloor)]
+        }
+        return columns + [("law_ratio", \.lawRatio), ("test_mse", \.testMSE), ("cost_s", \.cost)]
     }
 
     /// One row per configuration: mean ± 95% half-width over seeds (markdown), or mean, sd and
@@ -22,14 +26,14 @@ extension ScalingAnalysis {
             return String(decoding: try encoder.encode(configurations), as: UTF8.self)
         case .csv:
             var header = ["series", "n", "d", "width", "p", "p_over_nd", "seeds"]
-            for (name, _) in Self.aggregatedColumns { header += ["\(name)_mean", "\(name)_sd", "\(name)_ci95"] }
+            for (name, _) in aggregatedColumns { header += ["\(name)_mean", "\(name)_sd", "\(name)_ci95"] }
             header.insert("law_scale", at: header.firstIndex(of: "law_ratio_mean")!)
             var rows: [[String]] = []
             for row in configurations {
                 var cells = [
                     row.series, "\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND), "\(row.seeds)",
                 ]
-                for (name, value) in Self.aggregatedColumns {
+                for (name, value) in aggregatedColumns {
                     if name == "law_ratio" { cells.append(fmt(row.lawScale)) }
                     let s = value(row)
                     cells += [fmt(s?.mean), fmt(s?.standardDeviation), fmt(s?.halfWidth95)]
@@ -45,7 +49,7 @@ extension ScalingAnalysis {
 
     /// The aggregated table as text cells: mean ± 95% half-width over seeds.
     public func configurationTable() -> (header: [String], rows: [[String]]) {
-        var header = ["n", "d", "width", "p", "p/(n d)", "seeds"] + Self.aggregatedColumns.map(\.0)
+        var header = ["n", "d", "width", "p", "p/(n d)", "seeds"] + aggregatedColumns.map(\.0)
         header.insert("law_scale", at: header.firstIndex(of: "law_ratio")!)
         let showSeries = Set(configurations.map(\.series)).count > Set(configurations.map { "\($0.n),\($0.d)" }).count
         if showSeries { header.insert("series", at: 0) }
@@ -55,7 +59,7 @@ extension ScalingAnalysis {
                 "\(row.n)", "\(row.d)", "\(row.width)", "\(row.p)", fmt(row.pOverND),
                 row.diverged > 0 ? "\(row.seeds) (\(row.diverged) diverged)" : "\(row.seeds)",
             ]
-            for (name, value) in Self.aggregatedColumns {
+            for (name, value) in aggregatedColumns {
                 if name == "law_ratio" { cells.append(fmt(row.lawScale)) }
                 cells.append(
                     value(row).map { s in s.halfWidth95.map { "\(fmt(s.mean)) ± \(fmt($0))" } ?? fmt(s.mean) } ?? ""

@@ -76,7 +76,18 @@ public struct SweepTable: Sendable {
             ("train_mse", { fmt($0.metrics.trainMSE) }), ("eps", { fmt($0.metrics.eps) }),
             ("fit_fraction", { fmt($0.metrics.fitFraction) }), ("test_mse", { fmt($0.metrics.testMSE) }),
             ("lip_support_lower", { fmt($0.metrics.lipSupportLower) }), ("lip_lower", { fmt($0.metrics.lipLower) }),
-            ("lip_upper", { fmt($0.metrics.lipUpper) }), ("law_scale", { fmt($0.metrics.lawScale) }),
+            ("lip_upper", { fmt($0.metrics.lipUpper) }),
+        ]
+        // The baselines (science version 2 on): shown when some result has them, so tables of
+        // older databases read as they always did.
+        if results.contains(where: { $0.metrics.scienceVersion >= 2 }) {
+            columns += [
+                ("lip_init_support_lower", { fmt($0.metrics.lipInitSupportLower) }),
+                ("interp_floor", { fmt($0.metrics.interpFloor) }),
+            ]
+        }
+        columns += [
+            ("law_scale", { fmt($0.metrics.lawScale) }),
             ("law_ratio", { fmt($0.metrics.lawRatio) }), ("steps", { String($0.metrics.steps) }),
             ("stop_reason", { $0.metrics.stopReason.rawValue }),
             ("seconds", { fmt($0.metrics.trainSeconds + $0.metrics.lipSeconds) }),

@@ -154,6 +154,9 @@ public enum Merge {
             ("test_mse", { "\($0.testMSE as Any)" }), ("lip_lower", { "\($0.lipLower as Any)" }),
             ("lip_upper", { "\($0.lipUpper as Any)" }),
             ("lip_support_lower", { "\($0.lipSupportLower as Any)" }), ("grad_mean", { "\($0.gradMean as Any)" }),
+            ("lip_upper_centred", { "\($0.lipUpperCentred as Any)" }),
+            ("lip_init_support_lower", { "\($0.lipInitSupportLower as Any)" }),
+            ("interp_floor", { "\($0.interpFloor as Any)" }),
             ("steps", { "\($0.steps)" }), ("stop_reason", { $0.stopReason.rawValue }), ("flops", { "\($0.flops)" }),
         ]
         let names = fields.filter { $0.1(a) != $0.1(b) }.map(\.0)

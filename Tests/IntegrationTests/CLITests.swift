@@ -11,6 +11,7 @@ import TrainingCore
         "lip_upper", "lip_support_lower", "grad_mean", "law_scale", "law_ratio", "steps", "stop_reason",
         "train_seconds",
         "flops", "gflops", "science_version", "init", "host", "blas", "activation", "trainer", "data", "labels",
+        "lip_upper_product", "lip_upper_path", "lip_upper_centred", "lip_init_support_lower", "interp_floor",
     ]
 
     func temporaryDirectory() throws -> URL {
@@ -105,9 +106,13 @@ import TrainingCore
         #expect(measured.status == 0, "\(measured.stderr)")
         let bounds = try measured.json()
         // Same network, same probes (X from the file, the saved seed): the very same numbers.
-        for key in ["lip_lower", "lip_upper", "lip_support_lower", "grad_mean"] {
+        for key in [
+            "lip_lower", "lip_upper", "lip_support_lower", "grad_mean", "lip_upper_product", "lip_upper_path",
+            "lip_upper_centred", "interp_floor",
+        ] {
             #expect(bounds[key] as? Double == trained[key] as? Double, "\(key)")
         }
+        #expect(bounds["support"] as? String == "unit sphere")
         #expect(bounds["training_probes"] as? Int == 48)
         // Other probes change the lower bounds but never the certified upper bound.
         let gaussian = try runIsosweep(["lipschitz", model, "--data", "gaussian", "--seed", "9"]).json()

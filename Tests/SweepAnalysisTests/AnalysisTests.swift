@@ -172,6 +172,62 @@ import FoundationXML
         #expect(eps.contains("p = n"))
     }
 
+    /// Version 2 results carry the baselines: the tables gain their columns, the figures draw
+    /// them beside the trained values (in both units), and the words say how much of the
+    /// constant the initial network had and how far above the floor the networks sit.
+    @Test func baselinesAppearInTheTablesTheFiguresAndTheWords() throws {
+        var rows: [CellResult] = []
+        for width in [16, 64] {
+            for seed in 0..<3 {
+                var row = cell(n: 64, d: 8, width: width, seed: seed, eps: 0.9, lip: 10 + Double(seed))
+                row.metrics.scienceVersion = 2
+                row.metrics.lipInitSupportLower = 4 + Double(seed)  // 40%, 45.5%, 50% of the trained value
+                row.metrics.interpFloor = 2.5  // 4x, 4.4x, 4.8x below it
+                rows.append(row)
+            }
+        }
+        let analysis = ScalingAnalysis(results: rows)
+        let fit = try #require(analysis.fits.first)
+        #expect(abs(try #require(fit.initialShareMedian) - 5.0 / 11) < 1e-12)
+        #expect(abs(try #require(fit.floorMultipleMedian) - 11 / 2.5) < 1e-12)
+        #expect(analysis.findings[0].contains("the initial networks already had 45% of the trained lip_support_lower"))
+        #expect(analysis.findings[0].contains("4.4× the interpolation floor"))
+        let configuration = analysis.configurations[0]
+        #expect(abs(try #require(configuration.countedLipInitSupportLower?.mean) - 5) < 1e-12)
+        let expectedInitRatio = 5 / (0.9 * configuration.lawScale)
+        #expect(abs(try #require(configuration.countedInitLawRatio?.mean) - expectedInitRatio) < 1e-12)
+        #expect(
+            abs(try #require(configuration.countedFloorLawRatio?.mean) - 2.5 / (0.9 * configuration.lawScale)) < 1e-12
+        )
+
+        let markdown = try analysis.renderConfigurations(.markdown)
+        #expect(markdown.contains("| lip_init_support_lower | interp_floor |"))
+        let table = SweepTable(results: rows)
+        #expect(
+            try table.render(.csv).split(separator: "\n")[0].contains(
+                "lip_upper,lip_init_support_lower,interp_floor,law_scale"
+            )
+        )
+        // Version 1 results have no baselines: no columns for them.
+        let old = SweepTable(
+            results: rows.map {
+                var r = $0
+                r.metrics.scienceVersion = 1
+                return r
+            }
+        )
+        #expect(!(try old.render(.csv)).contains("interp_floor"))
+
+        for (name, chart) in analysis.figures() where name != "eps" {
+            let svg = chart.svg()
+            #expect(
+                svg.contains(">initial network (same search)</text>") && svg.contains(">interpolation floor</text>")
+            )
+            #expect(svg.contains("stroke-dasharray=\"5 3\"><title>n=64, d=8: initial network"), "\(name)")
+            #expect(svg.contains("stroke-dasharray=\"1.5 3\"><title>n=64, d=8: interpolation floor"), "\(name)")
+        }
+    }
+
     static let renderer = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first {
         FileManager.default.isExecutableFile(atPath: $0)
     }

@@ -2,7 +2,7 @@ import Foundation
 import SweepAnalysis
 import Testing
 
-/// Statistics against numpy/scipy on fixed inputs (Fixtures/make_statistics_fixture.py).
+/// Statistics against numpy/scipy/statsmodels on fixed inputs (Fixtures/make_statistics_fixture.py).
 @Suite struct StatisticsTests {
     func fixture() throws -> [String: Any] {
         let url = try #require(
@@ -47,6 +47,24 @@ import Testing
         }
         #expect(Statistics.fitLine(x: [1, 1, 1], y: [1, 2, 3]) == nil)
         #expect(Statistics.fitLine(x: [1], y: [1]) == nil)
+    }
+
+    /// The pooled fit's estimator (one intercept per series, a common slope) against statsmodels'
+    /// OLS of y ~ x + C(group): slope, its standard error and its 95% interval.
+    @Test func fixedEffectsFitsMatchStatsmodels() throws {
+        let fits = try #require(try fixture()["fixed_effects"] as? [String: [String: Any]])
+        #expect(fits.count == 2)
+        for (name, expected) in fits {
+            let x = try #require(expected["x"] as? [Double])
+            let y = try #require(expected["y"] as? [Double])
+            let groups = try #require(expected["groups"] as? [Int])
+            let line = try #require(Statistics.fitLine(x: x, y: y, groups: groups))
+            #expect(close(line.slope, expected["slope"]), "\(name) slope")
+            #expect(close(line.slopeStandardError, expected["slope_se"], 1e-8), "\(name) se")
+            // Student's quantile is an approximation good to ~1e-5 relative.
+            #expect(close(line.slopeHalfWidth95, expected["slope_ci95_half_width"], 1e-4), "\(name) ci")
+            #expect(Double(x.count - 1 - Set(groups).count) == expected["df_resid"] as? Double)
+        }
     }
 
     @Test func tQuantilesMatchScipy() throws {
