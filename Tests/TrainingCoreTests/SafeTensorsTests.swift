@@ -47,6 +47,9 @@ import TrainingCore
         // numpy's is min(||W||_op ||a||, sum_j |a_j| ||w_j||); ours adds the centred bound.
         #expect(abs(min(bounds.upperProduct, bounds.upperPath) - upper) / upper < 1e-8)
         #expect(bounds.upper <= min(bounds.upperProduct, bounds.upperPath))
+        // numpy's centred bound at q = |a| is one of the choices ours minimises over.
+        let centredAtAbsA = try #require(values["lip_upper_centred_q_abs_a"] as? Double)
+        #expect(bounds.upperCentred <= centredAtAbsA * (1 + 1e-8) && bounds.upperCentred >= atX)
         // The probe set contains X, so the lower bounds are at least numpy's maxima over X.
         #expect(bounds.lower >= atX * (1 - 1e-6))
         #expect(bounds.supportLower >= tangentialAtX * (1 - 1e-6))
@@ -68,6 +71,9 @@ import TrainingCore
         let bounds = try Lipschitz.upperBounds(saved.network)
         #expect(abs(min(bounds.product, bounds.path) - upper) / upper < 1e-8)
         #expect(bounds.best <= min(bounds.product, bounds.path))
+        let centredAtAbsA = try #require(values["lip_upper_centred_q_abs_a"] as? Double)
+        #expect(bounds.centred <= centredAtAbsA * (1 + 1e-8))
+        #expect(bounds.centred >= (values["max_gradient_norm_on_X"] as? Double ?? .infinity))
     }
 
     @Test func malformedFilesAreRefused() throws {

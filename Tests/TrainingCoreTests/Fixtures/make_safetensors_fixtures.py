@@ -6,7 +6,7 @@ numpy computes for them, so the Swift reader is checked against an independent w
 Writes, next to this script:
   numpy_tanh.safetensors      W [k,d], b, a, c (float32) + X [n,d], y; metadata activation=tanh
   torch_relu.safetensors      a PyTorch-style state dict of Sequential(Linear, ReLU, Linear), float64, no metadata
-  expected.json               numpy's bounds for both files
+  expected.json               numpy's bounds for both files (the centred one with q = |a|)
 """
 import json
 import os
@@ -22,6 +22,10 @@ def bounds(W, b, a, X, act, dact):
     W, b, a, X = (v.astype(np.float64) for v in (W, b, a, X))
     op = np.linalg.svd(W, compute_uv=False).max()
     upper = min(op * np.linalg.norm(a), np.sum(np.abs(a) * np.linalg.norm(W, axis=1)))
+    # The centred bound with q = |a|: ||W^T a|| / 2 + sqrt(sum a^2 / q) sqrt(lambda_max(W^T diag(q) W)) / 2.
+    q = np.abs(a)
+    weighted = np.sqrt(np.sum(a * a / q)) * np.linalg.svd(np.sqrt(q)[:, None] * W, compute_uv=False).max()
+    centred = np.linalg.norm(W.T @ a) / 2 + min(weighted, upper) / 2
     Z = X @ W.T + b
     G = (a * dact(Z)) @ W  # input gradients, one row per point
     free = np.linalg.norm(G, axis=1)
@@ -30,6 +34,7 @@ def bounds(W, b, a, X, act, dact):
     f = act(Z) @ a
     return {
         "lip_upper": float(upper),
+        "lip_upper_centred_q_abs_a": float(centred),
         "max_gradient_norm_on_X": float(free.max()),
         "max_tangential_gradient_norm_on_X": float(tangential.max()),
         "outputs_first_rows": [float(v) for v in f[:3]],
