@@ -75,8 +75,14 @@ public enum CellWork: Codable, Sendable, Hashable {
             let n = Double(p.n)
             let d = Double(p.d)
             let k = Double(p.width)
-            if p.trainer == .randomFeatures { return 2 * n * d * k + 4 * n * (k + 1) * min(n, k + 1) }
-            return Double(p.maxSteps) * 4 * n * d * k
+            switch p.trainer {
+            case .randomFeatures: return 2 * n * d * k + 4 * n * (k + 1) * min(n, k + 1)
+            case .construction: return 2 * n * n * d
+            case .adam, .gd:
+                // A penalised step is five GEMMs (four for relu) where a plain one is two.
+                let perStep = (p.gradPenalty ?? 0) > 0 ? 10.0 : 4.0
+                return Double(p.maxSteps + (p.extraSteps ?? 0)) * perStep * n * d * k
+            }
         }
     }
 

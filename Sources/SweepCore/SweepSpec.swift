@@ -18,6 +18,15 @@ import Yams
 /// Every parameter is an axis (`values`) or fixed (`value`); n, d and width are required. The
 /// parameters a file may set are `CellParameters.catalogue`. A sweep's identity is the set of its
 /// cells, not its text: comments, key order and the description never change it.
+///
+/// `variants:` (isosweep's own) runs the grid once per entry, each a mapping of parameters whose
+/// values override the grid's, so that settings that only make sense together share a file:
+/// ```yaml
+/// variants:
+///   - {trainer: adam}
+///   - {trainer: adam, grad_penalty: 0.01, extra_steps: 2000}
+///   - {trainer: construction, width: 256}   # one width: the duplicates collapse
+/// ```
 public struct SweepSpec: Sendable, Equatable {
     /// The sweep's name.
     public var name: String
@@ -33,6 +42,9 @@ public struct SweepSpec: Sendable, Equatable {
     public var source: String
     /// What each cell may use (`resources:`): not part of any cell's identity.
     public var limits = Message.Limits()
+    /// `variants:`: the grid is run once per variant, whose values override the grid's (each a
+    /// list of fixed parameters). Empty: the grid once.
+    public var variants: [[Parameter]] = []
 
     /// One parameter of the grid.
     public struct Parameter: Sendable, Equatable {
@@ -82,6 +94,7 @@ public struct SweepSpec: Sendable, Equatable {
         var description: String?
         var maxAttempts: Int?
         var parameters: [Parameter]?
+        var variants: [[Parameter]] = []
         var limits = Message.Limits()
         for (keyNode, value) in top {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
@@ -114,11 +127,13 @@ public struct SweepSpec: Sendable, Equatable {
                 parameters = try parseParameters(value, fail)
             case "resources":
                 limits = try parseResources(value, fail)
+            case "variants":
+                variants = try parseVariants(value, fail)
             default:
                 throw fail(
                     keyNode,
                     key,
-                    "unknown key; a sweep file has name, method, description, max_attempts, resources and parameters"
+                    "unknown key; a sweep file has name, method, description, max_attempts, resources, parameters and variants"
                 )
             }
         }
@@ -141,7 +156,8 @@ public struct SweepSpec: Sendable, Equatable {
             maxAttempts: maxAttempts,
             parameters: parameters,
             source: text,
-            limits: limits
+            limits: limits,
+            variants: variants
         )
         // Every combination must be a valid cell, and fit the memory the file gives each.
         for cell in try spec.cells(file: file) {
@@ -313,6 +329,35 @@ public struct SweepSpec: Sendable, Equatable {
         return result
     }
 
+    /// `variants: [{trainer: adam}, {trainer: construction, width: 256}, ...]`.
+    private static func parseVariants(
+        _ node: Node,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> [[Parameter]] {
+        guard case .sequence(let items) = node, !items.isEmpty else {
+            throw fail(node, "variants", "expected a non-empty list of mappings, e.g. [{trainer: adam}, {trainer: gd}]")
+        }
+        var variants: [[Parameter]] = []
+        for (index, item) in items.enumerated() {
+            let path = "variants[\(index)]"
+            guard case .mapping(let mapping) = item, !mapping.isEmpty else {
+                throw fail(item, path, "expected a mapping of parameters to values, e.g. {trainer: adam, lr: 0.01}")
+            }
+            var variant: [Parameter] = []
+            for (keyNode, valueNode) in mapping {
+                guard let name = keyNode.string, let type = CellParameters.parameter(named: name)?.kind else {
+                    let known = CellParameters.catalogue.map(\.name).sorted().joined(separator: ", ")
+                    throw fail(keyNode, path, "unknown parameter \(keyNode.string ?? ""); known: \(known)")
+                }
+                variant.append(
+                    Parameter(name: name, values: [try value(valueNode, type, "\(path).\(name)", fail)], isAxis: false)
+                )
+            }
+            variants.append(variant)
+        }
+        return variants
+    }
+
     private static func value(
         _ node: Node,
         _ type: CellParameter.Kind,
@@ -375,6 +420,15 @@ public struct SweepSpec: Sendable, Equatable {
                 parameter.values.map { value in
                     var next = combo
                     next[parameter.name] = value
+                    return next
+                }
+            }
+        }
+        if !variants.isEmpty {
+            combos = variants.flatMap { variant in
+                combos.map { combo in
+                    var next = combo
+                    for parameter in variant { next[parameter.name] = parameter.values[0] }
                     return next
                 }
             }

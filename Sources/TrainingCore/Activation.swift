@@ -13,6 +13,11 @@ protocol ActivationKernel {
     /// derivative is zero almost everywhere, it is that of a sharp softplus (a direction, never a
     /// certificate: every bound is evaluated with the true gradient).
     static func curvature<T: BLASScalar>(_ z: T) -> T
+    /// The true psi''(z) recovered from h = psi(z), for the gradient penalty's parameter gradient
+    /// (relu: 0, its second derivative almost everywhere).
+    static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T
+    /// Whether psi'' is zero almost everywhere (the penalty's gradient then skips its terms).
+    static var isPiecewiseLinear: Bool { get }
 }
 
 enum ReLUKernel: ActivationKernel {
@@ -23,6 +28,8 @@ enum ReLUKernel: ActivationKernel {
     @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T { (z + abs(z)) * 0.5 }
     @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { h > 0 ? 1 : 0 }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { z > 0 ? 1 : 0 }
+    @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T { 0 }
+    static var isPiecewiseLinear: Bool { true }
     @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
         let beta = T(surrogateSharpness)
         let s = 1 / (1 + T.exp(-beta * z))
@@ -33,6 +40,8 @@ enum ReLUKernel: ActivationKernel {
 enum TanhKernel: ActivationKernel {
     @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T { T.tanh(z) }
     @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { 1 - h * h }
+    @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T { -2 * h * (1 - h * h) }
+    static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T {
         let t = T.tanh(z)
         return 1 - t * t
@@ -50,6 +59,11 @@ enum SoftplusKernel: ActivationKernel {
     }
     /// sigmoid(z) = 1 - exp(-softplus(z)).
     @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { -T.expMinusOne(-h) }
+    @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T {
+        let s = -T.expMinusOne(-h)
+        return s * (1 - s)
+    }
+    static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { sigmoid(z) }
     @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
         let s = sigmoid(z)

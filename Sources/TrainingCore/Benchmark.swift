@@ -18,9 +18,17 @@ public struct TrainingBenchmark: Sendable, Codable {
     public var ratio: Double
     /// OpenBLAS build, kernel and threads.
     public var blas: String
+    /// With a gradient penalty: its lambda, the seconds of a penalised step (best round) and its
+    /// cost in plain steps of the same run.
+    public var gradPenalty: Double?
+    public var penalisedSecondsPerStep: Double?
+    public var penaltyCost: Double?
 
     enum CodingKeys: String, CodingKey {
         case n, d, width, steps, threads, activation, ratio, blas
+        case gradPenalty = "grad_penalty"
+        case penalisedSecondsPerStep = "penalised_seconds_per_step"
+        case penaltyCost = "penalised_over_plain_step"
         case secondsPerStep = "seconds_per_step"
         case stepGflops = "step_gflops"
         case sgemmSecondsPerStep = "sgemm_seconds_per_step"
@@ -36,7 +44,8 @@ public struct TrainingBenchmark: Sendable, Codable {
         steps: Int,
         threads: Int,
         activation: ActivationKind = .relu,
-        rounds: Int = 3
+        rounds: Int = 3,
+        gradPenalty: Double = 0
     ) -> TrainingBenchmark {
         BLAS.setThreads(threads)
         var rng = SeededGenerator(seed: 0, stream: .trainingData)
@@ -56,6 +65,30 @@ public struct TrainingBenchmark: Sendable, Codable {
             for _ in 0..<steps {
                 _ = network.lossAndGradient(on: data, workspace: &workspace)
                 optimizer.step(&network.parameters, gradient: workspace.gradient)
+            }
+            return (clock.now - start).seconds / Double(steps)
+        }
+        var penalised = network
+        var penalisedWorkspace = TrainingWorkspace(
+            points: gradPenalty > 0 ? n : 0,
+            network: network,
+            penalty: gradPenalty > 0
+        )
+        var penalisedOptimizer = Optimizer<Float>(
+            kind: .adam,
+            learningRate: 1e-3,
+            parameterCount: network.parameters.count
+        )
+        func penalisedSteps() -> Double {
+            let start = clock.now
+            for _ in 0..<steps {
+                _ = penalised.penalisedLossAndGradient(
+                    on: data,
+                    penalty: gradPenalty,
+                    tangential: true,
+                    workspace: &penalisedWorkspace
+                )
+                penalisedOptimizer.step(&penalised.parameters, gradient: penalisedWorkspace.gradient)
             }
             return (clock.now - start).seconds / Double(steps)
         }
@@ -107,12 +140,14 @@ public struct TrainingBenchmark: Sendable, Codable {
         _ = network.lossAndGradient(on: data, workspace: &workspace)
         var bestStep = Double.infinity
         var bestGemm = Double.infinity
+        var bestPenalised = Double.infinity
         for _ in 0..<max(1, rounds) {
             bestGemm = min(bestGemm, gemmPairs())
             bestStep = min(bestStep, trainingSteps())
+            if gradPenalty > 0 { bestPenalised = min(bestPenalised, penalisedSteps()) }
         }
         let flops = 4 * Double(n) * Double(d) * Double(k)
-        return TrainingBenchmark(
+        var result = TrainingBenchmark(
             n: n,
             d: d,
             width: k,
@@ -126,5 +161,11 @@ public struct TrainingBenchmark: Sendable, Codable {
             ratio: bestGemm / bestStep,
             blas: BLAS.configuration
         )
+        if gradPenalty > 0 {
+            result.gradPenalty = gradPenalty
+            result.penalisedSecondsPerStep = bestPenalised
+            result.penaltyCost = bestPenalised / bestStep
+        }
+        return result
     }
 }

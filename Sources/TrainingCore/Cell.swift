@@ -34,7 +34,7 @@ public enum Cell {
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> CellRun {
         let started = ContinuousClock.now
-        progress?.reset(maxSteps: parameters.trainer == .randomFeatures ? 0 : parameters.maxSteps)
+        progress?.reset(maxSteps: parameters.isIterative ? parameters.maxSteps + (parameters.extraSteps ?? 0) : 0)
         let deadline = timeLimit.map { started + $0 }
         try parameters.validate()
         let cell = parameters.resolved()
@@ -45,7 +45,8 @@ public enum Cell {
             randomWithInputDimension: cell.d,
             width: cell.width,
             activation: cell.activation,
-            seed: seed
+            seed: seed,
+            outputScale: cell.resolvedInitScale
         )
         let outcome = try Trainer.train(
             initial,
@@ -78,7 +79,9 @@ public enum Cell {
             flops: outcome.flops,
             gflops: outcome.seconds > 0 ? outcome.flops / outcome.seconds / 1e9 : 0,
             scienceVersion: scienceVersion,
-            initialisation: Network<Float>.initialisationScheme,
+            initialisation: cell.trainer == .construction
+                ? "construction: one ReLU bump per training point (not trained)"
+                : Network<Float>.initialisationScheme(outputScale: cell.resolvedInitScale),
             host: ProcessInfo.processInfo.hostName,
             blas: BLAS.configuration
         )
@@ -130,19 +133,22 @@ public enum Cell {
             }
         }
         // The baseline: how large the constant on the support already was before training
-        // (measured last: the trained network has first call on the time left).
-        progress?.enter(.lipschitz)
-        let start = clock.now
-        metrics.lipInitSupportLower = try Lipschitz.lowerBounds(
-            of: initial.converted(to: Double.self),
-            trainingInputs: trainInputs,
-            distribution: data.distribution,
-            seed: seed,
-            options: options,
-            stopAt: deadline,
-            shouldStop: shouldStop
-        ).support
-        lipschitzTime += clock.now - start
+        // (measured last: the trained network has first call on the time left). A construction
+        // has no initial network.
+        if cell.trainer != .construction {
+            progress?.enter(.lipschitz)
+            let start = clock.now
+            metrics.lipInitSupportLower = try Lipschitz.lowerBounds(
+                of: initial.converted(to: Double.self),
+                trainingInputs: trainInputs,
+                distribution: data.distribution,
+                seed: seed,
+                options: options,
+                stopAt: deadline,
+                shouldStop: shouldStop
+            ).support
+            lipschitzTime += clock.now - start
+        }
         metrics.lipSeconds = lipschitzTime.seconds
         return CellRun(
             result: CellResult(parameters: cell, metrics: metrics),

@@ -37,6 +37,9 @@ public enum TrainerKind: String, Codable, Sendable, CaseIterable {
     case gd
     /// Hidden layer frozen at initialisation; output layer by minimum-norm least squares.
     case randomFeatures = "random_features"
+    /// Not trained: a ReLU network built to interpolate unit-norm data with one bump per point
+    /// (`Construction`).
+    case construction
 }
 
 /// Every parameter of one cell of a sweep. Defaults are filled in by `resolved()`, so that two
@@ -76,6 +79,16 @@ public struct CellParameters: Codable, Sendable, Hashable {
     public var targetMSE: Double
     /// Number of fresh test points (synthetic data) or the most held-out rows used (file data).
     public var nTest: Int
+    /// L2 penalty on W and a (adam: decoupled, as AdamW; gd: added to the gradient); nil is none.
+    public var weightDecay: Double?
+    /// lambda of the gradient penalty lambda * mean_i ||grad_x f(x_i)||^2 (the tangential part
+    /// for sphere and file data); nil is none.
+    public var gradPenalty: Double?
+    /// Multiplies the output layer's initialisation (small: mean-field regime; large: lazy); nil is 1.
+    public var initScale: Double?
+    /// Steps after reaching target_mse with the regulariser still on, stopping early only if the
+    /// fit rises above target_mse; nil is none.
+    public var extraSteps: Int?
 
     /// A cell with the given size and every other parameter at its default.
     public init(
@@ -128,6 +141,10 @@ public struct CellParameters: Codable, Sendable, Hashable {
         case maxSteps = "max_steps"
         case targetMSE = "target_mse"
         case nTest = "n_test"
+        case weightDecay = "weight_decay"
+        case gradPenalty = "grad_penalty"
+        case initScale = "init_scale"
+        case extraSteps = "extra_steps"
     }
 
     /// The label scheme in force: explicit, or the default for the data kind.
@@ -139,19 +156,32 @@ public struct CellParameters: Codable, Sendable, Hashable {
         switch trainer {
         case .adam: return 0.01
         case .gd: return 0.1
-        case .randomFeatures: return 0
+        case .randomFeatures, .construction: return 0
         }
     }
 
-    /// The parameters with every default made explicit.
+    /// Whether the trainer takes optimisation steps (and so a learning rate and regularisers).
+    public var isIterative: Bool { trainer == .adam || trainer == .gd }
+
+    /// The parameters with every default made explicit. The training options' neutral values
+    /// (no decay, no penalty, scale 1, no extra steps) resolve to absent, so that cells which do
+    /// not use them keep the keys they had before the options existed.
     public func resolved() -> CellParameters {
         var copy = self
         copy.labels = resolvedLabels
-        copy.lr = trainer == .randomFeatures ? nil : resolvedLearningRate
+        copy.lr = isIterative ? resolvedLearningRate : nil
+        if copy.weightDecay == 0 { copy.weightDecay = nil }
+        if copy.gradPenalty == 0 { copy.gradPenalty = nil }
+        if copy.initScale == 1 { copy.initScale = nil }
+        if copy.extraSteps == 0 { copy.extraSteps = nil }
         return copy
     }
 
-    /// Number of trained parameters, the law's p: k (d + 2) + 1, or k + 1 for random features.
+    /// The output layer's initialisation scale in force.
+    public var resolvedInitScale: Double { initScale ?? 1 }
+
+    /// Number of parameters, the law's p: k (d + 2) + 1, or k + 1 for random features (the
+    /// hidden layer is not trained); a construction's network has k (d + 2) + 1 as well.
     public var parameterCount: Int {
         trainer == .randomFeatures ? width + 1 : width * (d + 2) + 1
     }
@@ -170,6 +200,7 @@ public struct CellParameters: Codable, Sendable, Hashable {
         }
         guard nTest >= 1 else { throw fail("n_test must be at least 1 (got \(nTest))") }
         if let lr, !(lr > 0 && lr.isFinite) { throw fail("lr must be a positive finite learning rate (got \(lr))") }
+        try validateTrainingOptions(fail)
         // The n x width activation matrix must fit in memory: refuse absurd sizes up front.
         let (cells, overflow) = n.multipliedReportingOverflow(by: width)
         guard !overflow && cells <= 4_000_000_000 else {
@@ -194,6 +225,51 @@ public struct CellParameters: Codable, Sendable, Hashable {
         }
         if resolvedLabels == .random && eta != 0 {
             throw fail("eta applies to teacher and file labels; random labels are already pure noise (drop eta)")
+        }
+    }
+}
+
+extension CellParameters {
+    /// The regularisers and the construction's needs.
+    fileprivate func validateTrainingOptions(_ fail: (String) -> IsosweepError) throws(IsosweepError) {
+        if let weightDecay, !(weightDecay >= 0 && weightDecay.isFinite) {
+            throw fail("weight_decay must be a finite number >= 0 (got \(weightDecay))")
+        }
+        if let gradPenalty, !(gradPenalty >= 0 && gradPenalty.isFinite) {
+            throw fail("grad_penalty must be a finite number >= 0 (got \(gradPenalty))")
+        }
+        if let initScale, !(initScale > 0 && initScale.isFinite) {
+            throw fail("init_scale must be a positive finite number (got \(initScale))")
+        }
+        if let extraSteps, extraSteps < 0 { throw fail("extra_steps must be >= 0 (got \(extraSteps))") }
+        let options = resolved()
+        if !isIterative {
+            let set = [
+                ("weight_decay", options.weightDecay != nil), ("grad_penalty", options.gradPenalty != nil),
+                ("extra_steps", options.extraSteps != nil), ("init_scale", options.initScale != nil),
+            ].filter(\.1).map(\.0)
+            if !set.isEmpty {
+                throw fail(
+                    "\(set.joined(separator: ", ")) apply to the adam and gd trainers; \(trainer.rawValue) takes no steps: drop \(set.count == 1 ? "it" : "them")"
+                )
+            }
+        }
+        if trainer == .construction {
+            guard activation == .relu else {
+                throw fail(
+                    "trainer construction builds a ReLU network: set activation relu (got \(activation.rawValue))"
+                )
+            }
+            guard width >= n else {
+                throw fail(
+                    "trainer construction needs one unit per training point: width >= n (got width \(width), n \(n))"
+                )
+            }
+            guard data != .gaussian else {
+                throw fail(
+                    "trainer construction places its bumps on the unit sphere: use sphere, hypercube or file data (gaussian points are not unit vectors)"
+                )
+            }
         }
     }
 }

@@ -4,11 +4,29 @@ public struct TrainingWorkspace<Scalar: BLASScalar>: Sendable {
     var hidden: [Scalar]
     /// Gradient of the loss, in the network's flat layout.
     public internal(set) var gradient: [Scalar]
+    /// The gradient penalty's buffers (`penalisedLossAndGradient`), one element each without it:
+    /// psi'(Z) (n x k), the input gradients (n x d), U W^T (n x k, smooth activations only), the
+    /// scaled residuals (n), S^T U and diag(a) W (k x d).
+    var slopes: [Scalar]
+    var inputGradients: [Scalar]
+    var mixed: [Scalar]
+    var residuals: [Scalar]
+    var t: [Scalar]
+    var scaledW: [Scalar]
 
-    /// Buffers for a network of this shape on n points.
-    public init(points n: Int, network: Network<Scalar>) {
-        hidden = [Scalar](repeating: 0, count: n * network.width)
+    /// Buffers for a network of this shape on n points, with the gradient penalty's if `penalty`.
+    public init(points n: Int, network: Network<Scalar>, penalty: Bool = false) {
+        let k = network.width
+        let d = network.inputDimension
+        hidden = [Scalar](repeating: 0, count: n * k)
         gradient = [Scalar](repeating: 0, count: network.parameters.count)
+        func buffer(_ count: Int, _ wanted: Bool) -> [Scalar] { [Scalar](repeating: 0, count: wanted ? count : 1) }
+        slopes = buffer(n * k, penalty)
+        inputGradients = buffer(n * d, penalty)
+        mixed = buffer(n * k, penalty && network.activation != .relu)
+        residuals = buffer(n, penalty)
+        t = buffer(k * d, penalty)
+        scaledW = buffer(k * d, penalty)
     }
 }
 

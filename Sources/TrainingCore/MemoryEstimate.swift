@@ -37,7 +37,7 @@ extension CellParameters {
         let rayRows = min(2 * 256, 2 * k) + 256
         let rays = rayRows * k * 8 + 3 * rayRows * d * 8
         // The interpolation floor's Gram block (`InterpolationFloor.blockRows`).
-        let floorBlock = InterpolationFloor.blockRows(n: n) * n * 8
+        let floorBlock = floorBlockBytes(n: n)
 
         var training: Int
         if cell.trainer == .randomFeatures {
@@ -48,11 +48,19 @@ extension CellParameters {
                 + 2 * n * (k + 1) * 8  // the feature matrix and its column-major copy for dgelsd
                 + n * d * 8 + 3 * n * 8  // float64 inputs of the forward pass; labels, b, s
                 + 8 * lapackWork + packedPanel
+        } else if cell.trainer == .construction {
+            training = data + trainFloat + n * d * 8 + floorBlockBytes(n: n) + 4 * p  // directions, Gram block, network
         } else {
+            let penalty = (cell.gradPenalty ?? 0) > 0
             training =
                 data + trainFloat + n * k * 4  // the float32 n x k hidden matrix
                 + 4 * p * (cell.trainer == .adam ? 5 : 3)  // initial, network, gradient (+ Adam's m, v)
+                + (cell.extraSteps ?? 0 > 0 ? 4 * p : 0)  // the last network that fitted
                 + packedPanel / 2
+            if penalty {
+                // psi'(Z), U W^T (smooth activations), the input gradients, S^T U and diag(a) W.
+                training += n * k * 4 * (cell.activation == .relu ? 1 : 2) + n * d * 4 + 2 * k * d * 4 + n * 4
+            }
         }
         // While measuring: two float32 networks, the float64 network and float64 training inputs.
         let measuring = data + trainFloat + 16 * p + n * d * 8
@@ -76,6 +84,9 @@ extension CellParameters {
         let baseline = 38 * mib  // the runtime, Foundation and OpenBLAS's buffers (measured 36.8 MiB)
         return baseline + 2 * mib * max(1, threads) + Int(1.05 * Double(peak))
     }
+
+    /// The Gram block of the interpolation floor and of the construction's angles.
+    private func floorBlockBytes(n: Int) -> Int { InterpolationFloor.blockRows(n: n) * n * 8 }
 
     /// A file's size and number of lines (0, 0 when it cannot be read).
     private static func sizeAndLines(_ path: String?) -> (Int, Int) {

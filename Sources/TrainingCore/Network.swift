@@ -13,8 +13,12 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
     public var parameters: [Scalar]
 
     /// The initialisation scheme, recorded in every result.
-    public static var initialisationScheme: String {
-        "isosweep-init-v1: w_j ~ N(0, I_d/2), b_j ~ N(0, 1/2), a_j ~ N(0, 1/k), c = 0"
+    public static var initialisationScheme: String { initialisationScheme(outputScale: 1) }
+
+    /// The scheme with the output layer scaled by `outputScale` (`init_scale`).
+    public static func initialisationScheme(outputScale: Double) -> String {
+        let output = outputScale == 1 ? "a_j ~ N(0, 1/k)" : "a_j ~ N(0, s^2/k) with s = init_scale = \(outputScale)"
+        return "isosweep-init-v1: w_j ~ N(0, I_d/2), b_j ~ N(0, 1/2), \(output), c = 0"
     }
 
     /// A network with the given parameters.
@@ -48,10 +52,17 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
 
     /// A freshly initialised network (see `initialisationScheme`): <w_j, x> + b_j ~ N(0, 1) for
     /// unit-norm x, and the output has variance O(1) at any width.
-    public init(randomWithInputDimension d: Int, width k: Int, activation: ActivationKind, seed: UInt64) {
+    /// `outputScale` multiplies a's standard deviation (`init_scale`); the draws are the same.
+    public init(
+        randomWithInputDimension d: Int,
+        width k: Int,
+        activation: ActivationKind,
+        seed: UInt64,
+        outputScale scale: Double = 1
+    ) {
         var rng = SeededGenerator(seed: seed, stream: .initialisation)
         let half = (0.5).squareRoot()
-        let outputScale = 1 / Double(k).squareRoot()
+        let outputScale = scale / Double(k).squareRoot()
         var values = [Scalar]()
         values.reserveCapacity(k * (d + 2) + 1)
         for _ in 0..<(k * d) { values.append(Scalar(rng.nextGaussian() * half)) }
@@ -63,6 +74,8 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
 
     /// Offsets of the tensors in `parameters`.
     var biasOffset: Int { width * inputDimension }
+    /// The ranges of W and a in `parameters`: what weight decay shrinks.
+    var decayedRanges: [Range<Int>] { [0..<biasOffset, outputWeightOffset..<outputBiasOffset] }
     var outputWeightOffset: Int { width * (inputDimension + 1) }
     var outputBiasOffset: Int { width * (inputDimension + 2) }
 

@@ -23,10 +23,25 @@ public struct Optimizer<Scalar: BLASScalar>: Sendable {
     private var beta1Power = 1.0
     private var beta2Power = 1.0
 
-    /// An optimiser for `parameterCount` parameters.
-    public init(kind: Kind, learningRate: Double, parameterCount: Int) {
+    /// Weight decay and the parameter ranges it applies to.
+    public let weightDecay: Double
+    public let decayed: [Range<Int>]
+
+    /// An optimiser for `parameterCount` parameters. With `weightDecay`, each step first shrinks
+    /// the parameters in `decayed` by (1 - lr * weightDecay): for gradient descent that is the
+    /// gradient of (weightDecay / 2) ||theta||^2, for Adam the decoupled decay of AdamW
+    /// (Loshchilov & Hutter; PyTorch's AdamW), which Adam's scaling does not undo.
+    public init(
+        kind: Kind,
+        learningRate: Double,
+        parameterCount: Int,
+        weightDecay: Double = 0,
+        decayed: [Range<Int>] = []
+    ) {
         self.kind = kind
         self.learningRate = learningRate
+        self.weightDecay = weightDecay
+        self.decayed = decayed
         let moments = kind == .adam ? parameterCount : 0
         firstMoment = [Scalar](repeating: 0, count: moments)
         secondMoment = [Scalar](repeating: 0, count: moments)
@@ -36,6 +51,12 @@ public struct Optimizer<Scalar: BLASScalar>: Sendable {
     public mutating func step(_ parameters: inout [Scalar], gradient: [Scalar]) {
         precondition(parameters.count == gradient.count)
         steps += 1
+        if weightDecay > 0 {
+            let shrink = Scalar(1 - learningRate * weightDecay)
+            parameters.withUnsafeMutableBufferPointer { theta in
+                for range in decayed { for index in range { theta[index] *= shrink } }
+            }
+        }
         switch kind {
         case .gradientDescent:
             let lr = Scalar(learningRate)

@@ -279,6 +279,39 @@ extension CellParameters {
             assign: { $0.targetMSE = $1.double ?? CellParameters.defaultTargetMSE }
         ),
         CellParameter(
+            name: "weight_decay",
+            kind: .number,
+            isRequired: false,
+            help: "L2 penalty on W and a (adam: decoupled, as AdamW; gd: in the gradient).",
+            value: { .double($0.weightDecay ?? 0) },
+            assign: { $0.weightDecay = $1.double }
+        ),
+        CellParameter(
+            name: "grad_penalty",
+            kind: .number,
+            isRequired: false,
+            help:
+                "lambda of lambda * mean_i |grad_x f(x_i)|^2 added to the loss (tangential part for sphere and file data).",
+            value: { .double($0.gradPenalty ?? 0) },
+            assign: { $0.gradPenalty = $1.double }
+        ),
+        CellParameter(
+            name: "init_scale",
+            kind: .number,
+            isRequired: false,
+            help: "Multiplies the output layer's initialisation (small: mean-field regime, large: lazy).",
+            value: { .double($0.initScale ?? 1) },
+            assign: { $0.initScale = $1.double }
+        ),
+        CellParameter(
+            name: "extra_steps",
+            kind: .int,
+            isRequired: false,
+            help: "Steps after reaching target_mse with the regulariser on (ends early if the fit rises above it).",
+            value: { .int($0.extraSteps ?? 0) },
+            assign: { $0.extraSteps = $1.int }
+        ),
+        CellParameter(
             name: "n_test",
             kind: .int,
             isRequired: false,

@@ -12,6 +12,13 @@ public enum StopReason: String, Codable, Sendable {
     case solved
     /// The cell's time limit ended training; the network it had is measured.
     case timeLimit = "time_limit"
+    /// target_mse was reached and all extra_steps were taken with the regulariser on.
+    case extraSteps = "extra_steps"
+    /// During the extra steps the fit rose above target_mse: the last network that fitted is
+    /// measured.
+    case fitLost = "fit_lost"
+    /// The network was built, not trained (`trainer: construction`).
+    case constructed
 }
 
 /// What training produced.
@@ -48,12 +55,17 @@ public enum Trainer {
             outcome = try iterate(network, data, parameters, stopAt, progress, shouldStop)
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
+        case .construction:
+            outcome = try Construction.build(on: data, width: network.width)
         }
         let elapsed = clock.now - start
         outcome.seconds = elapsed.seconds
         return outcome
     }
 
+    /// Full-batch steps until the training MSE reaches target_mse (or max_steps), then, with
+    /// extra_steps, that many more with the regulariser still on. The regularisers (gradient
+    /// penalty, weight decay) are on from the first step; the stopping rule reads the MSE alone.
     private static func iterate<Scalar: BLASScalar>(
         _ initial: Network<Scalar>,
         _ data: Dataset<Scalar>,
@@ -63,45 +75,86 @@ public enum Trainer {
         _ shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         var network = initial
-        var workspace = TrainingWorkspace(points: data.count, network: network)
+        let penalty = parameters.gradPenalty ?? 0
+        // The constant the law bounds is tangential on the sphere (sphere and unit-norm file rows).
+        let tangential = parameters.data == .sphere || parameters.data == .file
+        var workspace = TrainingWorkspace(points: data.count, network: network, penalty: penalty > 0)
         var optimizer = Optimizer<Scalar>(
             kind: parameters.trainer == .adam ? .adam : .gradientDescent,
             learningRate: parameters.resolvedLearningRate,
-            parameterCount: network.parameters.count
+            parameterCount: network.parameters.count,
+            weightDecay: parameters.weightDecay ?? 0,
+            decayed: network.decayedRanges
         )
-        let flopsPerStep = 4 * Double(data.count) * Double(network.inputDimension) * Double(network.width)
+        // Two GEMMs of n x k x d a step; the penalty adds three (two for relu).
+        let gemms = penalty == 0 ? 2.0 : network.activation == .relu ? 4 : 5
+        let flopsPerStep = 2 * gemms * Double(data.count) * Double(network.inputDimension) * Double(network.width)
+        let extraSteps = parameters.extraSteps ?? 0
+        var extraStart: Int?  // the step at which target_mse was first reached
+        var lastFit: [Scalar] = []
         var reason = StopReason.maxSteps
+        var measuredSteps: Int?
         while true {
-            let loss = network.lossAndGradient(on: data, workspace: &workspace)
-            if loss.isFinite { progress?.record(step: optimizer.steps, loss: Double(loss)) }
-            if !loss.isFinite || !workspace.gradient.allFinite {
+            let steps = optimizer.steps
+            let mse: Double
+            if penalty > 0 {
+                mse =
+                    network.penalisedLossAndGradient(
+                        on: data,
+                        penalty: penalty,
+                        tangential: tangential,
+                        workspace: &workspace
+                    ).mse
+            } else {
+                mse = network.lossAndGradient(on: data, workspace: &workspace)
+            }
+            if mse.isFinite { progress?.record(step: steps, loss: mse) }
+            let finite = mse.isFinite && workspace.gradient.allFinite
+            if extraStart != nil && !(finite && mse <= parameters.targetMSE) {
+                // The regulariser pulled the fit above the target: keep the last network that fitted.
+                network.parameters = lastFit
+                measuredSteps = steps - 1
+                reason = .fitLost
+                break
+            }
+            if !finite {
                 reason = .diverged
                 break
             }
-            if loss <= parameters.targetMSE {
-                reason = .targetReached
+            if extraStart == nil && mse <= parameters.targetMSE {
+                guard extraSteps > 0 else {
+                    reason = .targetReached
+                    break
+                }
+                extraStart = steps
+            }
+            if let start = extraStart {
+                lastFit = network.parameters
+                if steps - start == extraSteps {
+                    reason = .extraSteps
+                    break
+                }
+            } else if steps == parameters.maxSteps {
                 break
             }
-            if optimizer.steps == parameters.maxSteps { break }
-            if optimizer.steps % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
+            if steps % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
                 reason = .timeLimit
                 break
             }
-            if optimizer.steps % 16 == 0 && shouldStop() {
+            if steps % 16 == 0 && shouldStop() {
                 throw IsosweepError(
                     .cancelled,
-                    "training stopped at step \(optimizer.steps): the worker is shutting down"
+                    "training stopped at step \(steps): the worker is shutting down"
                 )
             }
             optimizer.step(&network.parameters, gradient: workspace.gradient)
         }
-        let steps = optimizer.steps
         return TrainingOutcome(
             network: network,
-            steps: steps,
+            steps: measuredSteps ?? optimizer.steps,
             stopReason: reason,
             seconds: 0,
-            flops: Double(steps + 1) * flopsPerStep
+            flops: Double(optimizer.steps + 1) * flopsPerStep
         )
     }
 

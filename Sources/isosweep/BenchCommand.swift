@@ -31,9 +31,15 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Rounds; the best round of each side counts.") var rounds = 3
     @Option(help: "OpenBLAS threads.") var threads = 1
     @Option(help: "Activation.") var activation: ActivationKind = .relu
+    @Option(
+        help:
+            "Also time steps with this gradient penalty (tangential, as for sphere data) and print their cost in plain steps."
+    )
+    var gradPenalty: Double = 0
 
     func validate() throws {
         guard n >= 1, d >= 1, width >= 1 else { throw ValidationError("--n, --d and --width must be positive") }
+        guard gradPenalty >= 0 && gradPenalty.isFinite else { throw ValidationError("--grad-penalty must be >= 0") }
         guard steps >= 1, rounds >= 1 else { throw ValidationError("--steps and --rounds must be positive") }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
         guard n.multipliedReportingOverflow(by: width).partialValue <= 2_000_000_000 else {
@@ -49,7 +55,8 @@ struct BenchTrain: ParsableCommand {
             steps: steps,
             threads: threads,
             activation: activation,
-            rounds: rounds
+            rounds: rounds,
+            gradPenalty: gradPenalty
         )
         try Output.json(result)
     }

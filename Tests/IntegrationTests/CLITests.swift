@@ -119,6 +119,36 @@ import TrainingCore
         #expect(gaussian["lip_upper"] as? Double == trained["lip_upper"] as? Double)
     }
 
+    /// Issue 13's acceptance, scaled down (README quotes the full cell: n 256, d 16, width 1024):
+    /// the gradient penalty with extra steps lowers lip_support_lower by at least a third while
+    /// eps stays >= 0.5, and `isosweep lipschitz` on the saved network gives the same bounds.
+    @Test func aGradientPenaltyWithExtraStepsMakesASmootherInterpolant() throws {
+        let dir = try temporaryDirectory()
+        let cell = ["train", "--n", "96", "--d", "12", "--width", "384", "--seed", "0"]
+        let plain = try runIsosweep(cell, timeout: 300)
+        #expect(plain.status == 0, "\(plain.stderr)")
+        let model = dir.appendingPathComponent("penalised.safetensors").path
+        let penalised = try runIsosweep(
+            cell + ["--grad-penalty", "0.01", "--extra-steps", "1000", "--save-model", model, "--save-data"],
+            timeout: 300
+        )
+        #expect(penalised.status == 0, "\(penalised.stderr)")
+        let before = try plain.json()
+        let after = try penalised.json()
+        let rough = try #require(before["lip_support_lower"] as? Double)
+        let smooth = try #require(after["lip_support_lower"] as? Double)
+        #expect(smooth <= rough * 2 / 3, "lip_support_lower \(rough) -> \(smooth)")
+        #expect((after["eps"] as? Double ?? 0) >= 0.5)
+        #expect(["extra_steps", "fit_lost"].contains(after["stop_reason"] as? String ?? ""))
+        #expect(after["grad_penalty"] as? Double == 0.01 && after["extra_steps"] as? Int == 1000)
+        let measured = try runIsosweep(["lipschitz", model], timeout: 300)
+        #expect(measured.status == 0, "\(measured.stderr)")
+        let bounds = try measured.json()
+        for key in ["lip_lower", "lip_upper", "lip_support_lower", "interp_floor"] {
+            #expect(bounds[key] as? Double == after[key] as? Double, "\(key)")
+        }
+    }
+
     @Test func theExactConstantOfTrainedReLUNetworksLiesBetweenTheBounds() throws {
         let dir = try temporaryDirectory()
         for seed in 0..<4 {

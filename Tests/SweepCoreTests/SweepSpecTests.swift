@@ -53,6 +53,67 @@ import TrainingCore
         #expect(try SweepSpec.parse(commented, file: "x.yaml").source == commented)
     }
 
+    /// `variants:` runs the grid once per variant; a variant's values override the grid's, and
+    /// cells that collapse onto one (a construction at one width) are one cell.
+    @Test func variantsRunTheGridOncePerVariantAndOverrideIt() throws {
+        let spec = try SweepSpec.parse(
+            """
+            name: v
+            method: grid
+            parameters:
+              n: {value: 32}
+              d: {value: 8}
+              width: {values: [8, 32, 64]}
+              seed: {values: [0, 1]}
+            variants:
+              - {trainer: adam}
+              - {trainer: adam, grad_penalty: 0.01, extra_steps: 100}
+              - {trainer: construction, width: 32}
+            """,
+            file: "v.yaml"
+        )
+        #expect(spec.variants.count == 3)
+        let cells = try spec.cells().compactMap(\.parameters)
+        #expect(cells.count == 6 + 6 + 2)
+        #expect(cells.filter { $0.trainer == .construction }.allSatisfy { $0.width == 32 })
+        #expect(cells.filter { $0.gradPenalty == 0.01 }.count == 6)
+        // Without variants the same grid is one set of plain cells.
+        let plain = try SweepSpec.parse(
+            "name: p\nmethod: grid\nparameters:\n  n: {value: 32}\n  d: {value: 8}\n  width: {values: [8, 32, 64]}\n  seed: {values: [0, 1]}\n",
+            file: "p.yaml"
+        )
+        #expect(Set(try plain.cells().map(\.key)).isSubset(of: Set(try spec.cells().map(\.key))))
+        // A variant that makes an invalid cell names the cell and the fix.
+        do {
+            _ = try SweepSpec.parse(
+                """
+                name: w
+                method: grid
+                parameters: {n: {value: 32}, d: {value: 8}, width: {values: [8, 64]}}
+                variants: [{trainer: construction}]
+                """,
+                file: "w.yaml"
+            )
+            Issue.record("a construction narrower than n was accepted")
+        } catch {
+            #expect(error.message.contains("width >= n"))
+        }
+        for (text, fragment) in [
+            ("variants: []", "non-empty list"), ("variants: [{colour: red}]", "unknown parameter colour"),
+            ("variants: [{lr: fast}]", "variants[0].lr: expected a number"),
+        ] {
+            do {
+                _ = try SweepSpec.parse(
+                    "name: x\nmethod: grid\nparameters: {n: {value: 8}, d: {value: 2}, width: {value: 2}}\n\(text)\n",
+                    file: "x.yaml"
+                )
+                Issue.record("\(text) was accepted")
+            } catch {
+                #expect(error.message.contains(fragment), "\(error.message)")
+            }
+        }
+    }
+
     @Test func duplicateValuesGiveOneCell() throws {
         let spec = try SweepSpec.parse(
             "name: d\nparameters:\n  n: {values: [8, 8]}\n  d: {value: 2}\n  width: {values: [1, 1, 2]}\n",
