@@ -43,6 +43,12 @@ public struct ScalingAnalysis: Sendable, Codable {
         public var countedLawRatio: Statistics.Summary?
         public var countedInitLawRatio: Statistics.Summary?
         public var countedFloorLawRatio: Statistics.Summary?
+        /// The series without the training method ("n=256, d=32"), the training method's own
+        /// varying parameters ("trainer=adam, grad_penalty=0.01"), and whether it is plain Adam
+        /// (no regulariser, default initialisation): what the frontier compares.
+        public var group = ""
+        public var method = ""
+        public var isPlainAdam = false
 
         enum CodingKeys: String, CodingKey {
             case series, n, d, width, p, seeds, diverged, eps, cost
@@ -65,6 +71,8 @@ public struct ScalingAnalysis: Sendable, Codable {
             case countedLawRatio = "counted_law_ratio"
             case countedInitLawRatio = "counted_init_law_ratio"
             case countedFloorLawRatio = "counted_floor_law_ratio"
+            case group, method
+            case isPlainAdam = "plain_adam"
         }
     }
 
@@ -203,6 +211,11 @@ public struct ScalingAnalysis: Sendable, Codable {
             }
             configuration.countedInitLawRatio = inLawUnits(\.lipInitSupportLower)
             configuration.countedFloorLawRatio = inLawUnits { $0.interpFloor.flatMap { $0.isFinite ? $0 : nil } }
+            configuration.group = labels.label(p, excluding: SeriesLabeler.methodParameters)
+            configuration.method = labels.methodLabel(p)
+            configuration.isPlainAdam =
+                p.trainer == .adam && p.weightDecay == nil && p.gradPenalty == nil && p.initScale == nil
+                && p.extraSteps == nil
             return configuration
         }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
 
@@ -358,9 +371,26 @@ struct SeriesLabeler {
         varying = VaryingParameters(cells).parameters
     }
 
-    func label(_ p: CellParameters) -> String {
-        (["n=\(p.n)", "d=\(p.d)"] + varying.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(
+    /// The parameters of the training method: what the frontier takes the best over.
+    static let methodParameters: Set = [
+        "trainer", "lr", "weight_decay", "grad_penalty", "init_scale", "extra_steps", "max_steps", "target_mse",
+    ]
+
+    func label(_ p: CellParameters, excluding excluded: Set<String> = []) -> String {
+        let named = varying.filter { !excluded.contains($0.name) }
+        return (["n=\(p.n)", "d=\(p.d)"] + named.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(
             separator: ", "
         )
+    }
+
+    /// The trainer and those of the training method's varying parameters that differ from
+    /// their defaults: "trainer=adam", "trainer=adam, grad_penalty=0.01, extra_steps=1000".
+    func methodLabel(_ p: CellParameters) -> String {
+        let defaults = CellParameters(n: 1, d: 1, width: 1)
+        let named = varying.filter {
+            Self.methodParameters.contains($0.name) && $0.name != "trainer" && $0.value(p) != $0.value(defaults)
+        }
+        return (["trainer=\(p.trainer.rawValue)"] + named.map { "\($0.name)=\($0.value(p)?.description ?? "-")" })
+            .joined(separator: ", ")
     }
 }

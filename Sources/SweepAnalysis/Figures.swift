@@ -23,11 +23,13 @@ public struct Chart: Sendable {
     public enum BaselineKind: String, Sendable, CaseIterable {
         case initialNetwork = "initial network (same search)"
         case interpolationFloor = "interpolation floor"
+        case plainAdam = "plain adam"
 
         var dashes: String {
             switch self {
             case .initialNetwork: "5 3"
             case .interpolationFloor: "1.5 3"
+            case .plainAdam: "8 3 2 3"
             }
         }
     }
@@ -163,7 +165,7 @@ public struct Chart: Sendable {
                 "<circle cx=\"\(f(lx + 6))\" cy=\"\(f(y))\" r=\"4\" fill=\"\(color)\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(s.name))</text>\n"
             y += 18
         }
-        for reference in references {
+        for reference in references where !reference.label.isEmpty {
             out +=
                 "<line x1=\"\(f(lx))\" y1=\"\(f(y))\" x2=\"\(f(lx + 12))\" y2=\"\(f(y))\" stroke=\"#111\" stroke-dasharray=\"6 4\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">\(escapeHTML(reference.label))</text>\n"
             y += 18
@@ -351,7 +353,9 @@ extension ScalingAnalysis {
                 Chart.ReferenceLine(label: "law's bound: law_ratio = 1", points: [(low, 1), (high, 1)])
             )
         }
-        return [("lipschitz", lip), ("eps", eps), ("law-ratio", ratio)]
+        var figures = [("lipschitz", lip), ("eps", eps), ("law-ratio", ratio)]
+        if comparesMethods { figures.append(("frontier", frontierFigure())) }
+        return figures
     }
 
     /// A series' baselines: the initial network and the interpolation floor, where the rows have them.

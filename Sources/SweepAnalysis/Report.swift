@@ -96,7 +96,7 @@ extension ScalingAnalysis {
     public func renderFitsJSON() throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        return String(decoding: try encoder.encode(self), as: UTF8.self)
+        return String(decoding: try encoder.encode(AnalysisDocument(analysis: self)), as: UTF8.self)
     }
 
     /// What the numbers say, one sentence per fit.
@@ -186,6 +186,12 @@ public enum ReportWriter {
             "\(analysis.excludedCells) of \(cells) cells do not fit that far below the noise level and are left out of the fits and the figures of the Lipschitz constant; \(analysis.configurationsWithExcludedSeeds) of \(analysis.configurations.count) configurations lost at least one seed to this.\n\n"
         md += "## What the numbers say\n\n" + analysis.findings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
         md += "## Scaling fits\n\n" + analysis.renderFits() + "\n\n"
+        if analysis.comparesMethods {
+            md +=
+                "## The smoothest interpolant found\n\nFor each series and p, the smallest mean lip_support_lower over every training method whose cells fit below the noise level, against the law's bound eps·√(n d / p) (ratio = lip / bound; the law says no interpolant goes below about 1) and the interpolation floor (no exact interpolant goes below it).\n\n"
+                + analysis.frontierFindings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
+                + analysis.renderFrontier() + "\n\n"
+        }
         md +=
             "## Figures\n\n" + figureFiles.map { "![\($0.name)](\($0.png ?? $0.svg))" }.joined(separator: "\n\n")
             + "\n\n"
@@ -255,5 +261,20 @@ public enum ReportWriter {
             \(body)</body></html>
 
             """
+    }
+}
+
+/// analysis.json: the analysis, with the frontier when the sweep compares training methods.
+struct AnalysisDocument: Encodable {
+    let analysis: ScalingAnalysis
+
+    enum Key: String, CodingKey { case frontier }
+
+    func encode(to encoder: any Encoder) throws {
+        try analysis.encode(to: encoder)
+        if analysis.comparesMethods {
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(analysis.frontier, forKey: .frontier)
+        }
     }
 }

@@ -29,6 +29,10 @@ import TrainingCore
         "max_steps": (["10", "20"], [.int(10), .int(20)]),
         "target_mse": (["0.01", "0.02"], [.double(0.01), .double(0.02)]),
         "n_test": (["5", "6"], [.int(5), .int(6)]),
+        "weight_decay": (["0.001", "0.01"], [.double(0.001), .double(0.01)]),
+        "grad_penalty": (["0.1", "0.2"], [.double(0.1), .double(0.2)]),
+        "init_scale": (["0.5", "2"], [.double(0.5), .double(2)]),
+        "extra_steps": (["5", "6"], [.int(5), .int(6)]),
     ]
 
     @Test func everyParameterHasExamplesAndItsJSONKey() throws {

@@ -1,0 +1,153 @@
+import Foundation
+
+/// The achievable frontier (issue 13): for each series without its training method (an (n, d)
+/// pair, plus whatever else varies) and each p, the smallest Lipschitz constant on the support
+/// that any trainer or regulariser reached among cells that fit below the noise level, beside
+/// the law's bound, the interpolation floor and plain Adam. The law says smooth interpolation
+/// *needs* p ~ n d; the frontier is what the networks of this sweep actually achieved.
+extension ScalingAnalysis {
+    /// One point of the frontier.
+    public struct FrontierPoint: Sendable, Codable {
+        public var group: String
+        public var p: Int
+        public var pOverND: Double
+        /// The smallest mean lip_support_lower over the counted cells of the configurations at p.
+        public var lipSupportLower: Double
+        /// The training method that reached it.
+        public var method: String
+        /// The law's bound eps sqrt(n d / p) with that configuration's mean eps.
+        public var lawBound: Double?
+        /// The interpolation floor (mean over its seeds) and plain Adam's value at the same p.
+        public var interpFloor: Double?
+        public var plainAdam: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case group, p, method
+            case pOverND = "p_over_nd"
+            case lipSupportLower = "lip_support_lower"
+            case lawBound = "law_bound"
+            case interpFloor = "interp_floor"
+            case plainAdam = "plain_adam"
+        }
+    }
+
+    /// Whether the sweep compares training methods (otherwise the frontier is just its series).
+    public var comparesMethods: Bool { Set(configurations.map(\.method)).count > 1 }
+
+    /// The frontier, by group and then p.
+    public var frontier: [FrontierPoint] {
+        var points: [FrontierPoint] = []
+        let groups = Dictionary(grouping: configurations.filter { $0.counted > 0 }, by: \.group)
+        for (group, rows) in groups {
+            for (p, atP) in Dictionary(grouping: rows, by: \.p) {
+                let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row, $0.mean) } }
+                guard let (best, value) = candidates.min(by: { $0.1 < $1.1 }) else { continue }
+                let eps = best.eps?.mean
+                points.append(
+                    FrontierPoint(
+                        group: group,
+                        p: p,
+                        pOverND: best.pOverND,
+                        lipSupportLower: value,
+                        method: best.method,
+                        lawBound: eps.flatMap { $0 > 0 ? $0 * best.lawScale : nil },
+                        interpFloor: best.interpFloor?.mean,
+                        plainAdam: atP.first { $0.isPlainAdam }?.countedLipSupportLower?.mean
+                    )
+                )
+            }
+        }
+        let order = configurations.map(\.group)
+        return points.sorted {
+            (order.firstIndex(of: $0.group) ?? 0, $0.p) < (order.firstIndex(of: $1.group) ?? 0, $1.p)
+        }
+    }
+
+    /// The frontier as a markdown table.
+    public func renderFrontier() -> String {
+        let rows = frontier.map { point -> [String] in
+            [
+                point.group, "\(point.p)", fmt(point.pOverND), fmt(point.lipSupportLower), point.method,
+                fmt(point.lawBound), fmt(point.lawBound.map { point.lipSupportLower / $0 }), fmt(point.interpFloor),
+                fmt(point.plainAdam),
+            ]
+        }
+        return TextTable.markdown(
+            header: [
+                "series", "p", "p/(n d)", "smallest lip_support_lower", "reached by", "eps·√(n d / p)", "ratio",
+                "interp_floor", "plain adam",
+            ],
+            rows: rows
+        )
+    }
+
+    /// One sentence per group: where the frontier ends against the law and the floor.
+    public var frontierFindings: [String] {
+        var sentences: [String] = []
+        var seen: [String] = []
+        for point in frontier where !seen.contains(point.group) { seen.append(point.group) }
+        for group in seen {
+            let points = frontier.filter { $0.group == group }
+            guard let first = points.first, let last = points.last else { continue }
+            var sentence = String(
+                format:
+                    "%@: the smallest lip_support_lower found goes from %.3g at p/(n d) = %.3g (%@) to %.3g at %.3g (%@)",
+                group,
+                first.lipSupportLower,
+                first.pOverND,
+                first.method,
+                last.lipSupportLower,
+                last.pOverND,
+                last.method
+            )
+            if let law = last.lawBound {
+                sentence += String(format: ", %.3g× the law's eps·√(n d / p) there", last.lipSupportLower / law)
+            }
+            if let floor = last.interpFloor, floor > 0 {
+                sentence += String(format: " and %.3g× the interpolation floor", last.lipSupportLower / floor)
+            }
+            let beaten = points.filter { point in point.plainAdam.map { point.lipSupportLower < $0 } ?? false }
+            if !beaten.isEmpty {
+                let gains = beaten.compactMap { point in point.plainAdam.map { point.lipSupportLower / $0 } }
+                sentence += String(
+                    format: "; below plain Adam at %d of %d widths (down to %.0f%% of it)",
+                    beaten.count,
+                    points.filter { $0.plainAdam != nil }.count,
+                    100 * (gains.min() ?? 1)
+                )
+            }
+            sentences.append(sentence + ".")
+        }
+        return sentences
+    }
+
+    /// The frontier figure: per group, the smallest lip_support_lower at each p, with plain Adam
+    /// and the interpolation floor beside it and the law's bound (fixed, not fitted) across.
+    func frontierFigure() -> Chart {
+        var chart = Chart(
+            title: "The smoothest interpolant found, over every trainer and regulariser",
+            xLabel: "p / (n d)",
+            yLabel: "smallest lip_support_lower (cells with eps ≥ \(fmt(epsFraction)) × noise level)"
+        )
+        let points = frontier
+        var groups: [String] = []
+        for point in points where !groups.contains(point.group) { groups.append(point.group) }
+        for group in groups {
+            let mine = points.filter { $0.group == group }
+            var series = Chart.Series(name: group, points: mine.map { ($0.pOverND, $0.lipSupportLower, nil, nil) })
+            let plain = mine.compactMap { point in point.plainAdam.map { (x: point.pOverND, y: $0) } }
+            if plain.count >= 1 { series.baselines.append(Chart.Baseline(kind: .plainAdam, points: plain)) }
+            let floors = mine.compactMap { point in point.interpFloor.map { (x: point.pOverND, y: $0) } }
+            if !floors.isEmpty { series.baselines.append(Chart.Baseline(kind: .interpolationFloor, points: floors)) }
+            chart.series.append(series)
+            // The law's bound for this group: eps sqrt(n d / p), with the frontier cells' eps.
+            let law = mine.compactMap { point in point.lawBound.map { (x: point.pOverND, y: $0) } }
+            if law.count >= 2 {
+                // One legend entry for all groups' lines.
+                let label = chart.references.isEmpty ? "law's bound eps·√(n d / p)" : ""
+                chart.references.append(Chart.ReferenceLine(label: label, points: law))
+            }
+        }
+        return chart
+    }
+}
