@@ -339,10 +339,17 @@ public struct ScalingAnalysis: Sendable, Codable {
             text += String(format: "; law_ratio goes from %.3g at the smallest p to %.3g at the largest", low, high)
         }
         if let share = fit.initialShareMedian {
-            text += String(
-                format: "; the initial networks already had %.0f%% of the trained lip_support_lower (median)",
-                100 * share
-            )
+            text +=
+                share <= 1
+                ? String(
+                    format: "; the initial networks already had %.0f%% of the trained lip_support_lower (median)",
+                    100 * share
+                )
+                : String(
+                    format:
+                        "; training made the networks smoother than at initialisation (initial / trained lip_support_lower %.3g, median)",
+                    share
+                )
         }
         if let multiple = fit.floorMultipleMedian {
             text += String(
@@ -376,17 +383,25 @@ struct SeriesLabeler {
         "trainer", "lr", "weight_decay", "grad_penalty", "init_scale", "extra_steps", "max_steps", "target_mse",
     ]
 
+    /// (n, d), the other varying parameters, then the training method's parameters that differ
+    /// from their defaults (`methodLabel`), so that a sweep over methods reads
+    /// "n=256, d=32, trainer=adam, grad_penalty=0.01, extra_steps=2000".
     func label(_ p: CellParameters, excluding excluded: Set<String> = []) -> String {
-        let named = varying.filter { !excluded.contains($0.name) }
-        return (["n=\(p.n)", "d=\(p.d)"] + named.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }).joined(
-            separator: ", "
-        )
+        let named = varying.filter { !excluded.contains($0.name) && !Self.methodParameters.contains($0.name) }
+        var parts = ["n=\(p.n)", "d=\(p.d)"] + named.map { "\($0.name)=\($0.value(p)?.description ?? "-")" }
+        if !excluded.contains("trainer") && varying.contains(where: { Self.methodParameters.contains($0.name) }) {
+            parts.append(methodLabel(p))
+        }
+        return parts.joined(separator: ", ")
     }
 
     /// The trainer and those of the training method's varying parameters that differ from
     /// their defaults: "trainer=adam", "trainer=adam, grad_penalty=0.01, extra_steps=1000".
     func methodLabel(_ p: CellParameters) -> String {
-        let defaults = CellParameters(n: 1, d: 1, width: 1)
+        // A parameter at its default for this trainer says nothing (lr is the trainer's own default).
+        var defaults = CellParameters(n: 1, d: 1, width: 1)
+        defaults.trainer = p.trainer
+        defaults = defaults.resolved()
         let named = varying.filter {
             Self.methodParameters.contains($0.name) && $0.name != "trainer" && $0.value(p) != $0.value(defaults)
         }

@@ -2,9 +2,11 @@ import Foundation
 
 /// The achievable frontier (issue 13): for each series without its training method (an (n, d)
 /// pair, plus whatever else varies) and each p, the smallest Lipschitz constant on the support
-/// that any trainer or regulariser reached among cells that fit below the noise level, beside
-/// the law's bound, the interpolation floor and plain Adam. The law says smooth interpolation
-/// *needs* p ~ n d; the frontier is what the networks of this sweep actually achieved.
+/// that any trainer or regulariser reached with at most p parameters among cells that fit below
+/// the noise level, beside the law's bound, the interpolation floor and plain Adam. "At most":
+/// a wider network can be the narrower one with its extra units at zero, so what is reachable
+/// never gets worse as p grows, and the frontier is the running minimum. The law says smooth
+/// interpolation *needs* p ~ n d; the frontier is what this sweep's networks achieved.
 extension ScalingAnalysis {
     /// One point of the frontier.
     public struct FrontierPoint: Sendable, Codable {
@@ -13,8 +15,9 @@ extension ScalingAnalysis {
         public var pOverND: Double
         /// The smallest mean lip_support_lower over the counted cells of the configurations at p.
         public var lipSupportLower: Double
-        /// The training method that reached it.
+        /// The training method that reached it, and with how many parameters (<= p).
         public var method: String
+        public var reachedAtP: Int
         /// The law's bound eps sqrt(n d / p) with that configuration's mean eps.
         public var lawBound: Double?
         /// The interpolation floor (mean over its seeds) and plain Adam's value at the same p.
@@ -23,6 +26,7 @@ extension ScalingAnalysis {
 
         enum CodingKeys: String, CodingKey {
             case group, p, method
+            case reachedAtP = "reached_at_p"
             case pOverND = "p_over_nd"
             case lipSupportLower = "lip_support_lower"
             case lawBound = "law_bound"
@@ -39,19 +43,24 @@ extension ScalingAnalysis {
         var points: [FrontierPoint] = []
         let groups = Dictionary(grouping: configurations.filter { $0.counted > 0 }, by: \.group)
         for (group, rows) in groups {
-            for (p, atP) in Dictionary(grouping: rows, by: \.p) {
-                let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row, $0.mean) } }
-                guard let (best, value) = candidates.min(by: { $0.1 < $1.1 }) else { continue }
-                let eps = best.eps?.mean
+            var best: (row: Configuration, value: Double)?
+            for (p, atP) in Dictionary(grouping: rows, by: \.p).sorted(by: { $0.key < $1.key }) {
+                let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row: row, value: $0.mean) } }
+                if let here = candidates.min(by: { $0.value < $1.value }), here.value < best?.value ?? .infinity {
+                    best = here
+                }
+                guard let best else { continue }
+                let lawScale = (Double(best.row.n) * Double(best.row.d) / Double(p)).squareRoot()
                 points.append(
                     FrontierPoint(
                         group: group,
                         p: p,
-                        pOverND: best.pOverND,
-                        lipSupportLower: value,
-                        method: best.method,
-                        lawBound: eps.flatMap { $0 > 0 ? $0 * best.lawScale : nil },
-                        interpFloor: best.interpFloor?.mean,
+                        pOverND: Double(p) / (Double(best.row.n) * Double(best.row.d)),
+                        lipSupportLower: best.value,
+                        method: best.row.method,
+                        reachedAtP: best.row.p,
+                        lawBound: best.row.eps.flatMap { $0.mean > 0 ? $0.mean * lawScale : nil },
+                        interpFloor: atP.compactMap { $0.interpFloor?.mean }.first ?? best.row.interpFloor?.mean,
                         plainAdam: atP.first { $0.isPlainAdam }?.countedLipSupportLower?.mean
                     )
                 )
@@ -67,14 +76,15 @@ extension ScalingAnalysis {
     public func renderFrontier() -> String {
         let rows = frontier.map { point -> [String] in
             [
-                point.group, "\(point.p)", fmt(point.pOverND), fmt(point.lipSupportLower), point.method,
+                point.group, "\(point.p)", fmt(point.pOverND), fmt(point.lipSupportLower),
+                point.reachedAtP == point.p ? point.method : "\(point.method) (p = \(point.reachedAtP))",
                 fmt(point.lawBound), fmt(point.lawBound.map { point.lipSupportLower / $0 }), fmt(point.interpFloor),
                 fmt(point.plainAdam),
             ]
         }
         return TextTable.markdown(
             header: [
-                "series", "p", "p/(n d)", "smallest lip_support_lower", "reached by", "eps·√(n d / p)", "ratio",
+                "series", "p", "p/(n d)", "smallest lip_support_lower (p' <= p)", "reached by", "eps·√(n d / p)", "ratio",
                 "interp_floor", "plain adam",
             ],
             rows: rows
@@ -89,19 +99,30 @@ extension ScalingAnalysis {
         for group in seen {
             let points = frontier.filter { $0.group == group }
             guard let first = points.first, let last = points.last else { continue }
+            let reached = last.reachedAtP == last.p ? "" : ", reached at p = \(last.reachedAtP)"
             var sentence = String(
                 format:
-                    "%@: the smallest lip_support_lower found goes from %.3g at p/(n d) = %.3g (%@) to %.3g at %.3g (%@)",
+                    "%@: the smallest lip_support_lower found goes from %.3g at p/(n d) = %.3g (%@) to %.3g at %.3g (%@%@)",
                 group,
                 first.lipSupportLower,
                 first.pOverND,
                 first.method,
                 last.lipSupportLower,
                 last.pOverND,
-                last.method
+                last.method,
+                reached
             )
+            if let closest = points.compactMap({ point in point.lawBound.map { (point, point.lipSupportLower / $0) } })
+                .min(by: { $0.1 < $1.1 })
+            {
+                sentence += String(
+                    format: "; it comes closest to the law's bound at p/(n d) = %.3g, %.3g× eps·√(n d / p)",
+                    closest.0.pOverND,
+                    closest.1
+                )
+            }
             if let law = last.lawBound {
-                sentence += String(format: ", %.3g× the law's eps·√(n d / p) there", last.lipSupportLower / law)
+                sentence += String(format: "; at the largest p it is %.3g× the law's bound", last.lipSupportLower / law)
             }
             if let floor = last.interpFloor, floor > 0 {
                 sentence += String(format: " and %.3g× the interpolation floor", last.lipSupportLower / floor)
@@ -140,8 +161,12 @@ extension ScalingAnalysis {
             let floors = mine.compactMap { point in point.interpFloor.map { (x: point.pOverND, y: $0) } }
             if !floors.isEmpty { series.baselines.append(Chart.Baseline(kind: .interpolationFloor, points: floors)) }
             chart.series.append(series)
-            // The law's bound for this group: eps sqrt(n d / p), with the frontier cells' eps.
-            let law = mine.compactMap { point in point.lawBound.map { (x: point.pOverND, y: $0) } }
+            // The law's bound for this group, eps sqrt(n d / p) = eps (p / (n d))^(-1/2), with the
+            // median eps of the cells on the frontier: a straight line, not fitted.
+            let eps = Statistics.median(
+                mine.compactMap { point in point.lawBound.map { $0 * point.pOverND.squareRoot() } }
+            )
+            let law = eps.map { eps in mine.map { (x: $0.pOverND, y: eps / $0.pOverND.squareRoot()) } } ?? []
             if law.count >= 2 {
                 // One legend entry for all groups' lines.
                 let label = chart.references.isEmpty ? "law's bound eps·√(n d / p)" : ""

@@ -79,7 +79,8 @@ public enum Statistics {
             sxy += dx * dy
             syy += dy * dy
         }
-        guard sxx > 0 else { return nil }
+        // Spread below rounding (every x equal but for its last bits) is no spread.
+        guard sxx > 0, sxx > 1e-20 * Double(n) * (x.map { $0 * $0 }.max() ?? 0) else { return nil }
         let slope = sxy / sxx
         let residuals = max(0, syy - slope * sxy)
         let intercepts = sums.values.map { $0.y / $0.count - slope * $0.x / $0.count }
@@ -110,7 +111,8 @@ public enum Statistics {
             sxy += (x[i] - mx) * (y[i] - my)
             syy += (y[i] - my) * (y[i] - my)
         }
-        guard sxx > 0 else { return nil }
+        // Spread below rounding (every x equal but for its last bits) is no spread.
+        guard sxx > 0, sxx > 1e-20 * Double(n) * (x.map { $0 * $0 }.max() ?? 0) else { return nil }
         let slope = sxy / sxx
         let intercept = my - slope * mx
         var residuals = 0.0

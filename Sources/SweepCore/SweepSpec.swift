@@ -30,7 +30,7 @@ import Yams
 public struct SweepSpec: Sendable, Equatable {
     /// The sweep's name.
     public var name: String
-    /// Always "grid".
+    /// "grid" or "random" (`RandomSearch`).
     public var method: String
     /// What the sweep shows, in words.
     public var description: String?
@@ -45,6 +45,10 @@ public struct SweepSpec: Sendable, Equatable {
     /// `variants:`: the grid is run once per variant, whose values override the grid's (each a
     /// list of fixed parameters). Empty: the grid once.
     public var variants: [[Parameter]] = []
+    /// `method: random`: how many distinct cells to draw (W&B's `run_cap`), and the seed of the
+    /// draws (the same seed, the same cells).
+    public var runCap: Int?
+    public var seed: Int?
 
     /// One parameter of the grid.
     public struct Parameter: Sendable, Equatable {
@@ -54,6 +58,8 @@ public struct SweepSpec: Sendable, Equatable {
         public var values: [ParameterValue]
         /// Whether it was given as an axis (`values`).
         public var isAxis: Bool
+        /// `method: random` only: the distribution it is drawn from.
+        public var distribution: Distribution? = nil
     }
 
     /// Default tries per cell.
@@ -95,6 +101,8 @@ public struct SweepSpec: Sendable, Equatable {
         var maxAttempts: Int?
         var parameters: [Parameter]?
         var variants: [[Parameter]] = []
+        var runCap: Int?
+        var seed: Int?
         var limits = Message.Limits()
         for (keyNode, value) in top {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
@@ -105,12 +113,8 @@ public struct SweepSpec: Sendable, Equatable {
                 }
                 name = s
             case "method":
-                guard let s = value.string, s == "grid" else {
-                    throw fail(
-                        value,
-                        key,
-                        "expected grid (the only method isosweep runs; random and bayes searches are not supported)"
-                    )
+                guard let s = value.string, s == "grid" || s == "random" else {
+                    throw fail(value, key, "expected grid or random (bayes searches are not supported)")
                 }
                 method = s
             case "description":
@@ -129,11 +133,21 @@ public struct SweepSpec: Sendable, Equatable {
                 limits = try parseResources(value, fail)
             case "variants":
                 variants = try parseVariants(value, fail)
+            case "run_cap":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 10_000_000 else {
+                    throw fail(value, key, "expected a whole number of cells from 1 to 10000000")
+                }
+                runCap = n
+            case "seed":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 0 else {
+                    throw fail(value, key, "expected a whole number >= 0 (the seed of a random sweep's draws)")
+                }
+                seed = n
             default:
                 throw fail(
                     keyNode,
                     key,
-                    "unknown key; a sweep file has name, method, description, max_attempts, resources, parameters and variants"
+                    "unknown key; a sweep file has name, method, description, max_attempts, run_cap, seed, resources, parameters and variants"
                 )
             }
         }
@@ -149,6 +163,20 @@ public struct SweepSpec: Sendable, Equatable {
                 "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}"
             )
         }
+        let isRandom = method == "random"
+        if isRandom {
+            guard runCap != nil else { throw fail(root, "run_cap", "is required with method: random (how many cells)") }
+            guard variants.isEmpty else { throw fail(root, "variants", "apply to grids; a random sweep draws its cells") }
+        } else {
+            if runCap != nil { throw fail(root, "run_cap", "applies to method: random") }
+            if let bad = parameters.first(where: { $0.distribution != nil }) {
+                throw fail(
+                    root,
+                    "parameters.\(bad.name)",
+                    "a distribution needs method: random; a grid takes {value: x} or {values: [...]}"
+                )
+            }
+        }
         let spec = SweepSpec(
             name: name,
             method: method ?? "grid",
@@ -157,7 +185,9 @@ public struct SweepSpec: Sendable, Equatable {
             parameters: parameters,
             source: text,
             limits: limits,
-            variants: variants
+            variants: variants,
+            runCap: runCap,
+            seed: seed
         )
         // Every combination must be a valid cell, and fit the memory the file gives each.
         for cell in try spec.cells(file: file) {
@@ -296,6 +326,10 @@ public struct SweepSpec: Sendable, Equatable {
                 let known = CellParameters.catalogue.map(\.name).sorted().joined(separator: ", ")
                 throw fail(keyNode, path, "unknown parameter; known: \(known)")
             }
+            if case .mapping(let body) = spec, body.contains(where: { $0.key.string == "distribution" }) {
+                result.append(try parseDistribution(body, name: name, type: type, path: path, fail))
+                continue
+            }
             guard case .mapping(let body) = spec, body.count == 1, let (innerKey, inner) = body.first,
                 let kind = innerKey.string
             else {
@@ -327,6 +361,80 @@ public struct SweepSpec: Sendable, Equatable {
             }
         }
         return result
+    }
+
+    /// `{distribution: int_uniform, min: 1, max: 9}` and the other W&B distributions.
+    private static func parseDistribution(
+        _ body: Node.Mapping,
+        name: String,
+        type: CellParameter.Kind,
+        path: String,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> Parameter {
+        var fields: [String: Node] = [:]
+        for (key, value) in body {
+            guard let k = key.string, ["distribution", "min", "max", "q", "values"].contains(k) else {
+                throw fail(key, path, "unknown key \(key.string ?? ""); a distribution has distribution, min, max, q or values")
+            }
+            fields[k] = value
+        }
+        let name_ = fields["distribution"]?.string ?? ""
+        func number(_ key: String) throws(IsosweepError) -> Double {
+            guard let node = fields[key], let v = node.float, v.isFinite else {
+                throw fail(fields["distribution"], "\(path).\(key)", "is required by \(name_): a number")
+            }
+            return v
+        }
+        let numeric: Bool
+        switch type {
+        case .int, .number: numeric = true
+        default: numeric = false
+        }
+        let distribution: Distribution
+        switch name_ {
+        case "categorical":
+            guard case .sequence(let items)? = fields["values"], !items.isEmpty else {
+                throw fail(fields["distribution"], "\(path).values", "categorical needs values: [x, y, ...]")
+            }
+            var values: [ParameterValue] = []
+            for (index, item) in items.enumerated() { values.append(try value(item, type, "\(path).values[\(index)]", fail)) }
+            return Parameter(name: name, values: values, isAxis: true)
+        case "int_uniform":
+            guard case .int = type else { throw fail(fields["distribution"], path, "int_uniform needs a whole-number parameter") }
+            let low = try number("min")
+            let high = try number("max")
+            guard low == low.rounded(), high == high.rounded(), low <= high else {
+                throw fail(fields["distribution"], path, "int_uniform needs whole numbers min <= max")
+            }
+            distribution = .intUniform(min: Int(low), max: Int(high))
+        case "uniform":
+            guard numeric else { throw fail(fields["distribution"], path, "uniform needs a numeric parameter") }
+            let low = try number("min")
+            let high = try number("max")
+            guard low <= high else { throw fail(fields["distribution"], path, "needs min <= max") }
+            distribution = .uniform(min: low, max: high)
+        case "log_uniform_values", "q_log_uniform_values":
+            guard numeric else { throw fail(fields["distribution"], path, "\(name_) needs a numeric parameter") }
+            let low = try number("min")
+            let high = try number("max")
+            guard low > 0, low <= high else {
+                throw fail(fields["distribution"], path, "\(name_) needs 0 < min <= max (values, not exponents)")
+            }
+            if name_ == "q_log_uniform_values" {
+                let q = fields["q"] == nil ? 1 : try number("q")
+                guard q > 0 else { throw fail(fields["distribution"], "\(path).q", "must be positive") }
+                distribution = .qLogUniformValues(min: low, max: high, q: q)
+            } else {
+                distribution = .logUniformValues(min: low, max: high)
+            }
+        default:
+            throw fail(
+                fields["distribution"],
+                "\(path).distribution",
+                "expected one of \(Distribution.names.joined(separator: ", ")) (got \(name_))"
+            )
+        }
+        return Parameter(name: name, values: [], isAxis: true, distribution: distribution)
     }
 
     /// `variants: [{trainer: adam}, {trainer: construction, width: 256}, ...]`.
@@ -415,7 +523,7 @@ public struct SweepSpec: Sendable, Equatable {
         cells: [CellWork], keys: [CellKey]
     ) {
         var combos: [[String: ParameterValue]] = [[:]]
-        for parameter in parameters {
+        for parameter in parameters where method != "random" {
             combos = combos.flatMap { combo in
                 parameter.values.map { value in
                     var next = combo
@@ -424,6 +532,7 @@ public struct SweepSpec: Sendable, Equatable {
                 }
             }
         }
+        if method == "random" { combos = try randomCombos(file: file) }
         if !variants.isEmpty {
             combos = variants.flatMap { variant in
                 combos.map { combo in

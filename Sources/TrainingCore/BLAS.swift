@@ -124,6 +124,24 @@ public enum BLAS {
         return "OpenBLAS \(config.trimmingSpaces()) core=\(core.trimmingSpaces()) threads=\(threads)"
     }
 
+    /// SGEMM's speed on one thread, in GFLOP/s: the best of five 512 x 512 x 512 products (about
+    /// a tenth of a second), what `isosweep plan` assumes a core does.
+    public static func measuredSgemmGflops() -> Double {
+        let saved = threads
+        setThreads(1)
+        defer { setThreads(saved) }
+        let size = 512
+        let a = Matrix<Float>(rows: size, columns: size, storage: (0..<(size * size)).map { Float($0 % 7) / 7 })
+        let clock = ContinuousClock()
+        var best = Double.infinity
+        for _ in 0..<5 {
+            let start = clock.now
+            _ = multiply(a, a)
+            best = min(best, (clock.now - start).seconds)
+        }
+        return 2 * Double(size * size * size) / best / 1e9
+    }
+
     /// C = A B for row-major matrices.
     static func multiply<T: BLASScalar>(
         _ a: Matrix<T>,

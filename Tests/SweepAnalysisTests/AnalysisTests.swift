@@ -232,7 +232,7 @@ import FoundationXML
     /// methods, and keeps plain Adam, the floor and the law's bound beside it.
     @Test func theFrontierIsTheBestMethodAtEachP() throws {
         var rows: [CellResult] = []
-        for (width, plainLip, smoothLip) in [(16, 10.0, 6.0), (64, 8.0, 5.0)] {
+        for (width, plainLip, smoothLip) in [(16, 10.0, 6.0), (64, 8.0, 5.0), (256, 9.0, 7.0)] {
             for seed in 0..<2 {
                 var plain = cell(n: 64, d: 8, width: width, seed: seed, eps: 0.9, lip: plainLip)
                 plain.metrics.interpFloor = 2
@@ -253,17 +253,19 @@ import FoundationXML
         let analysis = ScalingAnalysis(results: rows)
         #expect(analysis.comparesMethods)
         let frontier = analysis.frontier
-        #expect(frontier.count == 2 && frontier.map(\.p) == [16 * 10 + 1, 64 * 10 + 1])
-        #expect(frontier.map(\.lipSupportLower) == [6, 5])
+        #expect(frontier.map(\.p) == [16 * 10 + 1, 64 * 10 + 1, 256 * 10 + 1])
+        // The running minimum: at the widest p the best is still the one reached at width 64.
+        #expect(frontier.map(\.lipSupportLower) == [6, 5, 5])
+        #expect(frontier.map(\.reachedAtP) == [161, 641, 641])
         #expect(frontier.allSatisfy { $0.method == "trainer=adam, grad_penalty=0.01, extra_steps=100" })
-        #expect(frontier.map(\.plainAdam) == [10, 8] && frontier.allSatisfy { $0.interpFloor == 2 })
+        #expect(frontier.map(\.plainAdam) == [10, 8, 9] && frontier.allSatisfy { $0.interpFloor == 2 })
         let configuration = try #require(analysis.configurations.first { $0.width == 16 && $0.isPlainAdam })
         #expect(abs(try #require(frontier[0].lawBound) - 0.9 * configuration.lawScale) < 1e-12)
-        #expect(analysis.frontierFindings[0].contains("below plain Adam at 2 of 2 widths (down to 60% of it)"))
+        #expect(analysis.frontierFindings[0].contains("below plain Adam at 3 of 3 widths (down to 56% of it)"))
         let figure = try #require(analysis.figures().first { $0.name == "frontier" }).chart.svg()
         #expect(figure.contains(">plain adam</text>") && figure.contains(">interpolation floor</text>"))
         #expect(figure.contains("law's bound eps·√(n d / p)"))
-        #expect(analysis.renderFrontier().contains("| trainer=adam, grad_penalty=0.01, extra_steps=100 |"))
+        #expect(analysis.renderFrontier().contains("| trainer=adam, grad_penalty=0.01, extra_steps=100 (p = 641) |"))
         // A sweep of one method has no frontier figure.
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
     }

@@ -114,6 +114,71 @@ import TrainingCore
         }
     }
 
+    static func randomSweep(seed: Int, cap: Int = 50) -> String {
+        """
+        name: r
+        method: random
+        run_cap: \(cap)
+        seed: \(seed)
+        parameters:
+          n: {value: 32}
+          d: {distribution: categorical, values: [2, 4, 8]}
+          width: {distribution: q_log_uniform_values, min: 2, max: 512, q: 2}
+          lr: {distribution: log_uniform_values, min: 0.0001, max: 0.1}
+          seed: {distribution: int_uniform, min: 0, max: 3}
+          eta: {distribution: uniform, min: 0, max: 0.25}
+          labels: {value: teacher}
+        """
+    }
+
+    /// `method: random`: run_cap distinct cells, the same ones for the same seed, drawn from
+    /// each parameter's distribution.
+    @Test func randomSweepsDrawRunCapDistinctCellsFromTheirSeed() throws {
+        let first = try SweepSpec.parse(Self.randomSweep(seed: 7), file: "r.yaml").cells()
+        let again = try SweepSpec.parse(Self.randomSweep(seed: 7), file: "r.yaml").cells()
+        let other = try SweepSpec.parse(Self.randomSweep(seed: 8), file: "r.yaml").cells()
+        #expect(first.count == 50 && Set(first.map(\.key)).count == 50)
+        #expect(first.map(\.key) == again.map(\.key))
+        #expect(Set(first.map(\.key)) != Set(other.map(\.key)))
+        let cells = first.compactMap(\.parameters)
+        #expect(cells.allSatisfy { [2, 4, 8].contains($0.d) && $0.width % 2 == 0 && (2...512).contains($0.width) })
+        #expect(cells.allSatisfy { ($0.lr ?? 0) >= 0.0001 && ($0.lr ?? 1) <= 0.1 && (0...3).contains($0.seed) })
+        #expect(cells.allSatisfy { $0.eta >= 0 && $0.eta <= 0.25 })
+        // Log-uniform: about as many draws below the geometric middle as above it.
+        let below = cells.filter { ($0.lr ?? 0) < 0.0001 * 1000.0.squareRoot() }.count
+        #expect(below > 10 && below < 40)
+        // A space smaller than run_cap is refused with the fix.
+        let tiny = """
+            name: t
+            method: random
+            run_cap: 5
+            parameters: {n: {value: 8}, d: {value: 2}, width: {distribution: int_uniform, min: 1, max: 2}}
+            """
+        #expect(throws: IsosweepError.self) { try SweepSpec.parse(tiny, file: "t.yaml") }
+        for (text, fragment) in [
+            ("method: random\nparameters: {n: {value: 8}, d: {value: 2}, width: {value: 2}}", "run_cap: is required"),
+            (
+                "method: grid\nparameters: {n: {value: 8}, d: {value: 2}, width: {distribution: int_uniform, min: 1, max: 4}}",
+                "needs method: random"
+            ),
+            (
+                "method: random\nrun_cap: 2\nparameters: {n: {value: 8}, d: {value: 2}, width: {distribution: normal, min: 1, max: 4}}",
+                "expected one of int_uniform"
+            ),
+            (
+                "method: random\nrun_cap: 2\nparameters: {n: {value: 8}, d: {value: 2}, width: {distribution: log_uniform_values, min: 0, max: 4}}",
+                "0 < min <= max"
+            ),
+        ] {
+            do {
+                _ = try SweepSpec.parse("name: x\n" + text + "\n", file: "x.yaml")
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.message.contains(fragment), "\(error.message)")
+            }
+        }
+    }
+
     @Test func duplicateValuesGiveOneCell() throws {
         let spec = try SweepSpec.parse(
             "name: d\nparameters:\n  n: {values: [8, 8]}\n  d: {value: 2}\n  width: {values: [1, 1, 2]}\n",
