@@ -84,7 +84,8 @@ extension ScalingAnalysis {
         }
         return TextTable.markdown(
             header: [
-                "series", "p", "p/(n d)", "smallest lip_support_lower (p' <= p)", "reached by", "eps·√(n d / p)", "ratio",
+                "series", "p", "p/(n d)", "smallest lip_support_lower (p' <= p)", "reached by", "eps·√(n d / p)",
+                "ratio",
                 "interp_floor", "plain adam",
             ],
             rows: rows

@@ -210,7 +210,8 @@ public struct SweepPlan: Sendable, Encodable {
     public func render() -> String {
         var lines = [
             "sweep \(sweep): \(cells) cells, \(newCells) new, \(done) done, \(failed) failed"
-                + (cells - newCells - done - failed > 0 ? ", \(cells - newCells - done - failed) queued or running" : "")
+                + (cells - newCells - done - failed > 0
+                    ? ", \(cells - newCells - done - failed) queued or running" : "")
         ]
         lines.append("")
         let header = ["configuration", "cells", "new", "done", "failed", "memory/cell", "GFLOP/cell", "threads"]

@@ -166,7 +166,9 @@ public struct SweepSpec: Sendable, Equatable {
         let isRandom = method == "random"
         if isRandom {
             guard runCap != nil else { throw fail(root, "run_cap", "is required with method: random (how many cells)") }
-            guard variants.isEmpty else { throw fail(root, "variants", "apply to grids; a random sweep draws its cells") }
+            guard variants.isEmpty else {
+                throw fail(root, "variants", "apply to grids; a random sweep draws its cells")
+            }
         } else {
             if runCap != nil { throw fail(root, "run_cap", "applies to method: random") }
             if let bad = parameters.first(where: { $0.distribution != nil }) {
@@ -374,7 +376,11 @@ public struct SweepSpec: Sendable, Equatable {
         var fields: [String: Node] = [:]
         for (key, value) in body {
             guard let k = key.string, ["distribution", "min", "max", "q", "values"].contains(k) else {
-                throw fail(key, path, "unknown key \(key.string ?? ""); a distribution has distribution, min, max, q or values")
+                throw fail(
+                    key,
+                    path,
+                    "unknown key \(key.string ?? ""); a distribution has distribution, min, max, q or values"
+                )
             }
             fields[k] = value
         }
@@ -397,10 +403,14 @@ public struct SweepSpec: Sendable, Equatable {
                 throw fail(fields["distribution"], "\(path).values", "categorical needs values: [x, y, ...]")
             }
             var values: [ParameterValue] = []
-            for (index, item) in items.enumerated() { values.append(try value(item, type, "\(path).values[\(index)]", fail)) }
+            for (index, item) in items.enumerated() {
+                values.append(try value(item, type, "\(path).values[\(index)]", fail))
+            }
             return Parameter(name: name, values: values, isAxis: true)
         case "int_uniform":
-            guard case .int = type else { throw fail(fields["distribution"], path, "int_uniform needs a whole-number parameter") }
+            guard case .int = type else {
+                throw fail(fields["distribution"], path, "int_uniform needs a whole-number parameter")
+            }
             let low = try number("min")
             let high = try number("max")
             guard low == low.rounded(), high == high.rounded(), low <= high else {

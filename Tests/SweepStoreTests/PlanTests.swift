@@ -32,7 +32,9 @@ import TrainingCore
             updates: failed.map {
                 Scheduler.CellUpdate(key: $0, state: .failed, attempts: 3, lease: nil, worker: "w", lastError: "boom")
             },
-            commits: done.map { Scheduler.Commit(key: $0, payload: Array("{}".utf8), worker: "w", attempt: 1, identity: []) },
+            commits: done.map {
+                Scheduler.Commit(key: $0, payload: Array("{}".utf8), worker: "w", attempt: 1, identity: [])
+            },
             workers: []
         )
         var states: [String: Scheduler.CellState] = [:]
@@ -44,8 +46,14 @@ import TrainingCore
         #expect(plan.groups.count == 3 && plan.groups.map(\.cells) == [4, 4, 4])
         // Width 40000 at n = 256: ~400 MiB a cell, more than the small nodes have.
         let wide = try #require(plan.groups.first { $0.label.contains("width=40000") })
-        #expect(wide.memoryBytes > 256 << 20 && plan.groups.allSatisfy { $0.label == wide.label || $0.memoryBytes < 256 << 20 })
-        let wideLeft = 4 - states.filter { key, state in state == .done && cells.first { $0.key == key }?.parameters?.width == 40000 }.count
+        #expect(
+            wide.memoryBytes > 256 << 20
+                && plan.groups.allSatisfy { $0.label == wide.label || $0.memoryBytes < 256 << 20 }
+        )
+        let wideLeft =
+            4
+            - states.filter { key, state in state == .done && cells.first { $0.key == key }?.parameters?.width == 40000
+            }.count
         #expect(plan.clusters[0].unplaceable == wideLeft && plan.clusters[0].unplaceableGroups == [wide.label])
         #expect(plan.clusters[1].unplaceable == 0)
         // The large cluster runs everything; its makespan is at least the longest cell's.
