@@ -67,6 +67,8 @@ public final class CoordinatorEngine: Sendable {
             throw Self.plaintextRefusal(options.bind)
         }
         let store = try ResultStore(path: options.database)
+        // Requests made while no coordinator ran are in the cells table already.
+        try store.markApplied()
         let (loading, feed) = try beginLoading(into: store)
         defer { feed.cancel() }
         var scheduler = loading
@@ -94,7 +96,8 @@ public final class CoordinatorEngine: Sendable {
             ),
             started: started,
             progress: progress,
-            feed: feed
+            feed: feed,
+            requests: RequestPoller(store: store, logger: logger)
         )
         return try loop.run(&scheduler)
     }

@@ -22,6 +22,8 @@ struct CoordinatorLoop {
     var stopDeadline: ContinuousClock.Instant?
     /// Peers whose handshake is under way, oldest first, to name the one a failure belongs to.
     var handshaking: [String] = []
+    /// Users' requeue and cancel requests, read from the database.
+    var requests: RequestPoller
 
     /// Messages read in one turn at most, so that ticks and commits keep their pace under load.
     static let messagesPerTurn = 20_000
@@ -66,6 +68,7 @@ struct CoordinatorLoop {
                 }
             }
             let now = ContinuousClock.now
+            if !loading { directives += requests.poll(&scheduler, now: now) }
             if now - lastTick >= tickEvery {
                 directives += scheduler.on(.tick, now: now)
                 lastTick = now

@@ -49,9 +49,10 @@ public struct Scheduler: Sendable {
         public var deadline: Duration { heartbeatInterval * liveness }
     }
 
-    /// Where a cell is in its life.
+    /// Where a cell is in its life. `cancelled`: a user took it out (`isosweep cancel`); it is
+    /// skipped, counts as finished, and can be requeued.
     public enum CellState: String, Codable, Sendable, CaseIterable {
-        case queued, leased, done, failed
+        case queued, leased, done, failed, cancelled
     }
 
     /// A cell as the scheduler starts with it (from the store).
@@ -157,6 +158,11 @@ public struct Scheduler: Sendable {
         case tick
         /// These commits are durable.
         case committed([Commit])
+        /// A user put FAILED or cancelled cells back in the queue (`isosweep requeue`), with their
+        /// work (a cell loaded as FAILED keeps none), attempts starting again from 0.
+        case requeue([(key: String, work: [UInt8])])
+        /// A user took queued or FAILED cells out of the sweep (`isosweep cancel`).
+        case cancel([String])
     }
 
     /// What the shell must do.
@@ -330,7 +336,7 @@ public struct Scheduler: Sendable {
             }
             counts[state, default: 0] += 1
             if state == .failed { failed.insert(i) }
-            if state != .done && state != .failed { remainingCost += seed.cost }
+            if state == .queued || state == .leased { remainingCost += seed.cost }
             if seed.state == .leased && seed.leasedTo != nil {
                 cells[i].place = .reserved
                 reserved.append(i)
@@ -387,7 +393,9 @@ public struct Scheduler: Sendable {
     // MARK: - Queries
 
     /// Every cell is loaded, and done or failed.
-    public var isFinished: Bool { !loading && (counts[.done] ?? 0) + (counts[.failed] ?? 0) == cells.count }
+    public var isFinished: Bool {
+        !loading && (counts[.done] ?? 0) + (counts[.failed] ?? 0) + (counts[.cancelled] ?? 0) == cells.count
+    }
     /// Number of cells (so far, while loading).
     public var cellCount: Int { cells.count }
     /// Registered workers.

@@ -36,8 +36,50 @@ extension Scheduler {
             tick(now: now, &out)
         case .committed(let commits):
             committed(commits, now: now, &out)
+        case .requeue(let cells):
+            requeue(cells, &out)
+            dispatch(now: now, &out)
+        case .cancel(let keys):
+            cancel(keys, &out)
         }
         return out
+    }
+
+    /// FAILED or cancelled cells back in the queue with their attempts reset; others untouched.
+    private mutating func requeue(_ requests: [(key: String, work: [UInt8])], _ out: inout [Directive]) {
+        var count = 0
+        for request in requests {
+            guard let i = position(request.key), cells[i].state == .failed || cells[i].state == .cancelled else {
+                continue
+            }
+            if cells[i].work.length == 0 { cells[i].work = works.append(request.work) }
+            let previous = cells[i].state
+            cells[i].attempts = 0
+            cells[i].losses = 0
+            errors[i] = nil
+            move(i, from: previous, to: .queued)
+            remainingCost += cells[i].cost
+            enqueue(i)
+            out.append(.persist(update(i)))
+            count += 1
+        }
+        if count > 0 { out.append(.log(.info, "\(count) cells requeued by request")) }
+    }
+
+    /// Queued or FAILED cells out of the sweep; a cell running or done is left as it is.
+    private mutating func cancel(_ keys: [String], _ out: inout [Directive]) {
+        var count = 0
+        for key in keys {
+            guard let i = position(key), cells[i].state == .queued || cells[i].state == .failed else { continue }
+            let previous = cells[i].state
+            // The queue skips it lazily (`place`; reservations are recomputed at each dispatch).
+            cells[i].place = .none
+            if previous == .queued { remainingCost -= cells[i].cost }
+            move(i, from: previous, to: .cancelled)
+            out.append(.persist(update(i)))
+            count += 1
+        }
+        if count > 0 { out.append(.log(.info, "\(count) cells cancelled by request")) }
     }
 
     /// Leases back the cells `add` brought in that their workers offered to resume, and offers

@@ -255,7 +255,8 @@ public struct SweepPlan: Sendable, Encodable {
         return String(format: "%.1f days", seconds / 86400)
     }
 
-    static func table(header: [String], rows: [[String]]) -> String {
+    /// Columns padded to their widest cell, the first left-aligned, the rest right-aligned.
+    public static func table(header: [String], rows: [[String]]) -> String {
         let widths = header.indices.map { column in
             ([header[column]] + rows.map { $0[column] }).map(\.count).max() ?? 0
         }

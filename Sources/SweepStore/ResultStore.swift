@@ -147,6 +147,9 @@ public final class ResultStore {
         migrator.registerMigration("v4-cell-counts") { db in
             try db.execute(sql: cellCountsSchema)
         }
+        migrator.registerMigration("v5-cell-requests") { db in
+            try db.execute(sql: cellRequestsSchema)
+        }
         return migrator
     }
 
@@ -474,8 +477,13 @@ public final class ResultStore {
 
     /// Every cell of the sweep's current file, or every cell ever recorded (`includingDropped`:
     /// also those a `--force` switch left out).
-    public func cells(includingDropped: Bool = false) throws(IsosweepError) -> [StoredCell] {
-        let filter = includingDropped ? "" : "WHERE in_sweep = 1"
+    public func cells(
+        includingDropped: Bool = false,
+        state: Scheduler.CellState? = nil
+    ) throws(IsosweepError) -> [StoredCell] {
+        var conditions = includingDropped ? [] : ["in_sweep = 1"]
+        if let state { conditions.append("state = '\(state.rawValue)'") }
+        let filter = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
         return try read("cells") { db in
             try Row.fetchAll(
                 db,

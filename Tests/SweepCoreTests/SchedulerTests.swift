@@ -152,6 +152,32 @@ import TrainingCore
         #expect(persisted.last?.lastError?.contains("boom 2") == true)
     }
 
+    /// Requests from the database: a FAILED cell (loaded without its work) is requeued with the
+    /// work given and its attempts from 0; a queued cell is cancelled and never leased; the sweep
+    /// counts cancelled cells as finished.
+    @Test func requeuedAndCancelledCellsByRequest() {
+        var s = scheduler(cells: 3, maxAttempts: 2, states: [.failed, .queued, .done])
+        #expect(!s.isFinished && s.counts[.failed] == 1)
+        var out = s.on(.cancel([key(1), key(2)]), now: t0)
+        #expect(s.state(of: key(1)) == .cancelled && s.state(of: key(2)) == .done)  // done stays done
+        #expect(s.isFinished && s.remainingCost == 0)
+        #expect(
+            out.contains { if case .persist(let u) = $0 { u.key == key(1) && u.state == .cancelled } else { false } }
+        )
+        out = s.on(.requeue([(key(0), [7, 7])]), now: t0)
+        #expect(s.state(of: key(0)) == .queued && s.attempts(of: key(0)) == 0 && !s.isFinished)
+        #expect(s.remainingCost == 0)  // cost(0) is 0 in this fixture
+        // A worker gets the requeued cell, with the work the request carried, not the cancelled one.
+        let shard = start(&s, credit: 5)
+        #expect(shard.cells.map(\.key) == [key(0)] && shard.cells[0].work == [7, 7] && shard.cells[0].attempt == 1)
+        // A cancelled cell can be requeued too: back in the queue, and at once to A, which has credit.
+        out = s.on(.requeue([(key(1), [1])]), now: t0)
+        #expect(s.state(of: key(1)) == .leased && shards(out).first?.cells.map(\.key) == [key(1)])
+        // Requeue leaves queued, running and done cells alone.
+        out = s.on(.requeue([(key(2), [2])]), now: t0)
+        #expect(s.state(of: key(2)) == .done && !out.contains { if case .persist = $0 { true } else { false } })
+    }
+
     @Test func aSilentWorkerIsDeadAfterLivenessTimesInterval() {
         var s = scheduler()
         let first = start(&s, credit: 3)
