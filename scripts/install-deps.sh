@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system libraries isosweep builds against, if any is missing (Debian/Ubuntu);
-# with --test, also the tools the tests drive (chromium, promtool, shellcheck, iproute2).
+# with --test, also the tools the tests drive (chromium, promtool, shellcheck, iproute2, and
+# kubernetes-validate in .build/test-python).
 set -euo pipefail
 
 missing=()
@@ -17,20 +18,31 @@ if [ "${1:-}" = "--test" ]; then
   command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # The Kubernetes manifests are validated offline by kubernetes-validate, from PyPI, in a venv.
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "isosweep: installing missing system packages: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+      SUDO=sudo
+    else
+      echo "isosweep: run as root, or install them yourself: apt-get install -y ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  ${SUDO:-} apt-get update -qq
+  ${SUDO:-} apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "isosweep: installing missing system packages: ${missing[*]}"
-if [ "$(id -u)" -ne 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then
-    SUDO=sudo
-  else
-    echo "isosweep: run as root, or install them yourself: apt-get install -y ${missing[*]}" >&2
-    exit 1
+
+if [ "${1:-}" = "--test" ]; then
+  venv=".build/test-python"
+  if [ ! -x "$venv/bin/kubernetes-validate" ]; then
+    echo "isosweep: installing kubernetes-validate (PyPI) into $venv"
+    mkdir -p .build
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check kubernetes-validate
   fi
 fi
-export DEBIAN_FRONTEND=noninteractive
-${SUDO:-} apt-get update -qq
-${SUDO:-} apt-get install -y -qq --no-install-recommends "${missing[@]}"
