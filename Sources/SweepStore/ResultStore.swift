@@ -443,6 +443,17 @@ public final class ResultStore {
     /// Calls `body` with each committed result that carries metrics (benchmark no-op cells'
     /// results are empty and skipped by SQLite), in key order, reading one row at a time: a
     /// million results are never held at once.
+    /// The result of one cell, if it has one.
+    public func result(key: String) throws(IsosweepError) -> StoredResult? {
+        try read("a result") { db in
+            try Row.fetchOne(
+                db,
+                sql: "SELECT key, result, worker, attempt FROM results WHERE key = ?",
+                arguments: [key]
+            ).map { StoredResult(key: $0["key"], json: $0["result"], worker: $0["worker"], attempt: $0["attempt"]) }
+        }
+    }
+
     public func forEachResult(_ body: (StoredResult) throws -> Void) throws(IsosweepError) {
         try read("results") { db in
             let rows = try Row.fetchCursor(

@@ -12,7 +12,7 @@ struct Isosweep: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Fit.self, Report.self, Merge.self,
-            Status.self, Plan.self, Cells.self, Requeue.self, Cancel.self, Keygen.self,
+            Status.self, Plan.self, Cells.self, Requeue.self, Cancel.self, Serve.self, Keygen.self,
             Train.self,
             Lipschitz.self, Bench.self, RunnerCommand.self, SwarmLoad.self,
         ]
