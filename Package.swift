@@ -107,7 +107,7 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "SweepCore", "Diagnostics"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TrainingCore", "SweepCore", "SweepStore", "ZeroMQ"]
+            dependencies: ["TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "ZeroMQ"]
         ),
     ],
     swiftLanguageModes: [.v6]

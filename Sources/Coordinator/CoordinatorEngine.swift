@@ -97,7 +97,14 @@ public final class CoordinatorEngine: Sendable {
             started: started,
             progress: progress,
             feed: feed,
-            requests: RequestPoller(store: store, logger: logger)
+            requests: RequestPoller(store: store, logger: logger),
+            refiner: {
+                if case .sweep(let spec) = work, let refine = spec.refine {
+                    RefineDriver(refinement: refine, store: store, logger: logger)
+                } else {
+                    nil
+                }
+            }()
         )
         return try loop.run(&scheduler)
     }

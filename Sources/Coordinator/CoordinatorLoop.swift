@@ -24,6 +24,8 @@ struct CoordinatorLoop {
     var handshaking: [String] = []
     /// Users' requeue and cancel requests, read from the database.
     var requests: RequestPoller
+    /// The sweep's `refine:` rounds, if it has one.
+    var refiner: RefineDriver?
 
     /// Messages read in one turn at most, so that ticks and commits keep their pace under load.
     static let messagesPerTurn = 20_000
@@ -38,7 +40,7 @@ struct CoordinatorLoop {
         var lastProgress = ContinuousClock.now - .seconds(10)
         var firstDispatch: ContinuousClock.Instant?
         var lastCommit: ContinuousClock.Instant?
-        while !scheduler.isFinished || writer.hasPendingWrites {
+        while try !finishedAfterRefining(&scheduler) {
             if scheduler.isFinished, writer.storeFailure != nil, engine.stopRequested.load(ordering: .relaxed) { break }
             if engine.stopRequested.load(ordering: .relaxed) && stopDeadline == nil {
                 engine.logger.notice("stopping: no more dispatch; committing what arrives for \(options.drainGrace)")
@@ -149,6 +151,21 @@ struct CoordinatorLoop {
     /// once; state and results are committed in one transaction, and only then are they
     /// acknowledged. When the store cannot write, nothing is acknowledged and dispatching pauses
     /// until it can (retried every second).
+    /// Whether the sweep is over: every cell finished and written, and no refine round adds
+    /// cells (a round that does puts them in the scheduler and the loop goes on).
+    mutating func finishedAfterRefining(_ scheduler: inout Scheduler) throws -> Bool {
+        guard scheduler.isFinished && !writer.hasPendingWrites else { return false }
+        guard let refiner, stopDeadline == nil, !engine.stopRequested.load(ordering: .relaxed),
+            writer.storeFailure == nil
+        else { return true }
+        var seeds = try refiner.nextRound()
+        guard !seeds.isEmpty else { return true }
+        try CoordinatorEngine.addRequirements(to: &seeds, resources: scheduler.configuration.limits)
+        scheduler.add(seeds)
+        execute(scheduler.dispatchNow(now: .now), &scheduler)
+        return false
+    }
+
     mutating func execute(_ directives: [Scheduler.Directive], _ scheduler: inout Scheduler) {
         var sends: [([UInt8], Message)] = []
         for directive in directives {

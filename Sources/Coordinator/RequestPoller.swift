@@ -33,7 +33,13 @@ struct RequestPoller {
             if !cancel.isEmpty { directives += scheduler.on(.cancel(cancel), now: now) }
             if !requeue.isEmpty {
                 let works = try reader.works(of: requeue)
-                directives += scheduler.on(.requeue(requeue.map { ($0, works[$0] ?? []) }), now: now)
+                let limits = scheduler.configuration.limits
+                let cells = requeue.map { key in
+                    let work = works[key] ?? []
+                    let requirements = (try? CellWork(json: work)?.requirements(resources: limits)) ?? nil
+                    return (key, work, requirements ?? CellRequirements.none)
+                }
+                directives += scheduler.on(.requeue(cells), now: now)
             }
             try store.markApplied(requests.map(\.id))
             logger.info(

@@ -160,7 +160,7 @@ public struct Scheduler: Sendable {
         case committed([Commit])
         /// A user put FAILED or cancelled cells back in the queue (`isosweep requeue`), with their
         /// work (a cell loaded as FAILED keeps none), attempts starting again from 0.
-        case requeue([(key: String, work: [UInt8])])
+        case requeue([(key: String, work: [UInt8], requirements: CellRequirements)])
         /// A user took queued or FAILED cells out of the sweep (`isosweep cancel`).
         case cancel([String])
     }

@@ -46,13 +46,18 @@ extension Scheduler {
     }
 
     /// FAILED or cancelled cells back in the queue with their attempts reset; others untouched.
-    private mutating func requeue(_ requests: [(key: String, work: [UInt8])], _ out: inout [Directive]) {
+    private mutating func requeue(
+        _ requests: [(key: String, work: [UInt8], requirements: CellRequirements)],
+        _ out: inout [Directive]
+    ) {
         var count = 0
         for request in requests {
             guard let i = position(request.key), cells[i].state == .failed || cells[i].state == .cancelled else {
                 continue
             }
             if cells[i].work.length == 0 { cells[i].work = works.append(request.work) }
+            // A cell loaded as FAILED was given no requirements: it has them now.
+            cells[i].need = intern(request.requirements)
             let previous = cells[i].state
             cells[i].attempts = 0
             cells[i].losses = 0

@@ -49,6 +49,8 @@ public struct SweepSpec: Sendable, Equatable {
     /// draws (the same seed, the same cells).
     public var runCap: Int?
     public var seed: Int?
+    /// `refine:`: cells added after the grid where a condition holds (`Refinement`).
+    public var refine: Refinement?
 
     /// One parameter of the grid.
     public struct Parameter: Sendable, Equatable {
@@ -103,6 +105,7 @@ public struct SweepSpec: Sendable, Equatable {
         var variants: [[Parameter]] = []
         var runCap: Int?
         var seed: Int?
+        var refineNode: Node?
         var limits = Message.Limits()
         for (keyNode, value) in top {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
@@ -133,6 +136,8 @@ public struct SweepSpec: Sendable, Equatable {
                 limits = try parseResources(value, fail)
             case "variants":
                 variants = try parseVariants(value, fail)
+            case "refine":
+                refineNode = value
             case "run_cap":
                 guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 10_000_000 else {
                     throw fail(value, key, "expected a whole number of cells from 1 to 10000000")
@@ -147,7 +152,7 @@ public struct SweepSpec: Sendable, Equatable {
                 throw fail(
                     keyNode,
                     key,
-                    "unknown key; a sweep file has name, method, description, max_attempts, run_cap, seed, resources, parameters and variants"
+                    "unknown key; a sweep file has name, method, description, max_attempts, run_cap, seed, resources, parameters, variants and refine"
                 )
             }
         }
@@ -164,6 +169,11 @@ public struct SweepSpec: Sendable, Equatable {
             )
         }
         let isRandom = method == "random"
+        var refine: Refinement?
+        if let refineNode {
+            guard !isRandom else { throw fail(refineNode, "refine", "refines a grid; a random sweep draws its cells") }
+            refine = try Refinement.parse(refineNode, parameters: parameters, fail)
+        }
         if isRandom {
             guard runCap != nil else { throw fail(root, "run_cap", "is required with method: random (how many cells)") }
             guard variants.isEmpty else {
@@ -189,7 +199,8 @@ public struct SweepSpec: Sendable, Equatable {
             limits: limits,
             variants: variants,
             runCap: runCap,
-            seed: seed
+            seed: seed,
+            refine: refine
         )
         // Every combination must be a valid cell, and fit the memory the file gives each.
         for cell in try spec.cells(file: file) {

@@ -150,6 +150,11 @@ public final class ResultStore {
         migrator.registerMigration("v5-cell-requests") { db in
             try db.execute(sql: cellRequestsSchema)
         }
+        migrator.registerMigration("v6-refine-rounds") { db in
+            try db.execute(
+                sql: "CREATE TABLE refine_rounds (round INTEGER PRIMARY KEY, cells INTEGER NOT NULL, at REAL NOT NULL)"
+            )
+        }
         return migrator
     }
 
@@ -308,6 +313,38 @@ public final class ResultStore {
             }
         } catch {
             throw IsosweepError(.store, "cannot record the cells in \(path)", remedy: Self.explain(error))
+        }
+    }
+
+    /// The rounds of `refine:` recorded so far, and the cells each added.
+    public func refineRounds() throws(IsosweepError) -> [Int] {
+        try read("refine rounds") { db in try Int.fetchAll(db, sql: "SELECT cells FROM refine_rounds ORDER BY round") }
+    }
+
+    /// Records refine round `round` with the cells it adds to the sweep (none: the refinement
+    /// is over), and returns them as the scheduler takes them.
+    public func addRefinedCells(round: Int, cells: [CellWork]) throws(IsosweepError) -> [Scheduler.CellSeed] {
+        do {
+            return try database.write { db in
+                try db.execute(
+                    sql: "INSERT INTO refine_rounds (round, cells, at) VALUES (?, ?, ?)",
+                    arguments: [round, cells.count, Date().timeIntervalSince1970]
+                )
+                try insert(cells, db)
+                try Self.record(db, "refine", "round \(round): \(cells.count) cells added")
+                return cells.map {
+                    Scheduler.CellSeed(
+                        key: $0.key,
+                        work: $0.json,
+                        cost: $0.estimatedCost,
+                        state: .queued,
+                        attempts: 0,
+                        lastError: nil
+                    )
+                }
+            }
+        } catch {
+            throw IsosweepError(.store, "cannot record refine round \(round) in \(path)", remedy: Self.explain(error))
         }
     }
 

@@ -1,3 +1,4 @@
+import Diagnostics
 import Foundation
 import SweepAnalysis
 import SweepCore
@@ -268,6 +269,60 @@ import FoundationXML
         #expect(analysis.renderFrontier().contains("| trainer=adam, grad_penalty=0.01, extra_steps=100 (p = 641) |"))
         // A sweep of one method has no frontier figure.
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
+    }
+
+    /// A refine round: midpoints where the condition holds between neighbours, every seed,
+    /// deterministic, within the budget; the sweep file's errors name the fix.
+    @Test func refineRoundsAddGeometricMidpointsWhereTheConditionHolds() throws {
+        var rows: [CellResult] = []
+        for (width, fit, spread) in [(4, 0.5, 0.0), (16, 0.995, 0.0), (64, 0.999, 3.0)] {
+            for seed in 0..<2 {
+                var row = cell(n: 64, d: 8, width: width, seed: seed, eps: 0.9, lip: 5, fit: fit)
+                row.metrics.lawRatio = 2 + (seed == 0 ? -spread : spread)
+                rows.append(row)
+            }
+        }
+        let text = { (condition: String, cap: Int) in
+            """
+            name: r
+            method: grid
+            parameters:
+              n: {value: 64}
+              d: {value: 8}
+              width: {values: [4, 16, 64]}
+              seed: {values: [0, 1]}
+            refine: {axis: width, where: \(condition), rounds: 2, max_new_cells: \(cap)}
+            """
+        }
+        let crossing = try #require(try SweepSpec.parse(text("fit_fraction crosses 0.99", 10), file: "r.yaml").refine)
+        let existing = Set(rows.map { CellWork.train($0.parameters).key })
+        let added = crossing.round(results: rows, existing: existing, budget: 10)
+        #expect(added.compactMap(\.parameters).map(\.width) == [8, 8])
+        #expect(added.compactMap(\.parameters).map(\.seed) == [0, 1])
+        #expect(crossing.round(results: rows, existing: existing, budget: 10).map(\.key) == added.map(\.key))
+        #expect(crossing.round(results: rows, existing: existing, budget: 1).count == 1)
+        #expect(crossing.round(results: rows, existing: existing.union(added.map(\.key)), budget: 10).isEmpty)
+        // ci_width: the seeds disagree at 64 (law_ratio -1 and 5), so (16, 64) gets 32.
+        let wide = try #require(try SweepSpec.parse(text("law_ratio ci_width > 0.2", 10), file: "r.yaml").refine)
+        #expect(
+            wide.round(results: rows, existing: existing, budget: 10).compactMap(\.parameters).map(\.width) == [32, 32]
+        )
+        for (condition, fragment) in [
+            ("fit_fraction above 0.99", "expected METRIC crosses VALUE"), ("colour crosses 1", "unknown metric colour"),
+        ] {
+            do {
+                _ = try SweepSpec.parse(text(condition, 10), file: "r.yaml")
+                Issue.record("accepted \(condition)")
+            } catch {
+                #expect(error.message.contains(fragment), "\(error.message)")
+            }
+        }
+        #expect(throws: IsosweepError.self) {
+            try SweepSpec.parse(
+                text("fit_fraction crosses 0.99", 10).replacingOccurrences(of: "axis: width", with: "axis: d"),
+                file: "r.yaml"
+            )
+        }
     }
 
     static let renderer = ["/usr/bin/rsvg-convert", "/usr/local/bin/rsvg-convert"].first {

@@ -164,17 +164,17 @@ import TrainingCore
         #expect(
             out.contains { if case .persist(let u) = $0 { u.key == key(1) && u.state == .cancelled } else { false } }
         )
-        out = s.on(.requeue([(key(0), [7, 7])]), now: t0)
+        out = s.on(.requeue([(key(0), [7, 7], .none)]), now: t0)
         #expect(s.state(of: key(0)) == .queued && s.attempts(of: key(0)) == 0 && !s.isFinished)
         #expect(s.remainingCost == 0)  // cost(0) is 0 in this fixture
         // A worker gets the requeued cell, with the work the request carried, not the cancelled one.
         let shard = start(&s, credit: 5)
         #expect(shard.cells.map(\.key) == [key(0)] && shard.cells[0].work == [7, 7] && shard.cells[0].attempt == 1)
         // A cancelled cell can be requeued too: back in the queue, and at once to A, which has credit.
-        out = s.on(.requeue([(key(1), [1])]), now: t0)
+        out = s.on(.requeue([(key(1), [1], .none)]), now: t0)
         #expect(s.state(of: key(1)) == .leased && shards(out).first?.cells.map(\.key) == [key(1)])
         // Requeue leaves queued, running and done cells alone.
-        out = s.on(.requeue([(key(2), [2])]), now: t0)
+        out = s.on(.requeue([(key(2), [2], .none)]), now: t0)
         #expect(s.state(of: key(2)) == .done && !out.contains { if case .persist = $0 { true } else { false } })
     }
 
