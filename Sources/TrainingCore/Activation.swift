@@ -18,6 +18,25 @@ protocol ActivationKernel {
     static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T
     /// Whether psi'' is zero almost everywhere (the penalty's gradient then skips its terms).
     static var isPiecewiseLinear: Bool { get }
+    /// psi and psi' (from the value) as the training step computes them: in float32 the
+    /// vectorisable `FastMath` versions where libm would be called, else the exact ones.
+    static func trainingValue<T: BLASScalar>(_ z: T) -> T
+    static func trainingDerivative<T: BLASScalar>(fromValue h: T) -> T
+    /// Whether the step computes psi' with psi, from z, and keeps it for the row (softplus in
+    /// float32: its slope from the value would need a second exponential).
+    static func slopeWithValue<T: BLASScalar>(_: T.Type) -> Bool
+    /// psi and psi' at z, when `slopeWithValue`.
+    static func trainingValueAndSlope<T: BLASScalar>(_ z: T) -> (value: T, slope: T)
+}
+
+extension ActivationKernel {
+    @inline(__always) static func trainingValue<T: BLASScalar>(_ z: T) -> T { value(z) }
+    @inline(__always) static func trainingDerivative<T: BLASScalar>(fromValue h: T) -> T { derivative(fromValue: h) }
+    @inline(__always) static func slopeWithValue<T: BLASScalar>(_: T.Type) -> Bool { false }
+    @inline(__always) static func trainingValueAndSlope<T: BLASScalar>(_ z: T) -> (value: T, slope: T) {
+        let h = trainingValue(z)
+        return (h, trainingDerivative(fromValue: h))
+    }
 }
 
 enum ReLUKernel: ActivationKernel {
@@ -41,6 +60,11 @@ enum TanhKernel: ActivationKernel {
     @inline(__always) static func value<T: BLASScalar>(_ z: T) -> T { T.tanh(z) }
     @inline(__always) static func derivative<T: BLASScalar>(fromValue h: T) -> T { 1 - h * h }
     @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T { -2 * h * (1 - h * h) }
+    @inline(__always) static func trainingValue<T: BLASScalar>(_ z: T) -> T {
+        // Decided at specialisation: float32 training takes the vectorisable tanh.
+        if T.self == Float.self { return unsafeBitCast(FastMath.tanh(unsafeBitCast(z, to: Float.self)), to: T.self) }
+        return value(z)
+    }
     static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T {
         let t = T.tanh(z)
@@ -62,6 +86,26 @@ enum SoftplusKernel: ActivationKernel {
     @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T {
         let s = -T.expMinusOne(-h)
         return s * (1 - s)
+    }
+    @inline(__always) static func trainingValue<T: BLASScalar>(_ z: T) -> T {
+        if T.self == Float.self {
+            return unsafeBitCast(FastMath.softplus(unsafeBitCast(z, to: Float.self)), to: T.self)
+        }
+        return value(z)
+    }
+    @inline(__always) static func trainingDerivative<T: BLASScalar>(fromValue h: T) -> T {
+        if T.self == Float.self {
+            return unsafeBitCast(FastMath.softplusSlope(fromValue: unsafeBitCast(h, to: Float.self)), to: T.self)
+        }
+        return derivative(fromValue: h)
+    }
+    @inline(__always) static func slopeWithValue<T: BLASScalar>(_: T.Type) -> Bool { T.self == Float.self }
+    @inline(__always) static func trainingValueAndSlope<T: BLASScalar>(_ z: T) -> (value: T, slope: T) {
+        if T.self == Float.self {
+            let (h, s) = FastMath.softplusAndSigmoid(unsafeBitCast(z, to: Float.self))
+            return (unsafeBitCast(h, to: T.self), unsafeBitCast(s, to: T.self))
+        }
+        return (value(z), derivative(z))
     }
     static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { sigmoid(z) }

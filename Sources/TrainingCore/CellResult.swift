@@ -1,6 +1,6 @@
 /// The version of the science a cell computes: data, initialisation, trainers and metrics.
 /// Bump it whenever a change could alter any number of a result, so old and new never mix.
-public let scienceVersion = 2
+public let scienceVersion = 3
 
 /// What a cell measured, keyed as DESIGN.md's metrics table. A metric that does not exist for
 /// the cell (e.g. everything about the network after divergence) is nil, written as JSON null.

@@ -85,7 +85,7 @@ extension Network {
                         for i in 0..<n {
                             let row = hidden + i * k
                             let slopeRow = slopes + i * k
-                            for j in 0..<k { row[j] = K.value(row[j] + b[j]) }
+                            for j in 0..<k { row[j] = K.trainingValue(row[j] + b[j]) }
                             let residual = Scalar.dot(k, row, a) + bias - y[i]
                             sumOfSquares += Double(residual) * Double(residual)
                             let r = scale * residual
@@ -94,7 +94,7 @@ extension Network {
                             for j in 0..<k {
                                 let h = row[j]
                                 gradA[j] += r * h
-                                let s = K.derivative(fromValue: h)
+                                let s = K.trainingDerivative(fromValue: h)
                                 slopeRow[j] = s
                                 if !curved {
                                     // The loss's slopes are final: relu has no s2 terms.

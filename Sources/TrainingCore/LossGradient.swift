@@ -4,6 +4,8 @@ public struct TrainingWorkspace<Scalar: BLASScalar>: Sendable {
     var hidden: [Scalar]
     /// Gradient of the loss, in the network's flat layout.
     public internal(set) var gradient: [Scalar]
+    /// One row's slopes, for activations that compute them with their values (k).
+    var rowSlopes: [Scalar]
     /// The gradient penalty's buffers (`penalisedLossAndGradient`), one element each without it:
     /// psi'(Z) (n x k), the input gradients (n x d), U W^T (n x k, smooth activations only), the
     /// scaled residuals (n), S^T U and diag(a) W (k x d).
@@ -20,6 +22,7 @@ public struct TrainingWorkspace<Scalar: BLASScalar>: Sendable {
         let d = network.inputDimension
         hidden = [Scalar](repeating: 0, count: n * k)
         gradient = [Scalar](repeating: 0, count: network.parameters.count)
+        rowSlopes = [Scalar](repeating: 0, count: max(1, k))
         func buffer(_ count: Int, _ wanted: Bool) -> [Scalar] { [Scalar](repeating: 0, count: wanted ? count : 1) }
         slopes = buffer(n * k, penalty)
         inputGradients = buffer(n * d, penalty)
@@ -62,66 +65,79 @@ extension Network {
             data.inputs.storage.withUnsafeBufferPointer { xBuffer in
                 data.labels.withUnsafeBufferPointer { y in
                     workspace.hidden.withUnsafeMutableBufferPointer { hiddenBuffer in
-                        workspace.gradient.withUnsafeMutableBufferPointer { gradientBuffer in
-                            let w = theta.baseAddress!
-                            let b = w + biasOffset
-                            let a = w + outputWeightOffset
-                            let c = theta[outputBiasOffset]
-                            let x = xBuffer.baseAddress!
-                            let hidden = hiddenBuffer.baseAddress!
-                            let gradient = gradientBuffer.baseAddress!
-                            let gradB = gradient + biasOffset
-                            let gradA = gradient + outputWeightOffset
-                            gradientBuffer.update(repeating: 0)
-                            // Z = X W^T (n x k).
-                            Scalar.gemm(
-                                transposeA: false,
-                                transposeB: true,
-                                m: n,
-                                n: k,
-                                k: d,
-                                alpha: 1,
-                                a: x,
-                                lda: d,
-                                b: w,
-                                ldb: d,
-                                beta: 0,
-                                c: hidden,
-                                ldc: k
-                            )
-                            var gradC: Scalar = 0
-                            for i in 0..<n {
-                                let row = hidden + i * k
-                                for j in 0..<k { row[j] = K.value(row[j] + b[j]) }
-                                let residual = Scalar.dot(k, row, a) + c - y[i]
-                                sumOfSquares += Double(residual) * Double(residual)
-                                let r = scale * residual
-                                gradC += r
-                                for j in 0..<k {
-                                    let h = row[j]
-                                    gradA[j] += r * h
-                                    let slope = K.derivative(fromValue: h) * a[j] * r
-                                    row[j] = slope
-                                    gradB[j] += slope
+                        workspace.rowSlopes.withUnsafeMutableBufferPointer { slopeBuffer in
+                            workspace.gradient.withUnsafeMutableBufferPointer { gradientBuffer in
+                                let w = theta.baseAddress!
+                                let b = w + biasOffset
+                                let a = w + outputWeightOffset
+                                let c = theta[outputBiasOffset]
+                                let x = xBuffer.baseAddress!
+                                let hidden = hiddenBuffer.baseAddress!
+                                let rowSlopes = slopeBuffer.baseAddress!
+                                let withValue = K.slopeWithValue(Scalar.self)
+                                let gradient = gradientBuffer.baseAddress!
+                                let gradB = gradient + biasOffset
+                                let gradA = gradient + outputWeightOffset
+                                gradientBuffer.update(repeating: 0)
+                                // Z = X W^T (n x k).
+                                Scalar.gemm(
+                                    transposeA: false,
+                                    transposeB: true,
+                                    m: n,
+                                    n: k,
+                                    k: d,
+                                    alpha: 1,
+                                    a: x,
+                                    lda: d,
+                                    b: w,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: hidden,
+                                    ldc: k
+                                )
+                                var gradC: Scalar = 0
+                                for i in 0..<n {
+                                    let row = hidden + i * k
+                                    if withValue {
+                                        for j in 0..<k {
+                                            let (h, slope) = K.trainingValueAndSlope(row[j] + b[j])
+                                            row[j] = h
+                                            rowSlopes[j] = slope
+                                        }
+                                    } else {
+                                        for j in 0..<k { row[j] = K.trainingValue(row[j] + b[j]) }
+                                    }
+                                    let residual = Scalar.dot(k, row, a) + c - y[i]
+                                    sumOfSquares += Double(residual) * Double(residual)
+                                    let r = scale * residual
+                                    gradC += r
+                                    for j in 0..<k {
+                                        let h = row[j]
+                                        gradA[j] += r * h
+                                        let psiPrime = withValue ? rowSlopes[j] : K.trainingDerivative(fromValue: h)
+                                        let slope = psiPrime * a[j] * r
+                                        row[j] = slope
+                                        gradB[j] += slope
+                                    }
                                 }
+                                gradient[outputBiasOffset] = gradC
+                                // dW = Delta^T X (k x d).
+                                Scalar.gemm(
+                                    transposeA: true,
+                                    transposeB: false,
+                                    m: k,
+                                    n: d,
+                                    k: n,
+                                    alpha: 1,
+                                    a: hidden,
+                                    lda: k,
+                                    b: x,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: gradient,
+                                    ldc: d
+                                )
                             }
-                            gradient[outputBiasOffset] = gradC
-                            // dW = Delta^T X (k x d).
-                            Scalar.gemm(
-                                transposeA: true,
-                                transposeB: false,
-                                m: k,
-                                n: d,
-                                k: n,
-                                alpha: 1,
-                                a: hidden,
-                                lda: k,
-                                b: x,
-                                ldb: d,
-                                beta: 0,
-                                c: gradient,
-                                ldc: d
-                            )
                         }
                     }
                 }
