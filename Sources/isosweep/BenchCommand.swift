@@ -12,7 +12,8 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
         subcommands: [
-            BenchTrain.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self, BenchSwarm.self, BenchTools.self,
+            BenchTrain.self, BenchLipschitz.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self,
+            BenchSwarm.self, BenchTools.self,
         ]
     )
 }
@@ -59,6 +60,34 @@ struct BenchTrain: ParsableCommand {
             gradPenalty: gradPenalty
         )
         try Output.json(result)
+    }
+}
+
+/// `isosweep bench lipschitz`: the Lipschitz phase of a cell against 100 of its training steps.
+struct BenchLipschitz: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lipschitz",
+        abstract:
+            "Time a cell's Lipschitz phase (the bounds of the trained network, and the baseline search on the initial one) against 100 training steps of the same cell, in the same run."
+    )
+
+    @Option(help: "Training points.") var n = 1024
+    @Option(help: "Input dimension.") var d = 64
+    @Option(help: "Hidden width.") var width = 2048
+    @Option(help: "Activation.") var activation: ActivationKind = .relu
+    @Option(help: "OpenBLAS threads.") var threads = 1
+
+    func validate() throws {
+        guard n >= 2, d >= 1, width >= 1 else {
+            throw ValidationError("--n must be at least 2, --d and --width positive")
+        }
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
+    }
+
+    func run() throws {
+        try Output.json(
+            LipschitzBenchmark.measure(n: n, d: d, width: width, activation: activation, threads: threads)
+        )
     }
 }
 
