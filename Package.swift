@@ -98,7 +98,10 @@ let package = Package(
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "Diagnostics"]),
         .testTarget(name: "SweepCoreTests", dependencies: ["SweepCore", "TrainingCore", "Diagnostics"]),
-        .testTarget(name: "SweepStoreTests", dependencies: ["SweepStore", "SweepCore", "TrainingCore", "Diagnostics"]),
+        .testTarget(
+            name: "SweepStoreTests",
+            dependencies: ["SweepStore", "SweepCore", "SweepAnalysis", "TrainingCore", "Diagnostics"]
+        ),
         .testTarget(
             name: "SweepAnalysisTests",
             dependencies: ["SweepAnalysis", "SweepStore", "SweepCore", "TrainingCore"],

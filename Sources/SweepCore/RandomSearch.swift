@@ -50,9 +50,6 @@ public enum Distribution: Sendable, Equatable {
     }
 }
 
-/// A stream of its own for the sweep's draws (cells' streams are 1...8).
-private let sweepDrawStream = RandomStream.probes
-
 extension SweepSpec {
     /// `run_cap` distinct cells drawn with the sweep's seed: parameter by parameter in file order,
     /// a fixed value as it is, `values` uniformly, a distribution by its law.
@@ -60,7 +57,7 @@ extension SweepSpec {
         guard let cap = runCap else {
             throw IsosweepError.sweepFile(file, line: nil, key: "run_cap", "is required with method: random")
         }
-        var rng = SeededGenerator(seed: UInt64(seed ?? 0), stream: sweepDrawStream)
+        var rng = SeededGenerator(seed: UInt64(seed ?? 0), stream: .sweepDraws)
         var combos: [[String: ParameterValue]] = []
         var seen = Set<[String: ParameterValue]>()
         var draws = 0

@@ -55,6 +55,8 @@ public enum RandomStream: UInt64, Sendable {
     case testLabels = 6
     case probes = 7
     case fileSelection = 8
+    /// A random sweep's draws of cells (from the sweep's seed, not a cell's).
+    case sweepDraws = 9
 }
 
 private struct SplitMix64 {

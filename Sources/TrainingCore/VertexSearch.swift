@@ -21,7 +21,7 @@ extension GradientSearch {
     mutating func vertexQuotients(_ vertices: Matrix<Double>, starts: Int) {
         guard vertices.rows > 0, vertices.columns > 0 else { return }
         // One flip per vertex, along the most favoured coordinate.
-        var firstOrder: [(gain: Double, row: Int)] = []
+        var gains: [Double] = []  // per vertex, the first-order gain of its flip
         var partners = Matrix<Double>(rows: vertices.rows, columns: vertices.columns)
         var start = 0
         while start < vertices.rows {
@@ -35,14 +35,14 @@ extension GradientSearch {
                 }
                 for j in 0..<vertices.columns { partners[i, j] = vertices[i, j] }
                 partners[i, best.coordinate] = -vertices[i, best.coordinate]
-                firstOrder.append((best.gain, i))
+                gains.append(best.gain)
             }
             start = end
         }
         let quotients = pairQuotients(vertices, partners)
         // The most promising vertices: by the quotient found, then by first-order gain.
-        let order = firstOrder.indices.sorted {
-            (quotients[$0], firstOrder[$0].gain) > (quotients[$1], firstOrder[$1].gain)
+        let order = gains.indices.sorted {
+            (quotients[$0], gains[$0]) > (quotients[$1], gains[$1])
         }
         var current = Matrix<Double>(
             rows: min(starts, order.count),

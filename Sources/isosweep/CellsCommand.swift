@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SweepAnalysis
 import SweepCore
 import SweepStore
 import TrainingCore
@@ -72,7 +73,7 @@ struct Cells: ParsableCommand {
             [String(row.key.prefix(12)), row.state] + varying.map { row.parameters[$0] ?? "-" }
                 + ["\(row.attempts)", row.worker ?? "", row.lastError.map { String($0.prefix(120)) } ?? ""]
         }
-        print(SweepPlan.table(header: header, rows: table))
+        print(TextTable.markdown(header: header, rows: table))
         print("\(rows.count) cells")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SweepAnalysis
 import SweepCore
 import SweepStore
 import TrainingCore

@@ -1,5 +1,6 @@
 import Diagnostics
 import Foundation
+import SweepAnalysis
 import SweepCore
 import SweepStore
 import Testing
