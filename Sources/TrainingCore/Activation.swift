@@ -9,10 +9,11 @@ protocol ActivationKernel {
     static func derivative<T: BLASScalar>(fromValue h: T) -> T
     /// psi'(z).
     static func derivative<T: BLASScalar>(_ z: T) -> T
-    /// psi''(z), used only to point gradient ascent of the gradient norm. For relu, whose second
-    /// derivative is zero almost everywhere, it is that of a sharp softplus (a direction, never a
-    /// certificate: every bound is evaluated with the true gradient).
-    static func curvature<T: BLASScalar>(_ z: T) -> T
+    /// psi'(z) and psi''(z) for the ascent of the gradient norm (`GradientAscent`): in float32 with
+    /// `FastMath`, in float64 exactly. For relu, whose second derivative is zero almost everywhere,
+    /// the curvature is that of a sharp softplus (a direction, never a certificate: every bound is
+    /// evaluated in float64 with the true gradient).
+    static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T)
     /// The true psi''(z) recovered from h = psi(z), for the gradient penalty's parameter gradient
     /// (relu: 0, its second derivative almost everywhere).
     static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T
@@ -49,10 +50,10 @@ enum ReLUKernel: ActivationKernel {
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { z > 0 ? 1 : 0 }
     @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T { 0 }
     static var isPiecewiseLinear: Bool { true }
-    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
+    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
         let beta = T(surrogateSharpness)
-        let s = 1 / (1 + T.exp(-beta * z))
-        return beta * s * (1 - s)
+        let s = ascentSigmoid(beta * z)
+        return (z > 0 ? 1 : 0, beta * s * (1 - s))
     }
 }
 
@@ -70,9 +71,9 @@ enum TanhKernel: ActivationKernel {
         let t = T.tanh(z)
         return 1 - t * t
     }
-    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
-        let t = T.tanh(z)
-        return -2 * t * (1 - t * t)
+    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
+        let t = trainingValue(z)
+        return (1 - t * t, -2 * t * (1 - t * t))
     }
 }
 
@@ -109,13 +110,19 @@ enum SoftplusKernel: ActivationKernel {
     }
     static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { sigmoid(z) }
-    @inline(__always) static func curvature<T: BLASScalar>(_ z: T) -> T {
-        let s = sigmoid(z)
-        return s * (1 - s)
+    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
+        let s = ascentSigmoid(z)
+        return (s, s * (1 - s))
     }
     @inline(__always) static func sigmoid<T: BLASScalar>(_ z: T) -> T {
         z >= 0 ? 1 / (1 + T.exp(-z)) : T.exp(z) / (1 + T.exp(z))
     }
+}
+
+/// sigmoid(z) for the ascent: `FastMath`'s in float32, the exact one in float64.
+@inline(__always) func ascentSigmoid<T: BLASScalar>(_ z: T) -> T {
+    if T.self == Float.self { return unsafeBitCast(FastMath.sigmoid(unsafeBitCast(z, to: Float.self)), to: T.self) }
+    return SoftplusKernel.sigmoid(z)
 }
 
 extension ActivationKind {
@@ -134,17 +141,6 @@ extension ActivationKind {
         case .relu: ReLUKernel.derivative(z)
         case .tanh: TanhKernel.derivative(z)
         case .softplus: SoftplusKernel.derivative(z)
-        }
-    }
-}
-
-extension ActivationKind {
-    /// psi''(z) (relu: its sharp-softplus stand-in), for steering gradient-norm ascent.
-    func curvature<T: BLASScalar>(_ z: T) -> T {
-        switch self {
-        case .relu: ReLUKernel.curvature(z)
-        case .tanh: TanhKernel.curvature(z)
-        case .softplus: SoftplusKernel.curvature(z)
         }
     }
 }

@@ -144,6 +144,7 @@ public enum Cell {
                 distribution: data.distribution,
                 seed: seed,
                 options: options,
+                supportOnly: true,
                 stopAt: deadline,
                 shouldStop: shouldStop
             ).support

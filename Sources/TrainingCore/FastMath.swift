@@ -84,6 +84,12 @@ enum FastMath {
         return (value, slope)
     }
 
+    /// sigmoid(z), the slope of `softplusAndSigmoid` without the value.
+    @inline(__always) static func sigmoid(_ z: Float) -> Float {
+        let e = expNonPositive(-Float(bitPattern: z.bitPattern & 0x7FFF_FFFF))
+        return (z > 0 ? 1 : e) / (1 + e)
+    }
+
     /// softplus' recovered from h = softplus(z): 1 - e^(-h), with its Taylor series below 0.35,
     /// where the subtraction would cancel.
     @inline(__always) static func softplusSlope(fromValue h: Float) -> Float {

@@ -34,9 +34,10 @@ public struct LipschitzBounds: Sendable, Equatable, Codable {
 public struct LipschitzOptions: Sendable, Equatable {
     /// Fresh points drawn from the data distribution (also the points of `gradientMean`).
     public var freshPoints: Int = 1000
-    /// How many of the best probes are improved by ascent on the gradient norm.
-    public var ascentStarts: Int = 64
-    /// Ascent iterations from each start.
+    /// How many of the best probes are improved by ascent on the gradient norm (of each kind:
+    /// free, and tangential on the sphere; one float32 batch, `GradientAscent`).
+    public var ascentStarts: Int = 96
+    /// Ascent iterations from each start (the float64 polish of the best takes at most 50 more).
     public var ascentSteps: Int = 150
     /// Half-width of the difference quotients taken along the best gradients.
     public var pairStep: Double = 1e-4
@@ -109,13 +110,18 @@ public enum Lipschitz {
         )
     }
 
-    /// The lower bounds of `bounds`: in R^d, on the support, and the mean gradient norm.
+    /// The lower bounds of `bounds`: in R^d, on the support, and the mean gradient norm. With
+    /// `supportOnly`, only the searches the support bound needs run (the baseline
+    /// `lip_init_support_lower` wants no more): on the sphere no free ascent and no rays, on
+    /// hypercube vertices no ascent at all. `support` is then what the full search gives, and
+    /// `lower` a lower bound no larger than the full search's.
     public static func lowerBounds(
         of network: Network<Double>,
         trainingInputs: Matrix<Double>?,
         distribution: InputDistribution,
         seed: UInt64,
         options: LipschitzOptions = LipschitzOptions(),
+        supportOnly: Bool = false,
         stopAt: ContinuousClock.Instant? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> (lower: Double, support: Double, gradientMean: Double) {
@@ -144,28 +150,27 @@ public enum Lipschitz {
             if let trainingInputs { vertices = vertices.appendingRows(trainingInputs) }
             search.vertexQuotients(vertices, starts: options.ascentStarts)
         }
-        let starts = search.bestProbes(options.ascentStarts)
-        try search.ascend(
-            from: starts.free,
-            tangential: false,
-            steps: options.ascentSteps,
-            rng: &rng,
-            stopAt: stopAt,
-            shouldStop: shouldStop
-        )
-        if onSphere {
+        // Searches in R^d count for the support only when the support is R^d.
+        let free = !supportOnly || support == .space
+        func wanted(
+            _ starts: (free: Matrix<Double>, tangential: Matrix<Double>)
+        ) -> (
+            free: Matrix<Double>, tangential: Matrix<Double>
+        ) {
+            (free ? starts.free : Matrix(rows: 0, columns: d), starts.tangential)
+        }
+        if free || onSphere {
             try search.ascend(
-                from: starts.tangential,
-                tangential: true,
+                from: wanted(search.bestProbes(options.ascentStarts)),
                 steps: options.ascentSteps,
                 rng: &rng,
                 stopAt: stopAt,
                 shouldStop: shouldStop
             )
+            search.differenceQuotients(at: wanted(search.bestProbes(options.ascentStarts)), step: options.pairStep)
         }
-        search.differenceQuotients(at: search.bestProbes(options.ascentStarts), step: options.pairStep)
 
-        let rays = rayLowerBound(network, seed: seed).value
+        let rays = free ? rayLowerBound(network, seed: seed).value : 0
         // Every support bound is a quotient or gradient at real points, so also a bound in R^d.
         let supportValue: Double
         switch support {
@@ -337,110 +342,81 @@ struct GradientSearch {
         }
     }
 
-    /// Monotone ascent of the (tangential) gradient norm from each row of `starts`. The direction
-    /// is the gradient of |g|^2 (Hessian-vector products; on the sphere the Riemannian gradient),
-    /// alternating with random directions after a failed step, since relu's gradient norm is
-    /// piecewise constant. A step is kept only if the true norm grows, so every value recorded is
-    /// the exact gradient norm at a point actually visited.
+    /// Rows of the float64 polish: the best points of each kind after the float32 ascent.
+    static let polishRows = 16
+    /// Iterations of the polish.
+    static let polishSteps = 50
+
+    /// Ascent of the gradient norm from the best probes by free norm and, on the sphere, of the
+    /// tangential norm from the best by tangential norm: all of them in one float32 batch
+    /// (`GradientAscent<Float>`). Then the best `polishRows` points of each kind are polished in
+    /// float64, whose steps still move where float32's no longer do (relu's maxima sit on region
+    /// boundaries). Where each row ends is certified: its float64 gradient norms, at the point
+    /// itself (put back exactly on the sphere for tangential rows), are what the bounds and the
+    /// pool record.
     mutating func ascend(
-        from starts: Matrix<Double>,
-        tangential: Bool,
+        from starts: (free: Matrix<Double>, tangential: Matrix<Double>),
         steps: Int,
         rng: inout SeededGenerator,
         stopAt: ContinuousClock.Instant?,
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) {
-        let rows = starts.rows
-        let d = network.inputDimension
-        guard rows > 0 && steps > 0 else { return }
-        var x = starts
-        var value = norms(x)
-        var current = tangential ? value.tangential : value.free
-        var stepSize = [Double](repeating: 0.1, count: rows)
-        var failures = [Int](repeating: 0, count: rows)
-        for _ in 0..<steps {
-            // Out of time: every value recorded so far is a gradient norm at a visited point, so
-            // stopping early still leaves a certified (if looser) lower bound.
-            if let stopAt, ContinuousClock.now >= stopAt { break }
-            if shouldStop() {
-                throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down")
-            }
-            let active = (0..<rows).filter { stepSize[$0] > 1e-9 }
-            if active.isEmpty { break }
-            let directions = ascentDirections(x, gradients: value.gradients, z: value.z, tangential: tangential)
-            var candidate = x
-            for i in active {
-                var u = directions.row(i)
-                if failures[i] % 2 == 1 || !(u.norm > 1e-12) {
-                    u = (0..<d).map { _ in rng.nextGaussian() }
-                    if tangential { u = project(u, onto: x.row(i)) }
-                }
-                let norm = u.norm
-                guard norm > 0 else { continue }
-                for j in 0..<d { candidate[i, j] += stepSize[i] * u[j] / norm }
-                if tangential { normalise(&candidate, row: i) }
-            }
-            let trial = norms(candidate)
-            let trialValues = tangential ? trial.tangential : trial.free
-            var accepted = false
-            for i in active {
-                if trialValues[i] > current[i] && trialValues[i].isFinite {
-                    accepted = true
-                    for j in 0..<d { x[i, j] = candidate[i, j] }
-                    current[i] = trialValues[i]
-                    stepSize[i] = min(1, stepSize[i] * 1.5)
-                    failures[i] = 0
-                } else {
-                    failures[i] += 1
-                    if failures[i] % 2 == 0 { stepSize[i] *= 0.5 }
-                }
-                if tangential {
-                    bestTangential = max(bestTangential, current[i])
-                } else {
-                    bestFree = max(bestFree, current[i])
-                }
-            }
-            if accepted { value = norms(x) }
-        }
-        for i in 0..<rows {
-            offer(x.row(i), free: value.free[i], tangential: tangential ? value.tangential[i] : nil)
-        }
+        try ascendAndCertify(
+            GradientAscent<Float>(network),
+            from: starts,
+            steps: steps,
+            rng: &rng,
+            stopAt: stopAt,
+            shouldStop: shouldStop
+        )
+        let best = bestProbes(Self.polishRows)
+        try ascendAndCertify(
+            GradientAscent<Double>(network),
+            from: (starts.free.rows > 0 ? best.free : starts.free, best.tangential),
+            steps: min(steps, Self.polishSteps),
+            rng: &rng,
+            stopAt: stopAt,
+            shouldStop: shouldStop
+        )
     }
 
-    /// Gradient of |g(x)|^2 / 2 in x: H g, with H = W^T diag(a psi''(z)) W. On the sphere the
-    /// objective is |P_x g|^2 / 2, whose Euclidean gradient is H g_t - <g, x> g (g_t = P_x g),
-    /// projected onto the tangent space.
-    func ascentDirections(
-        _ x: Matrix<Double>,
-        gradients g: Matrix<Double>,
-        z: Matrix<Double>,
-        tangential: Bool
-    ) -> Matrix<Double> {
-        let k = network.width
-        var v = g
-        if tangential {
-            for i in 0..<x.rows {
-                let t = project(g.row(i), onto: x.row(i))
-                for j in 0..<x.columns { v[i, j] = t[j] }
+    private mutating func ascendAndCertify<Scalar>(
+        _ ascent: GradientAscent<Scalar>,
+        from starts: (free: Matrix<Double>, tangential: Matrix<Double>),
+        steps: Int,
+        rng: inout SeededGenerator,
+        stopAt: ContinuousClock.Instant?,
+        shouldStop: @Sendable () -> Bool
+    ) throws(IsosweepError) {
+        let tangentialStarts = onSphere ? starts.tangential : Matrix(rows: 0, columns: network.inputDimension)
+        let tangential =
+            [Bool](repeating: false, count: starts.free.rows)
+            + [Bool](repeating: true, count: tangentialStarts.rows)
+        let ends = try ascent.ascend(
+            from: starts.free.appendingRows(tangentialStarts).converted(to: Scalar.self),
+            tangential: tangential,
+            steps: steps,
+            rng: &rng,
+            stopAt: stopAt,
+            shouldStop: shouldStop
+        )
+        var points = ends.converted(to: Double.self)
+        for i in 0..<points.rows where tangential[i] { normalise(&points, row: i) }
+        var start = 0
+        while start < points.rows {
+            let end = min(points.rows, start + batchRows)
+            let batch = points.rows(start..<end)
+            let certified = norms(batch)
+            for i in 0..<batch.rows {
+                let row = start + i
+                offer(
+                    batch.row(i),
+                    free: certified.free[i],
+                    tangential: tangential[row] ? certified.tangential[i] : nil
+                )
             }
+            start = end
         }
-        var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
-        for i in 0..<x.rows {
-            for j in 0..<k { u[i, j] *= outputWeights[j] * network.activation.curvature(z[i, j]) }
-        }
-        var direction = BLAS.multiply(u, weights)  // rows x d: H v
-        if tangential {
-            for i in 0..<x.rows {
-                let xi = x.row(i)
-                let gi = g.row(i)
-                let gx = zip(gi, xi).reduce(0) { $0 + $1.0 * $1.1 }
-                var row = direction.row(i)
-                for j in 0..<x.columns { row[j] -= gx * gi[j] }
-                row = project(row, onto: xi)
-                for j in 0..<x.columns { direction[i, j] = row[j] }
-            }
-        }
-        return direction
     }
 
     func project(_ u: [Double], onto x: [Double]) -> [Double] {

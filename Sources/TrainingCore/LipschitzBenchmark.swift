@@ -72,7 +72,8 @@ public struct LipschitzBenchmark: Sendable, Codable {
             of: initial.converted(to: Double.self),
             trainingInputs: inputs,
             distribution: data.distribution,
-            seed: 0
+            seed: 0,
+            supportOnly: true
         )
         let baseline = (clock.now - baselineStart).seconds
         return LipschitzBenchmark(

@@ -137,17 +137,35 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         _ inputs: Matrix<Scalar>
     ) -> (outputs: [Scalar], gradients: Matrix<Scalar>, preactivations: Matrix<Scalar>) {
         let z = preactivations(inputs)
-        let a = outputWeights
-        let c = outputBias
         var slopes = Matrix<Scalar>(rows: inputs.rows, columns: width)
-        var outputs = [Scalar](repeating: c, count: inputs.rows)
-        for i in 0..<inputs.rows {
-            for j in 0..<width {
-                let value = z.storage[i * width + j]
-                outputs[i] += a[j] * activation.value(value)
-                slopes.storage[i * width + j] = a[j] * activation.derivative(value)
-            }
+        var outputs = [Scalar](repeating: outputBias, count: inputs.rows)
+        // One switch per batch, not per element, so that each loop specialises.
+        switch activation {
+        case .relu: valuesAndSlopes(ReLUKernel.self, z, &outputs, &slopes)
+        case .tanh: valuesAndSlopes(TanhKernel.self, z, &outputs, &slopes)
+        case .softplus: valuesAndSlopes(SoftplusKernel.self, z, &outputs, &slopes)
         }
         return (outputs, BLAS.multiply(slopes, weights), z)
+    }
+
+    /// outputs[i] += sum_j a_j psi(z_ij), slopes_ij = a_j psi'(z_ij), with the exact functions
+    /// (psi' from psi: one tanh or exponential per element, not two).
+    private func valuesAndSlopes<K: ActivationKernel>(
+        _: K.Type,
+        _ z: Matrix<Scalar>,
+        _ outputs: inout [Scalar],
+        _ slopes: inout Matrix<Scalar>
+    ) {
+        let a = outputWeights
+        for i in 0..<z.rows {
+            var sum = outputs[i]
+            for j in 0..<width {
+                let value = z.storage[i * width + j]
+                let h = K.value(value)
+                sum += a[j] * h
+                slopes.storage[i * width + j] = a[j] * K.derivative(fromValue: h)
+            }
+            outputs[i] = sum
+        }
     }
 }

@@ -44,27 +44,33 @@ extension Lipschitz {
         for _ in 0..<rayDirections {
             if let u = normalised((0..<d).map { _ in rng.nextGaussian() }) { starts.append(contentsOf: u) }
         }
-        var u = Matrix(rows: starts.count / d, columns: d, storage: starts)
-        var best = [(norm: Double, u: [Double])](repeating: (0, []), count: u.rows)
-        // Refine every start towards its own asymptotic gradient, all at once:
-        // g(u) = W^T (a * [W u > 0]), two GEMMs per round.
+        // Refine every start towards its own asymptotic gradient, all at once and in float32
+        // (the directions only steer; the value is certified below in float64):
+        // g(u) = W^T (a * [W u > 0]), two SGEMMs per round.
+        let single = w.converted(to: Float.self)
+        let singleA = a.map { Float($0) }
+        var u = Matrix(rows: starts.count / d, columns: d, storage: starts.map { Float($0) })
+        var best = [(norm: Float, u: [Float])](repeating: (0, []), count: u.rows)
         for _ in 0...rayRefinements {
-            var mask = BLAS.multiply(u, w, transposeB: true)  // rows x k: W u
+            var mask = BLAS.multiply(u, single, transposeB: true)  // rows x k: W u
             for i in 0..<mask.rows {
-                for j in 0..<k { mask[i, j] = mask[i, j] > 0 ? a[j] : 0 }
+                for j in 0..<k { mask[i, j] = mask[i, j] > 0 ? singleA[j] : 0 }
             }
-            let g = BLAS.multiply(mask, w)  // rows x d
+            let g = BLAS.multiply(mask, single)  // rows x d
             var next = u
             for i in 0..<u.rows {
-                let row = g.row(i)
-                let norm = row.norm
+                var squares: Float = 0
+                for c in 0..<d { squares += g[i, c] * g[i, c] }
+                let norm = squares.squareRoot()
                 if norm > best[i].norm { best[i] = (norm, u.row(i)) }
                 guard norm > 0, norm.isFinite else { continue }
-                for c in 0..<d { next[i, c] = row[c] / norm }
+                for c in 0..<d { next[i, c] = g[i, c] / norm }
             }
             u = next
         }
-        let found = best.filter { !$0.u.isEmpty }.sorted { $0.norm > $1.norm }
+        let found = best.filter { !$0.u.isEmpty }.sorted { $0.norm > $1.norm }.map { candidate in
+            (norm: Double(candidate.norm), u: candidate.u.map { Double($0) })
+        }
         // Certify the best directions at real points: far enough that every unit whose
         // direction is not orthogonal to u has the sign it has at infinity.
         var points: [Double] = []

@@ -107,7 +107,8 @@ import TrainingCore
             of: initial.converted(to: Double.self),
             trainingInputs: inputs,
             distribution: distribution,
-            seed: 3
+            seed: 3,
+            supportOnly: true
         ).support
         #expect(m.lipInitSupportLower == baseline && baseline > 0)
 

@@ -1,0 +1,291 @@
+public import Diagnostics
+
+/// Gradient-norm ascent of every start at once: the search half of the Lipschitz lower bound, run
+/// in float32 (`Scalar == Float`, with `FastMath`) and then polished in float64 from its best
+/// points. Each step costs at most four GEMMs over the whole batch (free and tangential starts
+/// together): Z = X W^T and G = (a psi'(Z)) W at the candidate points, W v and W^T (a psi''(Z) W v)
+/// for the directions of the rows that take one. A row's gradient and curvature are kept from the
+/// step that accepted it, so nothing is evaluated twice.
+///
+/// The ascent only steers: what the search reports (`GradientSearch.ascend`) is the float64
+/// gradient norm at the points it ends on, re-evaluated there, so every bound is certified as
+/// before.
+struct GradientAscent<Scalar: BLASScalar> {
+    let weights: Matrix<Scalar>
+    let biases: [Scalar]
+    let outputWeights: [Scalar]
+    let activation: ActivationKind
+    var width: Int { weights.rows }
+    var inputDimension: Int { weights.columns }
+
+    /// Where a step leaves a batch: the points, their gradients g = W^T (a psi'(z)), and the
+    /// curvatures a psi''(z) (k per row) that point the next direction.
+    struct Batch {
+        var points: Matrix<Scalar>
+        var gradients: Matrix<Scalar>
+        var curvatures: Matrix<Scalar>
+        /// |g| or, on tangential rows, |P_x g| (x on the sphere).
+        var values: [Scalar]
+    }
+
+    init(_ network: Network<Double>) {
+        let single = network.converted(to: Scalar.self)
+        weights = single.weights
+        biases = single.biases
+        outputWeights = single.outputWeights
+        activation = network.activation
+    }
+
+    /// Gradients, curvatures and norms at every row of `points`.
+    func evaluate(_ points: Matrix<Scalar>, tangential: [Bool]) -> Batch {
+        let k = width
+        var z = BLAS.multiply(points, weights, transposeB: true)  // rows x k
+        var curvatures = Matrix<Scalar>(rows: points.rows, columns: k)
+        switch activation {
+        case .relu: slopesAndCurvatures(ReLUKernel.self, &z, &curvatures)
+        case .tanh: slopesAndCurvatures(TanhKernel.self, &z, &curvatures)
+        case .softplus: slopesAndCurvatures(SoftplusKernel.self, &z, &curvatures)
+        }
+        let gradients = BLAS.multiply(z, weights)  // rows x d
+        var values = [Scalar](repeating: 0, count: points.rows)
+        for i in 0..<points.rows {
+            values[i] = norm(gradients, row: i, tangentTo: tangential[i] ? points : nil)
+        }
+        return Batch(points: points, gradients: gradients, curvatures: curvatures, values: values)
+    }
+
+    /// z <- a psi'(z + b), curvature <- a psi''(z + b), one vectorisable pass per row.
+    private func slopesAndCurvatures<K: ActivationKernel>(
+        _: K.Type,
+        _ z: inout Matrix<Scalar>,
+        _ curvatures: inout Matrix<Scalar>
+    ) {
+        let k = width
+        biases.withUnsafeBufferPointer { bBuffer in
+            outputWeights.withUnsafeBufferPointer { aBuffer in
+                z.storage.withUnsafeMutableBufferPointer { zBuffer in
+                    curvatures.storage.withUnsafeMutableBufferPointer { cBuffer in
+                        guard k > 0, let b = bBuffer.baseAddress, let a = aBuffer.baseAddress,
+                            let zs = zBuffer.baseAddress, let cs = cBuffer.baseAddress
+                        else { return }
+                        // Pointers to each row, as in the training step: no index arithmetic that
+                        // could trap inside the loop, so it vectorises.
+                        for i in 0..<(zBuffer.count / k) {
+                            let row = zs + i * k
+                            let curvatureRow = cs + i * k
+                            for j in 0..<k {
+                                let (slope, curvature) = K.ascentSlopeAndCurvature(row[j] + b[j])
+                                row[j] = a[j] * slope
+                                curvatureRow[j] = a[j] * curvature
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// |g_i|, or |P_x g_i| when `x` is given: sqrt(|g|^2 - <g,x>^2 / |x|^2).
+    func norm(_ g: Matrix<Scalar>, row i: Int, tangentTo x: Matrix<Scalar>?) -> Scalar {
+        var gg: Scalar = 0
+        var gx: Scalar = 0
+        var xx: Scalar = 0
+        for j in 0..<g.columns {
+            gg += g[i, j] * g[i, j]
+            if let x {
+                gx += g[i, j] * x[i, j]
+                xx += x[i, j] * x[i, j]
+            }
+        }
+        guard x != nil, xx > 0 else { return gg.squareRoot() }
+        return max(0, gg - gx * gx / xx).squareRoot()
+    }
+
+    /// The gradient of |g|^2 / 2 in x at every row: H g, H = W^T diag(a psi''(z)) W. On tangential
+    /// rows the objective is |P_x g|^2 / 2, whose gradient is H g_t - <g, x> g (g_t = P_x g),
+    /// projected onto the tangent space.
+    ///
+    /// Only the rows in `rows` (a step tries a random direction on the others), one per output row.
+    func directions(_ batch: Batch, tangential: [Bool], rows: [Int]) -> Matrix<Scalar> {
+        let d = inputDimension
+        let k = width
+        var x = Matrix<Scalar>(rows: rows.count, columns: d)
+        var g = Matrix<Scalar>(rows: rows.count, columns: d)
+        var curvatures = Matrix<Scalar>(rows: rows.count, columns: k)
+        for (r, i) in rows.enumerated() {
+            x.storage.replaceSubrange((r * d)..<((r + 1) * d), with: batch.points.storage[(i * d)..<((i + 1) * d)])
+            g.storage.replaceSubrange((r * d)..<((r + 1) * d), with: batch.gradients.storage[(i * d)..<((i + 1) * d)])
+            curvatures.storage.replaceSubrange(
+                (r * k)..<((r + 1) * k),
+                with: batch.curvatures.storage[(i * k)..<((i + 1) * k)]
+            )
+        }
+        var v = g
+        for (r, i) in rows.enumerated() where tangential[i] { project(&v, row: r, onto: x) }
+        var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
+        u.storage.withUnsafeMutableBufferPointer { us in
+            curvatures.storage.withUnsafeBufferPointer { cs in
+                for index in 0..<us.count { us[index] *= cs[index] }
+            }
+        }
+        var direction = BLAS.multiply(u, weights)  // rows x d: H v
+        for (r, i) in rows.enumerated() where tangential[i] {
+            var gx: Scalar = 0
+            for j in 0..<d { gx += g[r, j] * x[r, j] }
+            for j in 0..<d { direction[r, j] -= gx * g[r, j] }
+            project(&direction, row: r, onto: x)
+        }
+        return direction
+    }
+
+    /// Removes from row i of `m` its component along row i of `x`.
+    func project(_ m: inout Matrix<Scalar>, row i: Int, onto x: Matrix<Scalar>) {
+        var xx: Scalar = 0
+        var mx: Scalar = 0
+        for j in 0..<x.columns {
+            xx += x[i, j] * x[i, j]
+            mx += m[i, j] * x[i, j]
+        }
+        guard xx > 0 else { return }
+        for j in 0..<x.columns { m[i, j] -= mx / xx * x[i, j] }
+    }
+
+    /// Step length below which a row has converged: a float32 step no longer moves a point of
+    /// norm ~1 (float64: 1e-9). The row then hops: it restarts from the best point of its kind
+    /// moved `restartRadius` in a random direction. Relu's gradient norm has many local maxima of
+    /// nearly equal height (its regions' gradients); hops around the best one found beat both
+    /// hops around each row's own and fresh starts from weaker probes (measured over the
+    /// fixture networks of `LipschitzRegressionTests` and 7 probe seeds).
+    static var minimumStep: Scalar { max(Scalar.ulpOfOne, 1e-9) }
+    static var restartRadius: Scalar { 0.5 }
+
+    /// Ascent of the (tangential) gradient norm from every row of `starts`, all rows in one batch.
+    /// The direction is the gradient of the squared norm, alternating with random directions after
+    /// a failed step (relu's gradient norm is piecewise constant, and its curvature is a sharp
+    /// softplus's, a direction only). A step is kept only if the norm grows; a converged row hops
+    /// (`minimumStep`). Tangential rows stay on the unit sphere. Returns the best point of each row.
+    func ascend(
+        from starts: Matrix<Scalar>,
+        tangential: [Bool],
+        steps: Int,
+        rng: inout SeededGenerator,
+        stopAt: ContinuousClock.Instant?,
+        shouldStop: @Sendable () -> Bool
+    ) throws(IsosweepError) -> Matrix<Scalar> {
+        let rows = starts.rows
+        let d = inputDimension
+        guard rows > 0 && steps > 0 else { return starts }
+        var current = evaluate(starts, tangential: tangential)
+        var best = current.points
+        var bestValues = current.values
+        var stepSize = [Scalar](repeating: 0.1, count: rows)
+        var failures = [Int](repeating: 0, count: rows)
+        var hopping = [Bool](repeating: false, count: rows)
+        var u = [Scalar](repeating: 0, count: d)
+        for _ in 0..<steps {
+            // Out of time: the points reached so far are still real points, certified by the caller.
+            if let stopAt, ContinuousClock.now >= stopAt { break }
+            if shouldStop() {
+                throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down")
+            }
+            // Directions only for the rows that take one: a converged row hops, and a row tries a
+            // random direction after an odd number of failures.
+            let steered = (0..<rows).filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
+            let directions = directions(current, tangential: tangential, rows: steered)
+            var steeredRow = [Int?](repeating: nil, count: rows)
+            for (r, i) in steered.enumerated() { steeredRow[i] = r }
+            var candidate = current.points
+            for i in 0..<rows {
+                var length: Scalar = 0
+                var move = stepSize[i]
+                hopping[i] = stepSize[i] < Self.minimumStep
+                if hopping[i] {
+                    stepSize[i] = 0.1
+                    failures[i] = 0
+                    // A hop leaves from the best point of the row's kind (free or tangential),
+                    // so the batch closes in on the best maximum found.
+                    var from = i
+                    for r in 0..<rows where tangential[r] == tangential[i] && bestValues[r] > bestValues[from] {
+                        from = r
+                    }
+                    for j in 0..<d { candidate[i, j] = best[from, j] }
+                    move = Self.restartRadius
+                } else if let r = steeredRow[i] {
+                    for j in 0..<d { u[j] = directions[r, j] }
+                    length = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                }
+                if !(length > 1e-12) {
+                    randomDirection(&u, at: candidate, row: i, tangential: tangential[i], rng: &rng)
+                    length = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                }
+                guard length > 0 else { continue }
+                for j in 0..<d { candidate[i, j] += move * u[j] / length }
+                if tangential[i] { normalise(&candidate, row: i) }
+            }
+            let trial = evaluate(candidate, tangential: tangential)
+            for i in 0..<rows {
+                guard trial.values[i].isFinite else { continue }
+                if hopping[i] || trial.values[i] > current.values[i] {
+                    copyRow(i, from: trial, into: &current)
+                    if !hopping[i] {
+                        stepSize[i] = min(1, stepSize[i] * 1.5)
+                        failures[i] = 0
+                    }
+                    if current.values[i] > bestValues[i] {
+                        bestValues[i] = current.values[i]
+                        for j in 0..<d { best[i, j] = current.points[i, j] }
+                    }
+                } else {
+                    failures[i] += 1
+                    if failures[i] % 2 == 0 { stepSize[i] *= 0.5 }
+                }
+            }
+        }
+        return best
+    }
+
+    /// A Gaussian direction (tangent to the sphere at row i of `x` on tangential rows).
+    private func randomDirection(
+        _ u: inout [Scalar],
+        at x: Matrix<Scalar>,
+        row i: Int,
+        tangential: Bool,
+        rng: inout SeededGenerator
+    ) {
+        for j in 0..<u.count { u[j] = Scalar(rng.nextGaussian()) }
+        guard tangential else { return }
+        var xu: Scalar = 0
+        var xx: Scalar = 0
+        for j in 0..<u.count {
+            xu += u[j] * x[i, j]
+            xx += x[i, j] * x[i, j]
+        }
+        if xx > 0 { for j in 0..<u.count { u[j] -= xu / xx * x[i, j] } }
+    }
+
+    private func copyRow(_ i: Int, from trial: Batch, into batch: inout Batch) {
+        let d = inputDimension
+        let k = width
+        batch.points.storage.replaceSubrange(
+            (i * d)..<((i + 1) * d),
+            with: trial.points.storage[(i * d)..<((i + 1) * d)]
+        )
+        batch.gradients.storage.replaceSubrange(
+            (i * d)..<((i + 1) * d),
+            with: trial.gradients.storage[(i * d)..<((i + 1) * d)]
+        )
+        batch.curvatures.storage.replaceSubrange(
+            (i * k)..<((i + 1) * k),
+            with: trial.curvatures.storage[(i * k)..<((i + 1) * k)]
+        )
+        batch.values[i] = trial.values[i]
+    }
+
+    private func normalise(_ m: inout Matrix<Scalar>, row i: Int) {
+        var squares: Scalar = 0
+        for j in 0..<m.columns { squares += m[i, j] * m[i, j] }
+        let length = squares.squareRoot()
+        guard length > 0 else { return }
+        for j in 0..<m.columns { m[i, j] /= length }
+    }
+}
