@@ -4,8 +4,10 @@ import TrainingCore
 
 /// Training on the law-of-robustness grid: fitting, the interpolation threshold, determinism, divergence.
 @Suite struct TrainingTests {
-    @Test func width64FitsRandomLabels() throws {
-        let result = try Cell.run(CellParameters(n: 256, d: 32, width: 64, seed: 0)).result.metrics
+    @Test(arguments: ActivationKind.allCases)
+    func width64FitsRandomLabels(_ activation: ActivationKind) throws {
+        let cell = CellParameters(n: 256, d: 32, width: 64, seed: 0, activation: activation)
+        let result = try Cell.run(cell).result.metrics
         #expect(result.trainMSE! <= 1e-3 * (1 + 1e-3))
         #expect(result.fitFraction == 1)
         #expect(result.steps <= 5000 && result.stopReason == .targetReached)
