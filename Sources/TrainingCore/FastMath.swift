@@ -84,7 +84,7 @@ enum FastMath {
         return (value, slope)
     }
 
-    /// sigmoid(z), the slope of `softplusAndSigmoid` without the value.
+    /// sigmoid(z), the slope of `softplusAndSigmoid` without the value (the same expressions).
     @inline(__always) static func sigmoid(_ z: Float) -> Float {
         let e = expNonPositive(-Float(bitPattern: z.bitPattern & 0x7FFF_FFFF))
         return (z > 0 ? 1 : e) / (1 + e)

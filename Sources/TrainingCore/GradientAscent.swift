@@ -89,17 +89,8 @@ struct GradientAscent<Scalar: BLASScalar> {
                 }
             }
             if !dense.isEmpty {
-                var rows = Matrix<Scalar>(rows: dense.count, columns: k)
-                for (r, i) in dense.enumerated() {
-                    rows.storage.replaceSubrange((r * k)..<((r + 1) * k), with: slopes.storage[(i * k)..<((i + 1) * k)])
-                }
-                let computed = BLAS.multiply(rows, weights)
-                for (r, i) in dense.enumerated() {
-                    gradients.storage.replaceSubrange(
-                        (i * d)..<((i + 1) * d),
-                        with: computed.storage[(r * d)..<((r + 1) * d)]
-                    )
-                }
+                let computed = BLAS.multiply(slopes.gathering(rows: dense), weights)
+                for (r, i) in dense.enumerated() { gradients.copyRow(i, from: computed, row: r) }
             }
         } else {
             gradients = BLAS.multiply(slopes, weights)  // rows x d
@@ -158,6 +149,8 @@ struct GradientAscent<Scalar: BLASScalar> {
                 xx += x[i, j] * x[i, j]
             }
         }
+        // max(0, NaN) would be 0: a non-finite gradient must stay non-finite, so no step takes it.
+        guard gg.isFinite else { return .nan }
         guard x != nil, xx > 0 else { return gg.squareRoot() }
         return max(0, gg - gx * gx / xx).squareRoot()
     }
@@ -170,19 +163,11 @@ struct GradientAscent<Scalar: BLASScalar> {
     func directions(_ batch: Batch, tangential: [Bool], rows: [Int]) -> Matrix<Scalar> {
         let d = inputDimension
         let k = width
-        var x = Matrix<Scalar>(rows: rows.count, columns: d)
-        var g = Matrix<Scalar>(rows: rows.count, columns: d)
-        var curvatures = Matrix<Scalar>(rows: rows.count, columns: k)
-        for (r, i) in rows.enumerated() {
-            x.storage.replaceSubrange((r * d)..<((r + 1) * d), with: batch.points.storage[(i * d)..<((i + 1) * d)])
-            g.storage.replaceSubrange((r * d)..<((r + 1) * d), with: batch.gradients.storage[(i * d)..<((i + 1) * d)])
-            curvatures.storage.replaceSubrange(
-                (r * k)..<((r + 1) * k),
-                with: batch.curvatures.storage[(i * k)..<((i + 1) * k)]
-            )
-        }
+        let x = batch.points.gathering(rows: rows)
+        let g = batch.gradients.gathering(rows: rows)
+        let curvatures = batch.curvatures.gathering(rows: rows)
         var v = g
-        for (r, i) in rows.enumerated() where tangential[i] { project(&v, row: r, onto: x) }
+        for (r, i) in rows.enumerated() where tangential[i] { v.projectRow(r, orthogonalTo: x, row: r) }
         var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
         u.storage.withUnsafeMutableBufferPointer { us in
             curvatures.storage.withUnsafeBufferPointer { cs in
@@ -194,21 +179,9 @@ struct GradientAscent<Scalar: BLASScalar> {
             var gx: Scalar = 0
             for j in 0..<d { gx += g[r, j] * x[r, j] }
             for j in 0..<d { direction[r, j] -= gx * g[r, j] }
-            project(&direction, row: r, onto: x)
+            direction.projectRow(r, orthogonalTo: x, row: r)
         }
         return direction
-    }
-
-    /// Removes from row i of `m` its component along row i of `x`.
-    func project(_ m: inout Matrix<Scalar>, row i: Int, onto x: Matrix<Scalar>) {
-        var xx: Scalar = 0
-        var mx: Scalar = 0
-        for j in 0..<x.columns {
-            xx += x[i, j] * x[i, j]
-            mx += m[i, j] * x[i, j]
-        }
-        guard xx > 0 else { return }
-        for j in 0..<x.columns { m[i, j] -= mx / xx * x[i, j] }
     }
 
     /// Step length below which a row has converged: a float32 step no longer moves a point of
@@ -238,11 +211,11 @@ struct GradientAscent<Scalar: BLASScalar> {
         guard rows > 0 && steps > 0 else { return starts }
         var current = evaluate(starts, tangential: tangential)
         var best = current.points
-        var bestValues = current.values
+        var bestValues = current.values.map { $0.isFinite ? $0 : -.infinity }
         var stepSize = [Scalar](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         var hopping = [Bool](repeating: false, count: rows)
-        var u = [Scalar](repeating: 0, count: d)
+        var u = Matrix<Scalar>(rows: 1, columns: d)  // a row's step direction
         for _ in 0..<steps {
             // Out of time: the points reached so far are still real points, certified by the caller.
             if let stopAt, ContinuousClock.now >= stopAt { break }
@@ -269,19 +242,19 @@ struct GradientAscent<Scalar: BLASScalar> {
                     for r in 0..<rows where tangential[r] == tangential[i] && bestValues[r] > bestValues[from] {
                         from = r
                     }
-                    for j in 0..<d { candidate[i, j] = best[from, j] }
+                    candidate.copyRow(i, from: best, row: from)
                     move = Self.restartRadius
                 } else if let r = steeredRow[i] {
-                    for j in 0..<d { u[j] = directions[r, j] }
-                    length = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    u.copyRow(0, from: directions, row: r)
+                    length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 if !(length > 1e-12) {
                     randomDirection(&u, at: candidate, row: i, tangential: tangential[i], rng: &rng)
-                    length = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+                    length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 guard length > 0 else { continue }
-                for j in 0..<d { candidate[i, j] += move * u[j] / length }
-                if tangential[i] { normalise(&candidate, row: i) }
+                for j in 0..<d { candidate[i, j] += move * u[0, j] / length }
+                if tangential[i] { candidate.normaliseRow(i) }
             }
             let trial = evaluate(candidate, tangential: tangential, reference: current)
             for i in 0..<rows {
@@ -294,7 +267,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                     }
                     if current.values[i] > bestValues[i] {
                         bestValues[i] = current.values[i]
-                        for j in 0..<d { best[i, j] = current.points[i, j] }
+                        best.copyRow(i, from: current.points, row: i)
                     }
                 } else {
                     failures[i] += 1
@@ -307,50 +280,21 @@ struct GradientAscent<Scalar: BLASScalar> {
 
     /// A Gaussian direction (tangent to the sphere at row i of `x` on tangential rows).
     private func randomDirection(
-        _ u: inout [Scalar],
+        _ u: inout Matrix<Scalar>,
         at x: Matrix<Scalar>,
         row i: Int,
         tangential: Bool,
         rng: inout SeededGenerator
     ) {
-        for j in 0..<u.count { u[j] = Scalar(rng.nextGaussian()) }
-        guard tangential else { return }
-        var xu: Scalar = 0
-        var xx: Scalar = 0
-        for j in 0..<u.count {
-            xu += u[j] * x[i, j]
-            xx += x[i, j] * x[i, j]
-        }
-        if xx > 0 { for j in 0..<u.count { u[j] -= xu / xx * x[i, j] } }
+        for j in 0..<u.columns { u[0, j] = Scalar(rng.nextGaussian()) }
+        if tangential { u.projectRow(0, orthogonalTo: x, row: i) }
     }
 
     private func copyRow(_ i: Int, from trial: Batch, into batch: inout Batch) {
-        let d = inputDimension
-        let k = width
-        batch.points.storage.replaceSubrange(
-            (i * d)..<((i + 1) * d),
-            with: trial.points.storage[(i * d)..<((i + 1) * d)]
-        )
-        batch.gradients.storage.replaceSubrange(
-            (i * d)..<((i + 1) * d),
-            with: trial.gradients.storage[(i * d)..<((i + 1) * d)]
-        )
-        batch.curvatures.storage.replaceSubrange(
-            (i * k)..<((i + 1) * k),
-            with: trial.curvatures.storage[(i * k)..<((i + 1) * k)]
-        )
-        batch.slopes.storage.replaceSubrange(
-            (i * k)..<((i + 1) * k),
-            with: trial.slopes.storage[(i * k)..<((i + 1) * k)]
-        )
+        batch.points.copyRow(i, from: trial.points, row: i)
+        batch.gradients.copyRow(i, from: trial.gradients, row: i)
+        batch.curvatures.copyRow(i, from: trial.curvatures, row: i)
+        batch.slopes.copyRow(i, from: trial.slopes, row: i)
         batch.values[i] = trial.values[i]
-    }
-
-    private func normalise(_ m: inout Matrix<Scalar>, row i: Int) {
-        var squares: Scalar = 0
-        for j in 0..<m.columns { squares += m[i, j] * m[i, j] }
-        let length = squares.squareRoot()
-        guard length > 0 else { return }
-        for j in 0..<m.columns { m[i, j] /= length }
     }
 }

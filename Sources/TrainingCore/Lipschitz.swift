@@ -113,8 +113,9 @@ public enum Lipschitz {
     /// The lower bounds of `bounds`: in R^d, on the support, and the mean gradient norm. With
     /// `supportOnly`, only the searches the support bound needs run (the baseline
     /// `lip_init_support_lower` wants no more): on the sphere no free ascent and no rays, on
-    /// hypercube vertices no ascent at all. `support` is then what the full search gives, and
-    /// `lower` a lower bound no larger than the full search's.
+    /// hypercube vertices no ascent at all. For vertices and R^d `support` is then exactly the full
+    /// search's; on the sphere it is as strong a search with other random draws (the free rows
+    /// no longer draw first). `lower` is then only what those searches found.
     public static func lowerBounds(
         of network: Network<Double>,
         trainingInputs: Matrix<Double>?,
@@ -193,8 +194,6 @@ struct GradientSearch {
     /// Whether the training points are hypercube vertices (their quotients are support bounds).
     let onVertices: Bool
     let batchRows: Int
-    let weights: Matrix<Double>
-    let outputWeights: [Double]
     /// Best full gradient norm or difference quotient found (a lower bound of Lip(f)).
     var bestFree = 0.0
     /// Best tangential gradient norm or chordal quotient found on the unit sphere.
@@ -210,8 +209,6 @@ struct GradientSearch {
         self.onSphere = onSphere
         self.onVertices = onVertices
         self.batchRows = max(1, batchRows)
-        self.weights = network.weights
-        self.outputWeights = network.outputWeights
     }
 
     /// Gradient norms (free, tangential) of every row of `x`, with the batch's gradients and outputs.
@@ -245,7 +242,7 @@ struct GradientSearch {
         while start < points.rows {
             var batch = points.rows(start..<min(points.rows, start + batchRows))
             if onSphere {
-                for i in 0..<batch.rows { normalise(&batch, row: i) }
+                for i in 0..<batch.rows { batch.normaliseRow(i) }
             }
             let result = norms(batch)
             for i in 0..<batch.rows {
@@ -326,8 +323,8 @@ struct GradientSearch {
                 minus[i, j] -= step * u[j] / norm
             }
             if tangential {
-                normalise(&plus, row: i)
-                normalise(&minus, row: i)
+                plus.normaliseRow(i)
+                minus.normaliseRow(i)
             }
         }
         let fPlus = network.outputs(plus)
@@ -369,10 +366,14 @@ struct GradientSearch {
             stopAt: stopAt,
             shouldStop: shouldStop
         )
+        // As many rows of each kind as the ascent had, at most `polishRows`.
         let best = bestProbes(Self.polishRows)
         try ascendAndCertify(
             GradientAscent<Double>(network),
-            from: (starts.free.rows > 0 ? best.free : starts.free, best.tangential),
+            from: (
+                best.free.rows(0..<min(best.free.rows, starts.free.rows)),
+                best.tangential.rows(0..<min(best.tangential.rows, starts.tangential.rows))
+            ),
             steps: min(steps, Self.polishSteps),
             rng: &rng,
             stopAt: stopAt,
@@ -392,16 +393,20 @@ struct GradientSearch {
         let tangential =
             [Bool](repeating: false, count: starts.free.rows)
             + [Bool](repeating: true, count: tangentialStarts.rows)
+        let starting = starts.free.appendingRows(tangentialStarts).converted(to: Scalar.self)
         let ends = try ascent.ascend(
-            from: starts.free.appendingRows(tangentialStarts).converted(to: Scalar.self),
+            from: starting,
             tangential: tangential,
             steps: steps,
             rng: &rng,
             stopAt: stopAt,
             shouldStop: shouldStop
         )
-        var points = ends.converted(to: Double.self)
-        for i in 0..<points.rows where tangential[i] { normalise(&points, row: i) }
+        // A row that never moved is its start, already in the pool.
+        let moved = (0..<ends.rows).filter { ends.row($0) != starting.row($0) }
+        var points = ends.gathering(rows: moved).converted(to: Double.self)
+        let movedTangential = moved.map { tangential[$0] }
+        for i in 0..<points.rows where movedTangential[i] { points.normaliseRow(i) }
         var start = 0
         while start < points.rows {
             let end = min(points.rows, start + batchRows)
@@ -412,7 +417,7 @@ struct GradientSearch {
                 offer(
                     batch.row(i),
                     free: certified.free[i],
-                    tangential: tangential[row] ? certified.tangential[i] : nil
+                    tangential: movedTangential[row] ? certified.tangential[i] : nil
                 )
             }
             start = end
@@ -424,14 +429,6 @@ struct GradientSearch {
         guard xx > 0 else { return u }
         let ux = zip(u, x).reduce(0) { $0 + $1.0 * $1.1 }
         return zip(u, x).map { $0 - ux / xx * $1 }
-    }
-
-    func normalise(_ m: inout Matrix<Double>, row i: Int) {
-        var norm = 0.0
-        for j in 0..<m.columns { norm += m[i, j] * m[i, j] }
-        norm = norm.squareRoot()
-        guard norm > 0 else { return }
-        for j in 0..<m.columns { m[i, j] /= norm }
     }
 }
 

@@ -48,3 +48,46 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
         )
     }
 }
+
+extension Matrix {
+    /// Scales row i to unit Euclidean norm (a zero row stays as it is).
+    mutating func normaliseRow(_ i: Int) {
+        var squares: Scalar = 0
+        for j in 0..<columns { squares += self[i, j] * self[i, j] }
+        let length = squares.squareRoot()
+        guard length > 0 else { return }
+        for j in 0..<columns { self[i, j] /= length }
+    }
+
+    /// Removes from row i its component along row `j` of `x` (a zero row of `x` removes nothing).
+    mutating func projectRow(_ i: Int, orthogonalTo x: Matrix, row j: Int) {
+        var xx: Scalar = 0
+        var mx: Scalar = 0
+        for c in 0..<columns {
+            xx += x[j, c] * x[j, c]
+            mx += self[i, c] * x[j, c]
+        }
+        guard xx > 0 else { return }
+        for c in 0..<columns { self[i, c] -= mx / xx * x[j, c] }
+    }
+
+    /// The rows at `indices`, in that order, as a new matrix.
+    func gathering(rows indices: [Int]) -> Matrix {
+        var result = Matrix(rows: indices.count, columns: columns)
+        for (r, i) in indices.enumerated() {
+            result.storage.replaceSubrange(
+                (r * columns)..<((r + 1) * columns),
+                with: storage[(i * columns)..<((i + 1) * columns)]
+            )
+        }
+        return result
+    }
+
+    /// Overwrites row i with row j of `other`.
+    mutating func copyRow(_ i: Int, from other: Matrix, row j: Int) {
+        storage.replaceSubrange(
+            (i * columns)..<((i + 1) * columns),
+            with: other.storage[(j * columns)..<((j + 1) * columns)]
+        )
+    }
+}

@@ -149,7 +149,7 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// outputs[i] += sum_j a_j psi(z_ij), slopes_ij = a_j psi'(z_ij), with the exact functions
-    /// (psi' from psi: one tanh or exponential per element, not two).
+    /// (psi' from psi: for tanh one call per element, not two).
     private func valuesAndSlopes<K: ActivationKernel>(
         _: K.Type,
         _ z: Matrix<Scalar>,
