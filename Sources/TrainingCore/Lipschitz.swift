@@ -211,27 +211,11 @@ struct GradientSearch {
         self.batchRows = max(1, batchRows)
     }
 
-    /// Gradient norms (free, tangential) of every row of `x`, with the batch's gradients and outputs.
-    func norms(
-        _ x: Matrix<Double>
-    ) -> (free: [Double], tangential: [Double], gradients: Matrix<Double>, z: Matrix<Double>) {
-        let (_, g, z) = network.evaluate(x)
-        var free = [Double](repeating: 0, count: x.rows)
-        var tangential = [Double](repeating: 0, count: x.rows)
-        for i in 0..<x.rows {
-            var gg = 0.0
-            var gx = 0.0
-            var xx = 0.0
-            for j in 0..<x.columns {
-                gg += g[i, j] * g[i, j]
-                gx += g[i, j] * x[i, j]
-                xx += x[i, j] * x[i, j]
-            }
-            free[i] = gg.squareRoot()
-            // |P_x g|^2 = |g|^2 - <g,x>^2 / |x|^2 (x is on the sphere up to rounding).
-            tangential[i] = xx > 0 ? max(0, gg - gx * gx / xx).squareRoot() : free[i]
-        }
-        return (free, tangential, g, z)
+    /// Gradient norms (free, tangential) of every row of `x`, in float64.
+    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double]) {
+        let g = network.evaluate(x).gradients
+        // |P_x g| (x is on the sphere up to rounding).
+        return ((0..<x.rows).map { g.rowNorm($0) }, (0..<x.rows).map { g.rowNorm($0, orthogonalTo: x) })
     }
 
     /// Evaluates every row of `points` and offers them to the pool; `visit` sees each free norm.

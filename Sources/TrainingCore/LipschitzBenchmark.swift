@@ -11,8 +11,8 @@ public struct LipschitzBenchmark: Sendable, Codable {
     /// Seconds of 100 full-batch Adam steps of the cell (float32).
     public var hundredStepsSeconds: Double
     /// Seconds of `Lipschitz.bounds` on the network those steps made, with the training inputs
-    /// (the search a cell runs on its trained network), and of the same search on the
-    /// initial network (the baseline `lip_init_support_lower`).
+    /// (the search a cell runs on its trained network), and of the support-only search a cell
+    /// runs on its initial network (the baseline `lip_init_support_lower`).
     public var lipschitzSeconds: Double
     public var baselineSeconds: Double
     /// lipschitzSeconds / hundredStepsSeconds.

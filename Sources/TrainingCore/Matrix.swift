@@ -71,6 +71,25 @@ extension Matrix {
         for c in 0..<columns { self[i, c] -= mx / xx * x[j, c] }
     }
 
+    /// The norm of row i or, given `x`, of its component orthogonal to row i of `x`:
+    /// sqrt(|g|^2 - <g,x>^2 / |x|^2) (|g| when that row of `x` is zero). NaN when row i is not
+    /// finite: max(0, NaN) would make it 0, and nothing must take it for a value.
+    func rowNorm(_ i: Int, orthogonalTo x: Matrix? = nil) -> Scalar {
+        var gg: Scalar = 0
+        var gx: Scalar = 0
+        var xx: Scalar = 0
+        for j in 0..<columns {
+            gg += self[i, j] * self[i, j]
+            if let x {
+                gx += self[i, j] * x[i, j]
+                xx += x[i, j] * x[i, j]
+            }
+        }
+        guard gg.isFinite else { return .nan }
+        guard x != nil, xx > 0 else { return gg.squareRoot() }
+        return max(0, gg - gx * gx / xx).squareRoot()
+    }
+
     /// The rows at `indices`, in that order, as a new matrix.
     func gathering(rows indices: [Int]) -> Matrix {
         var result = Matrix(rows: indices.count, columns: columns)
