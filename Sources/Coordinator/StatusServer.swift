@@ -95,7 +95,7 @@ public enum StatusServer {
         <h3>Most cells done</h3>
         <table id="topworkers"><thead><tr><th>worker</th><th>host</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
         <h3>All workers <button id="prev" onclick="turn(-1)">&lsaquo;</button> <span id="page"></span> <button id="next" onclick="turn(1)">&rsaquo;</button></h3>
-        <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>cores used</th><th>memory used</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
+        <table id="workers"><thead><tr><th>worker</th><th>host</th><th>slots</th><th>cores used</th><th>memory used</th><th>BLAS kernels</th><th>running</th><th>done</th><th>last heartbeat</th></tr></thead><tbody></tbody></table>
         <h2>Running cells</h2>
         <table id="running"><thead><tr><th>cell</th><th>worker</th><th>n</th><th>d</th><th>width</th><th>seed</th><th>threads</th><th>phase</th><th>step</th><th>progress</th><th>train mse</th><th>seconds</th></tr></thead><tbody></tbody></table>
         <div id="waiting"></div>
@@ -126,7 +126,7 @@ public enum StatusServer {
               s.cells_per_second.toFixed(2)+' cells/s, ETA '+eta+', workers '+total+(s.finished?' (finished)':'');
             document.querySelector('#workers tbody').innerHTML=s.workers.map(w=>'<tr><td class="worker">'+text(w.id)+'</td><td>'+text(w.host)+'</td><td>'+w.slots+
               '</td><td>'+w.threads_in_use+' / '+w.cores+'</td><td>'+size(w.memory_in_use_bytes)+' / '+size(w.memory_bytes)+
-              '</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');
+              '</td><td class="blas">'+text(w.blas_core??'')+'</td><td>'+w.leased+'</td><td>'+w.done+'</td><td>'+w.last_heartbeat_ms_ago+' ms ago</td></tr>').join('');
             document.querySelector('#running tbody').innerHTML=(s.running||[]).map(r=>{
               const share=r.phase=='lipschitz'?1:(r.max_steps?Math.min(1,r.step/r.max_steps):0);
               return '<tr class="cell"><td>'+text(r.key.slice(0,12))+'</td><td>'+text(r.worker)+'</td><td>'+(r.n??'')+'</td><td>'+(r.d??'')+

@@ -217,6 +217,8 @@ public struct Scheduler: Sendable {
         var slots: Int
         var cores: Int
         var memory: UInt64
+        /// The OpenBLAS kernels its cells run.
+        var blasCore: String
         /// Threads and memory of the cells it holds.
         var threadsInUse = 0
         var memoryInUse: UInt64 = 0
@@ -428,7 +430,8 @@ public struct Scheduler: Sendable {
                 cores: $0.cores,
                 threadsInUse: $0.threadsInUse,
                 memoryBytes: $0.memory,
-                memoryInUse: $0.memoryInUse
+                memoryInUse: $0.memoryInUse,
+                blasCore: $0.blasCore
             )
         }
     }
@@ -533,6 +536,8 @@ public struct Scheduler: Sendable {
         public var threadsInUse: Int
         public var memoryBytes: UInt64
         public var memoryInUse: UInt64
+        /// The OpenBLAS kernels its cells run (as its HELLO said).
+        public var blasCore: String
 
         enum CodingKeys: String, CodingKey {
             case id, host, slots, leased, done, cores
@@ -540,6 +545,7 @@ public struct Scheduler: Sendable {
             case threadsInUse = "threads_in_use"
             case memoryBytes = "memory_bytes"
             case memoryInUse = "memory_in_use_bytes"
+            case blasCore = "blas_core"
         }
     }
 

@@ -237,6 +237,7 @@ extension Scheduler {
             slots: Int(hello.slots),
             cores: Int(hello.cores),
             memory: hello.memoryBytes,
+            blasCore: hello.blasCore,
             lastHeard: now,
             lastSent: now,
             joined: joins
@@ -257,7 +258,7 @@ extension Scheduler {
         out.append(
             .log(
                 .info,
-                "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores and \(hello.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(hello.memoryBytes)) memory"
+                "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores, \(hello.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(hello.memoryBytes)) memory and \(hello.blasCore) BLAS kernels"
             )
         )
         // Cells that waited for a worker this large go back to the queue.

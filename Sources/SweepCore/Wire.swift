@@ -10,7 +10,8 @@ public enum Wire {
     /// Version 2: a SHARD's cell work is `CellWork`'s flat JSON (version 1 sent Swift's
     /// synthesized encoding). Version 3: each SHARD cell carries its `Limits`. Version 4: HELLO
     /// advertises cores and memory, `Limits` carries the memory allowance, and PROGRESS exists.
-    public static let protocolVersion: UInt16 = 4
+    /// Version 5: HELLO names the BLAS kernels the worker's cells run (`blas_core`).
+    public static let protocolVersion: UInt16 = 5
     /// Most BLAS threads a cell may be given.
     public static let maximumThreads: UInt16 = 1024
     /// Longest time limit a cell may be given (30 days), in milliseconds.
@@ -116,6 +117,8 @@ public enum Message: Sendable, Equatable {
         public var cores: UInt16
         /// Bytes of memory its cells may use together (their estimates add up to at most this).
         public var memoryBytes: UInt64
+        /// The OpenBLAS kernels its cells run ("SkylakeX", "Prescott", ...).
+        public var blasCore: String
         /// Cells this worker is still computing, or has results for, from an earlier session
         /// (e.g. before the coordinator restarted): the coordinator may lease them back to it
         /// instead of computing them again.
@@ -130,6 +133,7 @@ public enum Message: Sendable, Equatable {
             slots: UInt16,
             cores: UInt16 = 1,
             memoryBytes: UInt64 = .max,
+            blasCore: String = "unknown",
             resumable: [String] = []
         ) {
             self.protocolVersion = protocolVersion
@@ -140,6 +144,7 @@ public enum Message: Sendable, Equatable {
             self.slots = slots
             self.cores = cores
             self.memoryBytes = memoryBytes
+            self.blasCore = blasCore
             self.resumable = resumable
         }
     }
@@ -235,6 +240,7 @@ public enum Message: Sendable, Equatable {
             w.u16(h.slots)
             w.u16(h.cores)
             w.u64(h.memoryBytes)
+            w.string(h.blasCore)
             w.u32(UInt32(h.resumable.count))
             for key in h.resumable { w.string(key) }
         case .welcome(let session, let heartbeat, let liveness):
@@ -313,7 +319,8 @@ public enum Message: Sendable, Equatable {
                 host: try r.string(max: 255, field: "host"),
                 slots: try r.u16(),
                 cores: try r.u16(),
-                memoryBytes: try r.u64()
+                memoryBytes: try r.u64(),
+                blasCore: try r.string(max: 64, field: "blas core")
             )
             let resumable = try r.u32()
             guard resumable <= Wire.maximumShardCells else {

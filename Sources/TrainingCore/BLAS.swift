@@ -1,5 +1,6 @@
 import COpenBLAS
 import Diagnostics
+import Foundation
 public import RealModule
 
 /// A floating-point type with BLAS kernels: `Float` for training (SGEMM), `Double` for the
@@ -117,11 +118,18 @@ public enum BLAS {
     /// The number of threads OpenBLAS currently uses.
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
-    /// OpenBLAS's build configuration and the kernel it chose for this processor.
+    /// The kernels OpenBLAS runs in this process ("SkylakeX", "Prescott", ...): `blas_core`.
+    public static var core: String { BLASKernel.loaded }
+
+    /// How those kernels were chosen (`BLASKernel.Provenance`), from this process's environment.
+    public static var coreProvenance: BLASKernel.Provenance {
+        BLASKernel.provenance(environment: ProcessInfo.processInfo.environment, loaded: core)
+    }
+
+    /// OpenBLAS's build configuration, its kernels and how they were chosen, and its threads.
     public static var configuration: String {
         let config = openblas_get_config().map { String(cString: $0) } ?? "unknown"
-        let core = openblas_get_corename().map { String(cString: $0) } ?? "unknown"
-        return "OpenBLAS \(config.trimmingSpaces()) core=\(core.trimmingSpaces()) threads=\(threads)"
+        return "\(config.trimmingSpaces()) core=\(core) (\(coreProvenance.description)) threads=\(threads)"
     }
 
     /// SGEMM's speed on one thread, in GFLOP/s: the best of five 512 x 512 x 512 products (about

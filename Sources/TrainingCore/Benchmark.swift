@@ -18,6 +18,8 @@ public struct TrainingBenchmark: Sendable, Codable {
     public var ratio: Double
     /// OpenBLAS build, kernel and threads.
     public var blas: String
+    /// The OpenBLAS kernels measured (`BLAS.core`): the SGEMM figures are theirs.
+    public var blasCore: String
     /// With a gradient penalty: its lambda, the seconds of a penalised step (best round) and its
     /// cost in plain steps of the same run.
     public var gradPenalty: Double?
@@ -33,6 +35,7 @@ public struct TrainingBenchmark: Sendable, Codable {
         case stepGflops = "step_gflops"
         case sgemmSecondsPerStep = "sgemm_seconds_per_step"
         case sgemmGflops = "sgemm_gflops"
+        case blasCore = "blas_core"
     }
 
     /// Times `steps` training steps and `steps` pairs of the same SGEMMs, alternating for
@@ -159,7 +162,8 @@ public struct TrainingBenchmark: Sendable, Codable {
             sgemmSecondsPerStep: bestGemm,
             sgemmGflops: flops / bestGemm / 1e9,
             ratio: bestGemm / bestStep,
-            blas: BLAS.configuration
+            blas: BLAS.configuration,
+            blasCore: BLAS.core
         )
         if gradPenalty > 0 {
             result.gradPenalty = gradPenalty

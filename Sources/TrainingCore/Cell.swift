@@ -86,6 +86,7 @@ public enum Cell {
             blas: BLAS.configuration
         )
         metrics.blasThreads = BLAS.threads
+        metrics.blasCore = BLAS.core
         metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: BLAS.threads)
         let trainInputs = train.inputs.converted(to: Double.self)
         let support = data.distribution.support

@@ -30,6 +30,9 @@ public struct CellMetrics: Sendable, Equatable {
     public var blas: String
     /// OpenBLAS threads the cell ran with.
     public var blasThreads: Int?
+    /// The OpenBLAS kernels the cell ran with ("SkylakeX", "Prescott", ...; `BLAS.core`). Not part
+    /// of the cell's key: the same cell on another kernel differs only by rounding.
+    public var blasCore: String?
     /// The cell's estimated peak memory (`CellParameters.estimatedPeakMemory`), in bytes.
     public var memoryEstimateBytes: Int?
     /// The peak resident memory of the process that ran the cell, in bytes, where it was measured
@@ -103,6 +106,7 @@ public struct CellMetrics: Sendable, Equatable {
         copy.host = ""
         copy.blas = ""
         copy.blasThreads = nil
+        copy.blasCore = nil
         copy.peakRSSBytes = nil
         return copy
     }
@@ -135,6 +139,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         case lawRatio = "law_ratio"
         case stopReason = "stop_reason"
         case blasThreads = "blas_threads"
+        case blasCore = "blas_core"
         case memoryEstimateBytes = "memory_estimate_bytes"
         case peakRSSBytes = "peak_rss_bytes"
         case lipUpperProduct = "lip_upper_product"
@@ -180,6 +185,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         try c.encode(m.blas, forKey: .blas)
         // Absent, not null, in results of versions that did not record them.
         try c.encodeIfPresent(m.blasThreads, forKey: .blasThreads)
+        try c.encodeIfPresent(m.blasCore, forKey: .blasCore)
         try c.encodeIfPresent(m.memoryEstimateBytes, forKey: .memoryEstimateBytes)
         try c.encodeIfPresent(m.peakRSSBytes, forKey: .peakRSSBytes)
         if m.scienceVersion >= 2 {
@@ -219,6 +225,7 @@ public struct CellResult: Sendable, Equatable, Codable {
             blas: try c.decode(String.self, forKey: .blas)
         )
         metrics.blasThreads = try c.decodeIfPresent(Int.self, forKey: .blasThreads)
+        metrics.blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
         metrics.memoryEstimateBytes = try c.decodeIfPresent(Int.self, forKey: .memoryEstimateBytes)
         metrics.peakRSSBytes = try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes)
         metrics.lipUpperProduct = try c.decodeIfPresent(Double.self, forKey: .lipUpperProduct)

@@ -57,6 +57,8 @@ public enum RandomStream: UInt64, Sendable {
     case fileSelection = 8
     /// A random sweep's draws of cells (from the sweep's seed, not a cell's).
     case sweepDraws = 9
+    /// The BLAS self-check's matrices (not a cell's).
+    case blasSelfCheck = 10
 }
 
 private struct SplitMix64 {

@@ -85,6 +85,8 @@ public struct WorkerCore: Sendable {
         /// Cores and bytes of memory its cells may use together (advertised in HELLO).
         public var cores = 1
         public var memoryBytes: UInt64 = .max
+        /// The OpenBLAS kernels its cells run (advertised in HELLO).
+        public var blasCore = "unknown"
 
         public init(
             workerID: String,
@@ -255,6 +257,7 @@ public struct WorkerCore: Sendable {
                 slots: UInt16(clamping: configuration.slots),
                 cores: UInt16(clamping: max(1, configuration.cores)),
                 memoryBytes: max(Wire.minimumWorkerMemory, configuration.memoryBytes),
+                blasCore: configuration.blasCore,
                 resumable: Array(held.union(offers.keys).sorted().prefix(Wire.maximumShardCells))
             )
         )

@@ -22,6 +22,9 @@ public struct WorkerOptions: Sendable {
     public var memoryBytes = MachineResources.memory()
     /// OpenBLAS threads per cell (default 1: two single-threaded cells beat one two-threaded one).
     public var blasThreads = 1
+    /// The OpenBLAS kernels its cell runners run, announced in HELLO (default: this process's,
+    /// which runners inherit with its environment).
+    public var blasCore = BLAS.core
     /// Heartbeat interval until the coordinator says otherwise.
     public var heartbeat: Duration = .seconds(1)
     /// Missed heartbeats before the coordinator is considered gone, until it says otherwise.

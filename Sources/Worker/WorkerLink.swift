@@ -31,6 +31,7 @@ struct WorkerLink {
         )
         configuration.cores = options.cores
         configuration.memoryBytes = options.memoryBytes
+        configuration.blasCore = options.blasCore
         core = WorkerCore(configuration: configuration, now: .now)
     }
 

@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
 }
 
 /// `isosweep bench train`: the training step against SGEMM on the same shapes.
-struct BenchTrain: ParsableCommand {
+struct BenchTrain: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Time the training step and compare it with plain SGEMM on the same shapes, in the same run."
@@ -64,7 +64,7 @@ struct BenchTrain: ParsableCommand {
 }
 
 /// `isosweep bench lipschitz`: the Lipschitz phase of a cell against 100 of its training steps.
-struct BenchLipschitz: ParsableCommand {
+struct BenchLipschitz: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         commandName: "lipschitz",
         abstract:

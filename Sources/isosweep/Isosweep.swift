@@ -23,6 +23,10 @@ struct Isosweep: AsyncParsableCommand {
     static func main() async {
         do {
             var command = try parseAsRoot()
+            // Before anything runs BLAS: the kernels this CPU allows (this may run the process again).
+            if let blasCommand = type(of: command) as? any RunsBLAS.Type {
+                BLASSetup.prepare(cellRunner: blasCommand.isCellRunner)
+            }
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

@@ -6,7 +6,7 @@ extension DataKind: ExpressibleByArgument {}
 extension ActivationKind: ExpressibleByArgument {}
 
 /// `isosweep lipschitz`: the bounds of a saved network.
-struct Lipschitz: ParsableCommand {
+struct Lipschitz: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         abstract: "Print the Lipschitz bounds of a network saved as .safetensors (by isosweep, PyTorch or numpy).",
         discussion: """

@@ -6,7 +6,7 @@ import SweepStore
 import TrainingCore
 
 /// `isosweep plan`: what a sweep will cost before it runs.
-struct Plan: ParsableCommand {
+struct Plan: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         abstract:
             "Before anything runs: the cells (new, done, failed in --db), their memory, flops and threads by configuration, the cells a cluster cannot hold and an estimated makespan."

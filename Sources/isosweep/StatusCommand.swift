@@ -105,7 +105,7 @@ struct Status: ParsableCommand {
         }
         for worker in status.workers {
             print(
-                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(SweepSpec.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(worker.memoryBytes)), last heartbeat \(worker.silentMilliseconds) ms ago"
+                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(SweepSpec.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(worker.memoryBytes)), BLAS \(worker.blasCore), last heartbeat \(worker.silentMilliseconds) ms ago"
             )
         }
         if status.workersTotal > status.workers.count {

@@ -5,7 +5,7 @@ import TrainingCore
 import Worker
 
 /// `isosweep train`: one cell, printed as one JSON object with every metric.
-struct Train: ParsableCommand {
+struct Train: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         abstract: "Train one cell and print its metrics as JSON.",
         discussion: """

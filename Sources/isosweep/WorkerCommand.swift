@@ -3,12 +3,13 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SweepCore
+import TrainingCore
 import UnixSignals
 import Worker
 import ZeroMQ
 
 /// `isosweep worker`: a worker daemon.
-struct WorkerCommand: AsyncParsableCommand {
+struct WorkerCommand: AsyncParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         commandName: "worker",
         abstract: "Run cells for a coordinator; reconnects by itself, SIGTERM hands back its cells."
@@ -88,6 +89,7 @@ struct WorkerCommand: AsyncParsableCommand {
             metadata: [
                 "id": "\(options.workerID)", "slots": "\(options.slots)", "cores": "\(options.cores)",
                 "memory": "\(SweepSpec.formatSize(options.memoryBytes))", "coordinator": "\(connect)",
+                "blas_core": "\(options.blasCore) (\(BLAS.coreProvenance.description))",
             ]
         )
         let group = ServiceGroup(

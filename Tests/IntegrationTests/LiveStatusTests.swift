@@ -97,6 +97,9 @@ import FoundationNetworking
         }
         #expect(workerIDs.count == 2)
         for id in workerIDs { #expect(html.contains("<td class=\"worker\">\(id)</td>"), "worker \(id) not shown") }
+        // Each worker's BLAS kernels, as its HELLO named them.
+        let kernels = try Regex(#"<td class="blas">[A-Za-z0-9]+</td>"#)
+        #expect(html.matches(of: kernels).count == 2, "\(html.prefix(4000))")
         #expect(html.contains("<img id=\"figure\""))
         // A running cell: its phase, its step out of max_steps, and its bar.
         #expect(
@@ -126,6 +129,9 @@ import FoundationNetworking
             } == true
         )
         #expect(json["cells_per_second"] is Double && json["failures"] is [Any])
+        // The kernels each worker's cells run (both workers run on this machine: the same ones).
+        let cores = (json["workers"] as? [[String: Any]])?.compactMap { $0["blas_core"] as? String } ?? []
+        #expect(cores.count == 2 && Set(cores).count == 1 && !["", "unknown"].contains(cores[0]), "\(cores)")
         let metrics = try get(base + "/metrics")
         #expect(metrics.status == 200)
         #expect(
@@ -150,6 +156,10 @@ import FoundationNetworking
         let connect = try runIsosweep(["status", "--connect", base])
         #expect(connect.status == 0, "\(connect.stderr)")
         #expect(connect.stdout.contains("sweep live: 12 cells") && connect.stdout.contains("workers alive: 2"))
+        #expect(
+            connect.stdout.components(separatedBy: "BLAS \(cores.first ?? "?"), ").count - 1 == 2,
+            "\(connect.stdout)"
+        )
         #expect(connect.stdout.contains("running cells:") && connect.stdout.contains("waiting for a worker"))
         let nothing = try runIsosweep(["status", "--connect", "http://127.0.0.1:9"])
         #expect(nothing.status != 0 && nothing.stderr.contains("--status-port"))

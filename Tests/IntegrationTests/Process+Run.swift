@@ -36,11 +36,21 @@ struct Finished {
     }
 }
 
-/// Runs isosweep with `arguments` to completion, killing it after `timeout` seconds.
-func runIsosweep(_ arguments: [String], timeout: TimeInterval = 120) throws -> Finished {
+/// Runs isosweep with `arguments` to completion, killing it after `timeout` seconds; `environment`
+/// changes this process's environment for it (nil values remove a variable).
+func runIsosweep(
+    _ arguments: [String],
+    timeout: TimeInterval = 120,
+    environment: [String: String?] = [:]
+) throws -> Finished {
     let process = Process()
     process.executableURL = try isosweepExecutable()
     process.arguments = arguments
+    if !environment.isEmpty {
+        var merged = ProcessInfo.processInfo.environment
+        for (name, value) in environment { merged[name] = value }
+        process.environment = merged
+    }
     let out = Pipe()
     let err = Pipe()
     process.standardOutput = out
