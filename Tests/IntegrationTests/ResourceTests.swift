@@ -127,7 +127,7 @@ import FoundationNetworking
         defer { pinned.kill9() }
         #expect(try coordinator.wait(timeout: 120) == 0, "\(coordinator.stderr.suffix(2000))")
         #expect(
-            coordinator.stderr.contains("with 1 slots, 1 cores and 3 GiB memory"),
+            coordinator.stderr.contains("with 1 slots, 1 cores, 3 GiB memory and "),
             "\(coordinator.stderr.suffix(3000))"
         )
     }
