@@ -1,0 +1,316 @@
+// One variant of the kernels (no include guard: kernels.c includes it once per variant),
+// included by kernels.c once per instruction set with
+// `VARIANT(name)` naming its functions and a `#pragma clang attribute` giving them the target.
+// The expressions are `FastMath`'s, term for term and in the same order (see FastMath.swift for
+// why each one is as it is); contraction into FMA is off for the whole file.
+
+INLINE vf VARIANT(load)(const float *p) {
+    vf v;
+    __builtin_memcpy(&v, p, sizeof v);
+    return v;
+}
+
+INLINE void VARIANT(store)(float *p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+
+/// The lanes' sum in a fixed order (halves, then quarters, ...), the same in every variant.
+INLINE float VARIANT(horizontal_sum)(vf v) {
+    v8 s8 = v.lo + v.hi;
+    v4 s4 = s8.lo + s8.hi;
+    v2 s2 = s4.lo + s4.hi;
+    return s2.x + s2.y;
+}
+
+INLINE vf VARIANT(select)(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes) | (~mask & (vi)no)); }
+
+INLINE vf VARIANT(abs)(vf x) { return (vf)((vi)x & 0x7FFFFFFF); }
+
+INLINE vf VARIANT(exp_nonpositive)(vf x) {
+    vf c = VARIANT(select)(x < -104.0f, (vf)(-104.0f), VARIANT(select)(x > 0.0f, (vf)(0.0f), x));
+    const float shifter = 12582912.0f;
+    vf shifted = c * 1.44269504f + shifter;
+    vf n = shifted - shifter;
+    vf r = (c - n * 0.693359375f) - n * -2.1219444e-4f;
+    vf p = (vf)(1.98756915e-4f);
+    p = p * r + 1.39819995e-3f;
+    p = p * r + 8.3334519e-3f;
+    p = p * r + 4.16657959e-2f;
+    p = p * r + 1.66666655e-1f;
+    p = p * r + 5.00000012e-1f;
+    vf e = p * r * r + r + 1.0f;
+    vi k = (vi)shifted - (vi)(0x4B400000);
+    vi half = k >> 1;
+    vf first = (vf)((half + 127) << 23);
+    vf second = (vf)((k - half + 127) << 23);
+    return e * first * second;
+}
+
+INLINE vf VARIANT(tanh)(vf x) {
+    vf a = VARIANT(abs)(x);
+    vf x2 = x * x;
+    vf q = (vf)(-1382.0f / 155925.0f);
+    q = q * x2 + 62.0f / 2835.0f;
+    q = q * x2 - 17.0f / 315.0f;
+    q = q * x2 + 2.0f / 15.0f;
+    q = q * x2 - 1.0f / 3.0f;
+    vf small = x * (1.0f + x2 * q);
+    vf e = VARIANT(exp_nonpositive)(-2.0f * a);
+    vf large = (1.0f - e) / (1.0f + e);
+    vf sign = (vf)((vi)large | ((vi)x & (vi)(int)0x80000000));
+    return VARIANT(select)(a < 0.35f, small, sign);
+}
+
+INLINE vf VARIANT(log1p_unit)(vf u) {
+    vi upper = u > 0.41421356f;
+    vf s = VARIANT(select)(upper, u - 1.0f, u) / VARIANT(select)(upper, u + 3.0f, u + 2.0f);
+    vf s2 = s * s;
+    vf q = (vf)(1.0f / 11.0f);
+    q = q * s2 + 1.0f / 9.0f;
+    q = q * s2 + 1.0f / 7.0f;
+    q = q * s2 + 1.0f / 5.0f;
+    q = q * s2 + 1.0f / 3.0f;
+    vf atanh2 = 2.0f * s + 2.0f * s * s2 * q;
+    return VARIANT(select)(upper, 0.69314718f + atanh2, atanh2);
+}
+
+INLINE vf VARIANT(softplus)(vf z) {
+    return VARIANT(select)(z > 0.0f, z, (vf)(0.0f)) + VARIANT(log1p_unit)(VARIANT(exp_nonpositive)(-VARIANT(abs)(z)));
+}
+
+INLINE vf VARIANT(softplus_and_sigmoid)(vf z, vf *slope) {
+    vf e = VARIANT(exp_nonpositive)(-VARIANT(abs)(z));
+    vi positive = z > 0.0f;
+    *slope = VARIANT(select)(positive, (vf)(1.0f), e) / (1.0f + e);
+    return VARIANT(select)(positive, z, (vf)(0.0f)) + VARIANT(log1p_unit)(e);
+}
+
+INLINE vf VARIANT(softplus_slope)(vf h) {
+    vf q = (vf)(1.0f / 40320.0f);
+    q = q * -h + 1.0f / 5040.0f;
+    q = q * -h + 1.0f / 720.0f;
+    q = q * -h + 1.0f / 120.0f;
+    q = q * -h + 1.0f / 24.0f;
+    q = q * -h + 1.0f / 6.0f;
+    q = q * -h + 1.0f / 2.0f;
+    vf small = h - h * h * q;
+    vf large = 1.0f - VARIANT(exp_nonpositive)(-h);
+    return VARIANT(select)(h < 0.35f, small, large);
+}
+
+/// relu as ReLUKernel.value writes it: (z + |z|) / 2, exact.
+INLINE vf VARIANT(relu)(vf z) { return (z + VARIANT(abs)(z)) * 0.5f; }
+
+INLINE vf VARIANT(value)(int activation, vf z) {
+    switch (activation) {
+    case ISOSWEEP_RELU: return VARIANT(relu)(z);
+    case ISOSWEEP_TANH: return VARIANT(tanh)(z);
+    default: return VARIANT(softplus)(z);
+    }
+}
+
+/// psi' from h = psi(z) (relu, tanh) as the Swift kernels compute it.
+INLINE vf VARIANT(slope_from_value)(int activation, vf h) {
+    switch (activation) {
+    case ISOSWEEP_RELU: return VARIANT(select)(h > 0.0f, (vf)(1.0f), (vf)(0.0f));
+    case ISOSWEEP_TANH: return 1.0f - h * h;
+    default: return VARIANT(softplus_slope)(h);
+    }
+}
+
+// The first `count` (< 16) elements of p as a vector, zeros beyond, and the converse store:
+// masked loads and stores where the instruction set has them (VARIANT_MASKED), else lane by lane.
+INLINE vf VARIANT(load_tail)(const float *p, int64_t count) {
+#ifdef VARIANT_MASKED_LOAD
+    return VARIANT_MASKED_LOAD(p, count);
+#else
+    float lanes[LANES] = {0};
+    for (int64_t i = 0; i < count; i++) lanes[i] = p[i];
+    return VARIANT(load)(lanes);
+#endif
+}
+
+INLINE void VARIANT(store_tail)(float *p, vf v, int64_t count) {
+#ifdef VARIANT_MASKED_STORE
+    VARIANT_MASKED_STORE(p, v, count);
+#else
+    float lanes[LANES];
+    VARIANT(store)(lanes, v);
+    for (int64_t i = 0; i < count; i++) p[i] = lanes[i];
+#endif
+}
+
+#define LOAD(p, j, rest) ((rest) >= LANES ? VARIANT(load)((p) + (j)) : VARIANT(load_tail)((p) + (j), (rest)))
+#define STORE(p, j, v, rest)                            \
+    do {                                                \
+        if ((rest) >= LANES) VARIANT(store)((p) + (j), (v));     \
+        else VARIANT(store_tail)((p) + (j), (v), (rest)); \
+    } while (0)
+
+/// Activates one row in place and returns h . a; softplus' slopes go to `slopes` when `with_slope`.
+INLINE float VARIANT(activate_row)(int activation, int with_slope, int64_t k, float *row, float *slopes,
+                                          const float *b, const float *a) {
+    vf dot = (vf)(0.0f);
+    for (int64_t j = 0; j < k; j += LANES) {
+        int64_t rest = k - j;
+        vf z = LOAD(row, j, rest) + LOAD(b, j, rest);
+        vf h;
+        if (with_slope) {
+            vf s;
+            h = VARIANT(softplus_and_sigmoid)(z, &s);
+            STORE(slopes, j, s, rest);
+        } else {
+            h = VARIANT(value)(activation, z);
+        }
+        STORE(row, j, h, rest);
+        // Padding lanes carry a = 0 and a finite h: they add exact zeros.
+        dot += h * LOAD(a, j, rest);
+    }
+    return VARIANT(horizontal_sum)(dot);
+}
+
+INLINE void VARIANT(training_rows)(int activation, int64_t rows, int64_t k, float *hidden, float *scratch,
+                                          const float *b, const float *a, float c, const float *y, float scale,
+                                          float *gradA, float *gradB, float *gradC, double *sumOfSquares) {
+    int with_slope = activation == ISOSWEEP_SOFTPLUS;
+    float gc = *gradC;
+    double squares = *sumOfSquares;
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = hidden + i * k;
+        float residual = VARIANT(activate_row)(activation, with_slope, k, row, scratch, b, a) + c - y[i];
+        squares += (double)residual * (double)residual;
+        float r = scale * residual;
+        gc += r;
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf h = LOAD(row, j, rest);
+            STORE(gradA, j, LOAD(gradA, j, rest) + r * h, rest);
+            vf slope = with_slope ? LOAD(scratch, j, rest) : VARIANT(slope_from_value)(activation, h);
+            vf delta = slope * LOAD(a, j, rest) * r;
+            STORE(row, j, delta, rest);
+            STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
+        }
+    }
+    *gradC = gc;
+    *sumOfSquares = squares;
+}
+
+INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float *hidden, float *slopes,
+                                         const float *b, const float *a, float c, const float *y, float scale,
+                                         float *residuals, float *gradA, float *gradB, float *gradC,
+                                         double *sumOfSquares) {
+    float gc = *gradC;
+    double squares = *sumOfSquares;
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = hidden + i * k;
+        float *slope_row = slopes + i * k;
+        float residual = VARIANT(activate_row)(activation, 0, k, row, slope_row, b, a) + c - y[i];
+        squares += (double)residual * (double)residual;
+        float r = scale * residual;
+        residuals[i] = r;
+        gc += r;
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf h = LOAD(row, j, rest);
+            STORE(gradA, j, LOAD(gradA, j, rest) + r * h, rest);
+            vf s = VARIANT(slope_from_value)(activation, h);
+            STORE(slope_row, j, s, rest);
+            if (activation == ISOSWEEP_RELU) {
+                vf delta = s * LOAD(a, j, rest) * r;
+                STORE(row, j, delta, rest);
+                STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
+            }
+        }
+    }
+    *gradC = gc;
+    *sumOfSquares = squares;
+}
+
+INLINE void VARIANT(penalty_curvature_rows)(int activation, int64_t rows, int64_t k, float *hidden,
+                                                   const float *slopes, const float *mixed, const float *a,
+                                                   const float *residuals, float penalty, float *gradB) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *row = hidden + i * k;
+        const float *slope_row = slopes + i * k;
+        const float *v = mixed + i * k;
+        float r = residuals[i];
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf h = LOAD(row, j, rest);
+            vf s = LOAD(slope_row, j, rest);
+            vf s2 = activation == ISOSWEEP_TANH ? -2.0f * h * (1.0f - h * h) : s * (1.0f - s);
+            vf delta = LOAD(a, j, rest) * (r * s + penalty * s2 * LOAD(v, j, rest));
+            STORE(row, j, delta, rest);
+            STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
+        }
+    }
+}
+
+#undef LOAD
+#undef STORE
+
+// The exported entry points of this variant, one per activation so that each inner loop is
+// compiled for a constant activation.
+#define ISOSWEEP_PER_ACTIVATION(body)                 \
+    switch (activation) {                             \
+    case ISOSWEEP_RELU: { const int act = ISOSWEEP_RELU; body; } break; \
+    case ISOSWEEP_TANH: { const int act = ISOSWEEP_TANH; body; } break; \
+    default: { const int act = ISOSWEEP_SOFTPLUS; body; } break; \
+    }
+
+static void VARIANT(training_rows_entry)(int activation, int64_t rows, int64_t k, float *hidden, float *scratch,
+                                         const float *b, const float *a, float c, const float *y, float scale,
+                                         float *gradA, float *gradB, float *gradC, double *sumOfSquares) {
+    ISOSWEEP_PER_ACTIVATION(VARIANT(training_rows)(act, rows, k, hidden, scratch, b, a, c, y, scale, gradA, gradB,
+                                                   gradC, sumOfSquares))
+}
+
+static void VARIANT(penalty_rows_entry)(int activation, int64_t rows, int64_t k, float *hidden, float *slopes,
+                                        const float *b, const float *a, float c, const float *y, float scale,
+                                        float *residuals, float *gradA, float *gradB, float *gradC,
+                                        double *sumOfSquares) {
+    ISOSWEEP_PER_ACTIVATION(VARIANT(penalty_rows)(act, rows, k, hidden, slopes, b, a, c, y, scale, residuals, gradA,
+                                                  gradB, gradC, sumOfSquares))
+}
+
+static void VARIANT(penalty_curvature_rows_entry)(int activation, int64_t rows, int64_t k, float *hidden,
+                                                  const float *slopes, const float *mixed, const float *a,
+                                                  const float *residuals, float penalty, float *gradB) {
+    if (activation == ISOSWEEP_TANH) {
+        VARIANT(penalty_curvature_rows)(ISOSWEEP_TANH, rows, k, hidden, slopes, mixed, a, residuals, penalty, gradB);
+    } else {
+        VARIANT(penalty_curvature_rows)(ISOSWEEP_SOFTPLUS, rows, k, hidden, slopes, mixed, a, residuals, penalty,
+                                        gradB);
+    }
+}
+
+// Elementwise entry points (tests).
+#define ISOSWEEP_ELEMENTWISE(name, expression)                                       \
+    static void VARIANT(name##_entry)(int64_t count, const float *x, float *out) {  \
+        for (int64_t j = 0; j < count; j += LANES) {                                \
+            int64_t rest = count - j;                                               \
+            vf v = rest >= LANES ? VARIANT(load)(x + j) : VARIANT(load_tail)(x + j, rest);   \
+            vf result = expression;                                                 \
+            if (rest >= LANES) VARIANT(store)(out + j, result);                              \
+            else VARIANT(store_tail)(out + j, result, rest);                        \
+        }                                                                           \
+    }
+ISOSWEEP_ELEMENTWISE(tanh, VARIANT(tanh)(v))
+ISOSWEEP_ELEMENTWISE(softplus, VARIANT(softplus)(v))
+ISOSWEEP_ELEMENTWISE(softplus_slope, VARIANT(softplus_slope)(v))
+#undef ISOSWEEP_ELEMENTWISE
+
+static void VARIANT(softplus_and_sigmoid_entry)(int64_t count, const float *x, float *value, float *slope) {
+    for (int64_t j = 0; j < count; j += LANES) {
+        int64_t rest = count - j;
+        vf v = rest >= LANES ? VARIANT(load)(x + j) : VARIANT(load_tail)(x + j, rest);
+        vf s;
+        vf h = VARIANT(softplus_and_sigmoid)(v, &s);
+        if (rest >= LANES) {
+            VARIANT(store)(value + j, h);
+            VARIANT(store)(slope + j, s);
+        } else {
+            VARIANT(store_tail)(value + j, h, rest);
+            VARIANT(store_tail)(slope + j, s, rest);
+        }
+    }
+}
+#undef ISOSWEEP_PER_ACTIVATION
