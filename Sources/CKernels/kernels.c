@@ -32,6 +32,7 @@ typedef float v2 __attribute__((ext_vector_type(2)));
 
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #define VARIANT(name) avx2_##name
+#define VARIANT_FMA
 #define VARIANT_MASKED_LOAD(p, count) avx2_masked_load((p), TAIL_MASK(count))
 #define VARIANT_MASKED_STORE(p, v, count) avx2_masked_store((p), (v), TAIL_MASK(count))
 static inline __attribute__((always_inline)) vf avx2_masked_load(const float *p, vi mask) {
@@ -47,17 +48,20 @@ static inline __attribute__((always_inline)) void avx2_masked_store(float *p, vf
 #include "kernels_body.h"
 #undef VARIANT_MASKED_LOAD
 #undef VARIANT_MASKED_STORE
+#undef VARIANT_FMA
 #undef VARIANT
 #pragma clang attribute pop
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), \
                              apply_to = function)
 #define VARIANT(name) avx512_##name
+#define VARIANT_FMA
 #define VARIANT_MASKED_LOAD(p, count) ((vf)_mm512_maskz_loadu_ps((__mmask16)((1u << (count)) - 1), (p)))
 #define VARIANT_MASKED_STORE(p, v, count) _mm512_mask_storeu_ps((p), (__mmask16)((1u << (count)) - 1), (__m512)(v))
 #include "kernels_body.h"
 #undef VARIANT_MASKED_LOAD
 #undef VARIANT_MASKED_STORE
+#undef VARIANT_FMA
 #undef VARIANT
 #pragma clang attribute pop
 #endif

@@ -4,6 +4,15 @@
 // The expressions are `FastMath`'s, term for term and in the same order (see FastMath.swift for
 // why each one is as it is); contraction into FMA is off for the whole file.
 
+// x * y + z: one fused multiply-add in the variants that have FMA (VARIANT_FMA), which round
+// once where the baseline (and `FastMath`) round twice; FastMathTests and StepKernelTests bound
+// each variant's error separately.
+#ifdef VARIANT_FMA
+#define MADD(x, y, z) __builtin_elementwise_fma((vf)(x), (vf)(y), (vf)(z))
+#else
+#define MADD(x, y, z) ((vf)(x) * (vf)(y) + (vf)(z))
+#endif
+
 INLINE vf VARIANT(load)(const float *p) {
     vf v;
     __builtin_memcpy(&v, p, sizeof v);
@@ -27,16 +36,16 @@ INLINE vf VARIANT(abs)(vf x) { return (vf)((vi)x & 0x7FFFFFFF); }
 INLINE vf VARIANT(exp_nonpositive)(vf x) {
     vf c = VARIANT(select)(x < -104.0f, (vf)(-104.0f), VARIANT(select)(x > 0.0f, (vf)(0.0f), x));
     const float shifter = 12582912.0f;
-    vf shifted = c * 1.44269504f + shifter;
+    vf shifted = MADD(c, 1.44269504f, shifter);
     vf n = shifted - shifter;
-    vf r = (c - n * 0.693359375f) - n * -2.1219444e-4f;
+    vf r = MADD(n, 2.1219444e-4f, MADD(n, -0.693359375f, c));
     vf p = (vf)(1.98756915e-4f);
-    p = p * r + 1.39819995e-3f;
-    p = p * r + 8.3334519e-3f;
-    p = p * r + 4.16657959e-2f;
-    p = p * r + 1.66666655e-1f;
-    p = p * r + 5.00000012e-1f;
-    vf e = p * r * r + r + 1.0f;
+    p = MADD(p, r, 1.39819995e-3f);
+    p = MADD(p, r, 8.3334519e-3f);
+    p = MADD(p, r, 4.16657959e-2f);
+    p = MADD(p, r, 1.66666655e-1f);
+    p = MADD(p, r, 5.00000012e-1f);
+    vf e = MADD(p * r, r, r) + 1.0f;
     vi k = (vi)shifted - (vi)(0x4B400000);
     vi half = k >> 1;
     vf first = (vf)((half + 127) << 23);
@@ -44,16 +53,38 @@ INLINE vf VARIANT(exp_nonpositive)(vf x) {
     return e * first * second;
 }
 
+/// e^x for x <= 0 where results below 2^-126 may be taken as 2^-126 times the polynomial
+/// (tanh's, whose 1 - 2e / (1 + e) is 1 in float for any e below 2^-25): the same reduction and
+/// polynomial as exp_nonpositive, but x is clamped at -87 so that 2^n stays a normal float and
+/// one multiplication applies it. Bit for bit exp_nonpositive's value for x >= -87.
+INLINE vf VARIANT(exp_nonpositive_normal)(vf x) {
+    // Only the lower clamp: x <= 0 here, and a NaN passes through as in exp_nonpositive.
+    vf c = VARIANT(select)(x < -87.0f, (vf)(-87.0f), x);
+    const float shifter = 12582912.0f;
+    vf shifted = MADD(c, 1.44269504f, shifter);
+    vf n = shifted - shifter;
+    vf r = MADD(n, 2.1219444e-4f, MADD(n, -0.693359375f, c));
+    vf p = (vf)(1.98756915e-4f);
+    p = MADD(p, r, 1.39819995e-3f);
+    p = MADD(p, r, 8.3334519e-3f);
+    p = MADD(p, r, 4.16657959e-2f);
+    p = MADD(p, r, 1.66666655e-1f);
+    p = MADD(p, r, 5.00000012e-1f);
+    vf e = MADD(p * r, r, r) + 1.0f;
+    vi k = (vi)shifted - (vi)(0x4B400000);  // in [-126, 0]
+    return e * (vf)((k + 127) << 23);
+}
+
 INLINE vf VARIANT(tanh)(vf x) {
     vf a = VARIANT(abs)(x);
     vf x2 = x * x;
     vf q = (vf)(-1382.0f / 155925.0f);
-    q = q * x2 + 62.0f / 2835.0f;
-    q = q * x2 - 17.0f / 315.0f;
-    q = q * x2 + 2.0f / 15.0f;
-    q = q * x2 - 1.0f / 3.0f;
-    vf small = x * (1.0f + x2 * q);
-    vf e = VARIANT(exp_nonpositive)(-2.0f * a);
+    q = MADD(q, x2, 62.0f / 2835.0f);
+    q = MADD(q, x2, -17.0f / 315.0f);
+    q = MADD(q, x2, 2.0f / 15.0f);
+    q = MADD(q, x2, -1.0f / 3.0f);
+    vf small = x * MADD(x2, q, 1.0f);
+    vf e = VARIANT(exp_nonpositive_normal)(-2.0f * a);
     vf large = (1.0f - e) / (1.0f + e);
     vf sign = (vf)((vi)large | ((vi)x & (vi)(int)0x80000000));
     return VARIANT(select)(a < 0.35f, small, sign);
@@ -64,11 +95,11 @@ INLINE vf VARIANT(log1p_unit)(vf u) {
     vf s = VARIANT(select)(upper, u - 1.0f, u) / VARIANT(select)(upper, u + 3.0f, u + 2.0f);
     vf s2 = s * s;
     vf q = (vf)(1.0f / 11.0f);
-    q = q * s2 + 1.0f / 9.0f;
-    q = q * s2 + 1.0f / 7.0f;
-    q = q * s2 + 1.0f / 5.0f;
-    q = q * s2 + 1.0f / 3.0f;
-    vf atanh2 = 2.0f * s + 2.0f * s * s2 * q;
+    q = MADD(q, s2, 1.0f / 9.0f);
+    q = MADD(q, s2, 1.0f / 7.0f);
+    q = MADD(q, s2, 1.0f / 5.0f);
+    q = MADD(q, s2, 1.0f / 3.0f);
+    vf atanh2 = MADD(2.0f * s * s2, q, 2.0f * s);
     return VARIANT(select)(upper, 0.69314718f + atanh2, atanh2);
 }
 
@@ -85,13 +116,13 @@ INLINE vf VARIANT(softplus_and_sigmoid)(vf z, vf *slope) {
 
 INLINE vf VARIANT(softplus_slope)(vf h) {
     vf q = (vf)(1.0f / 40320.0f);
-    q = q * -h + 1.0f / 5040.0f;
-    q = q * -h + 1.0f / 720.0f;
-    q = q * -h + 1.0f / 120.0f;
-    q = q * -h + 1.0f / 24.0f;
-    q = q * -h + 1.0f / 6.0f;
-    q = q * -h + 1.0f / 2.0f;
-    vf small = h - h * h * q;
+    q = MADD(q, -h, 1.0f / 5040.0f);
+    q = MADD(q, -h, 1.0f / 720.0f);
+    q = MADD(q, -h, 1.0f / 120.0f);
+    q = MADD(q, -h, 1.0f / 24.0f);
+    q = MADD(q, -h, 1.0f / 6.0f);
+    q = MADD(q, -h, 1.0f / 2.0f);
+    vf small = MADD(-(h * h), q, h);
     vf large = 1.0f - VARIANT(exp_nonpositive)(-h);
     return VARIANT(select)(h < 0.35f, small, large);
 }
@@ -162,7 +193,7 @@ INLINE float VARIANT(activate_row)(int activation, int with_slope, int64_t k, fl
         }
         STORE(row, j, h, rest);
         // Padding lanes carry a = 0 and a finite h: they add exact zeros.
-        dot += h * LOAD(a, j, rest);
+        dot = MADD(h, LOAD(a, j, rest), dot);
     }
     return VARIANT(horizontal_sum)(dot);
 }
@@ -182,7 +213,7 @@ INLINE void VARIANT(training_rows)(int activation, int64_t rows, int64_t k, floa
         for (int64_t j = 0; j < k; j += LANES) {
             int64_t rest = k - j;
             vf h = LOAD(row, j, rest);
-            STORE(gradA, j, LOAD(gradA, j, rest) + r * h, rest);
+            STORE(gradA, j, MADD(r, h, LOAD(gradA, j, rest)), rest);
             vf slope = with_slope ? LOAD(scratch, j, rest) : VARIANT(slope_from_value)(activation, h);
             vf delta = slope * LOAD(a, j, rest) * r;
             STORE(row, j, delta, rest);
@@ -210,7 +241,7 @@ INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float
         for (int64_t j = 0; j < k; j += LANES) {
             int64_t rest = k - j;
             vf h = LOAD(row, j, rest);
-            STORE(gradA, j, LOAD(gradA, j, rest) + r * h, rest);
+            STORE(gradA, j, MADD(r, h, LOAD(gradA, j, rest)), rest);
             vf s = VARIANT(slope_from_value)(activation, h);
             STORE(slope_row, j, s, rest);
             if (activation == ISOSWEEP_RELU) {
@@ -237,7 +268,7 @@ INLINE void VARIANT(penalty_curvature_rows)(int activation, int64_t rows, int64_
             vf h = LOAD(row, j, rest);
             vf s = LOAD(slope_row, j, rest);
             vf s2 = activation == ISOSWEEP_TANH ? -2.0f * h * (1.0f - h * h) : s * (1.0f - s);
-            vf delta = LOAD(a, j, rest) * (r * s + penalty * s2 * LOAD(v, j, rest));
+            vf delta = LOAD(a, j, rest) * MADD(r, s, penalty * s2 * LOAD(v, j, rest));
             STORE(row, j, delta, rest);
             STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
         }
@@ -314,3 +345,4 @@ static void VARIANT(softplus_and_sigmoid_entry)(int64_t count, const float *x, f
     }
 }
 #undef ISOSWEEP_PER_ACTIVATION
+#undef MADD

@@ -5,10 +5,10 @@
 
 // The float32 training step's passes over rows of the hidden matrix, compiled once per
 // instruction set and chosen at run time (Swift compiles for baseline x86-64, where its SIMD
-// types are 4 wide). Every variant evaluates the same expressions as `FastMath` in the same
-// order on 16-lane vectors without contraction into FMA, so all variants agree bit for bit
-// with each other and with the Swift functions, and the ulp bounds `FastMathTests` states hold
-// for each of them.
+// types are 4 wide). Every variant evaluates `FastMath`'s expressions in the same order on
+// 16-lane vectors, with the same reductions: the baseline one without contraction, bit for bit
+// FastMath; AVX2 and AVX-512 with explicit fused multiply-adds, bit for bit each other. The ulp
+// bounds FastMathTests states hold for every variant (StepKernelTests checks each one).
 
 /// Instruction sets with a variant: baseline (SSE2 on x86-64, the compiler's default
 /// elsewhere), AVX2 with FMA, AVX-512 F/BW/DQ/VL.
