@@ -124,6 +124,11 @@ void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int6
              gradB);
 }
 
+void isosweep_project_rows(int isa, int64_t rows, int64_t d, float *u, const float *x, int tangential,
+                           double *penaltySum) {
+    DISPATCH(isa, project_rows_entry, rows, d, u, x, tangential, penaltySum);
+}
+
 void isosweep_tanh(int isa, int64_t count, const float *x, float *out) { DISPATCH(isa, tanh_entry, count, x, out); }
 
 void isosweep_softplus(int isa, int64_t count, const float *x, float *out) {

@@ -233,7 +233,9 @@ INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float
     for (int64_t i = 0; i < rows; i++) {
         float *row = hidden + i * k;
         float *slope_row = slopes + i * k;
-        float residual = VARIANT(activate_row)(activation, 0, k, row, slope_row, b, a) + c - y[i];
+        // softplus' slope comes with its value, from one exponential, as in the plain step.
+        int with_slope = activation == ISOSWEEP_SOFTPLUS;
+        float residual = VARIANT(activate_row)(activation, with_slope, k, row, slope_row, b, a) + c - y[i];
         squares += (double)residual * (double)residual;
         float r = scale * residual;
         residuals[i] = r;
@@ -242,8 +244,13 @@ INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float
             int64_t rest = k - j;
             vf h = LOAD(row, j, rest);
             STORE(gradA, j, MADD(r, h, LOAD(gradA, j, rest)), rest);
-            vf s = VARIANT(slope_from_value)(activation, h);
-            STORE(slope_row, j, s, rest);
+            vf s;
+            if (with_slope) {
+                s = LOAD(slope_row, j, rest);
+            } else {
+                s = VARIANT(slope_from_value)(activation, h);
+                STORE(slope_row, j, s, rest);
+            }
             if (activation == ISOSWEEP_RELU) {
                 vf delta = s * LOAD(a, j, rest) * r;
                 STORE(row, j, delta, rest);
@@ -273,6 +280,43 @@ INLINE void VARIANT(penalty_curvature_rows)(int activation, int64_t rows, int64_
             STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
         }
     }
+}
+
+/// The penalty's projection of each row u_i of the input gradients onto the tangent space at x_i
+/// (when `tangential`): u -= (u . x / x . x) x, then *penaltySum += u . u.
+INLINE void VARIANT(project_rows)(int64_t rows, int64_t d, float *u, const float *x, int tangential,
+                                  double *penaltySum) {
+    double sum = *penaltySum;
+    for (int64_t i = 0; i < rows; i++) {
+        float *ui = u + i * d;
+        const float *xi = x + i * d;
+        if (tangential) {
+            vf xx = (vf)(0.0f);
+            vf ux = (vf)(0.0f);
+            for (int64_t j = 0; j < d; j += LANES) {
+                int64_t rest = d - j;
+                vf xv = LOAD(xi, j, rest);
+                xx = MADD(xv, xv, xx);
+                ux = MADD(LOAD(ui, j, rest), xv, ux);
+            }
+            float norm = VARIANT(horizontal_sum)(xx);
+            if (norm > 0) {
+                float along = VARIANT(horizontal_sum)(ux) / norm;
+                for (int64_t j = 0; j < d; j += LANES) {
+                    int64_t rest = d - j;
+                    STORE(ui, j, MADD(-along, LOAD(xi, j, rest), LOAD(ui, j, rest)), rest);
+                }
+            }
+        }
+        vf uu = (vf)(0.0f);
+        for (int64_t j = 0; j < d; j += LANES) {
+            int64_t rest = d - j;
+            vf uv = LOAD(ui, j, rest);
+            uu = MADD(uv, uv, uu);
+        }
+        sum += (double)VARIANT(horizontal_sum)(uu);
+    }
+    *penaltySum = sum;
 }
 
 #undef LOAD
@@ -311,6 +355,11 @@ static void VARIANT(penalty_curvature_rows_entry)(int activation, int64_t rows, 
         VARIANT(penalty_curvature_rows)(ISOSWEEP_SOFTPLUS, rows, k, hidden, slopes, mixed, a, residuals, penalty,
                                         gradB);
     }
+}
+
+static void VARIANT(project_rows_entry)(int64_t rows, int64_t d, float *u, const float *x, int tangential,
+                                        double *penaltySum) {
+    VARIANT(project_rows)(rows, d, u, x, tangential, penaltySum);
 }
 
 // Elementwise entry points (tests).

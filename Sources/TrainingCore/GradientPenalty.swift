@@ -170,18 +170,15 @@ extension Network {
                                     ldc: d
                                 )
                                 // U = P G, row by row, and the penalty.
-                                for i in 0..<m {
-                                    let u = uBlock + i * d
-                                    if tangential {
-                                        let xi = xBlock + i * d
-                                        let xx = Scalar.dot(d, xi, xi)
-                                        if xx > 0 {
-                                            let along = Scalar.dot(d, u, xi) / xx
-                                            for column in 0..<d { u[column] -= along * xi[column] }
-                                        }
-                                    }
-                                    penaltySum += Double(Scalar.dot(d, u, u))
-                                }
+                                projectRows(
+                                    variant: variant,
+                                    rows: m,
+                                    d: d,
+                                    u: uBlock,
+                                    x: xBlock,
+                                    tangential: tangential,
+                                    penaltySum: &penaltySum
+                                )
                                 // T += S^T U (k x d).
                                 Scalar.gemm(
                                     transposeA: true,
@@ -338,6 +335,35 @@ func penaltyRows<K: ActivationKernel, Scalar: BLASScalar>(
                 gradB[j] += delta
             }
         }
+    }
+}
+
+/// U = P G for a block's rows, adding |u_i|^2 to `penaltySum` (see `isosweep_project_rows`).
+@inline(__always)
+func projectRows<Scalar: BLASScalar>(
+    variant: Int32,
+    rows: Int,
+    d: Int,
+    u: UnsafeMutablePointer<Scalar>,
+    x: UnsafePointer<Scalar>,
+    tangential: Bool,
+    penaltySum: inout Double
+) {
+    if Scalar.self == Float.self {
+        isosweep_project_rows(variant, Int64(rows), Int64(d), u.asFloat, x.asFloat, tangential ? 1 : 0, &penaltySum)
+        return
+    }
+    for i in 0..<rows {
+        let ui = u + i * d
+        if tangential {
+            let xi = x + i * d
+            let xx = Scalar.dot(d, xi, xi)
+            if xx > 0 {
+                let along = Scalar.dot(d, ui, xi) / xx
+                for column in 0..<d { ui[column] -= along * xi[column] }
+            }
+        }
+        penaltySum += Double(Scalar.dot(d, ui, ui))
     }
 }
 

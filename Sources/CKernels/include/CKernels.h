@@ -39,9 +39,10 @@ void isosweep_training_rows(int isa, int activation, int64_t rows, int64_t k, fl
                             const float *b, const float *a, float c, const float *y, float scale,
                             float *gradA, float *gradB, float *gradC, double *sumOfSquares);
 
-/// The penalised step's first pass: as `isosweep_training_rows`, except that psi' (from the value)
-/// goes to `slopes` (same layout as hidden), r to `residuals`, and the row keeps h, unless
-/// the activation is relu, whose slopes are then final (row = slopes, gradB += them).
+/// The penalised step's first pass: as `isosweep_training_rows`, except that psi' (from the value;
+/// softplus' with its value, as the plain step computes it) goes to `slopes` (same layout as
+/// hidden), r to `residuals`, and the row keeps h, unless the activation is relu, whose slopes
+/// are then final (row = slopes, gradB += them).
 void isosweep_penalty_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden, float *slopes,
                            const float *b, const float *a, float c, const float *y, float scale,
                            float *residuals, float *gradA, float *gradB, float *gradC, double *sumOfSquares);
@@ -53,6 +54,12 @@ void isosweep_penalty_rows(int isa, int activation, int64_t rows, int64_t k, flo
 void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden,
                                      const float *slopes, const float *mixed, const float *a,
                                      const float *residuals, float penalty, float *gradB);
+
+/// The penalty's projection of each row of u (rows x d) onto the tangent space of the sphere at
+/// the matching row of x, when `tangential` (u -= (u . x / x . x) x, rows with x = 0 untouched),
+/// then *penaltySum += |u|^2 row by row.
+void isosweep_project_rows(int isa, int64_t rows, int64_t d, float *u, const float *x, int tangential,
+                           double *penaltySum);
 
 /// Elementwise functions, for testing each variant against `FastMath`: tanh, softplus, the
 /// sigmoid of `softplusAndSigmoid`, and softplus' slope recovered from its value.
