@@ -198,13 +198,80 @@ INLINE float VARIANT(activate_row)(int activation, int with_slope, int64_t k, fl
     return VARIANT(horizontal_sum)(dot);
 }
 
+/// Activates two rows in place (one pass over b and a for both, two independent dot products);
+/// each row's values and dot are those of `activate_row`.
+INLINE void VARIANT(activate_two_rows)(int activation, int with_slope, int64_t k, float *row0, float *row1,
+                                       float *slopes0, float *slopes1, const float *b, const float *a,
+                                       float *dot0, float *dot1) {
+    vf sum0 = (vf)(0.0f);
+    vf sum1 = (vf)(0.0f);
+    for (int64_t j = 0; j < k; j += LANES) {
+        int64_t rest = k - j;
+        vf bias = LOAD(b, j, rest);
+        vf weight = LOAD(a, j, rest);
+        vf z0 = LOAD(row0, j, rest) + bias;
+        vf z1 = LOAD(row1, j, rest) + bias;
+        vf h0, h1;
+        if (with_slope) {
+            vf s0, s1;
+            h0 = VARIANT(softplus_and_sigmoid)(z0, &s0);
+            h1 = VARIANT(softplus_and_sigmoid)(z1, &s1);
+            STORE(slopes0, j, s0, rest);
+            STORE(slopes1, j, s1, rest);
+        } else {
+            h0 = VARIANT(value)(activation, z0);
+            h1 = VARIANT(value)(activation, z1);
+        }
+        STORE(row0, j, h0, rest);
+        STORE(row1, j, h1, rest);
+        sum0 = MADD(h0, weight, sum0);
+        sum1 = MADD(h1, weight, sum1);
+    }
+    *dot0 = VARIANT(horizontal_sum)(sum0);
+    *dot1 = VARIANT(horizontal_sum)(sum1);
+}
+
+/// Rows go in pairs, which halves the traffic to a, b and the gradients of a and b; every sum is
+/// formed in the same order as one row at a time would form it (row i's terms, then row i + 1's),
+/// so the pairing changes no bit. `scratch` holds 2k floats.
 INLINE void VARIANT(training_rows)(int activation, int64_t rows, int64_t k, float *hidden, float *scratch,
-                                          const float *b, const float *a, float c, const float *y, float scale,
-                                          float *gradA, float *gradB, float *gradC, double *sumOfSquares) {
+                                   const float *b, const float *a, float c, const float *y, float scale,
+                                   float *gradA, float *gradB, float *gradC, double *sumOfSquares) {
     int with_slope = activation == ISOSWEEP_SOFTPLUS;
     float gc = *gradC;
     double squares = *sumOfSquares;
-    for (int64_t i = 0; i < rows; i++) {
+    int64_t i = 0;
+    for (; i + 1 < rows; i += 2) {
+        float *row0 = hidden + i * k;
+        float *row1 = row0 + k;
+        float *slopes0 = scratch;
+        float *slopes1 = scratch + k;
+        float dot0, dot1;
+        VARIANT(activate_two_rows)(activation, with_slope, k, row0, row1, slopes0, slopes1, b, a, &dot0, &dot1);
+        float residual0 = dot0 + c - y[i];
+        float residual1 = dot1 + c - y[i + 1];
+        squares += (double)residual0 * (double)residual0;
+        squares += (double)residual1 * (double)residual1;
+        float r0 = scale * residual0;
+        float r1 = scale * residual1;
+        gc += r0;
+        gc += r1;
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf h0 = LOAD(row0, j, rest);
+            vf h1 = LOAD(row1, j, rest);
+            STORE(gradA, j, MADD(r1, h1, MADD(r0, h0, LOAD(gradA, j, rest))), rest);
+            vf slope0 = with_slope ? LOAD(slopes0, j, rest) : VARIANT(slope_from_value)(activation, h0);
+            vf slope1 = with_slope ? LOAD(slopes1, j, rest) : VARIANT(slope_from_value)(activation, h1);
+            vf weight = LOAD(a, j, rest);
+            vf delta0 = slope0 * weight * r0;
+            vf delta1 = slope1 * weight * r1;
+            STORE(row0, j, delta0, rest);
+            STORE(row1, j, delta1, rest);
+            STORE(gradB, j, LOAD(gradB, j, rest) + delta0 + delta1, rest);
+        }
+    }
+    for (; i < rows; i++) {
         float *row = hidden + i * k;
         float residual = VARIANT(activate_row)(activation, with_slope, k, row, scratch, b, a) + c - y[i];
         squares += (double)residual * (double)residual;

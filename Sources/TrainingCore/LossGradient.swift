@@ -8,7 +8,8 @@ public struct TrainingWorkspace<Scalar: BLASScalar>: Sendable {
     var hidden: [Scalar]
     /// Gradient of the loss, in the network's flat layout.
     public internal(set) var gradient: [Scalar]
-    /// One row's slopes per thread, for activations that compute them with their values (k each).
+    /// Two rows' slopes per thread, for activations that compute them with their values (2k each:
+    /// the float32 pass takes rows in pairs).
     var rowSlopes: [Scalar]
     /// The partial gradients of threads 1, 2, ... (thread 0 writes `gradient`), and each thread's
     /// sums of squares.
@@ -45,11 +46,11 @@ public struct TrainingWorkspace<Scalar: BLASScalar>: Sendable {
     }
 
     /// Makes room for `parts` threads' partial results of `parameterCount` parameters (`extra`
-    /// more per part, for the penalty's S^T U) and row scratch of `width`.
+    /// more per part, for the penalty's S^T U) and two rows of scratch of `width`.
     mutating func reserveParts(_ parts: Int, parameterCount: Int, extra: Int = 0, width: Int) {
         let partialCount = (parts - 1) * (parameterCount + extra)
         if partials.count < partialCount { partials = [Scalar](repeating: 0, count: partialCount) }
-        if rowSlopes.count < parts * width { rowSlopes = [Scalar](repeating: 0, count: parts * width) }
+        if rowSlopes.count < 2 * parts * width { rowSlopes = [Scalar](repeating: 0, count: 2 * parts * width) }
         if partSums.count < 2 * parts { partSums = [Double](repeating: 0, count: 2 * parts) }
     }
 }
@@ -107,7 +108,7 @@ extension Network {
                             let g = part == 0 ? gradient : partials + (part - 1) * count
                             g.update(repeating: 0, count: count)
                             let block = hidden + part * partition.blockRows * k
-                            let scratch = rowSlopes + part * k
+                            let scratch = rowSlopes + 2 * part * k
                             var gradC: Scalar = 0
                             var sumOfSquares = 0.0
                             let rows = partition.range(part)

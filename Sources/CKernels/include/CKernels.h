@@ -34,7 +34,8 @@ int isosweep_isa_supported(int isa);
 /// The plain step's pass over `rows` rows of `hidden` (row stride k): each row z becomes
 /// h = psi(z + b), the residual f - y = h . a + c - y is formed, r = scale * residual, and the row
 /// becomes its back-propagated slopes psi'(z + b) * a * r. gradA += r h, gradB += the slopes,
-/// *gradC += r, *sumOfSquares += residual^2. `scratch` holds k floats (softplus' slopes).
+/// *gradC += r, *sumOfSquares += residual^2. `scratch` holds 2k floats (softplus' slopes of
+/// two rows: rows go in pairs, without changing any sum's order).
 void isosweep_training_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden, float *scratch,
                             const float *b, const float *a, float c, const float *y, float scale,
                             float *gradA, float *gradB, float *gradC, double *sumOfSquares);
