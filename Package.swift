@@ -32,6 +32,9 @@ let package = Package(
             providers: [.apt(["libzmq3-dev"])]
         ),
         .target(name: "Diagnostics"),
+        // The float32 training step's row passes, compiled per instruction set (AVX-512, AVX2,
+        // baseline) and chosen at run time: Swift code builds for baseline x86-64 only.
+        .target(name: "CKernels"),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "Diagnostics"]),
         // Pure values and decisions: sweep files, cell keys and work, the wire codec, the scheduler.
         .target(
@@ -74,7 +77,7 @@ let package = Package(
         .target(
             name: "TrainingCore",
             dependencies: [
-                "COpenBLAS", "Diagnostics",
+                "COpenBLAS", "CKernels", "Diagnostics",
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),

@@ -3,7 +3,9 @@
 /// log1pf are one call per hidden unit). Every function is a select between straight-line
 /// polynomial paths; the maximum errors over every finite float, against the double-precision
 /// functions, are measured by `FastMathTests` and stated there and in README. Metrics never use
-/// them: they are computed in float64 with the exact functions.
+/// them: they are computed in float64 with the exact functions. The float32 step runs the same
+/// expressions vectorised in `CKernels` (bit for bit these in its baseline variant; with fused
+/// multiply-adds, within the same bounds, in its AVX2 and AVX-512 ones: `StepKernelTests`).
 enum FastMath {
     /// e^x for x <= 0 (arguments above 0 are treated as 0): Cody-Waite reduction x = n ln2 + r,
     /// |r| <= ln2/2, Cephes' degree-6 polynomial for e^r, and 2^n applied in two halves so that

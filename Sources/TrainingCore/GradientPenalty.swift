@@ -1,3 +1,5 @@
+import CKernels
+
 /// The gradient penalty R = lambda / n * sum_i ||P_i g_i||^2 and its exact parameter gradient,
 /// where g_i = grad_x f(x_i) = W^T (a * psi'(z_i)), z_i = W x_i + b, and P_i is the projection
 /// onto the tangent space of the sphere at x_i (sphere and file data: the constant the law bounds
@@ -13,19 +15,45 @@
 /// penalised step is then five GEMMs of n x k x d (four for relu) where a plain step is two.
 extension Network {
     /// The mean squared error and the penalty on `data`, with the gradient of their sum in
-    /// `workspace.gradient`. `workspace` must have been made with `penalty: true`.
+    /// `workspace.gradient`, computed on as many threads as OpenBLAS is set to use (the rows are
+    /// split as the plain step splits them, `RowPartition`). `workspace` must have been made with
+    /// `penalty: true`.
     public func penalisedLossAndGradient(
         on data: Dataset<Scalar>,
         penalty lambda: Double,
         tangential: Bool,
         workspace: inout TrainingWorkspace<Scalar>
     ) -> (mse: Double, penalty: Double) {
+        penalisedLossAndGradient(
+            on: data,
+            penalty: lambda,
+            tangential: tangential,
+            workspace: &workspace,
+            threads: BLAS.threads
+        )
+    }
+
+    /// `penalisedLossAndGradient(on:penalty:tangential:workspace:)` split into `threads` parts.
+    func penalisedLossAndGradient(
+        on data: Dataset<Scalar>,
+        penalty lambda: Double,
+        tangential: Bool,
+        workspace: inout TrainingWorkspace<Scalar>,
+        threads: Int
+    ) -> (mse: Double, penalty: Double) {
         precondition(data.inputs.columns == inputDimension && workspace.hidden.count == data.count * width)
         precondition(workspace.slopes.count == data.count * width, "the workspace was made without penalty buffers")
+        let partition = RowPartition(rows: data.count, threads: threads)
+        workspace.reserveParts(
+            partition.parts,
+            parameterCount: parameters.count,
+            extra: width * inputDimension,
+            width: width
+        )
         switch activation {
-        case .relu: return penalised(ReLUKernel.self, data, lambda, tangential, &workspace)
-        case .tanh: return penalised(TanhKernel.self, data, lambda, tangential, &workspace)
-        case .softplus: return penalised(SoftplusKernel.self, data, lambda, tangential, &workspace)
+        case .relu: return penalised(ReLUKernel.self, data, lambda, tangential, partition, &workspace)
+        case .tanh: return penalised(TanhKernel.self, data, lambda, tangential, partition, &workspace)
+        case .softplus: return penalised(SoftplusKernel.self, data, lambda, tangential, partition, &workspace)
         }
     }
 
@@ -35,19 +63,22 @@ extension Network {
         _ data: Dataset<Scalar>,
         _ lambda: Double,
         _ tangential: Bool,
+        _ partition: RowPartition,
         _ workspace: inout TrainingWorkspace<Scalar>
     ) -> (mse: Double, penalty: Double) {
         let n = data.count
         let k = width
         let d = inputDimension
+        let count = parameters.count
         let scale = 2 / Scalar(n)
         let c = Scalar(2 * lambda / Double(n))
         let curved = !K.isPiecewiseLinear
-        var sumOfSquares = 0.0
-        var penaltySum = 0.0
+        let variant = workspace.kernelVariant
+        let (biasOffset, outputWeightOffset, outputBiasOffset) = (biasOffset, outputWeightOffset, outputBiasOffset)
+        let blockRows = partition.blockRows
         parameters.withUnsafeBufferPointer { theta in
             data.inputs.storage.withUnsafeBufferPointer { xBuffer in
-                data.labels.withUnsafeBufferPointer { y in
+                data.labels.withUnsafeBufferPointer { yBuffer in
                     workspace.withPenaltyBuffers {
                         hidden,
                         gradient,
@@ -56,149 +87,176 @@ extension Network {
                         mixed,
                         residuals,
                         t,
-                        scaledW in
+                        scaledW,
+                        partials,
+                        partSums in
                         let w = theta.baseAddress!
                         let b = w + biasOffset
                         let a = w + outputWeightOffset
                         let bias = theta[outputBiasOffset]
                         let x = xBuffer.baseAddress!
-                        let gradB = gradient + biasOffset
-                        let gradA = gradient + outputWeightOffset
-                        for index in 0..<parameters.count { gradient[index] = 0 }
-                        // Z = X W^T (n x k).
-                        Scalar.gemm(
-                            transposeA: false,
-                            transposeB: true,
-                            m: n,
-                            n: k,
-                            k: d,
-                            alpha: 1,
-                            a: x,
-                            lda: d,
-                            b: w,
-                            ldb: d,
-                            beta: 0,
-                            c: hidden,
-                            ldc: k
-                        )
-                        var gradC: Scalar = 0
-                        for i in 0..<n {
-                            let row = hidden + i * k
-                            let slopeRow = slopes + i * k
-                            for j in 0..<k { row[j] = K.trainingValue(row[j] + b[j]) }
-                            let residual = Scalar.dot(k, row, a) + bias - y[i]
-                            sumOfSquares += Double(residual) * Double(residual)
-                            let r = scale * residual
-                            residuals[i] = r
-                            gradC += r
-                            for j in 0..<k {
-                                let h = row[j]
-                                gradA[j] += r * h
-                                let s = K.trainingDerivative(fromValue: h)
-                                slopeRow[j] = s
-                                if !curved {
-                                    // The loss's slopes are final: relu has no s2 terms.
-                                    let delta = s * a[j] * r
-                                    row[j] = delta
-                                    gradB[j] += delta
-                                }
-                            }
-                        }
-                        gradient[outputBiasOffset] = gradC
-                        // G = S diag(a) W (n x d): the input gradients.
+                        let y = yBuffer.baseAddress!
+                        // diag(a) W (k x d), shared by every part.
                         for j in 0..<k {
                             for i in 0..<d { scaledW[j * d + i] = a[j] * w[j * d + i] }
                         }
-                        Scalar.gemm(
-                            transposeA: false,
-                            transposeB: false,
-                            m: n,
-                            n: d,
-                            k: k,
-                            alpha: 1,
-                            a: slopes,
-                            lda: k,
-                            b: scaledW,
-                            ldb: d,
-                            beta: 0,
-                            c: inputGradients,
-                            ldc: d
-                        )
-                        // U = P G, row by row, and the penalty.
-                        for i in 0..<n {
-                            let u = inputGradients + i * d
-                            if tangential {
-                                let xi = x + i * d
-                                let xx = Scalar.dot(d, xi, xi)
-                                if xx > 0 {
-                                    let along = Scalar.dot(d, u, xi) / xx
-                                    for m in 0..<d { u[m] -= along * xi[m] }
+                        partition.run { part in
+                            // This part's gradient and S^T U: thread 0's are the workspace's own.
+                            let g = part == 0 ? gradient : partials + (part - 1) * (count + k * d)
+                            let tPart = part == 0 ? t : g + count
+                            g.update(repeating: 0, count: count)
+                            let row0 = part * blockRows
+                            let hiddenBlock = hidden + row0 * k
+                            let slopeBlock = slopes + row0 * k
+                            let mixedBlock = mixed + (curved ? row0 * k : 0)
+                            let uBlock = inputGradients + row0 * d
+                            let rBlock = residuals + row0
+                            var gradC: Scalar = 0
+                            var sumOfSquares = 0.0
+                            var penaltySum = 0.0
+                            let rows = partition.range(part)
+                            for start in stride(from: rows.lowerBound, to: rows.upperBound, by: blockRows) {
+                                let m = min(blockRows, rows.upperBound - start)
+                                let first = start == rows.lowerBound
+                                let xBlock = x + start * d
+                                // Z = X W^T (m x k).
+                                Scalar.gemm(
+                                    transposeA: false,
+                                    transposeB: true,
+                                    m: m,
+                                    n: k,
+                                    k: d,
+                                    alpha: 1,
+                                    a: xBlock,
+                                    lda: d,
+                                    b: w,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: hiddenBlock,
+                                    ldc: k
+                                )
+                                penaltyRows(
+                                    K.self,
+                                    variant: variant,
+                                    rows: m,
+                                    width: k,
+                                    block: hiddenBlock,
+                                    slopes: slopeBlock,
+                                    b: b,
+                                    a: a,
+                                    c: bias,
+                                    y: y + start,
+                                    scale: scale,
+                                    residuals: rBlock,
+                                    gradA: g + outputWeightOffset,
+                                    gradB: g + biasOffset,
+                                    gradC: &gradC,
+                                    sumOfSquares: &sumOfSquares
+                                )
+                                // G = S diag(a) W (m x d): the input gradients.
+                                Scalar.gemm(
+                                    transposeA: false,
+                                    transposeB: false,
+                                    m: m,
+                                    n: d,
+                                    k: k,
+                                    alpha: 1,
+                                    a: slopeBlock,
+                                    lda: k,
+                                    b: scaledW,
+                                    ldb: d,
+                                    beta: 0,
+                                    c: uBlock,
+                                    ldc: d
+                                )
+                                // U = P G, row by row, and the penalty.
+                                projectRows(
+                                    variant: variant,
+                                    rows: m,
+                                    d: d,
+                                    u: uBlock,
+                                    x: xBlock,
+                                    tangential: tangential,
+                                    penaltySum: &penaltySum
+                                )
+                                // T += S^T U (k x d).
+                                Scalar.gemm(
+                                    transposeA: true,
+                                    transposeB: false,
+                                    m: k,
+                                    n: d,
+                                    k: m,
+                                    alpha: 1,
+                                    a: slopeBlock,
+                                    lda: k,
+                                    b: uBlock,
+                                    ldb: d,
+                                    beta: first ? 0 : 1,
+                                    c: tPart,
+                                    ldc: d
+                                )
+                                if curved {
+                                    // V = U W^T (m x k), then Delta = a (r s + c s2 V), in place of h.
+                                    Scalar.gemm(
+                                        transposeA: false,
+                                        transposeB: true,
+                                        m: m,
+                                        n: k,
+                                        k: d,
+                                        alpha: 1,
+                                        a: uBlock,
+                                        lda: d,
+                                        b: w,
+                                        ldb: d,
+                                        beta: 0,
+                                        c: mixedBlock,
+                                        ldc: k
+                                    )
+                                    penaltyCurvatureRows(
+                                        K.self,
+                                        variant: variant,
+                                        rows: m,
+                                        width: k,
+                                        block: hiddenBlock,
+                                        slopes: slopeBlock,
+                                        mixed: mixedBlock,
+                                        a: a,
+                                        residuals: rBlock,
+                                        penalty: c,
+                                        gradB: g + biasOffset
+                                    )
                                 }
+                                // dW += Delta^T X (k x d).
+                                Scalar.gemm(
+                                    transposeA: true,
+                                    transposeB: false,
+                                    m: k,
+                                    n: d,
+                                    k: m,
+                                    alpha: 1,
+                                    a: hiddenBlock,
+                                    lda: k,
+                                    b: xBlock,
+                                    ldb: d,
+                                    beta: first ? 0 : 1,
+                                    c: g,
+                                    ldc: d
+                                )
                             }
-                            penaltySum += Double(Scalar.dot(d, u, u))
+                            g[outputBiasOffset] = gradC
+                            partSums[2 * part] = sumOfSquares
+                            partSums[2 * part + 1] = penaltySum
                         }
-                        // T = S^T U (k x d).
-                        Scalar.gemm(
-                            transposeA: true,
-                            transposeB: false,
-                            m: k,
-                            n: d,
-                            k: n,
-                            alpha: 1,
-                            a: slopes,
-                            lda: k,
-                            b: inputGradients,
-                            ldb: d,
-                            beta: 0,
-                            c: t,
-                            ldc: d
-                        )
-                        if curved {
-                            // V = U W^T (n x k), then Delta = a (r s + c s2 V), in place of h.
-                            Scalar.gemm(
-                                transposeA: false,
-                                transposeB: true,
-                                m: n,
-                                n: k,
-                                k: d,
-                                alpha: 1,
-                                a: inputGradients,
-                                lda: d,
-                                b: w,
-                                ldb: d,
-                                beta: 0,
-                                c: mixed,
-                                ldc: k
-                            )
-                            for i in 0..<n {
-                                let row = hidden + i * k
-                                let slopeRow = slopes + i * k
-                                let v = mixed + i * k
-                                let r = residuals[i]
-                                for j in 0..<k {
-                                    let s2 = K.secondDerivative(fromValue: row[j])
-                                    let delta = a[j] * (r * slopeRow[j] + c * s2 * v[j])
-                                    row[j] = delta
-                                    gradB[j] += delta
-                                }
-                            }
+                        // The other parts' sums, in part order.
+                        for part in 1..<max(1, partition.parts) {
+                            let partial = partials + (part - 1) * (count + k * d)
+                            for index in 0..<count { gradient[index] += partial[index] }
+                            for index in 0..<(k * d) { t[index] += partial[count + index] }
+                            partSums[0] += partSums[2 * part]
+                            partSums[1] += partSums[2 * part + 1]
                         }
-                        // dW = Delta^T X (k x d), then the penalty's c a_j T_j and c w_j . T_j.
-                        Scalar.gemm(
-                            transposeA: true,
-                            transposeB: false,
-                            m: k,
-                            n: d,
-                            k: n,
-                            alpha: 1,
-                            a: hidden,
-                            lda: k,
-                            b: x,
-                            ldb: d,
-                            beta: 0,
-                            c: gradient,
-                            ldc: d
-                        )
+                        // The penalty's c a_j T_j and c w_j . T_j.
+                        let gradA = gradient + outputWeightOffset
                         for j in 0..<k {
                             let tj = t + j * d
                             let scaled = c * a[j]
@@ -209,7 +267,150 @@ extension Network {
                 }
             }
         }
-        return (sumOfSquares / Double(n), lambda * penaltySum / Double(n))
+        return (workspace.partSums[0] / Double(n), lambda * workspace.partSums[1] / Double(n))
+    }
+}
+
+/// The penalised step's first pass over a block (see `isosweep_penalty_rows`).
+@inline(__always)
+func penaltyRows<K: ActivationKernel, Scalar: BLASScalar>(
+    _ kernel: K.Type,
+    variant: Int32,
+    rows: Int,
+    width k: Int,
+    block: UnsafeMutablePointer<Scalar>,
+    slopes: UnsafeMutablePointer<Scalar>,
+    b: UnsafePointer<Scalar>,
+    a: UnsafePointer<Scalar>,
+    c: Scalar,
+    y: UnsafePointer<Scalar>,
+    scale: Scalar,
+    residuals: UnsafeMutablePointer<Scalar>,
+    gradA: UnsafeMutablePointer<Scalar>,
+    gradB: UnsafeMutablePointer<Scalar>,
+    gradC: inout Scalar,
+    sumOfSquares: inout Double
+) {
+    if Scalar.self == Float.self {
+        var floatGradC = unsafeBitCast(gradC, to: Float.self)
+        isosweep_penalty_rows(
+            variant,
+            K.kernelIndex,
+            Int64(rows),
+            Int64(k),
+            block.asFloat,
+            slopes.asFloat,
+            b.asFloat,
+            a.asFloat,
+            unsafeBitCast(c, to: Float.self),
+            y.asFloat,
+            unsafeBitCast(scale, to: Float.self),
+            residuals.asFloat,
+            gradA.asFloat,
+            gradB.asFloat,
+            &floatGradC,
+            &sumOfSquares
+        )
+        gradC = unsafeBitCast(floatGradC, to: Scalar.self)
+        return
+    }
+    for i in 0..<rows {
+        let row = block + i * k
+        let slopeRow = slopes + i * k
+        for j in 0..<k { row[j] = K.trainingValue(row[j] + b[j]) }
+        let residual = Scalar.dot(k, row, a) + c - y[i]
+        sumOfSquares += Double(residual) * Double(residual)
+        let r = scale * residual
+        residuals[i] = r
+        gradC += r
+        for j in 0..<k {
+            let h = row[j]
+            gradA[j] += r * h
+            let s = K.trainingDerivative(fromValue: h)
+            slopeRow[j] = s
+            if K.isPiecewiseLinear {
+                // The loss's slopes are final: relu has no s2 terms.
+                let delta = s * a[j] * r
+                row[j] = delta
+                gradB[j] += delta
+            }
+        }
+    }
+}
+
+/// U = P G for a block's rows, adding |u_i|^2 to `penaltySum` (see `isosweep_project_rows`).
+@inline(__always)
+func projectRows<Scalar: BLASScalar>(
+    variant: Int32,
+    rows: Int,
+    d: Int,
+    u: UnsafeMutablePointer<Scalar>,
+    x: UnsafePointer<Scalar>,
+    tangential: Bool,
+    penaltySum: inout Double
+) {
+    if Scalar.self == Float.self {
+        isosweep_project_rows(variant, Int64(rows), Int64(d), u.asFloat, x.asFloat, tangential ? 1 : 0, &penaltySum)
+        return
+    }
+    for i in 0..<rows {
+        let ui = u + i * d
+        if tangential {
+            let xi = x + i * d
+            let xx = Scalar.dot(d, xi, xi)
+            if xx > 0 {
+                let along = Scalar.dot(d, ui, xi) / xx
+                for column in 0..<d { ui[column] -= along * xi[column] }
+            }
+        }
+        penaltySum += Double(Scalar.dot(d, ui, ui))
+    }
+}
+
+/// The penalised step's second pass over a block, for smooth activations (see
+/// `isosweep_penalty_curvature_rows`; in float32, softplus' psi'' is s (1 - s) from the slope
+/// already computed, where float64 recovers it from the value).
+@inline(__always)
+func penaltyCurvatureRows<K: ActivationKernel, Scalar: BLASScalar>(
+    _ kernel: K.Type,
+    variant: Int32,
+    rows: Int,
+    width k: Int,
+    block: UnsafeMutablePointer<Scalar>,
+    slopes: UnsafeMutablePointer<Scalar>,
+    mixed: UnsafeMutablePointer<Scalar>,
+    a: UnsafePointer<Scalar>,
+    residuals: UnsafeMutablePointer<Scalar>,
+    penalty c: Scalar,
+    gradB: UnsafeMutablePointer<Scalar>
+) {
+    if Scalar.self == Float.self {
+        isosweep_penalty_curvature_rows(
+            variant,
+            K.kernelIndex,
+            Int64(rows),
+            Int64(k),
+            block.asFloat,
+            slopes.asFloat,
+            mixed.asFloat,
+            a.asFloat,
+            residuals.asFloat,
+            unsafeBitCast(c, to: Float.self),
+            gradB.asFloat
+        )
+        return
+    }
+    for i in 0..<rows {
+        let row = block + i * k
+        let slopeRow = slopes + i * k
+        let v = mixed + i * k
+        let r = residuals[i]
+        for j in 0..<k {
+            let s2 = K.secondDerivative(fromValue: row[j])
+            let delta = a[j] * (r * slopeRow[j] + c * s2 * v[j])
+            row[j] = delta
+            gradB[j] += delta
+        }
     }
 }
 
@@ -221,7 +422,8 @@ extension TrainingWorkspace {
             _ hidden: UnsafeMutablePointer<Scalar>, _ gradient: UnsafeMutablePointer<Scalar>,
             _ slopes: UnsafeMutablePointer<Scalar>, _ inputGradients: UnsafeMutablePointer<Scalar>,
             _ mixed: UnsafeMutablePointer<Scalar>, _ residuals: UnsafeMutablePointer<Scalar>,
-            _ t: UnsafeMutablePointer<Scalar>, _ scaledW: UnsafeMutablePointer<Scalar>
+            _ t: UnsafeMutablePointer<Scalar>, _ scaledW: UnsafeMutablePointer<Scalar>,
+            _ partials: UnsafeMutablePointer<Scalar>, _ partSums: UnsafeMutablePointer<Double>
         ) -> R
     ) -> R {
         hidden.withUnsafeMutableBufferPointer { hidden in
@@ -232,16 +434,23 @@ extension TrainingWorkspace {
                             residuals.withUnsafeMutableBufferPointer { residuals in
                                 t.withUnsafeMutableBufferPointer { t in
                                     scaledW.withUnsafeMutableBufferPointer { scaledW in
-                                        body(
-                                            hidden.baseAddress!,
-                                            gradient.baseAddress!,
-                                            slopes.baseAddress!,
-                                            inputGradients.baseAddress!,
-                                            mixed.baseAddress!,
-                                            residuals.baseAddress!,
-                                            t.baseAddress!,
-                                            scaledW.baseAddress!
-                                        )
+                                        partials.withUnsafeMutableBufferPointer { partials in
+                                            partSums.withUnsafeMutableBufferPointer { partSums in
+                                                body(
+                                                    hidden.baseAddress!,
+                                                    gradient.baseAddress!,
+                                                    slopes.baseAddress!,
+                                                    inputGradients.baseAddress!,
+                                                    mixed.baseAddress!,
+                                                    residuals.baseAddress!,
+                                                    t.baseAddress!,
+                                                    scaledW.baseAddress!,
+                                                    // Empty with one part: never read then.
+                                                    partials.baseAddress ?? gradient.baseAddress!,
+                                                    partSums.baseAddress!
+                                                )
+                                            }
+                                        }
                                     }
                                 }
                             }

@@ -1,0 +1,72 @@
+#ifndef ISOSWEEP_CKERNELS_H
+#define ISOSWEEP_CKERNELS_H
+
+#include <stdint.h>
+
+// The float32 training step's passes over rows of the hidden matrix, compiled once per
+// instruction set and chosen at run time (Swift compiles for baseline x86-64, where its SIMD
+// types are 4 wide). Every variant evaluates `FastMath`'s expressions in the same order on
+// 16-lane vectors, with the same reductions: the baseline one without contraction, bit for bit
+// FastMath; AVX2 and AVX-512 with explicit fused multiply-adds, bit for bit each other. The ulp
+// bounds FastMathTests states hold for every variant (StepKernelTests checks each one).
+
+/// Instruction sets with a variant: baseline (SSE2 on x86-64, the compiler's default
+/// elsewhere), AVX2 with FMA, AVX-512 F/BW/DQ/VL.
+enum {
+    ISOSWEEP_ISA_BASELINE = 0,
+    ISOSWEEP_ISA_AVX2 = 1,
+    ISOSWEEP_ISA_AVX512 = 2,
+};
+
+/// Activations, numbered as the kernels expect.
+enum {
+    ISOSWEEP_RELU = 0,
+    ISOSWEEP_TANH = 1,
+    ISOSWEEP_SOFTPLUS = 2,
+};
+
+/// The best variant this processor runs (decided once).
+int isosweep_best_isa(void);
+
+/// Whether this processor runs variant `isa`.
+int isosweep_isa_supported(int isa);
+
+/// The plain step's pass over `rows` rows of `hidden` (row stride k): each row z becomes
+/// h = psi(z + b), the residual f - y = h . a + c - y is formed, r = scale * residual, and the row
+/// becomes its back-propagated slopes psi'(z + b) * a * r. gradA += r h, gradB += the slopes,
+/// *gradC += r, *sumOfSquares += residual^2. `scratch` holds 2k floats (softplus' slopes of
+/// two rows: rows go in pairs, without changing any sum's order).
+void isosweep_training_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden, float *scratch,
+                            const float *b, const float *a, float c, const float *y, float scale,
+                            float *gradA, float *gradB, float *gradC, double *sumOfSquares);
+
+/// The penalised step's first pass: as `isosweep_training_rows`, except that psi' (from the value;
+/// softplus' with its value, as the plain step computes it) goes to `slopes` (same layout as
+/// hidden), r to `residuals`, and the row keeps h, unless the activation is relu, whose slopes
+/// are then final (row = slopes, gradB += them).
+void isosweep_penalty_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden, float *slopes,
+                           const float *b, const float *a, float c, const float *y, float scale,
+                           float *residuals, float *gradA, float *gradB, float *gradC, double *sumOfSquares);
+
+/// The penalised step's second pass (smooth activations): with h in `hidden`, s = psi' in
+/// `slopes`, V = U W^T in `mixed` and r in `residuals`, the row becomes
+/// a * (r s + penalty * psi'' * v) and gradB += it. psi'' is -2 h (1 - h^2) for tanh and
+/// s (1 - s) for softplus.
+void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden,
+                                     const float *slopes, const float *mixed, const float *a,
+                                     const float *residuals, float penalty, float *gradB);
+
+/// The penalty's projection of each row of u (rows x d) onto the tangent space of the sphere at
+/// the matching row of x, when `tangential` (u -= (u . x / x . x) x, rows with x = 0 untouched),
+/// then *penaltySum += |u|^2 row by row.
+void isosweep_project_rows(int isa, int64_t rows, int64_t d, float *u, const float *x, int tangential,
+                           double *penaltySum);
+
+/// Elementwise functions, for testing each variant against `FastMath`: tanh, softplus, the
+/// sigmoid of `softplusAndSigmoid`, and softplus' slope recovered from its value.
+void isosweep_tanh(int isa, int64_t count, const float *x, float *out);
+void isosweep_softplus(int isa, int64_t count, const float *x, float *out);
+void isosweep_softplus_and_sigmoid(int isa, int64_t count, const float *x, float *value, float *slope);
+void isosweep_softplus_slope(int isa, int64_t count, const float *h, float *out);
+
+#endif
