@@ -15,6 +15,14 @@ struct GradientAscent<Scalar: BLASScalar> {
     let biases: [Scalar]
     let outputWeights: [Scalar]
     let activation: ActivationKind
+    /// Parts the row passes are split into (nil: one a BLAS thread, `ParallelRows.parts`).
+    var rowParts: Int?
+    /// Threads the whole batch is split over (`LipschitzOptions.threads`): each part's rows are
+    /// evaluated and steered on a thread of its own with BLAS calls of its own, which should then
+    /// be single-threaded. A row's path depends on the split only through the hops (which leave
+    /// from the best point of the whole batch) and the GEMMs' shapes; the split is fixed by the
+    /// thread count and the batch, so a search is deterministic for a given thread count.
+    var threads = 1
     var width: Int { weights.rows }
     var inputDimension: Int { weights.columns }
 
@@ -31,7 +39,8 @@ struct GradientAscent<Scalar: BLASScalar> {
         var values: [Scalar]
     }
 
-    init(_ network: Network<Double>) {
+    init(_ network: Network<Double>, threads: Int = 1) {
+        self.threads = max(1, threads)
         let single = network.converted(to: Scalar.self)
         weights = single.weights
         biases = single.biases
@@ -102,7 +111,8 @@ struct GradientAscent<Scalar: BLASScalar> {
                                         // (An empty array's buffer may still have an address.)
                                         let old = reference == nil ? nil : oldBuffer.baseAddress
                                         let g = gBuffer.baseAddress
-                                        ParallelRows.forEach(rows, parts: ParallelRows.parts(rows)) { range in
+                                        ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) {
+                                            range in
                                             for i in range {
                                                 let zRow = zs + i * k
                                                 let sRow = ss + i * k
@@ -173,7 +183,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                         // Pointers to each row, as in the training step: no index arithmetic that
                         // could trap inside the loop, so it vectorises.
                         let rows = zBuffer.count / k
-                        ParallelRows.forEach(rows, parts: ParallelRows.parts(rows)) { range in
+                        ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) { range in
                             for i in range {
                                 let row = zs + i * k
                                 let curvatureRow = cs + i * k
@@ -211,7 +221,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                             let b = bBuffer.baseAddress, let a = aBuffer.baseAddress
                         else { return }
                         let relu = activation == .relu
-                        ParallelRows.forEach(rows.count, parts: ParallelRows.parts(rows.count)) { range in
+                        ParallelRows.forEach(rows.count, parts: rowParts ?? ParallelRows.parts(rows.count)) { range in
                             for r in range {
                                 let uRow = us + r * k
                                 let cRow = cs + rows[r] * k
@@ -267,9 +277,21 @@ struct GradientAscent<Scalar: BLASScalar> {
         let rows = starts.rows
         let d = inputDimension
         guard rows > 0 && steps > 0 else { return starts }
-        var current = evaluate(starts, tangential: tangential)
-        var best = current.points
-        var bestValues = current.values.map { $0.isFinite ? $0 : -.infinity }
+        let ranges = ParallelRows.ranges(rows, parts: min(threads, max(1, rows / ParallelRows.minimumAscentRows)))
+        var single = self
+        if ranges.count > 1 { single.rowParts = 1 }
+        var part = [Int](repeating: 0, count: rows)  // row i is row i - ranges[part[i]].lowerBound of its part
+        for (p, range) in ranges.enumerated() { for i in range { part[i] = p } }
+        let partTangential = ranges.map { Array(tangential[$0]) }
+        var current = ParallelRows.map(ranges.count) { p in
+            single.evaluate(starts.rows(ranges[p]), tangential: partTangential[p])
+        }
+        var best = starts
+        var bestValues = [Scalar](repeating: -.infinity, count: rows)
+        for i in 0..<rows {
+            let value = current[part[i]].values[i - ranges[part[i]].lowerBound]
+            bestValues[i] = value.isFinite ? value : -.infinity
+        }
         var stepSize = [Scalar](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         var hopping = [Bool](repeating: false, count: rows)
@@ -282,12 +304,22 @@ struct GradientAscent<Scalar: BLASScalar> {
             }
             // Directions only for the rows that take one: a converged row hops, and a row tries a
             // random direction after an odd number of failures.
-            let steered = (0..<rows).filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
-            let directions = directions(current, tangential: tangential, rows: steered)
-            var steeredRow = [Int?](repeating: nil, count: rows)
-            for (r, i) in steered.enumerated() { steeredRow[i] = r }
-            var candidate = current.points
+            var steeredRow = [Int?](repeating: nil, count: rows)  // its row in its part's directions
+            let steered = ranges.map { range in
+                range.filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
+            }
+            for p in ranges.indices { for (r, i) in steered[p].enumerated() { steeredRow[i] = r } }
+            let directions = ParallelRows.map(ranges.count) { p in
+                single.directions(
+                    current[p],
+                    tangential: partTangential[p],
+                    rows: steered[p].map { $0 - ranges[p].lowerBound }
+                )
+            }
+            var candidate = current.map(\.points)
             for i in 0..<rows {
+                let p = part[i]
+                let l = i - ranges[p].lowerBound
                 var length: Scalar = 0
                 var move = stepSize[i]
                 hopping[i] = stepSize[i] < Self.minimumStep
@@ -300,32 +332,36 @@ struct GradientAscent<Scalar: BLASScalar> {
                     for r in 0..<rows where tangential[r] == tangential[i] && bestValues[r] > bestValues[from] {
                         from = r
                     }
-                    candidate.copyRow(i, from: best, row: from)
+                    candidate[p].copyRow(l, from: best, row: from)
                     move = Self.restartRadius
                 } else if let r = steeredRow[i] {
-                    u.copyRow(0, from: directions, row: r)
+                    u.copyRow(0, from: directions[p], row: r)
                     length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 if !(length > 1e-12) {
-                    randomDirection(&u, at: candidate, row: i, tangential: tangential[i], rng: &rng)
+                    randomDirection(&u, at: candidate[p], row: l, tangential: tangential[i], rng: &rng)
                     length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 guard length > 0 else { continue }
-                for j in 0..<d { candidate[i, j] += move * u[0, j] / length }
-                if tangential[i] { candidate.normaliseRow(i) }
+                for j in 0..<d { candidate[p][l, j] += move * u[0, j] / length }
+                if tangential[i] { candidate[p].normaliseRow(l) }
             }
-            let trial = evaluate(candidate, tangential: tangential, reference: current)
+            let trial = ParallelRows.map(ranges.count) { p in
+                single.evaluate(candidate[p], tangential: partTangential[p], reference: current[p])
+            }
             for i in 0..<rows {
-                guard trial.values[i].isFinite else { continue }
-                if hopping[i] || trial.values[i] > current.values[i] {
-                    copyRow(i, from: trial, into: &current)
+                let p = part[i]
+                let l = i - ranges[p].lowerBound
+                guard trial[p].values[l].isFinite else { continue }
+                if hopping[i] || trial[p].values[l] > current[p].values[l] {
+                    copyRow(l, from: trial[p], into: &current[p])
                     if !hopping[i] {
                         stepSize[i] = min(1, stepSize[i] * 1.5)
                         failures[i] = 0
                     }
-                    if current.values[i] > bestValues[i] {
-                        bestValues[i] = current.values[i]
-                        best.copyRow(i, from: current.points, row: i)
+                    if current[p].values[l] > bestValues[i] {
+                        bestValues[i] = current[p].values[l]
+                        best.copyRow(i, from: current[p].points, row: l)
                     }
                 } else {
                     failures[i] += 1

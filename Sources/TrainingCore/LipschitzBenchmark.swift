@@ -59,12 +59,16 @@ public struct LipschitzBenchmark: Sendable, Codable {
         }
         let hundred = (clock.now - trainingStart).seconds
         let inputs = train.inputs.converted(to: Double.self)
+        // What a cell on `threads` threads asks of the search.
+        var options = LipschitzOptions()
+        options.threads = threads
         let searchStart = clock.now
         let bounds = try Lipschitz.bounds(
             of: network.converted(to: Double.self),
             trainingInputs: inputs,
             distribution: data.distribution,
-            seed: 0
+            seed: 0,
+            options: options
         )
         let search = (clock.now - searchStart).seconds
         let baselineStart = clock.now
@@ -73,6 +77,7 @@ public struct LipschitzBenchmark: Sendable, Codable {
             trainingInputs: inputs,
             distribution: data.distribution,
             seed: 0,
+            options: options,
             supportOnly: true
         )
         let baseline = (clock.now - baselineStart).seconds

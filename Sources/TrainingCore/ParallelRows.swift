@@ -6,6 +6,9 @@ import Glibc
 enum ParallelRows {
     /// Rows below which a part is not worth a thread.
     static let minimumRows = 8
+    /// Rows below which a part of the ascent's batch is not worth a thread (its GEMMs would be too
+    /// thin): the float64 polish's 16 + 16 rows still split in two.
+    static let minimumAscentRows = 16
 
     /// How many parts a pass over `rows` rows takes: one a BLAS thread (the cell's threads), as
     /// long as each has `minimumRows`. Only the time depends on it: every row is computed alike.
