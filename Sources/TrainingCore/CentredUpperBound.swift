@@ -94,15 +94,29 @@ extension Lipschitz {
     /// One multiplicative update of q towards the minimiser of the weighted bound.
     static func refined(_ w: Matrix<Double>, a: [Double], rows: [Int], q: [Double]) -> [Double] {
         // The top eigenvector of W^T diag(q) W by power iteration (it only guides the update).
-        var v = [Double](repeating: 1 / Double(max(1, w.columns)).squareRoot(), count: w.columns)
+        let d = w.columns
+        var v = [Double](repeating: 1 / Double(max(1, d)).squareRoot(), count: d)
         var projections = [Double](repeating: 0, count: rows.count)
+        var next = [Double](repeating: 0, count: d)
         for _ in 0..<50 {
-            var next = [Double](repeating: 0, count: w.columns)
-            for (r, j) in rows.enumerated() {
-                var dot = 0.0
-                for i in 0..<w.columns { dot += w[j, i] * v[i] }
-                projections[r] = dot
-                for i in 0..<w.columns { next[i] += q[r] * dot * w[j, i] }
+            // On raw pointers (subscripts check bounds an element), in the same order of operations.
+            w.storage.withUnsafeBufferPointer { wBuffer in
+                v.withUnsafeBufferPointer { vBuffer in
+                    next.withUnsafeMutableBufferPointer { nextBuffer in
+                        guard d > 0, let ws = wBuffer.baseAddress, let vs = vBuffer.baseAddress,
+                            let ns = nextBuffer.baseAddress
+                        else { return }
+                        for i in 0..<d { ns[i] = 0 }
+                        for (r, j) in rows.enumerated() {
+                            let row = ws + j * d
+                            var dot = 0.0
+                            for i in 0..<d { dot += row[i] * vs[i] }
+                            projections[r] = dot
+                            let scale = q[r] * dot
+                            for i in 0..<d { ns[i] += scale * row[i] }
+                        }
+                    }
+                }
             }
             let norm = next.reduce(0) { $0 + $1 * $1 }.squareRoot()
             guard norm > 0 else { break }

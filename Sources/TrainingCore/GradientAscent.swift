@@ -15,6 +15,14 @@ struct GradientAscent<Scalar: BLASScalar> {
     let biases: [Scalar]
     let outputWeights: [Scalar]
     let activation: ActivationKind
+    /// Parts the row passes are split into (nil: one a BLAS thread, `ParallelRows.parts`).
+    var rowParts: Int?
+    /// Threads the whole batch is split over (`LipschitzOptions.threads`): each part's rows are
+    /// evaluated and steered on a thread of its own with BLAS calls of its own, which should then
+    /// be single-threaded. A row's path depends on the split only through the hops (which leave
+    /// from the best point of the whole batch) and the GEMMs' shapes; the split is fixed by the
+    /// thread count and the batch, so a search is deterministic for a given thread count.
+    var threads = 1
     var width: Int { weights.rows }
     var inputDimension: Int { weights.columns }
 
@@ -23,6 +31,7 @@ struct GradientAscent<Scalar: BLASScalar> {
     struct Batch {
         var points: Matrix<Scalar>
         var gradients: Matrix<Scalar>
+        /// (For relu the pre-activations X W^T, without the bias: `directions` computes its curvatures.)
         var curvatures: Matrix<Scalar>
         /// Slopes a psi'(z) (k per row), which G = slopes W sums.
         var slopes: Matrix<Scalar>
@@ -30,7 +39,8 @@ struct GradientAscent<Scalar: BLASScalar> {
         var values: [Scalar]
     }
 
-    init(_ network: Network<Double>) {
+    init(_ network: Network<Double>, threads: Int = 1) {
+        self.threads = max(1, threads)
         let single = network.converted(to: Scalar.self)
         weights = single.weights
         biases = single.biases
@@ -41,58 +51,26 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// Gradients, curvatures and norms at every row of `points`. For relu, a row whose slopes
     /// differ from row i of `reference` in few units gets its gradient from the reference's by
     /// those units' terms (+-a_j w_j) instead of from the second SGEMM: a step rarely crosses
-    /// more than a few of relu's hyperplanes.
+    /// more than a few of relu's hyperplanes. Relu keeps the pre-activations instead of its
+    /// curvatures, which `directions` computes for the rows it steers only (most trial rows are
+    /// rejected, and a sigmoid an element is the costliest part of relu's pass).
     func evaluate(_ points: Matrix<Scalar>, tangential: [Bool], reference: Batch? = nil) -> Batch {
-        let k = width
-        let d = inputDimension
-        var slopes = BLAS.multiply(points, weights, transposeB: true)  // rows x k: z, then slopes
-        var curvatures = Matrix<Scalar>(rows: points.rows, columns: k)
-        switch activation {
-        case .relu: slopesAndCurvatures(ReLUKernel.self, &slopes, &curvatures)
-        case .tanh: slopesAndCurvatures(TanhKernel.self, &slopes, &curvatures)
-        case .softplus: slopesAndCurvatures(SoftplusKernel.self, &slopes, &curvatures)
-        }
+        let product = BLAS.multiply(points, weights, transposeB: true)  // rows x k: z (no bias)
+        var slopes: Matrix<Scalar>
+        var curvatures: Matrix<Scalar>
         var gradients: Matrix<Scalar>
-        if activation == .relu, let reference {
-            gradients = reference.gradients
-            var dense: [Int] = []
-            var changed: [Int] = []
-            let limit = Self.sparseUnits(k)
-            slopes.storage.withUnsafeBufferPointer { new in
-                reference.slopes.storage.withUnsafeBufferPointer { old in
-                    weights.storage.withUnsafeBufferPointer { w in
-                        gradients.storage.withUnsafeMutableBufferPointer { g in
-                            guard let new = new.baseAddress, let old = old.baseAddress, let w = w.baseAddress,
-                                let g = g.baseAddress
-                            else { return }
-                            for i in 0..<points.rows {
-                                let newRow = new + i * k
-                                let oldRow = old + i * k
-                                let gradient = g + i * d
-                                changed.removeAll(keepingCapacity: true)
-                                for j in 0..<k where newRow[j] != oldRow[j] {
-                                    changed.append(j)
-                                    if changed.count > limit { break }
-                                }
-                                if changed.count > limit {
-                                    dense.append(i)
-                                    continue
-                                }
-                                for j in changed {
-                                    let delta = newRow[j] - oldRow[j]
-                                    let unit = w + j * d
-                                    for c in 0..<d { gradient[c] += delta * unit[c] }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if !dense.isEmpty {
-                let computed = BLAS.multiply(slopes.gathering(rows: dense), weights)
-                for (r, i) in dense.enumerated() { gradients.copyRow(i, from: computed, row: r) }
-            }
-        } else {
+        switch activation {
+        case .relu:
+            slopes = Matrix(rows: points.rows, columns: width)
+            curvatures = product
+            gradients = reluSlopesAndGradients(&slopes, preactivations: product, reference: reference)
+        case .tanh:
+            (slopes, curvatures) = (product, Matrix(rows: points.rows, columns: width))
+            slopesAndCurvatures(TanhKernel.self, &slopes, &curvatures)
+            gradients = BLAS.multiply(slopes, weights)  // rows x d
+        case .softplus:
+            (slopes, curvatures) = (product, Matrix(rows: points.rows, columns: width))
+            slopesAndCurvatures(SoftplusKernel.self, &slopes, &curvatures)
             gradients = BLAS.multiply(slopes, weights)  // rows x d
         }
         var values = [Scalar](repeating: 0, count: points.rows)
@@ -100,6 +78,88 @@ struct GradientAscent<Scalar: BLASScalar> {
             values[i] = gradients.rowNorm(i, orthogonalTo: tangential[i] ? points : nil)
         }
         return Batch(points: points, gradients: gradients, curvatures: curvatures, slopes: slopes, values: values)
+    }
+
+    /// Relu's slopes a_j [z_j + b_j > 0] and the gradients they give: from the reference's
+    /// gradient by the changed units' terms where few changed (counted in the same vectorisable
+    /// pass that writes the slopes), else by SGEMM. The rows are split over the BLAS threads
+    /// (`ParallelRows`); each row's arithmetic is the same whatever the split.
+    private func reluSlopesAndGradients(
+        _ slopes: inout Matrix<Scalar>,
+        preactivations z: Matrix<Scalar>,
+        reference: Batch?
+    ) -> Matrix<Scalar> {
+        let k = width
+        let d = inputDimension
+        let rows = z.rows
+        let limit = Self.sparseUnits(k)
+        var changes = [Int](repeating: k + 1, count: rows)
+        var gradients = reference?.gradients ?? Matrix(rows: 0, columns: d)
+        let previous = reference?.slopes.storage ?? []
+        biases.withUnsafeBufferPointer { bBuffer in
+            outputWeights.withUnsafeBufferPointer { aBuffer in
+                z.storage.withUnsafeBufferPointer { zBuffer in
+                    slopes.storage.withUnsafeMutableBufferPointer { sBuffer in
+                        previous.withUnsafeBufferPointer { oldBuffer in
+                            weights.storage.withUnsafeBufferPointer { wBuffer in
+                                gradients.storage.withUnsafeMutableBufferPointer { gBuffer in
+                                    changes.withUnsafeMutableBufferPointer { changes in
+                                        guard k > 0, let b = bBuffer.baseAddress, let a = aBuffer.baseAddress,
+                                            let zs = zBuffer.baseAddress, let ss = sBuffer.baseAddress,
+                                            let w = wBuffer.baseAddress
+                                        else { return }
+                                        // (An empty array's buffer may still have an address.)
+                                        let old = reference == nil ? nil : oldBuffer.baseAddress
+                                        let g = gBuffer.baseAddress
+                                        ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) {
+                                            range in
+                                            for i in range {
+                                                let zRow = zs + i * k
+                                                let sRow = ss + i * k
+                                                guard let old, let g else {
+                                                    for j in 0..<k { sRow[j] = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0) }
+                                                    continue
+                                                }
+                                                let oldRow = old + i * k
+                                                var changed = 0
+                                                for j in 0..<k {
+                                                    let slope = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0)
+                                                    sRow[j] = slope
+                                                    changed &+= slope != oldRow[j] ? 1 : 0
+                                                }
+                                                changes[i] = changed
+                                                guard changed <= limit else { continue }
+                                                // In unit order, as the terms were always added; up to the
+                                                // last change.
+                                                let gradient = g + i * d
+                                                var left = changed
+                                                var j = 0
+                                                while left > 0 {
+                                                    if sRow[j] != oldRow[j] {
+                                                        let delta = sRow[j] - oldRow[j]
+                                                        let unit = w + j * d
+                                                        for c in 0..<d { gradient[c] += delta * unit[c] }
+                                                        left -= 1
+                                                    }
+                                                    j += 1
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard reference != nil else { return BLAS.multiply(slopes, weights) }
+        let dense = (0..<rows).filter { changes[$0] > limit }
+        if !dense.isEmpty {
+            let computed = BLAS.multiply(slopes.gathering(rows: dense), weights)
+            for (r, i) in dense.enumerated() { gradients.copyRow(i, from: computed, row: r) }
+        }
+        return gradients
     }
 
     /// Up to this many changed units a gradient is updated rather than recomputed (an update costs
@@ -122,13 +182,16 @@ struct GradientAscent<Scalar: BLASScalar> {
                         else { return }
                         // Pointers to each row, as in the training step: no index arithmetic that
                         // could trap inside the loop, so it vectorises.
-                        for i in 0..<(zBuffer.count / k) {
-                            let row = zs + i * k
-                            let curvatureRow = cs + i * k
-                            for j in 0..<k {
-                                let (slope, curvature) = K.ascentSlopeAndCurvature(row[j] + b[j])
-                                row[j] = a[j] * slope
-                                curvatureRow[j] = a[j] * curvature
+                        let rows = zBuffer.count / k
+                        ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) { range in
+                            for i in range {
+                                let row = zs + i * k
+                                let curvatureRow = cs + i * k
+                                for j in 0..<k {
+                                    let (slope, curvature) = K.ascentSlopeAndCurvature(row[j] + b[j])
+                                    row[j] = a[j] * slope
+                                    curvatureRow[j] = a[j] * curvature
+                                }
                             }
                         }
                     }
@@ -146,13 +209,36 @@ struct GradientAscent<Scalar: BLASScalar> {
         let d = inputDimension
         let x = batch.points.gathering(rows: rows)
         let g = batch.gradients.gathering(rows: rows)
-        let curvatures = batch.curvatures.gathering(rows: rows)
         var v = g
         for (r, i) in rows.enumerated() where tangential[i] { v.projectRow(r, orthogonalTo: x, row: r) }
         var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
-        u.storage.withUnsafeMutableBufferPointer { us in
-            curvatures.storage.withUnsafeBufferPointer { cs in
-                for index in 0..<us.count { us[index] *= cs[index] }
+        let k = width
+        batch.curvatures.storage.withUnsafeBufferPointer { cBuffer in
+            u.storage.withUnsafeMutableBufferPointer { uBuffer in
+                biases.withUnsafeBufferPointer { bBuffer in
+                    outputWeights.withUnsafeBufferPointer { aBuffer in
+                        guard k > 0, let cs = cBuffer.baseAddress, let us = uBuffer.baseAddress,
+                            let b = bBuffer.baseAddress, let a = aBuffer.baseAddress
+                        else { return }
+                        let relu = activation == .relu
+                        ParallelRows.forEach(rows.count, parts: rowParts ?? ParallelRows.parts(rows.count)) { range in
+                            for r in range {
+                                let uRow = us + r * k
+                                let cRow = cs + rows[r] * k
+                                if relu {
+                                    // Relu's batch holds z: its curvature a_j psi''(z_j + b_j), as
+                                    // `slopesAndCurvatures` would have stored it.
+                                    for j in 0..<k {
+                                        let curvature = ReLUKernel.ascentSlopeAndCurvature(cRow[j] + b[j]).curvature
+                                        uRow[j] *= a[j] * curvature
+                                    }
+                                } else {
+                                    for j in 0..<k { uRow[j] *= cRow[j] }
+                                }
+                            }
+                        }
+                    }
+                }
             }
         }
         var direction = BLAS.multiply(u, weights)  // rows x d: H v
@@ -191,9 +277,21 @@ struct GradientAscent<Scalar: BLASScalar> {
         let rows = starts.rows
         let d = inputDimension
         guard rows > 0 && steps > 0 else { return starts }
-        var current = evaluate(starts, tangential: tangential)
-        var best = current.points
-        var bestValues = current.values.map { $0.isFinite ? $0 : -.infinity }
+        let ranges = ParallelRows.ranges(rows, parts: min(threads, max(1, rows / ParallelRows.minimumAscentRows)))
+        var single = self
+        if ranges.count > 1 { single.rowParts = 1 }
+        var part = [Int](repeating: 0, count: rows)  // row i is row i - ranges[part[i]].lowerBound of its part
+        for (p, range) in ranges.enumerated() { for i in range { part[i] = p } }
+        let partTangential = ranges.map { Array(tangential[$0]) }
+        var current = ParallelRows.map(ranges.count) { p in
+            single.evaluate(starts.rows(ranges[p]), tangential: partTangential[p])
+        }
+        var best = starts
+        var bestValues = [Scalar](repeating: -.infinity, count: rows)
+        for i in 0..<rows {
+            let value = current[part[i]].values[i - ranges[part[i]].lowerBound]
+            bestValues[i] = value.isFinite ? value : -.infinity
+        }
         var stepSize = [Scalar](repeating: 0.1, count: rows)
         var failures = [Int](repeating: 0, count: rows)
         var hopping = [Bool](repeating: false, count: rows)
@@ -206,12 +304,22 @@ struct GradientAscent<Scalar: BLASScalar> {
             }
             // Directions only for the rows that take one: a converged row hops, and a row tries a
             // random direction after an odd number of failures.
-            let steered = (0..<rows).filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
-            let directions = directions(current, tangential: tangential, rows: steered)
-            var steeredRow = [Int?](repeating: nil, count: rows)
-            for (r, i) in steered.enumerated() { steeredRow[i] = r }
-            var candidate = current.points
+            var steeredRow = [Int?](repeating: nil, count: rows)  // its row in its part's directions
+            let steered = ranges.map { range in
+                range.filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
+            }
+            for p in ranges.indices { for (r, i) in steered[p].enumerated() { steeredRow[i] = r } }
+            let directions = ParallelRows.map(ranges.count) { p in
+                single.directions(
+                    current[p],
+                    tangential: partTangential[p],
+                    rows: steered[p].map { $0 - ranges[p].lowerBound }
+                )
+            }
+            var candidate = current.map(\.points)
             for i in 0..<rows {
+                let p = part[i]
+                let l = i - ranges[p].lowerBound
                 var length: Scalar = 0
                 var move = stepSize[i]
                 hopping[i] = stepSize[i] < Self.minimumStep
@@ -224,32 +332,36 @@ struct GradientAscent<Scalar: BLASScalar> {
                     for r in 0..<rows where tangential[r] == tangential[i] && bestValues[r] > bestValues[from] {
                         from = r
                     }
-                    candidate.copyRow(i, from: best, row: from)
+                    candidate[p].copyRow(l, from: best, row: from)
                     move = Self.restartRadius
                 } else if let r = steeredRow[i] {
-                    u.copyRow(0, from: directions, row: r)
+                    u.copyRow(0, from: directions[p], row: r)
                     length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 if !(length > 1e-12) {
-                    randomDirection(&u, at: candidate, row: i, tangential: tangential[i], rng: &rng)
+                    randomDirection(&u, at: candidate[p], row: l, tangential: tangential[i], rng: &rng)
                     length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 guard length > 0 else { continue }
-                for j in 0..<d { candidate[i, j] += move * u[0, j] / length }
-                if tangential[i] { candidate.normaliseRow(i) }
+                for j in 0..<d { candidate[p][l, j] += move * u[0, j] / length }
+                if tangential[i] { candidate[p].normaliseRow(l) }
             }
-            let trial = evaluate(candidate, tangential: tangential, reference: current)
+            let trial = ParallelRows.map(ranges.count) { p in
+                single.evaluate(candidate[p], tangential: partTangential[p], reference: current[p])
+            }
             for i in 0..<rows {
-                guard trial.values[i].isFinite else { continue }
-                if hopping[i] || trial.values[i] > current.values[i] {
-                    copyRow(i, from: trial, into: &current)
+                let p = part[i]
+                let l = i - ranges[p].lowerBound
+                guard trial[p].values[l].isFinite else { continue }
+                if hopping[i] || trial[p].values[l] > current[p].values[l] {
+                    copyRow(l, from: trial[p], into: &current[p])
                     if !hopping[i] {
                         stepSize[i] = min(1, stepSize[i] * 1.5)
                         failures[i] = 0
                     }
-                    if current.values[i] > bestValues[i] {
-                        bestValues[i] = current.values[i]
-                        best.copyRow(i, from: current.points, row: i)
+                    if current[p].values[l] > bestValues[i] {
+                        bestValues[i] = current[p].values[l]
+                        best.copyRow(i, from: current[p].points, row: l)
                     }
                 } else {
                     failures[i] += 1

@@ -43,6 +43,13 @@ public struct LipschitzOptions: Sendable, Equatable {
     public var pairStep: Double = 1e-4
     /// Rows evaluated per BLAS call, bounding memory for wide networks.
     public var batchRows: Int = 256
+    /// Threads the search runs on (the cell's): above 1 the ascent's rows and the rays are split
+    /// over that many threads, each with single-threaded BLAS calls (OpenBLAS is set to one
+    /// thread for the search and restored after it: it is process-wide, so only a caller that
+    /// owns the process's BLAS, as a cell does, should ask for more than 1). The bounds are
+    /// deterministic for a given number; they differ between numbers only by where the searches
+    /// end.
+    public var threads: Int = 1
 
     /// The defaults.
     public init() {}
@@ -89,6 +96,8 @@ public enum Lipschitz {
         stopAt: ContinuousClock.Instant? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> LipschitzBounds {
+        let restore = singleThreadedBLAS(options.threads)
+        defer { restore() }
         let lower = try lowerBounds(
             of: network,
             trainingInputs: trainingInputs,
@@ -126,6 +135,8 @@ public enum Lipschitz {
         stopAt: ContinuousClock.Instant? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> (lower: Double, support: Double, gradientMean: Double) {
+        let restore = singleThreadedBLAS(options.threads)
+        defer { restore() }
         let d = network.inputDimension
         var rng = SeededGenerator(seed: seed, stream: .probes)
         let fresh = distribution.sample(options.freshPoints, d: d, using: &rng)
@@ -135,7 +146,8 @@ public enum Lipschitz {
             network: network,
             onSphere: onSphere,
             onVertices: support == .vertices,
-            batchRows: options.batchRows
+            batchRows: options.batchRows,
+            threads: options.threads
         )
 
         var gradientSum = 0.0
@@ -171,7 +183,7 @@ public enum Lipschitz {
             search.differenceQuotients(at: wanted(search.bestProbes(options.ascentStarts)), step: options.pairStep)
         }
 
-        let rays = free ? rayLowerBound(network, seed: seed).value : 0
+        let rays = free ? rayLowerBound(network, seed: seed, threads: options.threads).value : 0
         // Every support bound is a quotient or gradient at real points, so also a bound in R^d.
         let supportValue: Double
         switch support {
@@ -187,6 +199,17 @@ public enum Lipschitz {
     }
 }
 
+extension Lipschitz {
+    /// With more than one search thread, sets OpenBLAS to one thread (the search's threads make
+    /// their own calls) and returns what puts it back; with one, changes nothing.
+    static func singleThreadedBLAS(_ threads: Int) -> () -> Void {
+        let saved = BLAS.threads
+        guard threads > 1, saved != 1 else { return {} }
+        BLAS.setThreads(1)
+        return { BLAS.setThreads(saved) }
+    }
+}
+
 /// The state of a search for large gradients: the best values so far and a pool of the best points.
 struct GradientSearch {
     let network: Network<Double>
@@ -194,6 +217,8 @@ struct GradientSearch {
     /// Whether the training points are hypercube vertices (their quotients are support bounds).
     let onVertices: Bool
     let batchRows: Int
+    /// Threads the ascent's rows are split over (`LipschitzOptions.threads`).
+    let threads: Int
     /// Best full gradient norm or difference quotient found (a lower bound of Lip(f)).
     var bestFree = 0.0
     /// Best tangential gradient norm or chordal quotient found on the unit sphere.
@@ -204,8 +229,9 @@ struct GradientSearch {
     var pool: [(point: [Double], free: Double, tangential: Double)] = []
     let poolLimit = 256
 
-    init(network: Network<Double>, onSphere: Bool, onVertices: Bool, batchRows: Int) {
+    init(network: Network<Double>, onSphere: Bool, onVertices: Bool, batchRows: Int, threads: Int = 1) {
         self.network = network
+        self.threads = max(1, threads)
         self.onSphere = onSphere
         self.onVertices = onVertices
         self.batchRows = max(1, batchRows)
@@ -343,7 +369,7 @@ struct GradientSearch {
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) {
         try ascendAndCertify(
-            GradientAscent<Float>(network),
+            GradientAscent<Float>(network, threads: threads),
             from: starts,
             steps: steps,
             rng: &rng,
@@ -353,7 +379,7 @@ struct GradientSearch {
         // As many rows of each kind as the ascent had, at most `polishRows`.
         let best = bestProbes(Self.polishRows)
         try ascendAndCertify(
-            GradientAscent<Double>(network),
+            GradientAscent<Double>(network, threads: threads),
             from: (
                 best.free.rows(0..<min(best.free.rows, starts.free.rows)),
                 best.tangential.rows(0..<min(best.tangential.rows, starts.tangential.rows))

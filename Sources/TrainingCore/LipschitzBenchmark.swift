@@ -59,6 +59,10 @@ public struct LipschitzBenchmark: Sendable, Codable {
         }
         let hundred = (clock.now - trainingStart).seconds
         let inputs = train.inputs.converted(to: Double.self)
+        // The default options, as a cell passes them today: `LipschitzOptions.threads` stays 1
+        // (measured on the busy 2-core machine, splitting the search over two threads with
+        // single-threaded BLAS was 5-10% slower in wall time than OpenBLAS's own threads, though it
+        // took the main thread's CPU time from ~0.8 s to ~0.55 s).
         let searchStart = clock.now
         let bounds = try Lipschitz.bounds(
             of: network.converted(to: Double.self),

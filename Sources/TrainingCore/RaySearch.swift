@@ -18,7 +18,14 @@ extension Lipschitz {
 
     /// The largest gradient norm found far out along rays (a certified lower bound), and the
     /// point. Zero for activations whose slopes vanish far out (tanh), where rays find nothing.
-    public static func rayLowerBound(_ network: Network<Double>, seed: UInt64) -> (value: Double, point: [Double]) {
+    /// With `threads` above 1 the directions are split over that many threads (each direction is
+    /// refined alone, so the result does not depend on the split); BLAS should then be
+    /// single-threaded (`LipschitzOptions.threads`).
+    public static func rayLowerBound(
+        _ network: Network<Double>,
+        seed: UInt64,
+        threads: Int = 1
+    ) -> (value: Double, point: [Double]) {
         let d = network.inputDimension
         let k = network.width
         let w = network.weights
@@ -49,25 +56,11 @@ extension Lipschitz {
         // g(u) = W^T (a * [W u > 0]), two SGEMMs per round.
         let single = w.converted(to: Float.self)
         let singleA = a.map { Float($0) }
-        var u = Matrix(rows: starts.count / d, columns: d, storage: starts.map { Float($0) })
-        var best = [(norm: Float, u: [Float])](repeating: (0, []), count: u.rows)
-        for _ in 0...rayRefinements {
-            var mask = BLAS.multiply(u, single, transposeB: true)  // rows x k: W u
-            for i in 0..<mask.rows {
-                for j in 0..<k { mask[i, j] = mask[i, j] > 0 ? singleA[j] : 0 }
-            }
-            let g = BLAS.multiply(mask, single)  // rows x d
-            var next = u
-            for i in 0..<u.rows {
-                var squares: Float = 0
-                for c in 0..<d { squares += g[i, c] * g[i, c] }
-                let norm = squares.squareRoot()
-                if norm > best[i].norm { best[i] = (norm, u.row(i)) }
-                guard norm > 0, norm.isFinite else { continue }
-                for c in 0..<d { next[i, c] = g[i, c] / norm }
-            }
-            u = next
-        }
+        let all = Matrix(rows: starts.count / d, columns: d, storage: starts.map { Float($0) })
+        let ranges = ParallelRows.ranges(all.rows, parts: threads)
+        let best = ParallelRows.map(ranges.count) { p in
+            refineRays(all.rows(ranges[p]), weights: single, outputWeights: singleA, split: ranges.count == 1)
+        }.flatMap { $0 }
         let found = best.filter { !$0.u.isEmpty }.sorted { $0.norm > $1.norm }.map { candidate in
             (norm: Double(candidate.norm), u: candidate.u.map { Double($0) })
         }
@@ -93,6 +86,47 @@ extension Lipschitz {
             if value > result.value && value.isFinite { result = (value, x.row(i)) }
         }
         return result
+    }
+    /// Refines every row of `directions` towards its own asymptotic gradient (`rayRefinements`
+    /// rounds) and returns, for each, the largest asymptotic gradient norm seen and where.
+    static func refineRays(
+        _ directions: Matrix<Float>,
+        weights single: Matrix<Float>,
+        outputWeights singleA: [Float],
+        split: Bool
+    ) -> [(norm: Float, u: [Float])] {
+        let k = single.rows
+        let d = single.columns
+        var u = directions
+        var best = [(norm: Float, u: [Float])](repeating: (0, []), count: u.rows)
+        for _ in 0...rayRefinements {
+            var mask = BLAS.multiply(u, single, transposeB: true)  // rows x k: W u
+            // On raw row pointers: subscripts would check bounds and uniqueness an element.
+            mask.storage.withUnsafeMutableBufferPointer { maskBuffer in
+                singleA.withUnsafeBufferPointer { aBuffer in
+                    guard k > 0, let m = maskBuffer.baseAddress, let a = aBuffer.baseAddress else { return }
+                    let rows = maskBuffer.count / k
+                    ParallelRows.forEach(rows, parts: split ? ParallelRows.parts(rows) : 1) { range in
+                        for i in range {
+                            let row = m + i * k
+                            for j in 0..<k { row[j] = row[j] > 0 ? a[j] : 0 }
+                        }
+                    }
+                }
+            }
+            let g = BLAS.multiply(mask, single)  // rows x d
+            var next = u
+            for i in 0..<u.rows {
+                var squares: Float = 0
+                for c in 0..<d { squares += g[i, c] * g[i, c] }
+                let norm = squares.squareRoot()
+                if norm > best[i].norm { best[i] = (norm, u.row(i)) }
+                guard norm > 0, norm.isFinite else { continue }
+                for c in 0..<d { next[i, c] = g[i, c] / norm }
+            }
+            u = next
+        }
+        return best
     }
 }
 

@@ -91,4 +91,41 @@ import Testing
             }
         }
     }
+
+    /// The ascent split over two threads (`LipschitzOptions.threads`) gives the same points run
+    /// after run, still no worse than the starts, and the rays split over two threads are the rays
+    /// on one. Called directly, not through `Lipschitz.bounds`, so that the test never changes the
+    /// process's BLAS threads under the tests running beside it; the batch is small enough that
+    /// OpenBLAS runs each call on the calling thread anyway.
+    @Test(arguments: [ActivationKind.relu, .tanh, .softplus])
+    func twoThreadsAreDeterministic(_ activation: ActivationKind) throws {
+        var rng = SeededGenerator(seed: 9, stream: .testData)
+        let starts = InputDistribution.sphere.sample(40, d: 10, using: &rng)
+        let network = Network<Double>(randomWithInputDimension: 10, width: 200, activation: activation, seed: 9)
+        let tangential = (0..<starts.rows).map { $0 >= starts.rows / 2 }
+        #expect(ParallelRows.ranges(starts.rows, parts: 2) == [0..<20, 20..<40])
+        func run(_ threads: Int) throws -> Matrix<Double> {
+            var rng = SeededGenerator(seed: 1, stream: .probes)
+            return try GradientAscent<Float>(network, threads: threads).ascend(
+                from: starts.converted(to: Float.self),
+                tangential: tangential,
+                steps: 40,
+                rng: &rng,
+                stopAt: nil,
+                shouldStop: { false }
+            ).converted(to: Double.self)
+        }
+        let ends = try run(2)
+        for _ in 0..<3 { #expect(try run(2) == ends, "\(activation): two threads gave other points") }
+        let before = norms(network, starts)
+        let after = norms(network, ends)
+        for i in 0..<starts.rows {
+            let was = tangential[i] ? before.tangential[i] : before.free[i]
+            let now = tangential[i] ? after.tangential[i] : after.free[i]
+            #expect(now >= was * (1 - 1e-5), "\(activation) row \(i): \(now) < \(was)")
+        }
+        let rays = Lipschitz.rayLowerBound(network, seed: 3, threads: 2)
+        let single = Lipschitz.rayLowerBound(network, seed: 3, threads: 1)
+        #expect(rays.value == single.value && rays.point == single.point)
+    }
 }
