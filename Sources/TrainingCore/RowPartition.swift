@@ -1,5 +1,4 @@
 import CKernels
-import Dispatch
 
 /// How a training step splits the n rows of its data: `parts` contiguous ranges, one per thread,
 /// each processed in blocks of `blockRows` rows (Z_block = X_block W^T, the row pass while the
@@ -22,13 +21,14 @@ struct RowPartition: Sendable {
         blockRows = max(1, min(preferred, n / parts))
     }
 
-    /// The rows of part `part`.
+    /// The rows of part `part` (`ParallelRows.ranges`' split).
     func range(_ part: Int) -> Range<Int> { (part * rows / parts)..<((part + 1) * rows / parts) }
 
-    /// Runs `body(part)` for every part, concurrently when there are several, with OpenBLAS at one
-    /// thread meanwhile: each part's GEMMs are single-threaded, which on these skinny shapes scales
-    /// better than OpenBLAS's own threading of whole-matrix GEMMs. The thread count is restored
-    /// before returning, so the cell's setting stays the number of threads its steps use.
+    /// Runs `body(part)` for every part, concurrently when there are several (`ParallelRows.map`:
+    /// threads of its own), with OpenBLAS at one thread meanwhile: each part's GEMMs are
+    /// single-threaded, which on these skinny shapes scales better than OpenBLAS's own threading of
+    /// whole-matrix GEMMs. The thread count is restored before returning, so the cell's setting
+    /// stays the number of threads its steps use.
     func run(_ body: (Int) -> Void) {
         if parts == 1 {
             body(0)
@@ -36,11 +36,7 @@ struct RowPartition: Sendable {
         }
         let saved = BLAS.threads
         BLAS.setThreads(1)
-        withoutActuallyEscaping(body) { body in
-            // The parts share read-only inputs and write disjoint rows and partial buffers.
-            nonisolated(unsafe) let body = body
-            DispatchQueue.concurrentPerform(iterations: parts) { body($0) }
-        }
+        _ = ParallelRows.map(parts, body)
         BLAS.setThreads(saved)
     }
 }
