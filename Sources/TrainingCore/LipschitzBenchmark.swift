@@ -20,9 +20,12 @@ public struct LipschitzBenchmark: Sendable, Codable {
     public var lipLower: Double
     public var lipUpper: Double
     public var blas: String
+    /// The OpenBLAS kernels measured (`BLAS.core`).
+    public var blasCore: String
 
     enum CodingKeys: String, CodingKey {
         case n, d, width, activation, threads, ratio, blas
+        case blasCore = "blas_core"
         case hundredStepsSeconds = "hundred_steps_seconds"
         case lipschitzSeconds = "lipschitz_seconds"
         case baselineSeconds = "baseline_seconds"
@@ -92,7 +95,8 @@ public struct LipschitzBenchmark: Sendable, Codable {
             ratio: search / hundred,
             lipLower: bounds.lower,
             lipUpper: bounds.upper,
-            blas: BLAS.configuration
+            blas: BLAS.configuration,
+            blasCore: BLAS.core
         )
     }
 }
