@@ -25,10 +25,13 @@ public enum Cell {
     /// stops at the limit with the best points found (a looser but still certified lower bound),
     /// and so does the same search on the initial network (`lip_init_support_lower`), which runs last.
     /// Data generation, the random-features solve and the upper bound are not interrupted.
-    /// `progress`, if given, follows the phases and training steps as they happen.
+    /// `progress`, if given, follows the phases and training steps as they happen. `threads` is the
+    /// cell's BLAS thread count (its runner sets OpenBLAS to it): the training steps split their
+    /// rows over that many threads.
     public static func run(
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
+        threads: Int = 1,
         timeLimit: Duration? = nil,
         progress: CellProgress? = nil,
         shouldStop: @Sendable () -> Bool = { false }
@@ -52,6 +55,7 @@ public enum Cell {
             initial,
             on: train,
             parameters: cell,
+            threads: threads,
             stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
             progress: progress,
             shouldStop: shouldStop
@@ -85,9 +89,9 @@ public enum Cell {
             host: ProcessInfo.processInfo.hostName,
             blas: BLAS.configuration
         )
-        metrics.blasThreads = BLAS.threads
+        metrics.blasThreads = threads
         metrics.blasCore = BLAS.core
-        metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: BLAS.threads)
+        metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: threads)
         let trainInputs = train.inputs.converted(to: Double.self)
         let support = data.distribution.support
         metrics.interpFloor = InterpolationFloor.value(

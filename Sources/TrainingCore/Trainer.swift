@@ -37,11 +37,14 @@ public struct TrainingOutcome<Scalar: BLASScalar>: Sendable {
 
 /// Full-batch trainers of the two-layer network.
 public enum Trainer {
-    /// Trains `network` on `data` as `parameters` say.
+    /// Trains `network` on `data` as `parameters` say, each step on `threads` threads (fixed for
+    /// the whole training, so that its bits never depend on a process-wide setting that another
+    /// thread may change meanwhile).
     public static func train<Scalar: BLASScalar>(
         _ network: Network<Scalar>,
         on data: Dataset<Scalar>,
         parameters: CellParameters,
+        threads: Int = 1,
         stopAt: ContinuousClock.Instant? = nil,
         progress: CellProgress? = nil,
         shouldStop: @Sendable () -> Bool = { false }
@@ -52,7 +55,7 @@ public enum Trainer {
         var outcome: TrainingOutcome<Scalar>
         switch parameters.trainer {
         case .adam, .gd:
-            outcome = try iterate(network, data, parameters, stopAt, progress, shouldStop)
+            outcome = try iterate(network, data, parameters, threads, stopAt, progress, shouldStop)
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
         case .construction:
@@ -70,6 +73,7 @@ public enum Trainer {
         _ initial: Network<Scalar>,
         _ data: Dataset<Scalar>,
         _ parameters: CellParameters,
+        _ threads: Int,
         _ stopAt: ContinuousClock.Instant?,
         _ progress: CellProgress?,
         _ shouldStop: @Sendable () -> Bool
@@ -103,10 +107,11 @@ public enum Trainer {
                         on: data,
                         penalty: penalty,
                         tangential: tangential,
-                        workspace: &workspace
+                        workspace: &workspace,
+                        threads: threads
                     ).mse
             } else {
-                mse = network.lossAndGradient(on: data, workspace: &workspace)
+                mse = network.lossAndGradient(on: data, workspace: &workspace, threads: threads)
             }
             if mse.isFinite { progress?.record(step: steps, loss: mse) }
             let finite = mse.isFinite && workspace.gradient.allFinite

@@ -87,7 +87,8 @@ public enum CellRunner {
                 ProcessMemory.resetPeak()
                 let limit =
                     job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
-                var result = try Cell.run(parameters, timeLimit: limit, progress: progress).result
+                var result = try Cell.run(parameters, threads: Int(job.threads), timeLimit: limit, progress: progress)
+                    .result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)))
             case .noop(_, let fail):

@@ -41,7 +41,11 @@ struct Train: ParsableCommand, RunsBLAS {
 
     func run() throws {
         BLAS.setThreads(threads)
-        var run = try Cell.run(try CellParameters(arguments: parameters), lipschitz: search.lipschitz)
+        var run = try Cell.run(
+            try CellParameters(arguments: parameters),
+            lipschitz: search.lipschitz,
+            threads: threads
+        )
         // This process ran just this cell: its peak is the cell's.
         run.result.metrics.peakRSSBytes = ProcessMemory.peakBytes
         if let saveModel {
