@@ -34,7 +34,8 @@ let package = Package(
         .target(name: "Diagnostics"),
         // The float32 training step's row passes, compiled per instruction set (AVX-512, AVX2,
         // baseline) and chosen at run time: Swift code builds for baseline x86-64 only.
-        .target(name: "CKernels"),
+        // libmvec (glibc's vector math) gives the float64 activations their vector loops.
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "Diagnostics"]),
         // Pure values and decisions: sweep files, cell keys and work, the wire codec, the scheduler.
         .target(

@@ -142,3 +142,18 @@ void isosweep_softplus_and_sigmoid(int isa, int64_t count, const float *x, float
 void isosweep_softplus_slope(int isa, int64_t count, const float *h, float *out) {
     DISPATCH(isa, softplus_slope_entry, count, h, out);
 }
+
+void isosweep_ascent_rows(int isa, int activation, int64_t rows, int64_t k, float *z, float *curvatures,
+                          const float *b, const float *a) {
+    DISPATCH(isa, ascent_rows_entry, activation, rows, k, z, curvatures, b, a);
+}
+
+void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes,
+                               const float *previous, const float *b, const float *a, int64_t *changes) {
+    DISPATCH(isa, ascent_relu_rows_entry, rows, k, z, slopes, previous, b, a, changes);
+}
+
+void isosweep_ascent_relu_curvature_rows(int isa, int64_t rows, int64_t k, float *u, const float *z,
+                                         const int64_t *zRows, const float *b, const float *a, float beta) {
+    DISPATCH(isa, ascent_relu_curvature_rows_entry, rows, k, u, z, zRows, b, a, beta);
+}

@@ -386,6 +386,8 @@ INLINE void VARIANT(project_rows)(int64_t rows, int64_t d, float *u, const float
     *penaltySum = sum;
 }
 
+#include "ascent_body.h"
+
 #undef LOAD
 #undef STORE
 

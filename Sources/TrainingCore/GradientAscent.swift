@@ -1,3 +1,4 @@
+import CKernels
 import Diagnostics
 
 /// Gradient-norm ascent of every start at once: the search half of the Lipschitz lower bound, run
@@ -113,26 +114,24 @@ struct GradientAscent<Scalar: BLASScalar> {
                                         let g = gBuffer.baseAddress
                                         ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) {
                                             range in
-                                            for i in range {
-                                                let zRow = zs + i * k
+                                            reluSlopes(
+                                                range,
+                                                width: k,
+                                                z: zs,
+                                                slopes: ss,
+                                                previous: old,
+                                                b: b,
+                                                a: a,
+                                                changes: changes.baseAddress!
+                                            )
+                                            guard let old, let g else { return }
+                                            for i in range where changes[i] <= limit {
+                                                // In unit order, as the terms were always added; up to
+                                                // the last change.
                                                 let sRow = ss + i * k
-                                                guard let old, let g else {
-                                                    for j in 0..<k { sRow[j] = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0) }
-                                                    continue
-                                                }
                                                 let oldRow = old + i * k
-                                                var changed = 0
-                                                for j in 0..<k {
-                                                    let slope = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0)
-                                                    sRow[j] = slope
-                                                    changed &+= slope != oldRow[j] ? 1 : 0
-                                                }
-                                                changes[i] = changed
-                                                guard changed <= limit else { continue }
-                                                // In unit order, as the terms were always added; up to the
-                                                // last change.
                                                 let gradient = g + i * d
-                                                var left = changed
+                                                var left = changes[i]
                                                 var j = 0
                                                 while left > 0 {
                                                     if sRow[j] != oldRow[j] {
@@ -162,6 +161,55 @@ struct GradientAscent<Scalar: BLASScalar> {
         return gradients
     }
 
+    /// Relu's slopes a_j [z_j + b_j > 0] of the rows in `range` and, against `previous`, how many
+    /// units of each row changed: the `CKernels` pass in float32, this loop in float64.
+    @inline(__always)
+    private func reluSlopes(
+        _ range: Range<Int>,
+        width k: Int,
+        z: UnsafePointer<Scalar>,
+        slopes: UnsafeMutablePointer<Scalar>,
+        previous: UnsafePointer<Scalar>?,
+        b: UnsafePointer<Scalar>,
+        a: UnsafePointer<Scalar>,
+        changes: UnsafeMutablePointer<Int>
+    ) {
+        guard !range.isEmpty else { return }
+        if Scalar.self == Float.self {
+            let offset = range.lowerBound * k
+            (changes + range.lowerBound).withMemoryRebound(to: Int64.self, capacity: range.count) { counts in
+                isosweep_ascent_relu_rows(
+                    bestKernelVariant,
+                    Int64(range.count),
+                    Int64(k),
+                    (z + offset).asFloat,
+                    (slopes + offset).asFloat,
+                    previous.map { ($0 + offset).asFloat },
+                    b.asFloat,
+                    a.asFloat,
+                    counts
+                )
+            }
+            return
+        }
+        for i in range {
+            let zRow = z + i * k
+            let sRow = slopes + i * k
+            guard let previous else {
+                for j in 0..<k { sRow[j] = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0) }
+                continue
+            }
+            let oldRow = previous + i * k
+            var changed = 0
+            for j in 0..<k {
+                let slope = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0)
+                sRow[j] = slope
+                changed &+= slope != oldRow[j] ? 1 : 0
+            }
+            changes[i] = changed
+        }
+    }
+
     /// Up to this many changed units a gradient is updated rather than recomputed (an update costs
     /// 2d scalar flops a unit, the SGEMM 2kd vectorised flops a row).
     static func sparseUnits(_ width: Int) -> Int { width / 16 }
@@ -184,6 +232,21 @@ struct GradientAscent<Scalar: BLASScalar> {
                         // could trap inside the loop, so it vectorises.
                         let rows = zBuffer.count / k
                         ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) { range in
+                            guard !range.isEmpty else { return }
+                            if Scalar.self == Float.self {
+                                let offset = range.lowerBound * k
+                                isosweep_ascent_rows(
+                                    bestKernelVariant,
+                                    K.kernelIndex,
+                                    Int64(range.count),
+                                    Int64(k),
+                                    (zs + offset).asFloat,
+                                    (cs + offset).asFloat,
+                                    UnsafePointer(b).asFloat,
+                                    UnsafePointer(a).asFloat
+                                )
+                                return
+                            }
                             for i in range {
                                 let row = zs + i * k
                                 let curvatureRow = cs + i * k
@@ -222,6 +285,21 @@ struct GradientAscent<Scalar: BLASScalar> {
                         else { return }
                         let relu = activation == .relu
                         ParallelRows.forEach(rows.count, parts: rowParts ?? ParallelRows.parts(rows.count)) { range in
+                            if relu && Scalar.self == Float.self && !range.isEmpty {
+                                let zRows = rows[range].map { Int64($0) }
+                                isosweep_ascent_relu_curvature_rows(
+                                    bestKernelVariant,
+                                    Int64(range.count),
+                                    Int64(k),
+                                    (us + range.lowerBound * k).asFloat,
+                                    UnsafePointer(cs).asFloat,
+                                    zRows,
+                                    UnsafePointer(b).asFloat,
+                                    UnsafePointer(a).asFloat,
+                                    Float(ReLUKernel.surrogateSharpness)
+                                )
+                                return
+                            }
                             for r in range {
                                 let uRow = us + r * k
                                 let cRow = cs + rows[r] * k
@@ -296,6 +374,7 @@ struct GradientAscent<Scalar: BLASScalar> {
         var failures = [Int](repeating: 0, count: rows)
         var hopping = [Bool](repeating: false, count: rows)
         var u = Matrix<Scalar>(rows: 1, columns: d)  // a row's step direction
+        var cachedDirection = [[Scalar]?](repeating: nil, count: rows)  // at the row's current point
         for _ in 0..<steps {
             // Out of time: the points reached so far are still real points, certified by the caller.
             if let stopAt, ContinuousClock.now >= stopAt { break }
@@ -304,10 +383,11 @@ struct GradientAscent<Scalar: BLASScalar> {
             }
             // Directions only for the rows that take one: a converged row hops, and a row tries a
             // random direction after an odd number of failures.
+            // A row whose point has not moved since its last direction takes that one again (after a
+            // failed step and a failed random one: a third to a half of the steered rows).
             var steeredRow = [Int?](repeating: nil, count: rows)  // its row in its part's directions
-            let steered = ranges.map { range in
-                range.filter { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
-            }
+            let steers = (0..<rows).map { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
+            let steered = ranges.map { range in range.filter { steers[$0] && cachedDirection[$0] == nil } }
             for p in ranges.indices { for (r, i) in steered[p].enumerated() { steeredRow[i] = r } }
             let directions = ParallelRows.map(ranges.count) { p in
                 single.directions(
@@ -334,8 +414,13 @@ struct GradientAscent<Scalar: BLASScalar> {
                     }
                     candidate[p].copyRow(l, from: best, row: from)
                     move = Self.restartRadius
-                } else if let r = steeredRow[i] {
-                    u.copyRow(0, from: directions[p], row: r)
+                } else if steers[i] {
+                    if let r = steeredRow[i] {
+                        u.copyRow(0, from: directions[p], row: r)
+                        cachedDirection[i] = u.storage
+                    } else if let cached = cachedDirection[i] {
+                        u.storage = cached
+                    }
                     length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
                 }
                 if !(length > 1e-12) {
@@ -355,6 +440,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                 guard trial[p].values[l].isFinite else { continue }
                 if hopping[i] || trial[p].values[l] > current[p].values[l] {
                     copyRow(l, from: trial[p], into: &current[p])
+                    cachedDirection[i] = nil
                     if !hopping[i] {
                         stepSize[i] = min(1, stepSize[i] * 1.5)
                         failures[i] = 0

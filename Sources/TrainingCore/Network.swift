@@ -1,3 +1,5 @@
+import CKernels
+
 /// The two-layer network f(x) = sum_j a_j psi(<w_j, x> + b_j) + c.
 ///
 /// All parameters live in one flat buffer [W (k x d, row-major) | b (k) | a (k) | c], so that a
@@ -119,10 +121,32 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         let z = preactivations(inputs)
         let a = outputWeights
         let c = outputBias
+        var values = [Scalar](repeating: 0, count: width)
         return (0..<inputs.rows).map { i in
             var sum = c
+            if activation != .relu && Scalar.self == Double.self {
+                z.storage.withUnsafeBufferPointer { zs in
+                    values.withUnsafeMutableBufferPointer { vs in
+                        activationValues(zs.baseAddress! + i * width, vs.baseAddress!)
+                    }
+                }
+                for j in 0..<width { sum += a[j] * values[j] }
+                return sum
+            }
             for j in 0..<width { sum += a[j] * activation.value(z.storage[i * width + j]) }
             return sum
+        }
+    }
+
+    /// psi over one row of k float64 pre-activations (tanh and softplus), through `CKernels`'
+    /// libmvec loops: libm was most of the float64 search's time.
+    private func activationValues(_ z: UnsafePointer<Scalar>, _ values: UnsafeMutablePointer<Scalar>) {
+        let zs = UnsafeRawPointer(z).assumingMemoryBound(to: Double.self)
+        let out = UnsafeMutableRawPointer(values).assumingMemoryBound(to: Double.self)
+        switch activation {
+        case .tanh: isosweep_tanh_f64(bestKernelVariant, Int64(width), zs, out)
+        case .softplus: isosweep_softplus_f64(bestKernelVariant, Int64(width), zs, out)
+        case .relu: preconditionFailure("relu needs no libm")
         }
     }
 
@@ -157,6 +181,36 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         _ slopes: inout Matrix<Scalar>
     ) {
         let a = outputWeights
+        if K.self != ReLUKernel.self && Scalar.self == Double.self {
+            // The same values and slopes with libmvec's functions for libm's (`activationValues`).
+            var values = [Scalar](repeating: 0, count: width)
+            z.storage.withUnsafeBufferPointer { zs in
+                slopes.storage.withUnsafeMutableBufferPointer { ss in
+                    values.withUnsafeMutableBufferPointer { vs in
+                        for i in 0..<z.rows {
+                            let h = vs.baseAddress!
+                            let slope = ss.baseAddress! + i * width
+                            activationValues(zs.baseAddress! + i * width, h)
+                            if K.self == SoftplusKernel.self {
+                                isosweep_softplus_slope_f64(
+                                    bestKernelVariant,
+                                    Int64(width),
+                                    UnsafeRawPointer(h).assumingMemoryBound(to: Double.self),
+                                    UnsafeMutableRawPointer(slope).assumingMemoryBound(to: Double.self)
+                                )
+                            }
+                            var sum = outputs[i]
+                            for j in 0..<width {
+                                sum += a[j] * h[j]
+                                slope[j] = a[j] * (K.self == SoftplusKernel.self ? slope[j] : 1 - h[j] * h[j])
+                            }
+                            outputs[i] = sum
+                        }
+                    }
+                }
+            }
+            return
+        }
         for i in 0..<z.rows {
             var sum = outputs[i]
             for j in 0..<width {

@@ -62,6 +62,28 @@ void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int6
 void isosweep_project_rows(int isa, int64_t rows, int64_t d, float *u, const float *x, int tangential,
                            double *penaltySum);
 
+/// The Lipschitz ascent's pass for tanh and softplus: each row z of `z` (X W^T, no bias) becomes
+/// a * psi'(z + b), and the row of `curvatures` a * psi''(z + b).
+void isosweep_ascent_rows(int isa, int activation, int64_t rows, int64_t k, float *z, float *curvatures,
+                          const float *b, const float *a);
+
+/// The ascent's pass for relu: row i of `slopes` becomes a * [z + b > 0]; with `previous` (or NULL),
+/// changes[i] is the number of units whose slope differs from previous's row i.
+void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes,
+                               const float *previous, const float *b, const float *a, int64_t *changes);
+
+/// The ascent's relu curvature: row r of `u` is multiplied by a * beta s (1 - s), where
+/// s = sigmoid(beta (z + b)) and z is row zRows[r] of `z`.
+void isosweep_ascent_relu_curvature_rows(int isa, int64_t rows, int64_t k, float *u, const float *z,
+                                         const int64_t *zRows, const float *b, const float *a, float beta);
+
+/// float64 tanh, softplus (max(z, 0) + log1p(e^-|z|)) and softplus' slope from its value h
+/// (-expm1(-h)) over arrays: glibc's libmvec (at most 4 ulp) in the widest variant up to `isa`,
+/// libm for the rest. For the Lipschitz search's float64 evaluations.
+void isosweep_tanh_f64(int isa, int64_t count, const double *x, double *out);
+void isosweep_softplus_f64(int isa, int64_t count, const double *x, double *out);
+void isosweep_softplus_slope_f64(int isa, int64_t count, const double *h, double *out);
+
 /// Elementwise functions, for testing each variant against `FastMath`: tanh, softplus, the
 /// sigmoid of `softplusAndSigmoid`, and softplus' slope recovered from its value.
 void isosweep_tanh(int isa, int64_t count, const float *x, float *out);

@@ -1,0 +1,101 @@
+// float64 activations over arrays for the Lipschitz search's certified evaluations: glibc's
+// vector math library (libmvec, at most 4 ulp) in 8 or 4 lanes where the processor has AVX-512 or
+// AVX2, scalar libm elsewhere and for the tail of an array.
+
+#include "CKernels.h"
+#include <math.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define TARGET512 __attribute__((target("avx512f,avx512dq,avx2,fma")))
+#define TARGET256 __attribute__((target("avx2,fma")))
+
+// glibc's vector variants (x86_64 vector function ABI: e = AVX-512, d = AVX2).
+TARGET512 __m512d _ZGVeN8v_tanh(__m512d);
+TARGET512 __m512d _ZGVeN8v_exp(__m512d);
+TARGET512 __m512d _ZGVeN8v_log1p(__m512d);
+TARGET512 __m512d _ZGVeN8v_expm1(__m512d);
+TARGET256 __m256d _ZGVdN4v_tanh(__m256d);
+TARGET256 __m256d _ZGVdN4v_exp(__m256d);
+TARGET256 __m256d _ZGVdN4v_log1p(__m256d);
+TARGET256 __m256d _ZGVdN4v_expm1(__m256d);
+
+TARGET512 static int64_t tanh8(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    for (; j + 8 <= count; j += 8) _mm512_storeu_pd(out + j, _ZGVeN8v_tanh(_mm512_loadu_pd(x + j)));
+    return j;
+}
+TARGET256 static int64_t tanh4(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    for (; j + 4 <= count; j += 4) _mm256_storeu_pd(out + j, _ZGVdN4v_tanh(_mm256_loadu_pd(x + j)));
+    return j;
+}
+
+// softplus(z) = max(z, 0) + log1p(exp(-|z|)).
+TARGET512 static int64_t softplus8(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    const __m512d zero = _mm512_setzero_pd();
+    for (; j + 8 <= count; j += 8) {
+        __m512d z = _mm512_loadu_pd(x + j);
+        __m512d e = _ZGVeN8v_exp(_mm512_sub_pd(zero, _mm512_abs_pd(z)));
+        _mm512_storeu_pd(out + j, _mm512_add_pd(_mm512_max_pd(z, zero), _ZGVeN8v_log1p(e)));
+    }
+    return j;
+}
+TARGET256 static int64_t softplus4(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    const __m256d zero = _mm256_setzero_pd();
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    for (; j + 4 <= count; j += 4) {
+        __m256d z = _mm256_loadu_pd(x + j);
+        __m256d e = _ZGVdN4v_exp(_mm256_or_pd(z, sign));  // -|z|
+        _mm256_storeu_pd(out + j, _mm256_add_pd(_mm256_max_pd(z, zero), _ZGVdN4v_log1p(e)));
+    }
+    return j;
+}
+
+// softplus' slope from its value h: sigmoid(z) = 1 - exp(-h) = -expm1(-h).
+TARGET512 static int64_t softplus_slope8(int64_t count, const double *h, double *out) {
+    int64_t j = 0;
+    const __m512d zero = _mm512_setzero_pd();
+    for (; j + 8 <= count; j += 8) {
+        __m512d m = _ZGVeN8v_expm1(_mm512_sub_pd(zero, _mm512_loadu_pd(h + j)));
+        _mm512_storeu_pd(out + j, _mm512_sub_pd(zero, m));
+    }
+    return j;
+}
+TARGET256 static int64_t softplus_slope4(int64_t count, const double *h, double *out) {
+    int64_t j = 0;
+    const __m256d zero = _mm256_setzero_pd();
+    for (; j + 4 <= count; j += 4) {
+        __m256d m = _ZGVdN4v_expm1(_mm256_sub_pd(zero, _mm256_loadu_pd(h + j)));
+        _mm256_storeu_pd(out + j, _mm256_sub_pd(zero, m));
+    }
+    return j;
+}
+#endif
+
+static double softplus1(double z) { return (z > 0 ? z : 0) + log1p(exp(-fabs(z))); }
+
+// Runs the vector loop of the variant `isa` asks for (where this processor has it), then libm.
+#if defined(__x86_64__)
+#define VECTOR_PREFIX(isa, name, count, x, out)                                                   \
+    ((isa) == ISOSWEEP_ISA_AVX512 && isosweep_isa_supported(ISOSWEEP_ISA_AVX512) ? name##8(count, x, out) \
+     : (isa) >= ISOSWEEP_ISA_AVX2 && isosweep_isa_supported(ISOSWEEP_ISA_AVX2) ? name##4(count, x, out)   \
+                                                                               : 0)
+#else
+#define VECTOR_PREFIX(isa, name, count, x, out) 0
+#endif
+
+void isosweep_tanh_f64(int isa, int64_t count, const double *x, double *out) {
+    for (int64_t j = VECTOR_PREFIX(isa, tanh, count, x, out); j < count; j++) out[j] = tanh(x[j]);
+}
+
+void isosweep_softplus_f64(int isa, int64_t count, const double *x, double *out) {
+    for (int64_t j = VECTOR_PREFIX(isa, softplus, count, x, out); j < count; j++) out[j] = softplus1(x[j]);
+}
+
+void isosweep_softplus_slope_f64(int isa, int64_t count, const double *h, double *out) {
+    for (int64_t j = VECTOR_PREFIX(isa, softplus_slope, count, h, out); j < count; j++) out[j] = -expm1(-h[j]);
+}
