@@ -99,3 +99,85 @@ void isosweep_softplus_f64(int isa, int64_t count, const double *x, double *out)
 void isosweep_softplus_slope_f64(int isa, int64_t count, const double *h, double *out) {
     for (int64_t j = VECTOR_PREFIX(isa, softplus_slope, count, h, out); j < count; j++) out[j] = -expm1(-h[j]);
 }
+
+// The float64 polish of the Lipschitz ascent: the float32 passes of ascent_body.h with libmvec's
+// functions. Each row's values are formed in a row of `curvatures` first (the vector loops write
+// whole arrays), then turned into slopes and curvatures in place.
+static double sigmoid1(double z) {
+    double e = exp(-fabs(z));
+    return (z > 0 ? 1 : e) / (1 + e);
+}
+
+#if defined(__x86_64__)
+TARGET512 static int64_t sigmoid8(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    const __m512d zero = _mm512_setzero_pd();
+    const __m512d one = _mm512_set1_pd(1.0);
+    for (; j + 8 <= count; j += 8) {
+        __m512d z = _mm512_loadu_pd(x + j);
+        __m512d e = _ZGVeN8v_exp(_mm512_sub_pd(zero, _mm512_abs_pd(z)));
+        __mmask8 positive = _mm512_cmp_pd_mask(z, zero, _CMP_GT_OQ);
+        __m512d numerator = _mm512_mask_blend_pd(positive, e, one);
+        _mm512_storeu_pd(out + j, _mm512_div_pd(numerator, _mm512_add_pd(one, e)));
+    }
+    return j;
+}
+TARGET256 static int64_t sigmoid4(int64_t count, const double *x, double *out) {
+    int64_t j = 0;
+    const __m256d zero = _mm256_setzero_pd();
+    const __m256d one = _mm256_set1_pd(1.0);
+    const __m256d sign = _mm256_set1_pd(-0.0);
+    for (; j + 4 <= count; j += 4) {
+        __m256d z = _mm256_loadu_pd(x + j);
+        __m256d e = _ZGVdN4v_exp(_mm256_or_pd(z, sign));
+        __m256d positive = _mm256_cmp_pd(z, zero, _CMP_GT_OQ);
+        __m256d numerator = _mm256_blendv_pd(e, one, positive);
+        _mm256_storeu_pd(out + j, _mm256_div_pd(numerator, _mm256_add_pd(one, e)));
+    }
+    return j;
+}
+#endif
+
+void isosweep_sigmoid_f64(int isa, int64_t count, const double *x, double *out) {
+    for (int64_t j = VECTOR_PREFIX(isa, sigmoid, count, x, out); j < count; j++) out[j] = sigmoid1(x[j]);
+}
+
+void isosweep_ascent_rows_f64(int isa, int activation, int64_t rows, int64_t k, double *z, double *curvatures,
+                              const double *b, const double *a) {
+    for (int64_t i = 0; i < rows; i++) {
+        double *row = z + i * k;
+        double *curvature = curvatures + i * k;
+        for (int64_t j = 0; j < k; j++) curvature[j] = row[j] + b[j];
+        if (activation == ISOSWEEP_TANH) {
+            isosweep_tanh_f64(isa, k, curvature, curvature);
+            for (int64_t j = 0; j < k; j++) {
+                double t = curvature[j];
+                double slope = 1 - t * t;
+                row[j] = a[j] * slope;
+                curvature[j] = a[j] * (-2 * t * slope);
+            }
+        } else {
+            isosweep_sigmoid_f64(isa, k, curvature, curvature);
+            for (int64_t j = 0; j < k; j++) {
+                double s = curvature[j];
+                row[j] = a[j] * s;
+                curvature[j] = a[j] * (s * (1 - s));
+            }
+        }
+    }
+}
+
+void isosweep_ascent_relu_curvature_rows_f64(int isa, int64_t rows, int64_t k, double *u, const double *z,
+                                             const int64_t *zRows, const double *b, const double *a, double beta,
+                                             double *scratch) {
+    for (int64_t r = 0; r < rows; r++) {
+        double *row = u + r * k;
+        const double *zRow = z + zRows[r] * k;
+        for (int64_t j = 0; j < k; j++) scratch[j] = beta * (zRow[j] + b[j]);
+        isosweep_sigmoid_f64(isa, k, scratch, scratch);
+        for (int64_t j = 0; j < k; j++) {
+            double s = scratch[j];
+            row[j] *= a[j] * (beta * s * (1 - s));
+        }
+    }
+}

@@ -27,7 +27,7 @@ public enum Cell {
     /// Data generation, the random-features solve and the upper bound are not interrupted.
     /// `progress`, if given, follows the phases and training steps as they happen. `threads` is the
     /// cell's BLAS thread count (its runner sets OpenBLAS to it): the training steps split their
-    /// rows over that many threads.
+    /// rows over that many threads, and so does the Lipschitz search (`LipschitzOptions.threads`).
     public static func run(
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
@@ -37,6 +37,8 @@ public enum Cell {
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> CellRun {
         let started = ContinuousClock.now
+        var options = options
+        options.threads = threads
         progress?.reset(maxSteps: parameters.isIterative ? parameters.maxSteps + (parameters.extraSteps ?? 0) : 0)
         let deadline = timeLimit.map { started + $0 }
         try parameters.validate()

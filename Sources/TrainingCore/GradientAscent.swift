@@ -247,6 +247,20 @@ struct GradientAscent<Scalar: BLASScalar> {
                                 )
                                 return
                             }
+                            if Scalar.self == Double.self {
+                                let offset = range.lowerBound * k
+                                isosweep_ascent_rows_f64(
+                                    bestKernelVariant,
+                                    K.kernelIndex,
+                                    Int64(range.count),
+                                    Int64(k),
+                                    (zs + offset).asDouble,
+                                    (cs + offset).asDouble,
+                                    UnsafePointer(b).asDouble,
+                                    UnsafePointer(a).asDouble
+                                )
+                                return
+                            }
                             for i in range {
                                 let row = zs + i * k
                                 let curvatureRow = cs + i * k
@@ -297,6 +311,23 @@ struct GradientAscent<Scalar: BLASScalar> {
                                     UnsafePointer(b).asFloat,
                                     UnsafePointer(a).asFloat,
                                     Float(ReLUKernel.surrogateSharpness)
+                                )
+                                return
+                            }
+                            if relu && Scalar.self == Double.self && !range.isEmpty {
+                                let zRows = rows[range].map { Int64($0) }
+                                var scratch = [Double](repeating: 0, count: k)
+                                isosweep_ascent_relu_curvature_rows_f64(
+                                    bestKernelVariant,
+                                    Int64(range.count),
+                                    Int64(k),
+                                    (us + range.lowerBound * k).asDouble,
+                                    UnsafePointer(cs).asDouble,
+                                    zRows,
+                                    UnsafePointer(b).asDouble,
+                                    UnsafePointer(a).asDouble,
+                                    ReLUKernel.surrogateSharpness,
+                                    &scratch
                                 )
                                 return
                             }

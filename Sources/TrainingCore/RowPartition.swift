@@ -54,14 +54,20 @@ extension ActivationKernel {
 }
 
 extension UnsafeMutablePointer {
-    /// This pointer as a `Float` one, for `CKernels` (only where Pointee is Float).
+    /// This pointer as a `Float` (`Double`) one, for `CKernels` (only where Pointee is Float (Double)).
     @inline(__always) var asFloat: UnsafeMutablePointer<Float> {
         UnsafeMutableRawPointer(self).assumingMemoryBound(to: Float.self)
+    }
+    @inline(__always) var asDouble: UnsafeMutablePointer<Double> {
+        UnsafeMutableRawPointer(self).assumingMemoryBound(to: Double.self)
     }
 }
 
 extension UnsafePointer {
     @inline(__always) var asFloat: UnsafePointer<Float> { UnsafeRawPointer(self).assumingMemoryBound(to: Float.self) }
+    @inline(__always) var asDouble: UnsafePointer<Double> {
+        UnsafeRawPointer(self).assumingMemoryBound(to: Double.self)
+    }
 }
 
 /// The elementwise functions of one `CKernels` variant over arrays, for testing each variant

@@ -75,18 +75,27 @@ struct BenchLipschitz: ParsableCommand, RunsBLAS {
     @Option(help: "Input dimension.") var d = 64
     @Option(help: "Hidden width.") var width = 2048
     @Option(help: "Activation.") var activation: ActivationKind = .relu
-    @Option(help: "OpenBLAS threads.") var threads = 1
+    @Option(help: "OpenBLAS threads (and the search's, as a cell's).") var threads = 1
+    @Option(help: "Rounds: each time reported is the median over them.") var rounds = 3
 
     func validate() throws {
         guard n >= 2, d >= 1, width >= 1 else {
             throw ValidationError("--n must be at least 2, --d and --width positive")
         }
+        guard rounds >= 1 && rounds <= 100 else { throw ValidationError("--rounds must be between 1 and 100") }
         guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
     }
 
     func run() throws {
         try Output.json(
-            LipschitzBenchmark.measure(n: n, d: d, width: width, activation: activation, threads: threads)
+            LipschitzBenchmark.measure(
+                n: n,
+                d: d,
+                width: width,
+                activation: activation,
+                threads: threads,
+                rounds: rounds
+            )
         )
     }
 }

@@ -84,6 +84,17 @@ void isosweep_tanh_f64(int isa, int64_t count, const double *x, double *out);
 void isosweep_softplus_f64(int isa, int64_t count, const double *x, double *out);
 void isosweep_softplus_slope_f64(int isa, int64_t count, const double *h, double *out);
 
+/// sigmoid (e = exp(-|z|), (z > 0 ? 1 : e) / (1 + e)) in float64, as above.
+void isosweep_sigmoid_f64(int isa, int64_t count, const double *x, double *out);
+
+/// The float64 twins of `isosweep_ascent_rows` and `isosweep_ascent_relu_curvature_rows` (the
+/// ascent's polish), with libmvec's functions; `scratch` holds k doubles.
+void isosweep_ascent_rows_f64(int isa, int activation, int64_t rows, int64_t k, double *z, double *curvatures,
+                              const double *b, const double *a);
+void isosweep_ascent_relu_curvature_rows_f64(int isa, int64_t rows, int64_t k, double *u, const double *z,
+                                             const int64_t *zRows, const double *b, const double *a, double beta,
+                                             double *scratch);
+
 /// Elementwise functions, for testing each variant against `FastMath`: tanh, softplus, the
 /// sigmoid of `softplusAndSigmoid`, and softplus' slope recovered from its value.
 void isosweep_tanh(int isa, int64_t count, const float *x, float *out);
