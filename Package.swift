@@ -97,7 +97,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TrainingCoreTests",
-            dependencies: ["TrainingCore", "Diagnostics"],
+            dependencies: ["TrainingCore", "CKernels", "Diagnostics"],
             resources: [.copy("Fixtures")]
         ),
         .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "Diagnostics"]),

@@ -45,10 +45,13 @@ static void VARIANT(ascent_rows_entry)(int activation, int64_t rows, int64_t k, 
 }
 
 /// relu: row i of `slopes` becomes a [z + b > 0] for row i of `z`; with `previous` (same layout),
-/// changes[i] counts the units whose slope differs from it.
+/// changes[i] counts the units whose slope differs from it, and where at most `limit` did, row i
+/// of `gradients` (d per row) is updated by those units' terms (s_j - previous_j) w_j, in unit
+/// order (W is k x d, row-major).
 static void VARIANT(ascent_relu_rows_entry)(int64_t rows, int64_t k, const float *z, float *slopes,
                                             const float *previous, const float *b, const float *a,
-                                            int64_t *changes) {
+                                            int64_t *changes, float *gradients, const float *w, int64_t d,
+                                            int64_t limit) {
     for (int64_t i = 0; i < rows; i++) {
         const float *row = z + i * k;
         float *slope = slopes + i * k;
@@ -61,10 +64,19 @@ static void VARIANT(ascent_relu_rows_entry)(int64_t rows, int64_t k, const float
             STORE(slope, j, s, rest);
             if (previous) changed -= (vi)(s != LOAD(previous + i * k, j, rest));
         }
-        if (previous) {
-            int64_t total = 0;
-            for (int lane = 0; lane < LANES; lane++) total += changed[lane];
-            changes[i] = total;
+        if (!previous) continue;
+        int64_t total = 0;
+        for (int lane = 0; lane < LANES; lane++) total += changed[lane];
+        changes[i] = total;
+        if (!gradients || total > limit) continue;
+        const float *old = previous + i * k;
+        float *gradient = gradients + i * d;
+        for (int64_t j = 0, left = total; left > 0; j++) {
+            if (slope[j] == old[j]) continue;
+            float delta = slope[j] - old[j];
+            const float *unit = w + j * d;
+            for (int64_t c = 0; c < d; c++) gradient[c] += delta * unit[c];
+            left--;
         }
     }
 }

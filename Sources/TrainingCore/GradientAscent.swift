@@ -111,7 +111,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                                         else { return }
                                         // (An empty array's buffer may still have an address.)
                                         let old = reference == nil ? nil : oldBuffer.baseAddress
-                                        let g = gBuffer.baseAddress
+                                        let g = reference == nil ? nil : gBuffer.baseAddress
                                         ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) {
                                             range in
                                             reluSlopes(
@@ -122,27 +122,11 @@ struct GradientAscent<Scalar: BLASScalar> {
                                                 previous: old,
                                                 b: b,
                                                 a: a,
-                                                changes: changes.baseAddress!
+                                                changes: changes.baseAddress!,
+                                                gradients: g,
+                                                w: w,
+                                                limit: limit
                                             )
-                                            guard let old, let g else { return }
-                                            for i in range where changes[i] <= limit {
-                                                // In unit order, as the terms were always added; up to
-                                                // the last change.
-                                                let sRow = ss + i * k
-                                                let oldRow = old + i * k
-                                                let gradient = g + i * d
-                                                var left = changes[i]
-                                                var j = 0
-                                                while left > 0 {
-                                                    if sRow[j] != oldRow[j] {
-                                                        let delta = sRow[j] - oldRow[j]
-                                                        let unit = w + j * d
-                                                        for c in 0..<d { gradient[c] += delta * unit[c] }
-                                                        left -= 1
-                                                    }
-                                                    j += 1
-                                                }
-                                            }
                                         }
                                     }
                                 }
@@ -162,7 +146,8 @@ struct GradientAscent<Scalar: BLASScalar> {
     }
 
     /// Relu's slopes a_j [z_j + b_j > 0] of the rows in `range` and, against `previous`, how many
-    /// units of each row changed: the `CKernels` pass in float32, this loop in float64.
+    /// units of each row changed; where at most `limit` did, the row's gradient is updated by those
+    /// units' terms (+-a_j w_j) in unit order. The `CKernels` pass in float32, this loop in float64.
     @inline(__always)
     private func reluSlopes(
         _ range: Range<Int>,
@@ -172,9 +157,13 @@ struct GradientAscent<Scalar: BLASScalar> {
         previous: UnsafePointer<Scalar>?,
         b: UnsafePointer<Scalar>,
         a: UnsafePointer<Scalar>,
-        changes: UnsafeMutablePointer<Int>
+        changes: UnsafeMutablePointer<Int>,
+        gradients: UnsafeMutablePointer<Scalar>?,
+        w: UnsafePointer<Scalar>,
+        limit: Int
     ) {
         guard !range.isEmpty else { return }
+        let d = inputDimension
         if Scalar.self == Float.self {
             let offset = range.lowerBound * k
             (changes + range.lowerBound).withMemoryRebound(to: Int64.self, capacity: range.count) { counts in
@@ -187,7 +176,11 @@ struct GradientAscent<Scalar: BLASScalar> {
                     previous.map { ($0 + offset).asFloat },
                     b.asFloat,
                     a.asFloat,
-                    counts
+                    counts,
+                    gradients.map { ($0 + range.lowerBound * d).asFloat },
+                    w.asFloat,
+                    Int64(d),
+                    Int64(limit)
                 )
             }
             return
@@ -207,6 +200,19 @@ struct GradientAscent<Scalar: BLASScalar> {
                 changed &+= slope != oldRow[j] ? 1 : 0
             }
             changes[i] = changed
+            guard let gradients, changed <= limit else { continue }
+            let gradient = gradients + i * d
+            var left = changed
+            var j = 0
+            while left > 0 {
+                if sRow[j] != oldRow[j] {
+                    let delta = sRow[j] - oldRow[j]
+                    let unit = w + j * d
+                    for c in 0..<d { gradient[c] += delta * unit[c] }
+                    left -= 1
+                }
+                j += 1
+            }
         }
     }
 

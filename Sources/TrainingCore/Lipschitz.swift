@@ -248,19 +248,25 @@ struct GradientSearch {
     /// For sphere data each point is first put exactly on the sphere (stored data may be off by
     /// rounding), so that its tangential norm belongs to the support.
     mutating func probe(_ points: Matrix<Double>, visit: (Double) -> Void) {
-        var start = 0
-        while start < points.rows {
-            var batch = points.rows(start..<min(points.rows, start + batchRows))
-            if onSphere {
-                for i in 0..<batch.rows { batch.normaliseRow(i) }
-            }
-            let result = norms(batch)
+        var batches = stride(from: 0, to: points.rows, by: batchRows).map {
+            points.rows($0..<min(points.rows, $0 + batchRows))
+        }
+        if onSphere {
+            for b in batches.indices { for i in 0..<batches[b].rows { batches[b].normaliseRow(i) } }
+        }
+        for (batch, result) in zip(batches, evaluated(batches)) {
             for i in 0..<batch.rows {
                 visit(result.free[i])
                 offer(batch.row(i), free: result.free[i], tangential: result.tangential[i])
             }
-            start += batchRows
         }
+    }
+
+    /// `norms` of every batch, the batches split over the search's threads (each batch's norms
+    /// are the same whichever thread computes them).
+    func evaluated(_ batches: [Matrix<Double>]) -> [(free: [Double], tangential: [Double])] {
+        let ranges = ParallelRows.ranges(batches.count, parts: threads)
+        return ParallelRows.map(ranges.count) { p in ranges[p].map { norms(batches[$0]) } }.flatMap { $0 }
     }
 
     /// Records a visited point; `tangential` is nil for points off the sphere, which say nothing
@@ -417,20 +423,16 @@ struct GradientSearch {
         var points = ends.gathering(rows: moved).converted(to: Double.self)
         let movedTangential = moved.map { tangential[$0] }
         for i in 0..<points.rows where movedTangential[i] { points.normaliseRow(i) }
-        var start = 0
-        while start < points.rows {
-            let end = min(points.rows, start + batchRows)
-            let batch = points.rows(start..<end)
-            let certified = norms(batch)
+        let starts = Array(stride(from: 0, to: points.rows, by: batchRows))
+        let batches = starts.map { points.rows($0..<min(points.rows, $0 + batchRows)) }
+        for (start, (batch, certified)) in zip(starts, zip(batches, evaluated(batches))) {
             for i in 0..<batch.rows {
-                let row = start + i
                 offer(
                     batch.row(i),
                     free: certified.free[i],
-                    tangential: movedTangential[row] ? certified.tangential[i] : nil
+                    tangential: movedTangential[start + i] ? certified.tangential[i] : nil
                 )
             }
-            start = end
         }
     }
 

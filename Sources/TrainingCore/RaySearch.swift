@@ -1,3 +1,5 @@
+import CKernels
+
 /// A lower bound on the Lipschitz constant from far away: along a ray x = R u, for large R, a
 /// ReLU-like unit is active exactly when w_j . u > 0, so the gradient tends to
 /// g(u) = sum over { j : w_j . u > 0 } of a_j w_j. The regions that reach infinity are cones, and
@@ -99,17 +101,35 @@ extension Lipschitz {
         let d = single.columns
         var u = directions
         var best = [(norm: Float, u: [Float])](repeating: (0, []), count: u.rows)
+        let zeros = [Float](repeating: 0, count: k)
         for _ in 0...rayRefinements {
             var mask = BLAS.multiply(u, single, transposeB: true)  // rows x k: W u
-            // On raw row pointers: subscripts would check bounds and uniqueness an element.
+            // a_j [(W u)_j > 0], in place: the ascent's relu pass with zero biases.
             mask.storage.withUnsafeMutableBufferPointer { maskBuffer in
                 singleA.withUnsafeBufferPointer { aBuffer in
-                    guard k > 0, let m = maskBuffer.baseAddress, let a = aBuffer.baseAddress else { return }
-                    let rows = maskBuffer.count / k
-                    ParallelRows.forEach(rows, parts: split ? ParallelRows.parts(rows) : 1) { range in
-                        for i in range {
-                            let row = m + i * k
-                            for j in 0..<k { row[j] = row[j] > 0 ? a[j] : 0 }
+                    zeros.withUnsafeBufferPointer { zeroBuffer in
+                        guard k > 0, let m = maskBuffer.baseAddress, let a = aBuffer.baseAddress,
+                            let b = zeroBuffer.baseAddress
+                        else { return }
+                        let rows = maskBuffer.count / k
+                        ParallelRows.forEach(rows, parts: split ? ParallelRows.parts(rows) : 1) { range in
+                            guard !range.isEmpty else { return }
+                            let row = m + range.lowerBound * k
+                            isosweep_ascent_relu_rows(
+                                bestKernelVariant,
+                                Int64(range.count),
+                                Int64(k),
+                                row,
+                                row,
+                                nil,
+                                b,
+                                a,
+                                nil,
+                                nil,
+                                nil,
+                                0,
+                                0
+                            )
                         }
                     }
                 }

@@ -68,9 +68,12 @@ void isosweep_ascent_rows(int isa, int activation, int64_t rows, int64_t k, floa
                           const float *b, const float *a);
 
 /// The ascent's pass for relu: row i of `slopes` becomes a * [z + b > 0]; with `previous` (or NULL),
-/// changes[i] is the number of units whose slope differs from previous's row i.
+/// changes[i] is the number of units whose slope differs from previous's row i, and where it is at
+/// most `limit`, row i of `gradients` (or NULL; d per row) gets those units' terms
+/// (s_j - previous_j) w_j added in unit order (`w`: k x d, row-major).
 void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes,
-                               const float *previous, const float *b, const float *a, int64_t *changes);
+                               const float *previous, const float *b, const float *a, int64_t *changes,
+                               float *gradients, const float *w, int64_t d, int64_t limit);
 
 /// The ascent's relu curvature: row r of `u` is multiplied by a * beta s (1 - s), where
 /// s = sigmoid(beta (z + b)) and z is row zRows[r] of `z`.
