@@ -5,8 +5,10 @@ import Diagnostics
 /// in float32 (`Scalar == Float`, with `FastMath`) and then polished in float64 from its best
 /// points. Each step costs at most four GEMMs over the whole batch (free and tangential starts
 /// together): Z = X W^T and G = (a psi'(Z)) W at the candidate points, W v and W^T (a psi''(Z) W v)
-/// for the directions of the rows that take one. A row's gradient and curvature are kept from the
-/// step that accepted it, so nothing is evaluated twice.
+/// for the directions of the rows that take a new one. A row's gradient and curvature are kept
+/// from the step that accepted it, and its direction until its point moves, so nothing is
+/// evaluated twice. In float32 the passes over rows are `CKernels`' (`isosweep_ascent_*`); the
+/// float64 polish takes its activations from libmvec.
 ///
 /// The ascent only steers: what the search reports (`GradientSearch.ascend`) is the float64
 /// gradient norm at the points it ends on, re-evaluated there, so every bound is certified as
