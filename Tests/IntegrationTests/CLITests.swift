@@ -244,14 +244,19 @@ import TrainingCore
     }
 
     @Test func benchLipschitzTimesTheBoundsAgainstTrainingSteps() throws {
-        let run = try runIsosweep(["bench", "lipschitz", "--n", "64", "--d", "8", "--width", "32"], timeout: 300)
+        let run = try runIsosweep(
+            ["bench", "lipschitz", "--n", "64", "--d", "8", "--width", "32", "--rounds", "2"],
+            timeout: 300
+        )
         #expect(run.status == 0, "\(run.stderr)")
         let json = try run.json()
         let hundred = try #require(json["hundred_steps_seconds"] as? Double)
         let lipschitz = try #require(json["lipschitz_seconds"] as? Double)
+        let baseline = try #require(json["baseline_seconds"] as? Double)
         let ratio = try #require(json["ratio"] as? Double)
-        #expect(hundred > 0 && lipschitz > 0 && (json["baseline_seconds"] as? Double ?? 0) > 0)
-        #expect(abs(ratio - lipschitz / hundred) < 1e-9 * ratio)
+        #expect(json["rounds"] as? Int == 2)
+        #expect(hundred > 0 && lipschitz > 0 && baseline > 0)
+        #expect(abs(ratio - (lipschitz + baseline) / hundred) < 1e-9 * ratio)
         let lower = try #require(json["lip_lower"] as? Double)
         let upper = try #require(json["lip_upper"] as? Double)
         #expect(lower > 0 && lower <= upper)

@@ -101,9 +101,11 @@ import TrainingCore
         let metrics = run.result.metrics
         #expect(metrics.stopReason == .timeLimit)
         #expect(metrics.steps > 0 && metrics.steps < 10_000_000)
-        // Training ran until its share of the limit was used; the whole cell ended near the limit
-        // (loosely: a loaded machine may finish a batch of steps or probes late).
-        #expect(metrics.trainSeconds >= 0.74, "\(metrics.trainSeconds)")
+        // Training ran until its share of the limit (0.75 s from the cell's start) was used, less
+        // what came before it (data and network: milliseconds, tens of them in a debug build under
+        // the whole suite's load); the whole cell ended near the limit (loosely: a loaded machine
+        // may finish a batch of steps or probes late).
+        #expect(metrics.trainSeconds >= 0.70 && metrics.trainSeconds <= 0.80, "\(metrics.trainSeconds)")
         #expect(elapsed < limit + .seconds(5), "\(elapsed)")
         // Every metric is there, and the bounds still bracket each other.
         let lower = try #require(metrics.lipLower)
