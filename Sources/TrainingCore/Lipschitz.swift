@@ -406,10 +406,19 @@ struct GradientSearch {
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) {
         let tangentialStarts = onSphere ? starts.tangential : Matrix(rows: 0, columns: network.inputDimension)
-        let tangential =
-            [Bool](repeating: false, count: starts.free.rows)
-            + [Bool](repeating: true, count: tangentialStarts.rows)
-        let starting = starts.free.appendingRows(tangentialStarts).converted(to: Scalar.self)
+        // Free and tangential rows alternate (then the longer kind's rest), so that every part of
+        // a split search gets as many of each: the kinds accept and steer at different rates.
+        var order: [(kind: Bool, row: Int)] = []
+        for r in 0..<max(starts.free.rows, tangentialStarts.rows) {
+            if r < starts.free.rows { order.append((false, r)) }
+            if r < tangentialStarts.rows { order.append((true, r)) }
+        }
+        let tangential = order.map(\.kind)
+        var rowsInOrder: [Double] = []
+        rowsInOrder.reserveCapacity(order.count * network.inputDimension)
+        for (kind, r) in order { rowsInOrder += kind ? tangentialStarts.row(r) : starts.free.row(r) }
+        let starting = Matrix(rows: order.count, columns: network.inputDimension, storage: rowsInOrder)
+            .converted(to: Scalar.self)
         let ends = try ascent.ascend(
             from: starting,
             tangential: tangential,
