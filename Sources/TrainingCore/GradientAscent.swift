@@ -383,6 +383,11 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// a failed step (relu's gradient norm is piecewise constant, and its curvature is a sharp
     /// softplus's, a direction only). A step is kept only if the norm grows; a converged row hops
     /// (`minimumStep`). Tangential rows stay on the unit sphere. Returns the best point of each row.
+    ///
+    /// The batch is split into `threads` parts, each stepped whole on a thread of its own
+    /// (directions, candidates, evaluation and acceptance); between steps the parts share only the
+    /// best point of each kind, where hops leave from. Each row draws its random directions from a
+    /// stream of its own (seeded from `rng`), so the draws do not depend on the split either.
     func ascend(
         from starts: Matrix<Scalar>,
         tangential: [Bool],
@@ -392,113 +397,36 @@ struct GradientAscent<Scalar: BLASScalar> {
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> Matrix<Scalar> {
         let rows = starts.rows
-        let d = inputDimension
         guard rows > 0 && steps > 0 else { return starts }
         let ranges = ParallelRows.ranges(rows, parts: min(threads, max(1, rows / ParallelRows.minimumAscentRows)))
         var single = self
         if ranges.count > 1 { single.rowParts = 1 }
-        var part = [Int](repeating: 0, count: rows)  // row i is row i - ranges[part[i]].lowerBound of its part
-        for (p, range) in ranges.enumerated() { for i in range { part[i] = p } }
-        let partTangential = ranges.map { Array(tangential[$0]) }
-        var current = ParallelRows.map(ranges.count) { p in
-            single.evaluate(starts.rows(ranges[p]), tangential: partTangential[p])
+        let seeds = (0..<rows).map { _ in rng.next() }
+        var parts = ParallelRows.map(ranges.count) { p in
+            AscentPart(
+                single,
+                starts: starts.rows(ranges[p]),
+                tangential: Array(tangential[ranges[p]]),
+                seeds: Array(seeds[ranges[p]])
+            )
         }
-        var best = starts
-        var bestValues = [Scalar](repeating: -.infinity, count: rows)
-        for i in 0..<rows {
-            let value = current[part[i]].values[i - ranges[part[i]].lowerBound]
-            bestValues[i] = value.isFinite ? value : -.infinity
-        }
-        var stepSize = [Scalar](repeating: 0.1, count: rows)
-        var failures = [Int](repeating: 0, count: rows)
-        var hopping = [Bool](repeating: false, count: rows)
-        var u = Matrix<Scalar>(rows: 1, columns: d)  // a row's step direction
-        var cachedDirection = [[Scalar]?](repeating: nil, count: rows)  // at the row's current point
         for _ in 0..<steps {
             // Out of time: the points reached so far are still real points, certified by the caller.
             if let stopAt, ContinuousClock.now >= stopAt { break }
             if shouldStop() {
                 throw IsosweepError(.cancelled, "the Lipschitz search stopped: the worker is shutting down")
             }
-            // Directions only for the rows that take one: a converged row hops, and a row tries a
-            // random direction after an odd number of failures.
-            // A row whose point has not moved since its last direction takes that one again (after a
-            // failed step and a failed random one: a third to a half of the steered rows).
-            var steeredRow = [Int?](repeating: nil, count: rows)  // its row in its part's directions
-            let steers = (0..<rows).map { stepSize[$0] >= Self.minimumStep && failures[$0] % 2 == 0 }
-            let steered = ranges.map { range in range.filter { steers[$0] && cachedDirection[$0] == nil } }
-            for p in ranges.indices { for (r, i) in steered[p].enumerated() { steeredRow[i] = r } }
-            let directions = ParallelRows.map(ranges.count) { p in
-                single.directions(
-                    current[p],
-                    tangential: partTangential[p],
-                    rows: steered[p].map { $0 - ranges[p].lowerBound }
-                )
-            }
-            var candidate = current.map(\.points)
-            for i in 0..<rows {
-                let p = part[i]
-                let l = i - ranges[p].lowerBound
-                var length: Scalar = 0
-                var move = stepSize[i]
-                hopping[i] = stepSize[i] < Self.minimumStep
-                if hopping[i] {
-                    stepSize[i] = 0.1
-                    failures[i] = 0
-                    // A hop leaves from the best point of the row's kind (free or tangential),
-                    // so the batch closes in on the best maximum found.
-                    var from = i
-                    for r in 0..<rows where tangential[r] == tangential[i] && bestValues[r] > bestValues[from] {
-                        from = r
-                    }
-                    candidate[p].copyRow(l, from: best, row: from)
-                    move = Self.restartRadius
-                } else if steers[i] {
-                    if let r = steeredRow[i] {
-                        u.copyRow(0, from: directions[p], row: r)
-                        cachedDirection[i] = u.storage
-                    } else if let cached = cachedDirection[i] {
-                        u.storage = cached
-                    }
-                    length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                }
-                if !(length > 1e-12) {
-                    randomDirection(&u, at: candidate[p], row: l, tangential: tangential[i], rng: &rng)
-                    length = u.storage.reduce(0) { $0 + $1 * $1 }.squareRoot()
-                }
-                guard length > 0 else { continue }
-                for j in 0..<d { candidate[p][l, j] += move * u[0, j] / length }
-                if tangential[i] { candidate[p].normaliseRow(l) }
-            }
-            let trial = ParallelRows.map(ranges.count) { p in
-                single.evaluate(candidate[p], tangential: partTangential[p], reference: current[p])
-            }
-            for i in 0..<rows {
-                let p = part[i]
-                let l = i - ranges[p].lowerBound
-                guard trial[p].values[l].isFinite else { continue }
-                if hopping[i] || trial[p].values[l] > current[p].values[l] {
-                    copyRow(l, from: trial[p], into: &current[p])
-                    cachedDirection[i] = nil
-                    if !hopping[i] {
-                        stepSize[i] = min(1, stepSize[i] * 1.5)
-                        failures[i] = 0
-                    }
-                    if current[p].values[l] > bestValues[i] {
-                        bestValues[i] = current[p].values[l]
-                        best.copyRow(i, from: current[p].points, row: l)
-                    }
-                } else {
-                    failures[i] += 1
-                    if failures[i] % 2 == 0 { stepSize[i] *= 0.5 }
-                }
+            let hopFrom = [false, true].map { kind in AscentPart.bestPoint(of: parts, tangential: kind) }
+            parts.withUnsafeMutableBufferPointer { buffer in
+                guard let base = buffer.baseAddress else { return }
+                _ = ParallelRows.map(buffer.count) { p in base[p].step(single, hopFrom: hopFrom) }
             }
         }
-        return best
+        return Matrix(rows: rows, columns: inputDimension, storage: parts.flatMap(\.best.storage))
     }
 
     /// A Gaussian direction (tangent to the sphere at row i of `x` on tangential rows).
-    private func randomDirection(
+    func randomDirection(
         _ u: inout Matrix<Scalar>,
         at x: Matrix<Scalar>,
         row i: Int,
@@ -509,7 +437,7 @@ struct GradientAscent<Scalar: BLASScalar> {
         if tangential { u.projectRow(0, orthogonalTo: x, row: i) }
     }
 
-    private func copyRow(_ i: Int, from trial: Batch, into batch: inout Batch) {
+    func copyRow(_ i: Int, from trial: Batch, into batch: inout Batch) {
         batch.points.copyRow(i, from: trial.points, row: i)
         batch.gradients.copyRow(i, from: trial.gradients, row: i)
         batch.curvatures.copyRow(i, from: trial.curvatures, row: i)
