@@ -161,12 +161,12 @@ public enum BLAS {
         let k = transposeA ? a.rows : a.columns
         let n = transposeB ? b.rows : b.columns
         precondition(k == (transposeB ? b.columns : b.rows), "inner dimensions differ")
-        var c = Matrix<T>(rows: m, columns: n)
-        if m == 0 || n == 0 { return c }
-        if k == 0 { return c }
-        a.storage.withUnsafeBufferPointer { pa in
-            b.storage.withUnsafeBufferPointer { pb in
-                c.storage.withUnsafeMutableBufferPointer { pc in
+        if m == 0 || n == 0 || k == 0 { return Matrix<T>(rows: m, columns: n) }
+        // With beta 0 GEMM writes every element of C without reading it (BLAS's contract), so C
+        // starts uninitialised: zeroing it first was a second pass over the result.
+        let storage = [T](unsafeUninitializedCapacity: m * n) { pc, count in
+            a.storage.withUnsafeBufferPointer { pa in
+                b.storage.withUnsafeBufferPointer { pb in
                     T.gemm(
                         transposeA: transposeA,
                         transposeB: transposeB,
@@ -184,8 +184,9 @@ public enum BLAS {
                     )
                 }
             }
+            count = m * n
         }
-        return c
+        return Matrix(rows: m, columns: n, storage: storage)
     }
 
     /// The largest singular value of a matrix (LAPACK dgesdd, values only).
