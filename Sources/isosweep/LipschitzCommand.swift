@@ -23,7 +23,8 @@ struct Lipschitz: ParsableCommand, RunsBLAS {
     @Option(help: "Activation, if the file's metadata does not say.") var activation: ActivationKind?
     @Option(help: "Seed of the probes (default: the file's, else 0).") var seed: Int?
     @OptionGroup var search: SearchOptions
-    @Option(help: "OpenBLAS threads.") var threads: Int = 1
+    @Option(help: "Threads (OpenBLAS's, and the search split as a cell of that many threads splits it).")
+    var threads: Int = 1
     @Flag(
         help:
             "Also compute the exact constant on R^d (ReLU networks with d <= 8 and width <= 40), and the lower bound along rays alone."
@@ -37,6 +38,7 @@ struct Lipschitz: ParsableCommand, RunsBLAS {
             )
         }
         if let seed, seed < 0 { throw ValidationError("--seed must be non-negative") }
+        guard threads >= 1 && threads <= 256 else { throw ValidationError("--threads must be between 1 and 256") }
     }
 
     func run() throws {
@@ -59,7 +61,8 @@ struct Lipschitz: ParsableCommand, RunsBLAS {
             distribution = .empirical(inputs)
         }
         let probeSeed = seed ?? saved.metadata["seed"].flatMap(Int.init) ?? 0
-        let options = search.lipschitz
+        var options = search.lipschitz
+        options.threads = threads  // as `Cell.run` passes a cell's
         // Refused before the search when the network is out of reach.
         let exactResult = exact ? try ExactLipschitz.constant(of: saved.network) : nil
         let rays = exact ? TrainingCore.Lipschitz.rayLowerBound(saved.network, seed: UInt64(probeSeed)).value : nil
