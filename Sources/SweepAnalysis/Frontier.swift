@@ -1,12 +1,13 @@
 import Foundation
 
-/// The achievable frontier (issue 13): for each series without its training method (an (n, d)
-/// pair, plus whatever else varies) and each p, the smallest Lipschitz constant on the support
-/// that any trainer or regulariser reached with at most p parameters among cells that fit below
-/// the noise level, beside the law's bound, the interpolation floor and plain Adam. "At most":
-/// a wider network can be the narrower one with its extra units at zero, so what is reachable
-/// never gets worse as p grows, and the frontier is the running minimum. The law says smooth
-/// interpolation *needs* p ~ n d; the frontier is what this sweep's networks achieved.
+/// The achievable frontier: for each series without its training method (an (n, d) pair, plus
+/// whatever else varies) and each p, the smallest Lipschitz constant on the support that any
+/// trainer or regulariser *measured* at that p, among cells that fit below the noise level, beside
+/// the law's bound (with that configuration's own eps), the interpolation floor and plain Adam.
+/// Nothing is carried from a smaller p: a wider network could in principle copy a narrower one,
+/// but the frontier reports networks that were trained and measured, not ones that might exist.
+/// The law says smooth interpolation *needs* p ~ n d; the frontier is what this sweep's networks
+/// achieved.
 extension ScalingAnalysis {
     /// One point of the frontier.
     public struct FrontierPoint: Sendable, Codable {
@@ -15,10 +16,9 @@ extension ScalingAnalysis {
         public var pOverND: Double
         /// The smallest mean lip_support_lower over the counted cells of the configurations at p.
         public var lipSupportLower: Double
-        /// The training method that reached it, and with how many parameters (<= p).
+        /// The training method that measured it, at this p.
         public var method: String
-        public var reachedAtP: Int
-        /// The law's bound eps sqrt(n d / p) with that configuration's mean eps.
+        /// The law's bound eps sqrt(n d / p), with eps the mean over the same counted cells.
         public var lawBound: Double?
         /// The interpolation floor (mean over its seeds) and plain Adam's value at the same p.
         public var interpFloor: Double?
@@ -26,7 +26,6 @@ extension ScalingAnalysis {
 
         enum CodingKeys: String, CodingKey {
             case group, p, method
-            case reachedAtP = "reached_at_p"
             case pOverND = "p_over_nd"
             case lipSupportLower = "lip_support_lower"
             case lawBound = "law_bound"
@@ -43,13 +42,9 @@ extension ScalingAnalysis {
         var points: [FrontierPoint] = []
         let groups = Dictionary(grouping: configurations.filter { $0.counted > 0 }, by: \.group)
         for (group, rows) in groups {
-            var best: (row: Configuration, value: Double)?
             for (p, atP) in Dictionary(grouping: rows, by: \.p).sorted(by: { $0.key < $1.key }) {
                 let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row: row, value: $0.mean) } }
-                if let here = candidates.min(by: { $0.value < $1.value }), here.value < best?.value ?? .infinity {
-                    best = here
-                }
-                guard let best else { continue }
+                guard let best = candidates.min(by: { $0.value < $1.value }) else { continue }
                 let lawScale = (Double(best.row.n) * Double(best.row.d) / Double(p)).squareRoot()
                 points.append(
                     FrontierPoint(
@@ -58,8 +53,7 @@ extension ScalingAnalysis {
                         pOverND: Double(p) / (Double(best.row.n) * Double(best.row.d)),
                         lipSupportLower: best.value,
                         method: best.row.method,
-                        reachedAtP: best.row.p,
-                        lawBound: best.row.eps.flatMap { $0.mean > 0 ? $0.mean * lawScale : nil },
+                        lawBound: best.row.countedEps.flatMap { $0.mean > 0 ? $0.mean * lawScale : nil },
                         interpFloor: atP.compactMap { $0.interpFloor?.mean }.first ?? best.row.interpFloor?.mean,
                         plainAdam: atP.first { $0.isPlainAdam }?.countedLipSupportLower?.mean
                     )
@@ -77,14 +71,14 @@ extension ScalingAnalysis {
         let rows = frontier.map { point -> [String] in
             [
                 point.group, "\(point.p)", fmt(point.pOverND), fmt(point.lipSupportLower),
-                point.reachedAtP == point.p ? point.method : "\(point.method) (p = \(point.reachedAtP))",
+                point.method,
                 fmt(point.lawBound), fmt(point.lawBound.map { point.lipSupportLower / $0 }), fmt(point.interpFloor),
                 fmt(point.plainAdam),
             ]
         }
         return TextTable.markdown(
             header: [
-                "series", "p", "p/(n d)", "smallest lip_support_lower (p' <= p)", "reached by", "eps·√(n d / p)",
+                "series", "p", "p/(n d)", "smallest lip_support_lower at p", "measured by", "eps·√(n d / p)",
                 "ratio",
                 "interp_floor", "plain adam",
             ],
@@ -100,18 +94,16 @@ extension ScalingAnalysis {
         for group in seen {
             let points = frontier.filter { $0.group == group }
             guard let first = points.first, let last = points.last else { continue }
-            let reached = last.reachedAtP == last.p ? "" : ", reached at p = \(last.reachedAtP)"
             var sentence = String(
                 format:
-                    "%@: the smallest lip_support_lower found goes from %.3g at p/(n d) = %.3g (%@) to %.3g at %.3g (%@%@)",
+                    "%@: the smallest lip_support_lower measured goes from %.3g at p/(n d) = %.3g (%@) to %.3g at %.3g (%@)",
                 group,
                 first.lipSupportLower,
                 first.pOverND,
                 first.method,
                 last.lipSupportLower,
                 last.pOverND,
-                last.method,
-                reached
+                last.method
             )
             if let closest = points.compactMap({ point in point.lawBound.map { (point, point.lipSupportLower / $0) } })
                 .min(by: { $0.1 < $1.1 })

@@ -1,8 +1,9 @@
 /// The version of the science a cell computes: data, initialisation, trainers and metrics.
 /// Bump it whenever a change could alter any number of a result, so old and new never mix.
 /// 4: the Lipschitz ascent runs in float32 (certified in float64), so lower bounds change.
-/// 5: each ascent row draws from a random stream of its own, free and tangential rows alternate,
-/// rows keep their direction until their point moves, and a cell's threads split its search.
+/// 5: every (n, d, seed) has a dataset of its own (`CellData.dataSeed`); each ascent row draws
+/// from a random stream of its own, free and tangential rows alternate, rows keep their direction
+/// until their point moves, and a cell's threads split its search.
 public let scienceVersion = 5
 
 /// What a cell measured, keyed as DESIGN.md's metrics table. A metric that does not exist for

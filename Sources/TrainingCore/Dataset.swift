@@ -100,10 +100,18 @@ public struct CellData: Sendable {
     /// Where fresh probe points for the Lipschitz bounds come from.
     public var distribution: InputDistribution
 
+    /// The seed of a cell's training and test points and their labels: its seed mixed with n and
+    /// d, so that every (n, d, seed) has a dataset of its own (science version 5): the points of
+    /// n = 512 are not n = 256's and more, and fits over n and intervals over seeds see independent
+    /// samples. The teacher (a direction of the task, not a sample) depends on the seed only.
+    public static func dataSeed(of p: CellParameters) -> UInt64 {
+        SeededGenerator.seed(mixing: [UInt64(p.seed), UInt64(p.n), UInt64(p.d)])
+    }
+
     /// Makes the data of a cell from its seed (synthetic) or its data file.
     public static func make(for parameters: CellParameters) throws(IsosweepError) -> CellData {
         let p = parameters.resolved()
-        let seed = UInt64(p.seed)
+        let seed = dataSeed(of: p)
         let labels = p.resolvedLabels
         switch p.data {
         case .sphere, .gaussian, .hypercube:
@@ -113,7 +121,7 @@ public struct CellData: Sendable {
             var testRNG = SeededGenerator(seed: seed, stream: .testData)
             let trainX = distribution.sample(p.n, d: p.d, using: &dataRNG)
             let testX = distribution.sample(p.nTest, d: p.d, using: &testRNG)
-            var teacherRNG = SeededGenerator(seed: seed, stream: .teacher)
+            var teacherRNG = SeededGenerator(seed: UInt64(p.seed), stream: .teacher)
             let teacher = InputDistribution.sphere.sample(1, d: p.d, using: &teacherRNG).storage
             var labelRNG = SeededGenerator(seed: seed, stream: .labels)
             var testLabelRNG = SeededGenerator(seed: seed, stream: .testLabels)
@@ -182,12 +190,12 @@ public struct CellData: Sendable {
         }
         // Shuffle the usable rows by the seed; the first n train, the rest (up to n_test) test.
         var order = Array(kept.indices)
-        var rng = SeededGenerator(seed: UInt64(p.seed), stream: .fileSelection)
+        var rng = SeededGenerator(seed: dataSeed(of: p), stream: .fileSelection)
         for i in stride(from: order.count - 1, to: 0, by: -1) {
             let j = Int(rng.next() % UInt64(i + 1))
             order.swapAt(i, j)
         }
-        var labelRNG = SeededGenerator(seed: UInt64(p.seed), stream: .labels)
+        var labelRNG = SeededGenerator(seed: dataSeed(of: p), stream: .labels)
         var teacherRNG = SeededGenerator(seed: UInt64(p.seed), stream: .teacher)
         let teacher = InputDistribution.sphere.sample(1, d: p.d, using: &teacherRNG).storage
         func take(_ positions: ArraySlice<Int>) -> Dataset<Double> {

@@ -40,6 +40,14 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         (0..<count).map { _ in nextGaussian() }
     }
 
+    /// One seed from several values, each folded in through SplitMix64's bijective mixing:
+    /// different lists give unrelated seeds, so the generators they seed are independent.
+    public static func seed(mixing values: [UInt64]) -> UInt64 {
+        var mixer = SplitMix64(state: 0)
+        for value in values { mixer.state = mixer.next() ^ value }
+        return mixer.next()
+    }
+
     private func rotateLeft(_ x: UInt64, _ k: UInt64) -> UInt64 {
         (x << k) | (x >> (64 - k))
     }

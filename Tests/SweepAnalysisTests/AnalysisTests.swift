@@ -79,6 +79,7 @@ import FoundationXML
             #expect(abs(try #require(fit.lawLineConstant) - 3) < 0.1)
             let verdict = ScalingAnalysis.verdict(fit)
             #expect(verdict.contains("consistent with the law") && verdict.contains("bounds the constant from below"))
+            #expect(verdict.contains("the theorem's is 1 / (2⁹ √c)"), "the wording quotes the theorem's constant")
             #expect(!verdict.contains("violat") && !verdict.contains("follow") && !verdict.contains("shallower"))
         }
         // Networks smoother than eps·√(n d / p): law_ratio below 1 is said as such, not as a
@@ -93,6 +94,7 @@ import FoundationXML
         #expect(below.lawRatioBelowOne == 54)
         let words = ScalingAnalysis.verdict(below)
         #expect(words.contains("54 of the 54 fitted cells have law_ratio < 1") && words.contains("does not contradict"))
+        #expect(words.contains("the theorem's is 1 / (2⁹ √c)"))
         #expect(!words.contains("violat") && !words.contains("consistent"))
         // Interpolation starts at the first width whose mean fit_fraction reaches 0.99: width 64.
         let series = try #require(analysis.fits.first { $0.series == "n=256, d=16" })
@@ -230,7 +232,8 @@ import FoundationXML
     }
 
     /// The frontier takes, at each p, the smallest counted lip_support_lower over the training
-    /// methods, and keeps plain Adam, the floor and the law's bound beside it.
+    /// methods measured at that p, never a value carried from a smaller p, and keeps plain Adam,
+    /// the floor and the law's bound beside it.
     @Test func theFrontierIsTheBestMethodAtEachP() throws {
         var rows: [CellResult] = []
         for (width, plainLip, smoothLip) in [(16, 10.0, 6.0), (64, 8.0, 5.0), (256, 9.0, 7.0)] {
@@ -255,20 +258,40 @@ import FoundationXML
         #expect(analysis.comparesMethods)
         let frontier = analysis.frontier
         #expect(frontier.map(\.p) == [16 * 10 + 1, 64 * 10 + 1, 256 * 10 + 1])
-        // The running minimum: at the widest p the best is still the one reached at width 64.
-        #expect(frontier.map(\.lipSupportLower) == [6, 5, 5])
-        #expect(frontier.map(\.reachedAtP) == [161, 641, 641])
+        // Measured at each p: at the widest p the best network is 7, although width 64 reached 5.
+        #expect(frontier.map(\.lipSupportLower) == [6, 5, 7])
         #expect(frontier.allSatisfy { $0.method == "trainer=adam, grad_penalty=0.01, extra_steps=100" })
         #expect(frontier.map(\.plainAdam) == [10, 8, 9] && frontier.allSatisfy { $0.interpFloor == 2 })
         let configuration = try #require(analysis.configurations.first { $0.width == 16 && $0.isPlainAdam })
         #expect(abs(try #require(frontier[0].lawBound) - 0.9 * configuration.lawScale) < 1e-12)
-        #expect(analysis.frontierFindings[0].contains("below plain Adam at 3 of 3 widths (down to 56% of it)"))
+        #expect(analysis.frontierFindings[0].contains("below plain Adam at 3 of 3 widths (down to 60% of it)"))
         let figure = try #require(analysis.figures().first { $0.name == "frontier" }).chart.svg()
         #expect(figure.contains(">plain adam</text>") && figure.contains(">interpolation floor</text>"))
         #expect(figure.contains("law's bound eps·√(n d / p)"))
-        #expect(analysis.renderFrontier().contains("| trainer=adam, grad_penalty=0.01, extra_steps=100 (p = 641) |"))
+        let widest = try #require(analysis.renderFrontier().split(separator: "\n").first { $0.contains("| 2561 ") })
+        #expect(widest.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[3] == "7")
         // A sweep of one method has no frontier figure.
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
+    }
+
+    /// The law's bound at a frontier point is eps sqrt(n d / p) with the eps of the cells whose
+    /// Lipschitz values the point reports (the counted ones), not the eps of every seed.
+    @Test func theLawsBoundAtAFrontierPointUsesThatPointsEps() throws {
+        var rows: [CellResult] = []
+        for method in [0.0, 0.01] {
+            // Seed 0 fits (eps 0.9) and counts; seed 1 lost the fit (eps 0.2) and does not.
+            for (seed, eps) in [(0, 0.9), (1, 0.2)] {
+                var row = cell(n: 64, d: 8, width: 32, seed: seed, eps: eps, lip: method == 0 ? 10 : 4)
+                row.parameters.gradPenalty = method == 0 ? nil : method
+                rows.append(row)
+            }
+        }
+        let analysis = ScalingAnalysis(results: rows)
+        let point = try #require(analysis.frontier.first)
+        let configuration = try #require(analysis.configurations.first { $0.method.contains("grad_penalty") })
+        #expect(point.lipSupportLower == 4 && point.method == configuration.method)
+        #expect(abs(try #require(configuration.eps).mean - 0.55) < 1e-12, "every seed's eps")
+        #expect(abs(try #require(point.lawBound) - 0.9 * configuration.lawScale) < 1e-12)
     }
 
     /// A refine round: midpoints where the condition holds between neighbours, every seed,
