@@ -375,6 +375,36 @@ public struct ScalingAnalysis: Sendable, Codable {
     }
 }
 
+extension ScalingAnalysis {
+    /// Every cell, whatever its eps, as a markdown table: its series, width, p, seed, eps,
+    /// fit_fraction, lip_support_lower, interp_floor, law_ratio and whether the fits count it
+    /// (at most `limit` rows; beyond, where to find them all).
+    public static func renderEveryCell(_ results: [CellResult], epsFraction: Double, limit: Int) -> String {
+        let labels = SeriesLabeler(results.map(\.parameters))
+        let sorted = results.sorted {
+            (labels.label($0.parameters), $0.metrics.p, $0.parameters.seed)
+                < (labels.label($1.parameters), $1.metrics.p, $1.parameters.seed)
+        }
+        let rows = sorted.prefix(limit).map { cell -> [String] in
+            let m = cell.metrics
+            return [
+                labels.label(cell.parameters, excluding: ["width"]), "\(cell.parameters.width)", "\(m.p)",
+                "\(cell.parameters.seed)", fmt(m.eps), fmt(m.fitFraction), fmt(m.lipSupportLower), fmt(m.interpFloor),
+                fmt(m.lawRatio), counts(m, epsFraction: epsFraction) ? "yes" : "no",
+            ]
+        }
+        let table = TextTable.markdown(
+            header: [
+                "series", "width", "p", "seed", "eps", "fit_fraction", "lip_support_lower", "interp_floor", "law_ratio",
+                "counted",
+            ],
+            rows: Array(rows)
+        )
+        guard results.count > limit else { return table }
+        return table + "\n\nThe first \(limit) of \(results.count) cells; `isosweep table DB` lists them all."
+    }
+}
+
 /// Names the series of a sweep: (n, d) plus whatever else varies besides width and seed.
 struct SeriesLabeler {
     let varying: [CellParameter]

@@ -274,6 +274,27 @@ import FoundationXML
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
     }
 
+    /// The report lists every cell whatever its eps, with its law_ratio and whether the fits count
+    /// it; a sweep too large to list says where the rest are.
+    @Test func everyCellIsListedWhateverItsEps() throws {
+        let results = lawFixture()
+        let text = ScalingAnalysis.renderEveryCell(results, epsFraction: 0.5, limit: 10_000)
+        let rows = text.split(separator: "\n").dropFirst(2)
+        #expect(rows.count == results.count)
+        let uncounted = results.filter { !ScalingAnalysis.counts($0.metrics, epsFraction: 0.5) }
+        #expect(!uncounted.isEmpty && rows.filter { $0.hasSuffix("| no      |") }.count == uncounted.count)
+        // Their law_ratio is there, as the cells' own (columns: ..., law_ratio, counted).
+        let listed = rows.filter { $0.hasSuffix("| no      |") }.compactMap { row in
+            Double(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[8])
+        }
+        let expected = uncounted.compactMap(\.metrics.lawRatio)
+        #expect(listed.count == expected.count && !expected.isEmpty)
+        #expect(zip(listed.sorted(), expected.sorted()).allSatisfy { abs($0 - $1) <= 1e-4 * abs($1) })
+        let cut = ScalingAnalysis.renderEveryCell(results, epsFraction: 0.5, limit: 5)
+        #expect(cut.split(separator: "\n").count == 2 + 5 + 1)  // header, rule, rows, the sentence
+        #expect(cut.hasSuffix("The first 5 of \(results.count) cells; `isosweep table DB` lists them all."))
+    }
+
     /// The law's bound at a frontier point is eps sqrt(n d / p) with the eps of the cells whose
     /// Lipschitz values the point reports (the counted ones), not the eps of every seed.
     @Test func theLawsBoundAtAFrontierPointUsesThatPointsEps() throws {
@@ -380,6 +401,7 @@ import FoundationXML
         #expect(index.hasSuffix("report/index.html"))
         let markdown = try String(contentsOfFile: dir + "/report/report.md", encoding: .utf8)
         #expect(markdown.contains("consistent with the law"))
+        #expect(markdown.contains("## Every cell") && markdown.contains("the proven constant (Bubeck and Sellke"))
         #expect(markdown.contains("![lipschitz](lipschitz.png)"))
         // The headline first: law_ratio against p / (n d).
         #expect(markdown.range(of: "![law-ratio]")!.lowerBound < markdown.range(of: "![lipschitz]")!.lowerBound)
