@@ -12,6 +12,8 @@ extension ScalingAnalysis {
     /// One point of the frontier.
     public struct FrontierPoint: Sendable, Codable {
         public var group: String
+        public var n: Int
+        public var d: Int
         public var p: Int
         public var pOverND: Double
         /// The smallest mean lip_support_lower over the counted cells of the configurations at p.
@@ -25,7 +27,7 @@ extension ScalingAnalysis {
         public var plainAdam: Double?
 
         enum CodingKeys: String, CodingKey {
-            case group, p, method
+            case group, n, d, p, method
             case pOverND = "p_over_nd"
             case lipSupportLower = "lip_support_lower"
             case lawBound = "law_bound"
@@ -49,6 +51,8 @@ extension ScalingAnalysis {
                 points.append(
                     FrontierPoint(
                         group: group,
+                        n: best.row.n,
+                        d: best.row.d,
                         p: p,
                         pOverND: Double(p) / (Double(best.row.n) * Double(best.row.d)),
                         lipSupportLower: best.value,
@@ -64,6 +68,75 @@ extension ScalingAnalysis {
         return points.sorted {
             (order.firstIndex(of: $0.group) ?? 0, $0.p) < (order.firstIndex(of: $1.group) ?? 0, $1.p)
         }
+    }
+
+    /// The headline: the frontier's log-log slopes with their 95% intervals (one intercept per
+    /// series, a common slope: `Statistics.fitLine(x:y:groups:)`). Against p at fixed (n, d),
+    /// over the points where the law's bound clears the interpolation floor (where the floor binds
+    /// the law says nothing); the law's bound falls as p^(-1/2). Against d at fixed n and p/n
+    /// (p/n binned by quarter octaves, since p = k (d + 2) + 1 rarely matches exactly); the
+    /// bound grows as d^(1/2). Nil where no series has two points with spread.
+    public struct FrontierExponents: Sendable, Codable {
+        public var againstP: Statistics.Line?
+        public var againstD: Statistics.Line?
+
+        enum CodingKeys: String, CodingKey {
+            case againstP = "against_p"
+            case againstD = "against_d"
+        }
+    }
+
+    public var frontierExponents: FrontierExponents {
+        let points = frontier.filter { $0.lipSupportLower > 0 }
+        let clear = points.filter { point in
+            guard let law = point.lawBound, let floor = point.interpFloor else { return true }
+            return law > floor
+        }
+        func fit(
+            _ chosen: [FrontierPoint],
+            x: (FrontierPoint) -> Double,
+            key: (FrontierPoint) -> String
+        ) -> Statistics.Line? {
+            let keys = Array(Set(chosen.map(key))).sorted()
+            return Statistics.fitLine(
+                x: chosen.map { log(x($0)) },
+                y: chosen.map { log($0.lipSupportLower) },
+                groups: chosen.map { keys.firstIndex(of: key($0))! }
+            )
+        }
+        return FrontierExponents(
+            againstP: fit(clear, x: { Double($0.p) }, key: \.group),
+            againstD: fit(
+                points,
+                x: { Double($0.d) },
+                key: { "n=\($0.n), log2(p/n)≈\(Int((4 * log2(Double($0.p) / Double($0.n))).rounded()))" }
+            )
+        )
+    }
+
+    /// The headline exponents in words, each against the law's.
+    public var exponentFindings: [String] {
+        func words(_ line: Statistics.Line?, _ what: String, _ law: String) -> String? {
+            guard let line else { return nil }
+            let interval =
+                line.slopeHalfWidth95.map { String(format: " ± %.2g (95%%)", $0) } ?? " (no interval: too few points)"
+            return String(
+                format: "%@: %.3g%@ over %d frontier points; the law's bound goes as %@",
+                what,
+                line.slope,
+                interval,
+                line.count,
+                law
+            )
+        }
+        return [
+            words(
+                frontierExponents.againstP,
+                "The frontier's exponent against p at fixed (n, d), where the bound clears the floor",
+                "p^(-1/2)"
+            ),
+            words(frontierExponents.againstD, "Its exponent against d at fixed n and p/n", "d^(1/2)"),
+        ].compactMap { $0 }
     }
 
     /// The frontier as a markdown table.

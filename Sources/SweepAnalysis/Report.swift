@@ -192,7 +192,8 @@ public enum ReportWriter {
         if analysis.comparesMethods {
             md +=
                 "## The smoothest interpolant found\n\nFor each series and p, the smallest mean lip_support_lower over every training method whose cells fit below the noise level, against the law's bound eps·√(n d / p) (ratio = lip / bound, the bound's constant taken as 1, with the eps of the same counted cells) and the interpolation floor (no exact interpolant goes below it). Each point is a network measured at that p.\n\n"
-                + analysis.frontierFindings.map { "- \($0)" }.joined(separator: "\n") + "\n\n"
+                + (analysis.exponentFindings + analysis.frontierFindings).map { "- \($0)" }.joined(separator: "\n")
+                + "\n\n"
                 + analysis.renderFrontier() + "\n\n"
         }
         md +=
@@ -274,17 +275,22 @@ public enum ReportWriter {
     }
 }
 
-/// analysis.json: the analysis, with the frontier when the sweep compares training methods.
+/// analysis.json: the analysis, with the frontier and its exponents when the sweep compares
+/// training methods.
 struct AnalysisDocument: Encodable {
     let analysis: ScalingAnalysis
 
-    enum Key: String, CodingKey { case frontier }
+    enum Key: String, CodingKey {
+        case frontier
+        case frontierExponents = "frontier_exponents"
+    }
 
     func encode(to encoder: any Encoder) throws {
         try analysis.encode(to: encoder)
         if analysis.comparesMethods {
             var container = encoder.container(keyedBy: Key.self)
             try container.encode(analysis.frontier, forKey: .frontier)
+            try container.encode(analysis.frontierExponents, forKey: .frontierExponents)
         }
     }
 }

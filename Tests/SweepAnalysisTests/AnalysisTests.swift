@@ -274,6 +274,38 @@ import FoundationXML
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
     }
 
+    /// The headline exponents: networks exactly 3x the law's bound give the law's slopes, -1/2
+    /// against p at fixed (n, d) and +1/2 against d at fixed p/n, and points where the floor is
+    /// above the bound stay out of the fit against p.
+    @Test func theFrontierExponentsAreTheLawsOnNetworksThatFollowIt() throws {
+        var rows: [CellResult] = []
+        for (d, widths) in [(8, [16, 64, 256]), (18, [8, 32, 128])] {  // p = 161, 641, 2561 for both
+            for width in widths {
+                for seed in 0..<2 {
+                    let p = width * (d + 2) + 1
+                    let bound = 0.9 * (Double(64 * d) / Double(p)).squareRoot()
+                    var plain = cell(n: 64, d: d, width: width, seed: seed, eps: 0.9, lip: 10 * bound)
+                    // The floor binds at d = 8's widest network only.
+                    plain.metrics.interpFloor = d == 8 && width == 256 ? 1 : 0.01
+                    rows.append(plain)
+                    var smooth = plain
+                    smooth.parameters.gradPenalty = 0.01
+                    smooth.metrics.lipSupportLower = 3 * bound
+                    rows.append(smooth)
+                }
+            }
+        }
+        let analysis = ScalingAnalysis(results: rows)
+        #expect(Set(analysis.frontier.map(\.p)) == [161, 641, 2561])
+        let againstP = try #require(analysis.frontierExponents.againstP)
+        let againstD = try #require(analysis.frontierExponents.againstD)
+        #expect(abs(againstP.slope + 0.5) < 1e-9 && againstP.count == 5)
+        #expect(abs(againstD.slope - 0.5) < 1e-9 && againstD.count == 6)
+        #expect(try #require(againstP.slopeHalfWidth95) < 1e-6)
+        #expect(analysis.exponentFindings.count == 2 && analysis.exponentFindings[0].contains("-0.5 ± "))
+        #expect(analysis.exponentFindings[1].contains("0.5 ± ") && analysis.exponentFindings[1].contains("d^(1/2)"))
+    }
+
     /// The report lists every cell whatever its eps, with its law_ratio and whether the fits count
     /// it; a sweep too large to list says where the rest are.
     @Test func everyCellIsListedWhateverItsEps() throws {
