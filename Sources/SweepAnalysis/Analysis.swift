@@ -108,6 +108,12 @@ public struct ScalingAnalysis: Sendable, Codable {
         /// (how far above the smoothest exact interpolant the networks sit).
         public var initialShareMedian: Double?
         public var floorMultipleMedian: Double?
+        /// Interpolants among the fitted cells (`isInterpolant`): the floor multiple above is over
+        /// them alone, since the interpolation floor bounds exact interpolants only; the others
+        /// (partial fits) are compared with their own floor, lip_support_lower / fit_floor.
+        public var interpolants = 0
+        public var partialFits = 0
+        public var partialFloorMultipleMedian: Double?
 
         enum CodingKeys: String, CodingKey {
             case series, cells
@@ -125,6 +131,9 @@ public struct ScalingAnalysis: Sendable, Codable {
             case epsMedian = "eps_median"
             case initialShareMedian = "initial_share_median"
             case floorMultipleMedian = "floor_multiple_median"
+            case interpolants
+            case partialFits = "partial_fits"
+            case partialFloorMultipleMedian = "partial_floor_multiple_median"
             case interpolationThresholdPOverN = "interpolation_threshold_p_over_n"
         }
     }
@@ -156,6 +165,13 @@ public struct ScalingAnalysis: Sendable, Codable {
 
     /// The fit-fraction at which a configuration counts as interpolating.
     public static let interpolationFitFraction = 0.99
+
+    /// Whether a cell interpolates: eps >= 0.99 x its noise level and every training sign right.
+    /// The interpolation floor bounds such networks; a partial fit has only its own floor.
+    public static func isInterpolant(_ metrics: CellMetrics) -> Bool {
+        guard let eps = metrics.eps, let fraction = metrics.fitFraction else { return false }
+        return eps >= 0.99 * metrics.noiseLevel && fraction >= 1
+    }
 
     /// Analyses committed results.
     public init(results: [CellResult], epsFraction: Double = 0.5) {
@@ -306,12 +322,20 @@ public struct ScalingAnalysis: Sendable, Codable {
                 }
             }
         )
-        fit.floorMultipleMedian = Statistics.median(
-            cells.compactMap { cell in
-                guard let floor = cell.metrics.interpFloor, floor > 0, floor.isFinite else { return nil }
-                return cell.metrics.lipSupportLower.map { $0 / floor }
-            }
-        )
+        let interpolants = cells.filter { Self.isInterpolant($0.metrics) }
+        let partial = cells.filter { !Self.isInterpolant($0.metrics) }
+        func medianMultiple(_ chosen: [CellResult], of floor: (CellMetrics) -> Double?) -> Double? {
+            Statistics.median(
+                chosen.compactMap { cell in
+                    guard let floor = floor(cell.metrics), floor > 0, floor.isFinite else { return nil }
+                    return cell.metrics.lipSupportLower.map { $0 / floor }
+                }
+            )
+        }
+        fit.interpolants = interpolants.count
+        fit.partialFits = partial.count
+        fit.floorMultipleMedian = medianMultiple(interpolants) { $0.interpFloor }
+        fit.partialFloorMultipleMedian = medianMultiple(partial) { $0.fitFloor }
         return fit
     }
 
@@ -359,7 +383,16 @@ public struct ScalingAnalysis: Sendable, Codable {
         if let multiple = fit.floorMultipleMedian {
             text += String(
                 format:
-                    "; the trained constant is %.3g× the interpolation floor, the least any exact interpolant can have (median)",
+                    "; the %d interpolants' constant is %.3g× the interpolation floor, the least any exact interpolant can have (median)",
+                fit.interpolants,
+                multiple
+            )
+        }
+        if let multiple = fit.partialFloorMultipleMedian {
+            text += String(
+                format:
+                    "; the %d partial fits' constant is %.3g× their own floor, max |f(x_i) - f(x_j)| / dist over training pairs (median)",
+                fit.partialFits,
                 multiple
             )
         }
@@ -377,8 +410,9 @@ public struct ScalingAnalysis: Sendable, Codable {
 
 extension ScalingAnalysis {
     /// Every cell, whatever its eps, as a markdown table: its series, width, p, seed, eps,
-    /// fit_fraction, lip_support_lower, interp_floor, law_ratio and whether the fits count it
-    /// (at most `limit` rows; beyond, where to find them all).
+    /// fit_fraction, lip_support_lower, interp_floor, fit_floor, law_ratio and its fit: an
+    /// interpolant, a partial fit the fits count, or "no" (at most `limit` rows; beyond, where to
+    /// find them all).
     public static func renderEveryCell(_ results: [CellResult], epsFraction: Double, limit: Int) -> String {
         let labels = SeriesLabeler(results.map(\.parameters))
         let sorted = results.sorted {
@@ -390,13 +424,14 @@ extension ScalingAnalysis {
             return [
                 labels.label(cell.parameters, excluding: ["width"]), "\(cell.parameters.width)", "\(m.p)",
                 "\(cell.parameters.seed)", fmt(m.eps), fmt(m.fitFraction), fmt(m.lipSupportLower), fmt(m.interpFloor),
-                fmt(m.lawRatio), counts(m, epsFraction: epsFraction) ? "yes" : "no",
+                fmt(m.fitFloor), fmt(m.lawRatio),
+                !counts(m, epsFraction: epsFraction) ? "no" : isInterpolant(m) ? "interpolant" : "partial",
             ]
         }
         let table = TextTable.markdown(
             header: [
-                "series", "width", "p", "seed", "eps", "fit_fraction", "lip_support_lower", "interp_floor", "law_ratio",
-                "counted",
+                "series", "width", "p", "seed", "eps", "fit_fraction", "lip_support_lower", "interp_floor", "fit_floor",
+                "law_ratio", "fit",
             ],
             rows: Array(rows)
         )

@@ -86,6 +86,9 @@ public struct SweepTable: Sendable {
                 ("interp_floor", { fmt($0.metrics.interpFloor) }),
             ]
         }
+        if results.contains(where: { $0.metrics.scienceVersion >= 5 }) {
+            columns.append(("fit_floor", { fmt($0.metrics.fitFloor) }))
+        }
         columns += [
             ("law_scale", { fmt($0.metrics.lawScale) }),
             ("law_ratio", { fmt($0.metrics.lawRatio) }), ("steps", { String($0.metrics.steps) }),

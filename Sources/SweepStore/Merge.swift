@@ -157,6 +157,7 @@ public enum Merge {
             ("lip_upper_centred", { "\($0.lipUpperCentred as Any)" }),
             ("lip_init_support_lower", { "\($0.lipInitSupportLower as Any)" }),
             ("interp_floor", { "\($0.interpFloor as Any)" }),
+            ("fit_floor", { "\($0.fitFloor as Any)" }),
             ("steps", { "\($0.steps)" }), ("stop_reason", { $0.stopReason.rawValue }), ("flops", { "\($0.flops)" }),
         ]
         let names = fields.filter { $0.1(a) != $0.1(b) }.map(\.0)

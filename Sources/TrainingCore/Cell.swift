@@ -110,6 +110,11 @@ public enum Cell {
             let fit = Measure.fit(network, Dataset(inputs: trainInputs, labels: data.train.labels))
             metrics.trainMSE = fit.mse
             metrics.fitFraction = fit.signAgreement
+            metrics.fitFloor = InterpolationFloor.value(
+                inputs: trainInputs,
+                labels: network.outputs(trainInputs),
+                metric: support == .sphere ? .geodesic : .euclidean
+            )
             metrics.eps = data.noiseLevel - fit.mse
             metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
             progress?.enter(.lipschitz)
@@ -182,6 +187,7 @@ extension CellMetrics {
         copy.lipUpperPath = nil
         copy.lipUpperCentred = nil
         copy.lipSupportLower = nil
+        copy.fitFloor = nil
         copy.gradMean = nil
         copy.lawRatio = nil
         return copy

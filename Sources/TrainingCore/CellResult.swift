@@ -50,6 +50,11 @@ public struct CellMetrics: Sendable, Equatable {
     /// same search, and the interpolation floor of the training data (`InterpolationFloor`).
     public var lipInitSupportLower: Double?
     public var interpFloor: Double?
+    /// The trained network's own floor (science version 5 on): max over training pairs of
+    /// |f(x_i) - f(x_j)| / dist(x_i, x_j), measured as `interpFloor` is. A certified lower bound of
+    /// its constant on the support, and what a network that fits only partly is compared with:
+    /// the interpolation floor speaks of exact interpolants only.
+    public var fitFloor: Double?
 
     /// Metrics with every field given.
     public init(
@@ -150,6 +155,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         case lipUpperCentred = "lip_upper_centred"
         case lipInitSupportLower = "lip_init_support_lower"
         case interpFloor = "interp_floor"
+        case fitFloor = "fit_floor"
         case trainSeconds = "train_seconds"
         case lipSeconds = "lip_seconds"
         case scienceVersion = "science_version"
@@ -198,6 +204,7 @@ public struct CellResult: Sendable, Equatable, Codable {
             try put(m.lipInitSupportLower, .lipInitSupportLower)
             try put(m.interpFloor, .interpFloor)
         }
+        if m.scienceVersion >= 5 { try put(m.fitFloor, .fitFloor) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -236,5 +243,6 @@ public struct CellResult: Sendable, Equatable, Codable {
         metrics.lipUpperCentred = try c.decodeIfPresent(Double.self, forKey: .lipUpperCentred)
         metrics.lipInitSupportLower = try c.decodeIfPresent(Double.self, forKey: .lipInitSupportLower)
         metrics.interpFloor = try c.decodeIfPresent(Double.self, forKey: .interpFloor)
+        metrics.fitFloor = try c.decodeIfPresent(Double.self, forKey: .fitFloor)
     }
 }

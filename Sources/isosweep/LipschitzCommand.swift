@@ -93,6 +93,13 @@ struct Lipschitz: ParsableCommand, RunsBLAS {
                             metric: distribution.support == .sphere ? .geodesic : .euclidean
                         )
                     }
+                },
+                fitFloor: saved.inputs.map { inputs in
+                    InterpolationFloor.value(
+                        inputs: inputs,
+                        labels: saved.network.outputs(inputs),
+                        metric: distribution.support == .sphere ? .geodesic : .euclidean
+                    )
                 }
             )
         )
@@ -113,8 +120,10 @@ struct LipschitzReport: Encodable {
     /// With --exact: the exact constant and how the search went, and the rays' bound alone.
     var exact: ExactLipschitz.Result?
     var rayLower: Double?
-    /// With saved training data: its interpolation floor on the support.
+    /// With saved training data: its interpolation floor on the support, and the network's own
+    /// floor there (`CellMetrics.fitFloor`).
     var interpolationFloor: Double?
+    var fitFloor: Double?
 
     enum CodingKeys: String, CodingKey {
         case width, d, activation, data, seed
@@ -125,6 +134,7 @@ struct LipschitzReport: Encodable {
         case exactLinearPrograms = "exact_linear_programs"
         case rayLower = "lip_lower_rays"
         case interpolationFloor = "interp_floor"
+        case fitFloor = "fit_floor"
         case support
     }
 
@@ -148,5 +158,6 @@ struct LipschitzReport: Encodable {
         if let interpolationFloor, interpolationFloor.isFinite {
             try c.encode(interpolationFloor, forKey: .interpolationFloor)
         }
+        if let fitFloor, fitFloor.isFinite { try c.encode(fitFloor, forKey: .fitFloor) }
     }
 }

@@ -12,6 +12,7 @@ import TrainingCore
         "train_seconds",
         "flops", "gflops", "science_version", "init", "host", "blas", "activation", "trainer", "data", "labels",
         "lip_upper_product", "lip_upper_path", "lip_upper_centred", "lip_init_support_lower", "interp_floor",
+        "fit_floor",
     ]
 
     func temporaryDirectory() throws -> URL {
@@ -109,7 +110,7 @@ import TrainingCore
         // Same network, same probes (X from the file, the saved seed): the very same numbers.
         for key in [
             "lip_lower", "lip_upper", "lip_support_lower", "grad_mean", "lip_upper_product", "lip_upper_path",
-            "lip_upper_centred", "interp_floor",
+            "lip_upper_centred", "interp_floor", "fit_floor",
         ] {
             #expect(bounds[key] as? Double == trained[key] as? Double, "\(key)")
         }

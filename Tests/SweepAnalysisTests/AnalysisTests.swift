@@ -177,30 +177,45 @@ import FoundationXML
 
     /// Version 2 results carry the baselines: the tables gain their columns, the figures draw
     /// them beside the trained values (in both units), and the words say how much of the
-    /// constant the initial network had and how far above the floor the networks sit.
+    /// constant the initial network had and how far above the floor the networks sit: the
+    /// interpolants above the interpolation floor, the partial fits above their own floor.
     @Test func baselinesAppearInTheTablesTheFiguresAndTheWords() throws {
         var rows: [CellResult] = []
         for width in [16, 64] {
             for seed in 0..<3 {
-                var row = cell(n: 64, d: 8, width: width, seed: seed, eps: 0.9, lip: 10 + Double(seed))
+                // Width 64 interpolates; width 16 gets one sign in ten wrong: a partial fit.
+                var row = cell(
+                    n: 64,
+                    d: 8,
+                    width: width,
+                    seed: seed,
+                    eps: 0.995,
+                    lip: 10 + Double(seed),
+                    fit: width == 64 ? 1 : 0.9
+                )
                 row.metrics.scienceVersion = 2
                 row.metrics.lipInitSupportLower = 4 + Double(seed)  // 40%, 45.5%, 50% of the trained value
                 row.metrics.interpFloor = 2.5  // 4x, 4.4x, 4.8x below it
+                row.metrics.fitFloor = 5  // the partial fits' own floor: 2x, 2.2x, 2.4x below it
                 rows.append(row)
             }
         }
         let analysis = ScalingAnalysis(results: rows)
         let fit = try #require(analysis.fits.first)
         #expect(abs(try #require(fit.initialShareMedian) - 5.0 / 11) < 1e-12)
+        #expect(fit.interpolants == 3 && fit.partialFits == 3)
         #expect(abs(try #require(fit.floorMultipleMedian) - 11 / 2.5) < 1e-12)
+        #expect(abs(try #require(fit.partialFloorMultipleMedian) - 11 / 5.0) < 1e-12)
         #expect(analysis.findings[0].contains("the initial networks already had 45% of the trained lip_support_lower"))
-        #expect(analysis.findings[0].contains("4.4× the interpolation floor"))
+        #expect(analysis.findings[0].contains("the 3 interpolants' constant is 4.4× the interpolation floor"))
+        #expect(analysis.findings[0].contains("the 3 partial fits' constant is 2.2× their own floor"))
         let configuration = analysis.configurations[0]
         #expect(abs(try #require(configuration.countedLipInitSupportLower?.mean) - 5) < 1e-12)
-        let expectedInitRatio = 5 / (0.9 * configuration.lawScale)
+        let expectedInitRatio = 5 / (0.995 * configuration.lawScale)
         #expect(abs(try #require(configuration.countedInitLawRatio?.mean) - expectedInitRatio) < 1e-12)
         #expect(
-            abs(try #require(configuration.countedFloorLawRatio?.mean) - 2.5 / (0.9 * configuration.lawScale)) < 1e-12
+            abs(try #require(configuration.countedFloorLawRatio?.mean) - 2.5 / (0.995 * configuration.lawScale))
+                < 1e-12
         )
 
         let markdown = try analysis.renderConfigurations(.markdown)
@@ -314,10 +329,17 @@ import FoundationXML
         let rows = text.split(separator: "\n").dropFirst(2)
         #expect(rows.count == results.count)
         let uncounted = results.filter { !ScalingAnalysis.counts($0.metrics, epsFraction: 0.5) }
-        #expect(!uncounted.isEmpty && rows.filter { $0.hasSuffix("| no      |") }.count == uncounted.count)
+        func fitColumn(_ row: Substring) -> String {
+            row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }.last ?? ""
+        }
+        #expect(!uncounted.isEmpty && rows.filter { fitColumn($0) == "no" }.count == uncounted.count)
+        let interpolants = results.filter {
+            ScalingAnalysis.counts($0.metrics, epsFraction: 0.5) && ScalingAnalysis.isInterpolant($0.metrics)
+        }
+        #expect(rows.filter { fitColumn($0) == "interpolant" }.count == interpolants.count)
         // Their law_ratio is there, as the cells' own (columns: ..., law_ratio, counted).
-        let listed = rows.filter { $0.hasSuffix("| no      |") }.compactMap { row in
-            Double(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[8])
+        let listed = rows.filter { fitColumn($0) == "no" }.compactMap { row in
+            Double(row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[9])
         }
         let expected = uncounted.compactMap(\.metrics.lawRatio)
         #expect(listed.count == expected.count && !expected.isEmpty)

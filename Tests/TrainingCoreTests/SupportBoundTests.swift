@@ -101,6 +101,14 @@ import TrainingCore
             metric: data == .sphere ? .geodesic : .euclidean
         )
         #expect(m.interpFloor == floor && floor > 0 && floor.isFinite)
+        // The network's own floor: its outputs' largest quotient over training pairs, measured the
+        // same way, a certified lower bound of its constant on the support (below its upper bound).
+        let own = InterpolationFloor.value(
+            inputs: inputs,
+            labels: run.network.converted(to: Double.self).outputs(inputs),
+            metric: data == .sphere ? .geodesic : .euclidean
+        )
+        #expect(m.fitFloor == own && own > 0 && own <= m.lipUpper!)
         let initial = Network<Float>(randomWithInputDimension: 12, width: 24, activation: .relu, seed: 3)
         let distribution: InputDistribution = data == .sphere ? .sphere : data == .hypercube ? .hypercube : .gaussian
         let baseline = try Lipschitz.lowerBounds(
