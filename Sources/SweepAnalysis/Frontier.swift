@@ -16,8 +16,13 @@ extension ScalingAnalysis {
         public var d: Int
         public var p: Int
         public var pOverND: Double
-        /// The smallest mean lip_support_lower over the counted cells of the configurations at p.
+        /// The smallest mean lip_support_lower over the counted cells of the configurations at p,
+        /// and the 95% half-width of that mean over its cells' independent datasets (nil with
+        /// one cell).
         public var lipSupportLower: Double
+        public var lipSupportLowerHalfWidth95: Double?
+        /// Its counted cells (one per dataset).
+        public var cells: Int
         /// The training method that measured it, at this p.
         public var method: String
         /// The law's bound eps sqrt(n d / p), with eps the mean over the same counted cells.
@@ -30,6 +35,8 @@ extension ScalingAnalysis {
             case group, n, d, p, method
             case pOverND = "p_over_nd"
             case lipSupportLower = "lip_support_lower"
+            case lipSupportLowerHalfWidth95 = "lip_support_lower_ci95_half_width"
+            case cells
             case lawBound = "law_bound"
             case interpFloor = "interp_floor"
             case plainAdam = "plain_adam"
@@ -45,8 +52,8 @@ extension ScalingAnalysis {
         let groups = Dictionary(grouping: configurations.filter { $0.counted > 0 }, by: \.group)
         for (group, rows) in groups {
             for (p, atP) in Dictionary(grouping: rows, by: \.p).sorted(by: { $0.key < $1.key }) {
-                let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row: row, value: $0.mean) } }
-                guard let best = candidates.min(by: { $0.value < $1.value }) else { continue }
+                let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row: row, summary: $0) } }
+                guard let best = candidates.min(by: { $0.summary.mean < $1.summary.mean }) else { continue }
                 let lawScale = (Double(best.row.n) * Double(best.row.d) / Double(p)).squareRoot()
                 points.append(
                     FrontierPoint(
@@ -55,7 +62,9 @@ extension ScalingAnalysis {
                         d: best.row.d,
                         p: p,
                         pOverND: Double(p) / (Double(best.row.n) * Double(best.row.d)),
-                        lipSupportLower: best.value,
+                        lipSupportLower: best.summary.mean,
+                        lipSupportLowerHalfWidth95: best.summary.halfWidth95,
+                        cells: best.summary.count,
                         method: best.row.method,
                         lawBound: best.row.countedEps.flatMap { $0.mean > 0 ? $0.mean * lawScale : nil },
                         interpFloor: atP.compactMap { $0.interpFloor?.mean }.first ?? best.row.interpFloor?.mean,
@@ -143,7 +152,9 @@ extension ScalingAnalysis {
     public func renderFrontier() -> String {
         let rows = frontier.map { point -> [String] in
             [
-                point.group, "\(point.p)", fmt(point.pOverND), fmt(point.lipSupportLower),
+                point.group, "\(point.p)", fmt(point.pOverND),
+                fmt(point.lipSupportLower) + (point.lipSupportLowerHalfWidth95.map { " ± " + fmt($0) } ?? ""),
+                "\(point.cells)",
                 point.method,
                 fmt(point.lawBound), fmt(point.lawBound.map { point.lipSupportLower / $0 }), fmt(point.interpFloor),
                 fmt(point.plainAdam),
@@ -151,7 +162,8 @@ extension ScalingAnalysis {
         }
         return TextTable.markdown(
             header: [
-                "series", "p", "p/(n d)", "smallest lip_support_lower at p", "measured by", "eps·√(n d / p)",
+                "series", "p", "p/(n d)", "smallest lip_support_lower at p (± 95% over datasets)", "datasets",
+                "measured by", "eps·√(n d / p)",
                 "ratio",
                 "interp_floor", "plain adam",
             ],

@@ -284,7 +284,9 @@ import FoundationXML
         #expect(figure.contains(">plain adam</text>") && figure.contains(">interpolation floor</text>"))
         #expect(figure.contains("law's bound eps·√(n d / p)"))
         let widest = try #require(analysis.renderFrontier().split(separator: "\n").first { $0.contains("| 2561 ") })
-        #expect(widest.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }[3] == "7")
+        let columns = widest.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        #expect(columns[3] == "7 ± 0" && columns[4] == "2", "the value with its interval over 2 datasets")
+        #expect(frontier.allSatisfy { $0.cells == 2 && $0.lipSupportLowerHalfWidth95 == 0 })
         // A sweep of one method has no frontier figure.
         #expect(!ScalingAnalysis(results: lawFixture()).figures().contains { $0.name == "frontier" })
     }
