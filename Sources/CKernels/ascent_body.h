@@ -10,7 +10,7 @@ INLINE vf VARIANT(sigmoid)(vf z) {
 }
 
 /// tanh and softplus: each row z of `z` (X W^T, without the bias) becomes a psi'(z + b), and the
-/// same row of `curvatures` a psi''(z + b) (`ActivationKernel.ascentSlopeAndCurvature`).
+/// same row of `curvatures` a psi''(z + b).
 INLINE void VARIANT(ascent_rows)(int activation, int64_t rows, int64_t k, float *z, float *curvatures,
                                  const float *b, const float *a) {
     for (int64_t i = 0; i < rows; i++) {
@@ -93,7 +93,7 @@ static void VARIANT(ascent_relu_rows_entry)(int64_t rows, int64_t k, const float
 
 /// relu's curvature for the ascent's directions: row r of `u` (k per row) is multiplied by
 /// a beta s (1 - s), s = sigmoid(beta (z + b)) with z row zRows[r] of `z` (a sharp softplus's
-/// psi'', `ReLUKernel.ascentSlopeAndCurvature`).
+/// psi'', with `ReLUKernel.surrogateSharpness` as beta).
 static void VARIANT(ascent_relu_curvature_rows_entry)(int64_t rows, int64_t k, float *u, const float *z,
                                                       const int64_t *zRows, const float *b, const float *a,
                                                       float beta) {

@@ -33,8 +33,9 @@ INLINE vf VARIANT(select)(vi mask, vf yes, vf no) { return (vf)((mask & (vi)yes)
 
 INLINE vf VARIANT(abs)(vf x) { return (vf)((vi)x & 0x7FFFFFFF); }
 
-INLINE vf VARIANT(exp_nonpositive)(vf x) {
-    vf c = VARIANT(select)(x < -104.0f, (vf)(-104.0f), VARIANT(select)(x > 0.0f, (vf)(0.0f), x));
+/// e^c = e * 2^k for c in [-104, 0]: Cody-Waite reduction c = k ln2 + r and the polynomial of r
+/// that both exponentials below share; returns e (in [1, 2)) and k.
+INLINE vf VARIANT(exp_reduced)(vf c, vi *k) {
     const float shifter = 12582912.0f;
     vf shifted = MADD(c, 1.44269504f, shifter);
     vf n = shifted - shifter;
@@ -45,8 +46,14 @@ INLINE vf VARIANT(exp_nonpositive)(vf x) {
     p = MADD(p, r, 4.16657959e-2f);
     p = MADD(p, r, 1.66666655e-1f);
     p = MADD(p, r, 5.00000012e-1f);
-    vf e = MADD(p * r, r, r) + 1.0f;
-    vi k = (vi)shifted - (vi)(0x4B400000);
+    *k = (vi)shifted - (vi)(0x4B400000);
+    return MADD(p * r, r, r) + 1.0f;
+}
+
+INLINE vf VARIANT(exp_nonpositive)(vf x) {
+    vf c = VARIANT(select)(x < -104.0f, (vf)(-104.0f), VARIANT(select)(x > 0.0f, (vf)(0.0f), x));
+    vi k;
+    vf e = VARIANT(exp_reduced)(c, &k);
     vi half = k >> 1;
     vf first = (vf)((half + 127) << 23);
     vf second = (vf)((k - half + 127) << 23);
@@ -60,18 +67,8 @@ INLINE vf VARIANT(exp_nonpositive)(vf x) {
 INLINE vf VARIANT(exp_nonpositive_normal)(vf x) {
     // Only the lower clamp: x <= 0 here, and a NaN passes through as in exp_nonpositive.
     vf c = VARIANT(select)(x < -87.0f, (vf)(-87.0f), x);
-    const float shifter = 12582912.0f;
-    vf shifted = MADD(c, 1.44269504f, shifter);
-    vf n = shifted - shifter;
-    vf r = MADD(n, 2.1219444e-4f, MADD(n, -0.693359375f, c));
-    vf p = (vf)(1.98756915e-4f);
-    p = MADD(p, r, 1.39819995e-3f);
-    p = MADD(p, r, 8.3334519e-3f);
-    p = MADD(p, r, 4.16657959e-2f);
-    p = MADD(p, r, 1.66666655e-1f);
-    p = MADD(p, r, 5.00000012e-1f);
-    vf e = MADD(p * r, r, r) + 1.0f;
-    vi k = (vi)shifted - (vi)(0x4B400000);  // in [-126, 0]
+    vi k;  // in [-126, 0]
+    vf e = VARIANT(exp_reduced)(c, &k);
     return e * (vf)((k + 127) << 23);
 }
 

@@ -9,11 +9,6 @@ protocol ActivationKernel {
     static func derivative<T: BLASScalar>(fromValue h: T) -> T
     /// psi'(z).
     static func derivative<T: BLASScalar>(_ z: T) -> T
-    /// psi'(z) and psi''(z) for the ascent of the gradient norm (`GradientAscent`): in float32 with
-    /// `FastMath`, in float64 exactly. For relu, whose second derivative is zero almost everywhere,
-    /// the curvature is that of a sharp softplus (a direction, never a certificate: every bound is
-    /// evaluated in float64 with the true gradient).
-    static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T)
     /// The true psi''(z) recovered from h = psi(z), for the gradient penalty's parameter gradient
     /// (relu: 0, its second derivative almost everywhere).
     static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T
@@ -41,7 +36,9 @@ extension ActivationKernel {
 }
 
 enum ReLUKernel: ActivationKernel {
-    /// Sharpness of the softplus whose curvature stands in for relu's when steering ascent.
+    /// Sharpness of the softplus whose curvature stands in for relu's when steering the gradient
+    /// ascent (relu's own is zero almost everywhere; a direction, never a certificate: every bound
+    /// is evaluated in float64 with the true gradient). `CKernels`' ascent passes take it.
     static let surrogateSharpness = 10.0
 
     /// max(z, 0) written without a branch, so the activation pass vectorises (exact: z + |z| = 2z or 0).
@@ -50,11 +47,6 @@ enum ReLUKernel: ActivationKernel {
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { z > 0 ? 1 : 0 }
     @inline(__always) static func secondDerivative<T: BLASScalar>(fromValue h: T) -> T { 0 }
     static var isPiecewiseLinear: Bool { true }
-    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
-        let beta = T(surrogateSharpness)
-        let s = ascentSigmoid(beta * z)
-        return (z > 0 ? 1 : 0, beta * s * (1 - s))
-    }
 }
 
 enum TanhKernel: ActivationKernel {
@@ -70,10 +62,6 @@ enum TanhKernel: ActivationKernel {
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T {
         let t = T.tanh(z)
         return 1 - t * t
-    }
-    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
-        let t = trainingValue(z)
-        return (1 - t * t, -2 * t * (1 - t * t))
     }
 }
 
@@ -110,19 +98,9 @@ enum SoftplusKernel: ActivationKernel {
     }
     static var isPiecewiseLinear: Bool { false }
     @inline(__always) static func derivative<T: BLASScalar>(_ z: T) -> T { sigmoid(z) }
-    @inline(__always) static func ascentSlopeAndCurvature<T: BLASScalar>(_ z: T) -> (slope: T, curvature: T) {
-        let s = ascentSigmoid(z)
-        return (s, s * (1 - s))
-    }
     @inline(__always) static func sigmoid<T: BLASScalar>(_ z: T) -> T {
         z >= 0 ? 1 / (1 + T.exp(-z)) : T.exp(z) / (1 + T.exp(z))
     }
-}
-
-/// sigmoid(z) for the ascent: `FastMath`'s in float32, the exact one in float64.
-@inline(__always) func ascentSigmoid<T: BLASScalar>(_ z: T) -> T {
-    if T.self == Float.self { return unsafeBitCast(FastMath.sigmoid(unsafeBitCast(z, to: Float.self)), to: T.self) }
-    return SoftplusKernel.sigmoid(z)
 }
 
 extension ActivationKind {

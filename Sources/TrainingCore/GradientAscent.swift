@@ -67,13 +67,9 @@ struct GradientAscent<Scalar: BLASScalar> {
             slopes = Matrix(rows: points.rows, columns: width)
             curvatures = product
             gradients = reluSlopesAndGradients(&slopes, preactivations: product, reference: reference)
-        case .tanh:
+        case .tanh, .softplus:
             (slopes, curvatures) = (product, Matrix(rows: points.rows, columns: width))
-            slopesAndCurvatures(TanhKernel.self, &slopes, &curvatures)
-            gradients = BLAS.multiply(slopes, weights)  // rows x d
-        case .softplus:
-            (slopes, curvatures) = (product, Matrix(rows: points.rows, columns: width))
-            slopesAndCurvatures(SoftplusKernel.self, &slopes, &curvatures)
+            slopesAndCurvatures(&slopes, &curvatures)
             gradients = BLAS.multiply(slopes, weights)  // rows x d
         }
         var values = [Scalar](repeating: 0, count: points.rows)
@@ -222,13 +218,11 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// 2d scalar flops a unit, the SGEMM 2kd vectorised flops a row).
     static func sparseUnits(_ width: Int) -> Int { width / 16 }
 
-    /// z <- a psi'(z + b), curvature <- a psi''(z + b), one vectorisable pass per row.
-    private func slopesAndCurvatures<K: ActivationKernel>(
-        _: K.Type,
-        _ z: inout Matrix<Scalar>,
-        _ curvatures: inout Matrix<Scalar>
-    ) {
+    /// z <- a psi'(z + b), curvature <- a psi''(z + b) for tanh and softplus: `CKernels`' ascent
+    /// pass (FastMath's functions in float32, libmvec's in float64), the rows split over threads.
+    private func slopesAndCurvatures(_ z: inout Matrix<Scalar>, _ curvatures: inout Matrix<Scalar>) {
         let k = width
+        let kernel = activation.kernelIndex
         biases.withUnsafeBufferPointer { bBuffer in
             outputWeights.withUnsafeBufferPointer { aBuffer in
                 z.storage.withUnsafeMutableBufferPointer { zBuffer in
@@ -236,47 +230,32 @@ struct GradientAscent<Scalar: BLASScalar> {
                         guard k > 0, let b = bBuffer.baseAddress, let a = aBuffer.baseAddress,
                             let zs = zBuffer.baseAddress, let cs = cBuffer.baseAddress
                         else { return }
-                        // Pointers to each row, as in the training step: no index arithmetic that
-                        // could trap inside the loop, so it vectorises.
                         let rows = zBuffer.count / k
                         ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) { range in
                             guard !range.isEmpty else { return }
+                            let (count, offset) = (Int64(range.count), range.lowerBound * k)
                             if Scalar.self == Float.self {
-                                let offset = range.lowerBound * k
                                 isosweep_ascent_rows(
                                     bestKernelVariant,
-                                    K.kernelIndex,
-                                    Int64(range.count),
+                                    kernel,
+                                    count,
                                     Int64(k),
                                     (zs + offset).asFloat,
                                     (cs + offset).asFloat,
-                                    UnsafePointer(b).asFloat,
-                                    UnsafePointer(a).asFloat
+                                    b.asFloat,
+                                    a.asFloat
                                 )
-                                return
-                            }
-                            if Scalar.self == Double.self {
-                                let offset = range.lowerBound * k
+                            } else {
                                 isosweep_ascent_rows_f64(
                                     bestKernelVariant,
-                                    K.kernelIndex,
-                                    Int64(range.count),
+                                    kernel,
+                                    count,
                                     Int64(k),
                                     (zs + offset).asDouble,
                                     (cs + offset).asDouble,
-                                    UnsafePointer(b).asDouble,
-                                    UnsafePointer(a).asDouble
+                                    b.asDouble,
+                                    a.asDouble
                                 )
-                                return
-                            }
-                            for i in range {
-                                let row = zs + i * k
-                                let curvatureRow = cs + i * k
-                                for j in 0..<k {
-                                    let (slope, curvature) = K.ascentSlopeAndCurvature(row[j] + b[j])
-                                    row[j] = a[j] * slope
-                                    curvatureRow[j] = a[j] * curvature
-                                }
                             }
                         }
                     }
@@ -307,51 +286,44 @@ struct GradientAscent<Scalar: BLASScalar> {
                         else { return }
                         let relu = activation == .relu
                         ParallelRows.forEach(rows.count, parts: rowParts ?? ParallelRows.parts(rows.count)) { range in
-                            if relu && Scalar.self == Float.self && !range.isEmpty {
-                                let zRows = rows[range].map { Int64($0) }
-                                isosweep_ascent_relu_curvature_rows(
-                                    bestKernelVariant,
-                                    Int64(range.count),
-                                    Int64(k),
-                                    (us + range.lowerBound * k).asFloat,
-                                    UnsafePointer(cs).asFloat,
-                                    zRows,
-                                    UnsafePointer(b).asFloat,
-                                    UnsafePointer(a).asFloat,
-                                    Float(ReLUKernel.surrogateSharpness)
-                                )
+                            guard !range.isEmpty else { return }
+                            guard relu else {
+                                for r in range {
+                                    let (uRow, cRow) = (us + r * k, cs + rows[r] * k)
+                                    for j in 0..<k { uRow[j] *= cRow[j] }
+                                }
                                 return
                             }
-                            if relu && Scalar.self == Double.self && !range.isEmpty {
-                                let zRows = rows[range].map { Int64($0) }
+                            // Relu's batch holds z: its sharp-softplus curvature is computed here,
+                            // for the rows that steer only.
+                            let zRows = rows[range].map { Int64($0) }
+                            let (count, u) = (Int64(range.count), us + range.lowerBound * k)
+                            if Scalar.self == Float.self {
+                                isosweep_ascent_relu_curvature_rows(
+                                    bestKernelVariant,
+                                    count,
+                                    Int64(k),
+                                    u.asFloat,
+                                    cs.asFloat,
+                                    zRows,
+                                    b.asFloat,
+                                    a.asFloat,
+                                    Float(ReLUKernel.surrogateSharpness)
+                                )
+                            } else {
                                 var scratch = [Double](repeating: 0, count: k)
                                 isosweep_ascent_relu_curvature_rows_f64(
                                     bestKernelVariant,
-                                    Int64(range.count),
+                                    count,
                                     Int64(k),
-                                    (us + range.lowerBound * k).asDouble,
-                                    UnsafePointer(cs).asDouble,
+                                    u.asDouble,
+                                    cs.asDouble,
                                     zRows,
-                                    UnsafePointer(b).asDouble,
-                                    UnsafePointer(a).asDouble,
+                                    b.asDouble,
+                                    a.asDouble,
                                     ReLUKernel.surrogateSharpness,
                                     &scratch
                                 )
-                                return
-                            }
-                            for r in range {
-                                let uRow = us + r * k
-                                let cRow = cs + rows[r] * k
-                                if relu {
-                                    // Relu's batch holds z: its curvature a_j psi''(z_j + b_j), as
-                                    // `slopesAndCurvatures` would have stored it.
-                                    for j in 0..<k {
-                                        let curvature = ReLUKernel.ascentSlopeAndCurvature(cRow[j] + b[j]).curvature
-                                        uRow[j] *= a[j] * curvature
-                                    }
-                                } else {
-                                    for j in 0..<k { uRow[j] *= cRow[j] }
-                                }
                             }
                         }
                     }

@@ -45,6 +45,16 @@ struct RowPartition: Sendable {
 let bestKernelVariant = isosweep_best_isa()
 
 /// The `CKernels` number of an activation.
+extension ActivationKind {
+    var kernelIndex: Int32 {
+        switch self {
+        case .relu: ReLUKernel.kernelIndex
+        case .tanh: TanhKernel.kernelIndex
+        case .softplus: SoftplusKernel.kernelIndex
+        }
+    }
+}
+
 extension ActivationKernel {
     static var kernelIndex: Int32 {
         if self == ReLUKernel.self { return Int32(ISOSWEEP_RELU) }

@@ -182,10 +182,15 @@ import Testing
             )
             for index in 0..<(rows * k) {
                 let j = index % k
-                let expected =
-                    activation == .tanh
-                    ? TanhKernel.ascentSlopeAndCurvature(z[index] + b[j])
-                    : SoftplusKernel.ascentSlopeAndCurvature(z[index] + b[j])
+                let x = z[index] + b[j]
+                let expected: (slope: Double, curvature: Double)
+                if activation == .tanh {
+                    let t = Foundation.tanh(x)
+                    expected = (1 - t * t, -2 * t * (1 - t * t))
+                } else {
+                    let s = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x))
+                    expected = (s, s * (1 - s))
+                }
                 #expect(abs(slopes[index] - a[j] * expected.slope) <= 1e-14 * abs(a[j]))
                 #expect(abs(curvatures[index] - a[j] * expected.curvature) <= 1e-14 * abs(a[j]))
             }
