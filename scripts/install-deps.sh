@@ -9,6 +9,8 @@ pkg-config --version >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || missing+=(libopenblas-dev)
 pkg-config --exists libzmq 2>/dev/null || missing+=(libzmq3-dev)
 pkg-config --exists sqlite3 2>/dev/null || missing+=(libsqlite3-dev)
+# glibc's vector math library (CKernels' float64 activations link -lmvec).
+[ -e /usr/lib/x86_64-linux-gnu/libmvec.so ] || [ "$(uname -m)" != x86_64 ] || missing+=(libc6-dev)
 command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)   # PNG copies of the report's SVG figures
 if [ "${1:-}" = "--test" ]; then
   # What the tests use besides the build: a real browser for the live page, promtool for
