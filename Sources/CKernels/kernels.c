@@ -148,10 +148,15 @@ void isosweep_ascent_rows(int isa, int activation, int64_t rows, int64_t k, floa
     DISPATCH(isa, ascent_rows_entry, activation, rows, k, z, curvatures, b, a);
 }
 
-void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes,
-                               const float *previous, const float *b, const float *a, int64_t *changes,
-                               float *gradients, const float *w, int64_t d, int64_t limit) {
-    DISPATCH(isa, ascent_relu_rows_entry, rows, k, z, slopes, previous, b, a, changes, gradients, w, d, limit);
+void isosweep_relu_slopes_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes, const float *b,
+                               const float *a) {
+    DISPATCH(isa, relu_slopes_rows_entry, rows, k, z, slopes, b, a);
+}
+
+void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, const float *reference,
+                               const float *b, const float *a, int64_t *changes, float *gradients, const float *w,
+                               int64_t d, int64_t limit) {
+    DISPATCH(isa, ascent_relu_rows_entry, rows, k, z, reference, b, a, changes, gradients, w, d, limit);
 }
 
 void isosweep_ascent_relu_curvature_rows(int isa, int64_t rows, int64_t k, float *u, const float *z,

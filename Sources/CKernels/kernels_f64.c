@@ -181,3 +181,32 @@ void isosweep_ascent_relu_curvature_rows_f64(int isa, int64_t rows, int64_t k, d
         }
     }
 }
+
+void isosweep_ascent_relu_rows_f64(int64_t rows, int64_t k, const double *z, const double *reference,
+                                   const double *b, const double *a, int64_t *changes, double *gradients,
+                                   const double *w, int64_t d, int64_t limit) {
+    // A product, then a sum, each rounded (Swift's loop's bits, on every processor).
+#pragma clang fp contract(off)
+    for (int64_t i = 0; i < rows; i++) {
+        const double *row = z + i * k;
+        const double *old = reference + i * k;
+        int64_t total = 0;
+        for (int64_t j = 0; j < k; j++) {
+            double s = row[j] + b[j] > 0 ? a[j] : 0;
+            double r = old[j] + b[j] > 0 ? a[j] : 0;
+            total += s != r;
+        }
+        changes[i] = total;
+        if (total > limit) continue;
+        double *gradient = gradients + i * d;
+        for (int64_t j = 0, left = total; left > 0; j++) {
+            double s = row[j] + b[j] > 0 ? a[j] : 0;
+            double r = old[j] + b[j] > 0 ? a[j] : 0;
+            if (s == r) continue;
+            double delta = s - r;
+            const double *unit = w + j * d;
+            for (int64_t c = 0; c < d; c++) gradient[c] += delta * unit[c];
+            left--;
+        }
+    }
+}

@@ -34,10 +34,9 @@ struct GradientAscent<Scalar: BLASScalar> {
     struct Batch {
         var points: Matrix<Scalar>
         var gradients: Matrix<Scalar>
-        /// (For relu the pre-activations X W^T, without the bias: `directions` computes its curvatures.)
+        /// (For relu the pre-activations X W^T, without the bias: `directions` computes its
+        /// curvatures from them, and the next step's slopes are compared with theirs.)
         var curvatures: Matrix<Scalar>
-        /// Slopes a psi'(z) (k per row), which G = slopes W sums.
-        var slopes: Matrix<Scalar>
         /// |g| or, on tangential rows, |P_x g| (x on the sphere).
         var values: [Scalar]
     }
@@ -59,16 +58,15 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// rejected, and a sigmoid an element is the costliest part of relu's pass).
     func evaluate(_ points: Matrix<Scalar>, tangential: [Bool], reference: Batch? = nil) -> Batch {
         let product = BLAS.multiply(points, weights, transposeB: true)  // rows x k: z (no bias)
-        var slopes: Matrix<Scalar>
         var curvatures: Matrix<Scalar>
         var gradients: Matrix<Scalar>
         switch activation {
         case .relu:
-            slopes = Matrix(rows: points.rows, columns: width)
             curvatures = product
-            gradients = reluSlopesAndGradients(&slopes, preactivations: product, reference: reference)
+            gradients = reluGradients(preactivations: product, reference: reference)
         case .tanh, .softplus:
-            (slopes, curvatures) = (product, Matrix(rows: points.rows, columns: width))
+            var slopes = product
+            curvatures = Matrix(uninitialisedRows: points.rows, columns: width)
             slopesAndCurvatures(&slopes, &curvatures)
             gradients = BLAS.multiply(slopes, weights)  // rows x d
         }
@@ -76,56 +74,45 @@ struct GradientAscent<Scalar: BLASScalar> {
         for i in 0..<points.rows {
             values[i] = gradients.rowNorm(i, orthogonalTo: tangential[i] ? points : nil)
         }
-        return Batch(points: points, gradients: gradients, curvatures: curvatures, slopes: slopes, values: values)
+        return Batch(points: points, gradients: gradients, curvatures: curvatures, values: values)
     }
 
-    /// Relu's slopes a_j [z_j + b_j > 0] and the gradients they give: from the reference's
-    /// gradient by the changed units' terms where few changed (counted in the same vectorisable
-    /// pass that writes the slopes), else by SGEMM. The rows are split over the BLAS threads
-    /// (`ParallelRows`); each row's arithmetic is the same whatever the split.
-    private func reluSlopesAndGradients(
-        _ slopes: inout Matrix<Scalar>,
-        preactivations z: Matrix<Scalar>,
-        reference: Batch?
-    ) -> Matrix<Scalar> {
+    /// Relu's gradients W^T (a [z + b > 0]): against a reference, from the reference's gradient
+    /// by the changed units' terms where few changed (counted in one vectorisable pass over both
+    /// rows' pre-activations), else, and without a reference, by SGEMM over slopes made for those
+    /// rows only. The rows are split over the BLAS threads (`ParallelRows`); each row's arithmetic
+    /// is the same whatever the split.
+    private func reluGradients(preactivations z: Matrix<Scalar>, reference: Batch?) -> Matrix<Scalar> {
         let k = width
-        let d = inputDimension
         let rows = z.rows
+        guard let reference, k > 0 else { return BLAS.multiply(reluSlopes(z, rows: Array(0..<rows)), weights) }
         let limit = Self.sparseUnits(k)
         var changes = [Int](repeating: k + 1, count: rows)
-        var gradients = reference?.gradients ?? Matrix(rows: 0, columns: d)
-        let previous = reference?.slopes.storage ?? []
+        var gradients = reference.gradients
         biases.withUnsafeBufferPointer { bBuffer in
             outputWeights.withUnsafeBufferPointer { aBuffer in
                 z.storage.withUnsafeBufferPointer { zBuffer in
-                    slopes.storage.withUnsafeMutableBufferPointer { sBuffer in
-                        previous.withUnsafeBufferPointer { oldBuffer in
-                            weights.storage.withUnsafeBufferPointer { wBuffer in
-                                gradients.storage.withUnsafeMutableBufferPointer { gBuffer in
-                                    changes.withUnsafeMutableBufferPointer { changes in
-                                        guard k > 0, let b = bBuffer.baseAddress, let a = aBuffer.baseAddress,
-                                            let zs = zBuffer.baseAddress, let ss = sBuffer.baseAddress,
-                                            let w = wBuffer.baseAddress
-                                        else { return }
-                                        // (An empty array's buffer may still have an address.)
-                                        let old = reference == nil ? nil : oldBuffer.baseAddress
-                                        let g = reference == nil ? nil : gBuffer.baseAddress
-                                        ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) {
-                                            range in
-                                            reluSlopes(
-                                                range,
-                                                width: k,
-                                                z: zs,
-                                                slopes: ss,
-                                                previous: old,
-                                                b: b,
-                                                a: a,
-                                                changes: changes.baseAddress!,
-                                                gradients: g,
-                                                w: w,
-                                                limit: limit
-                                            )
-                                        }
+                    reference.curvatures.storage.withUnsafeBufferPointer { oldBuffer in
+                        weights.storage.withUnsafeBufferPointer { wBuffer in
+                            gradients.storage.withUnsafeMutableBufferPointer { gBuffer in
+                                changes.withUnsafeMutableBufferPointer { changes in
+                                    guard let b = bBuffer.baseAddress, let a = aBuffer.baseAddress,
+                                        let zs = zBuffer.baseAddress, let old = oldBuffer.baseAddress,
+                                        let w = wBuffer.baseAddress, let g = gBuffer.baseAddress
+                                    else { return }
+                                    ParallelRows.forEach(rows, parts: rowParts ?? ParallelRows.parts(rows)) { range in
+                                        reluUpdates(
+                                            range,
+                                            width: k,
+                                            z: zs,
+                                            reference: old,
+                                            b: b,
+                                            a: a,
+                                            changes: changes.baseAddress!,
+                                            gradients: g,
+                                            w: w,
+                                            limit: limit
+                                        )
                                     }
                                 }
                             }
@@ -134,29 +121,59 @@ struct GradientAscent<Scalar: BLASScalar> {
                 }
             }
         }
-        guard reference != nil else { return BLAS.multiply(slopes, weights) }
         let dense = (0..<rows).filter { changes[$0] > limit }
         if !dense.isEmpty {
-            let computed = BLAS.multiply(slopes.gathering(rows: dense), weights)
+            let computed = BLAS.multiply(reluSlopes(z, rows: dense), weights)
             for (r, i) in dense.enumerated() { gradients.copyRow(i, from: computed, row: r) }
         }
         return gradients
     }
 
-    /// Relu's slopes a_j [z_j + b_j > 0] of the rows in `range` and, against `previous`, how many
-    /// units of each row changed; where at most `limit` did, the row's gradient is updated by those
-    /// units' terms (+-a_j w_j) in unit order. The `CKernels` pass in float32, this loop in float64.
+    /// Relu's slopes a_j [z_j + b_j > 0] of the given rows of `z`, one output row each.
+    private func reluSlopes(_ z: Matrix<Scalar>, rows: [Int]) -> Matrix<Scalar> {
+        let k = width
+        var slopes = Matrix<Scalar>(uninitialisedRows: rows.count, columns: k)
+        slopes.storage.withUnsafeMutableBufferPointer { sBuffer in
+            z.storage.withUnsafeBufferPointer { zBuffer in
+                biases.withUnsafeBufferPointer { b in
+                    outputWeights.withUnsafeBufferPointer { a in
+                        for (r, i) in rows.enumerated() {
+                            let (sRow, zRow) = (sBuffer.baseAddress! + r * k, zBuffer.baseAddress! + i * k)
+                            if Scalar.self == Float.self {
+                                let (bs, as_) = (b.baseAddress!.asFloat, a.baseAddress!.asFloat)
+                                isosweep_relu_slopes_rows(
+                                    bestKernelVariant,
+                                    1,
+                                    Int64(k),
+                                    zRow.asFloat,
+                                    sRow.asFloat,
+                                    bs,
+                                    as_
+                                )
+                            } else {
+                                for j in 0..<k { sRow[j] = zRow[j] + b[j] > 0 ? a[j] : 0 }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return slopes
+    }
+
+    /// Against row i of `reference` (pre-activations), how many units of each row in `range`
+    /// changed slope; where at most `limit` did, the row's gradient is updated by those units'
+    /// terms (+-a_j w_j) in unit order: `CKernels`' pass in either precision.
     @inline(__always)
-    private func reluSlopes(
+    private func reluUpdates(
         _ range: Range<Int>,
         width k: Int,
         z: UnsafePointer<Scalar>,
-        slopes: UnsafeMutablePointer<Scalar>,
-        previous: UnsafePointer<Scalar>?,
+        reference: UnsafePointer<Scalar>,
         b: UnsafePointer<Scalar>,
         a: UnsafePointer<Scalar>,
         changes: UnsafeMutablePointer<Int>,
-        gradients: UnsafeMutablePointer<Scalar>?,
+        gradients: UnsafeMutablePointer<Scalar>,
         w: UnsafePointer<Scalar>,
         limit: Int
     ) {
@@ -170,12 +187,11 @@ struct GradientAscent<Scalar: BLASScalar> {
                     Int64(range.count),
                     Int64(k),
                     (z + offset).asFloat,
-                    (slopes + offset).asFloat,
-                    previous.map { ($0 + offset).asFloat },
+                    (reference + offset).asFloat,
                     b.asFloat,
                     a.asFloat,
                     counts,
-                    gradients.map { ($0 + range.lowerBound * d).asFloat },
+                    (gradients + range.lowerBound * d).asFloat,
                     w.asFloat,
                     Int64(d),
                     Int64(limit)
@@ -183,34 +199,20 @@ struct GradientAscent<Scalar: BLASScalar> {
             }
             return
         }
-        for i in range {
-            let zRow = z + i * k
-            let sRow = slopes + i * k
-            guard let previous else {
-                for j in 0..<k { sRow[j] = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0) }
-                continue
-            }
-            let oldRow = previous + i * k
-            var changed = 0
-            for j in 0..<k {
-                let slope = a[j] * (zRow[j] + b[j] > 0 ? 1 : 0)
-                sRow[j] = slope
-                changed &+= slope != oldRow[j] ? 1 : 0
-            }
-            changes[i] = changed
-            guard let gradients, changed <= limit else { continue }
-            let gradient = gradients + i * d
-            var left = changed
-            var j = 0
-            while left > 0 {
-                if sRow[j] != oldRow[j] {
-                    let delta = sRow[j] - oldRow[j]
-                    let unit = w + j * d
-                    for c in 0..<d { gradient[c] += delta * unit[c] }
-                    left -= 1
-                }
-                j += 1
-            }
+        (changes + range.lowerBound).withMemoryRebound(to: Int64.self, capacity: range.count) { counts in
+            isosweep_ascent_relu_rows_f64(
+                Int64(range.count),
+                Int64(k),
+                (z + range.lowerBound * k).asDouble,
+                (reference + range.lowerBound * k).asDouble,
+                b.asDouble,
+                a.asDouble,
+                counts,
+                (gradients + range.lowerBound * d).asDouble,
+                w.asDouble,
+                Int64(d),
+                Int64(limit)
+            )
         }
     }
 
@@ -413,7 +415,6 @@ struct GradientAscent<Scalar: BLASScalar> {
         batch.points.copyRow(i, from: trial.points, row: i)
         batch.gradients.copyRow(i, from: trial.gradients, row: i)
         batch.curvatures.copyRow(i, from: trial.curvatures, row: i)
-        batch.slopes.copyRow(i, from: trial.slopes, row: i)
         batch.values[i] = trial.values[i]
     }
 }

@@ -154,8 +154,9 @@ public enum Lipschitz {
         search.probe(fresh) { norm in gradientSum += norm }
         if let trainingInputs {
             precondition(trainingInputs.columns == d)
-            search.probe(trainingInputs) { _ in }
-            search.consecutivePairs(trainingInputs)
+            let probed = search.probe(trainingInputs) { _ in }
+            // On the sphere their quotients count in R^d only, which a support-only search skips.
+            if !(supportOnly && onSphere) { search.consecutivePairs(probed.points, outputs: probed.outputs) }
         }
         if support == .vertices {
             // Before the ascent moves the pool off the vertices.
@@ -237,34 +238,48 @@ struct GradientSearch {
         self.batchRows = max(1, batchRows)
     }
 
-    /// Gradient norms (free, tangential) of every row of `x`, in float64.
-    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double]) {
-        let g = network.evaluate(x).gradients
+    /// Gradient norms (free, tangential) and outputs of every row of `x`, in float64.
+    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double], outputs: [Double]) {
+        let evaluated = network.evaluate(x)
+        let g = evaluated.gradients
         // |P_x g| (x is on the sphere up to rounding).
-        return ((0..<x.rows).map { g.rowNorm($0) }, (0..<x.rows).map { g.rowNorm($0, orthogonalTo: x) })
+        return (
+            (0..<x.rows).map { g.rowNorm($0) }, (0..<x.rows).map { g.rowNorm($0, orthogonalTo: x) }, evaluated.outputs
+        )
     }
 
     /// Evaluates every row of `points` and offers them to the pool; `visit` sees each free norm.
     /// For sphere data each point is first put exactly on the sphere (stored data may be off by
-    /// rounding), so that its tangential norm belongs to the support.
-    mutating func probe(_ points: Matrix<Double>, visit: (Double) -> Void) {
+    /// rounding), so that its tangential norm belongs to the support. Returns the points as
+    /// evaluated and the network's outputs there.
+    @discardableResult
+    mutating func probe(
+        _ points: Matrix<Double>,
+        visit: (Double) -> Void
+    ) -> (points: Matrix<Double>, outputs: [Double]) {
         var batches = stride(from: 0, to: points.rows, by: batchRows).map {
             points.rows($0..<min(points.rows, $0 + batchRows))
         }
         if onSphere {
             for b in batches.indices { for i in 0..<batches[b].rows { batches[b].normaliseRow(i) } }
         }
+        var outputs: [Double] = []
+        outputs.reserveCapacity(points.rows)
         for (batch, result) in zip(batches, evaluated(batches)) {
             for i in 0..<batch.rows {
                 visit(result.free[i])
                 offer(batch.row(i), free: result.free[i], tangential: result.tangential[i])
             }
+            outputs += result.outputs
         }
+        let evaluatedPoints =
+            onSphere ? Matrix(rows: points.rows, columns: points.columns, storage: batches.flatMap(\.storage)) : points
+        return (evaluatedPoints, outputs)
     }
 
     /// `norms` of every batch, the batches split over the search's threads (each batch's norms
     /// are the same whichever thread computes them).
-    func evaluated(_ batches: [Matrix<Double>]) -> [(free: [Double], tangential: [Double])] {
+    func evaluated(_ batches: [Matrix<Double>]) -> [(free: [Double], tangential: [Double], outputs: [Double])] {
         let ranges = ParallelRows.ranges(batches.count, parts: threads)
         return ParallelRows.map(ranges.count) { p in ranges[p].map { norms(batches[$0]) } }.flatMap { $0 }
     }
@@ -298,10 +313,11 @@ struct GradientSearch {
         return (top { pool[$0].free }, top { pool[$0].tangential })
     }
 
-    /// |f(x_i) - f(x_{i+1})| / ||x_i - x_{i+1}|| over consecutive training points.
-    mutating func consecutivePairs(_ x: Matrix<Double>) {
+    /// |f(x_i) - f(x_{i+1})| / ||x_i - x_{i+1}|| over consecutive training points, with f their
+    /// outputs (`probe`'s, at the same points).
+    mutating func consecutivePairs(_ x: Matrix<Double>, outputs f: [Double]) {
+        precondition(f.count == x.rows)
         guard x.rows >= 2 else { return }
-        let f = network.outputs(x)
         for i in 0..<(x.rows - 1) {
             var distance = 0.0
             for j in 0..<x.columns { distance += (x[i, j] - x[i + 1, j]) * (x[i, j] - x[i + 1, j]) }

@@ -16,6 +16,15 @@ public struct Matrix<Scalar: BLASScalar>: Sendable, Equatable {
     }
 
     /// A matrix over the given row-major entries.
+    /// A matrix whose every element the caller writes before reading any (a whole-matrix pass
+    /// or a GEMM with beta 0): zeroing it first would be a second pass over memory.
+    init(uninitialisedRows rows: Int, columns: Int) {
+        precondition(rows >= 0 && columns >= 0, "matrix dimensions must be non-negative")
+        self.rows = rows
+        self.columns = columns
+        self.storage = [Scalar](unsafeUninitializedCapacity: rows * columns) { _, count in count = rows * columns }
+    }
+
     public init(rows: Int, columns: Int, storage: [Scalar]) {
         precondition(storage.count == rows * columns, "storage has \(storage.count) entries, not \(rows)x\(columns)")
         self.rows = rows

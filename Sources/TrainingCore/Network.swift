@@ -109,9 +109,14 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
             "inputs have \(inputs.columns) columns, the network expects \(inputDimension)"
         )
         var z = BLAS.multiply(inputs, weights, transposeB: true)
-        let b = biases
-        for i in 0..<z.rows {
-            for j in 0..<width { z.storage[i * width + j] += b[j] }
+        let k = width
+        z.storage.withUnsafeMutableBufferPointer { zs in
+            biases.withUnsafeBufferPointer { b in
+                for i in 0..<(k == 0 ? 0 : zs.count / k) {
+                    let row = zs.baseAddress! + i * k
+                    for j in 0..<k { row[j] += b[j] }
+                }
+            }
         }
         return z
     }
@@ -133,7 +138,13 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
                 for j in 0..<width { sum += a[j] * values[j] }
                 return sum
             }
-            for j in 0..<width { sum += a[j] * activation.value(z.storage[i * width + j]) }
+            z.storage.withUnsafeBufferPointer { zs in
+                let row = zs.baseAddress! + i * width
+                switch activation {
+                case .relu: for j in 0..<width { sum += a[j] * ReLUKernel.value(row[j]) }
+                default: for j in 0..<width { sum += a[j] * activation.value(row[j]) }
+                }
+            }
             return sum
         }
     }
@@ -161,7 +172,8 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         _ inputs: Matrix<Scalar>
     ) -> (outputs: [Scalar], gradients: Matrix<Scalar>, preactivations: Matrix<Scalar>) {
         let z = preactivations(inputs)
-        var slopes = Matrix<Scalar>(rows: inputs.rows, columns: width)
+        // Every slope is written below (`valuesAndSlopes` covers each row's every unit).
+        var slopes = Matrix<Scalar>(uninitialisedRows: inputs.rows, columns: width)
         var outputs = [Scalar](repeating: outputBias, count: inputs.rows)
         // One switch per batch, not per element, so that each loop specialises.
         switch activation {
@@ -211,15 +223,22 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
             }
             return
         }
-        for i in 0..<z.rows {
-            var sum = outputs[i]
-            for j in 0..<width {
-                let value = z.storage[i * width + j]
-                let h = K.value(value)
-                sum += a[j] * h
-                slopes.storage[i * width + j] = a[j] * K.derivative(fromValue: h)
+        let k = width
+        z.storage.withUnsafeBufferPointer { zs in
+            slopes.storage.withUnsafeMutableBufferPointer { ss in
+                a.withUnsafeBufferPointer { a in
+                    for i in 0..<z.rows {
+                        let (zRow, slope) = (zs.baseAddress! + i * k, ss.baseAddress! + i * k)
+                        var sum = outputs[i]
+                        for j in 0..<k {
+                            let h = K.value(zRow[j])
+                            sum += a[j] * h
+                            slope[j] = a[j] * K.derivative(fromValue: h)
+                        }
+                        outputs[i] = sum
+                    }
+                }
             }
-            outputs[i] = sum
         }
     }
 }

@@ -115,21 +115,7 @@ extension Lipschitz {
                         ParallelRows.forEach(rows, parts: split ? ParallelRows.parts(rows) : 1) { range in
                             guard !range.isEmpty else { return }
                             let row = m + range.lowerBound * k
-                            isosweep_ascent_relu_rows(
-                                bestKernelVariant,
-                                Int64(range.count),
-                                Int64(k),
-                                row,
-                                row,
-                                nil,
-                                b,
-                                a,
-                                nil,
-                                nil,
-                                nil,
-                                0,
-                                0
-                            )
+                            isosweep_relu_slopes_rows(bestKernelVariant, Int64(range.count), Int64(k), row, row, b, a)
                         }
                     }
                 }

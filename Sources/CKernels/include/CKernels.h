@@ -67,13 +67,17 @@ void isosweep_project_rows(int isa, int64_t rows, int64_t d, float *u, const flo
 void isosweep_ascent_rows(int isa, int activation, int64_t rows, int64_t k, float *z, float *curvatures,
                           const float *b, const float *a);
 
-/// The ascent's pass for relu: row i of `slopes` becomes a * [z + b > 0]; with `previous` (or NULL),
-/// changes[i] is the number of units whose slope differs from previous's row i, and where it is at
-/// most `limit`, row i of `gradients` (or NULL; d per row) gets those units' terms
-/// (s_j - previous_j) w_j added in unit order (`w`: k x d, row-major).
-void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes,
-                               const float *previous, const float *b, const float *a, int64_t *changes,
-                               float *gradients, const float *w, int64_t d, int64_t limit);
+/// relu's slopes: row i of `slopes` becomes a * [z + b > 0] for row i of `z` (`z` may be `slopes`).
+void isosweep_relu_slopes_rows(int isa, int64_t rows, int64_t k, const float *z, float *slopes, const float *b,
+                               const float *a);
+
+/// The ascent's pass for relu against a reference: changes[i] is the number of units whose slope
+/// a * [z + b > 0] at row i of `z` differs from the slope at row i of `reference` (pre-activations,
+/// same layout), and where it is at most `limit`, row i of `gradients` (d per row) gets those units'
+/// terms (s_j - r_j) w_j added in unit order (`w`: k x d, row-major).
+void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z, const float *reference,
+                               const float *b, const float *a, int64_t *changes, float *gradients, const float *w,
+                               int64_t d, int64_t limit);
 
 /// The ascent's relu curvature: row r of `u` is multiplied by a * beta s (1 - s), where
 /// s = sigmoid(beta (z + b)) and z is row zRows[r] of `z`.
@@ -94,6 +98,10 @@ void isosweep_sigmoid_f64(int isa, int64_t count, const double *x, double *out);
 /// ascent's polish), with libmvec's functions; `scratch` holds k doubles.
 void isosweep_ascent_rows_f64(int isa, int activation, int64_t rows, int64_t k, double *z, double *curvatures,
                               const double *b, const double *a);
+/// The float64 twin of `isosweep_ascent_relu_rows` (the polish's relu pass).
+void isosweep_ascent_relu_rows_f64(int64_t rows, int64_t k, const double *z, const double *reference,
+                                   const double *b, const double *a, int64_t *changes, double *gradients,
+                                   const double *w, int64_t d, int64_t limit);
 void isosweep_ascent_relu_curvature_rows_f64(int isa, int64_t rows, int64_t k, double *u, const double *z,
                                              const int64_t *zRows, const double *b, const double *a, double beta,
                                              double *scratch);
