@@ -16,7 +16,8 @@ public struct LipschitzBounds: Sendable, Equatable, Codable {
     /// gradient or chordal quotient on the sphere, the largest quotient between two hypercube
     /// vertices, or `lower` in R^d.
     public var supportLower: Double
-    /// Mean input-gradient norm over fresh points: typical, not worst-case, sensitivity.
+    /// Mean input-gradient norm over fresh points: typical, not worst-case, sensitivity (their
+    /// gradients taken in float32, so to about 1e-6 relative).
     public var gradientMean: Double
 
     enum CodingKeys: String, CodingKey {
@@ -98,16 +99,29 @@ public enum Lipschitz {
     ) throws(IsosweepError) -> LipschitzBounds {
         let restore = singleThreadedBLAS(options.threads)
         defer { restore() }
-        let lower = try lowerBounds(
-            of: network,
-            trainingInputs: trainingInputs,
-            distribution: distribution,
-            seed: seed,
-            options: options,
-            stopAt: stopAt,
-            shouldStop: shouldStop
-        )
-        let upper = try upperBounds(network)
+        // With more than one thread the upper bounds (single-threaded LAPACK and loops) run on a
+        // thread of their own beside the search, filling the time its threads wait on each other.
+        let parts = ParallelRows.map(options.threads > 1 ? 2 : 1) { part in
+            (
+                lower: part == 1
+                    ? nil
+                    : Result { () throws(IsosweepError) in
+                        try lowerBounds(
+                            of: network,
+                            trainingInputs: trainingInputs,
+                            distribution: distribution,
+                            seed: seed,
+                            options: options,
+                            stopAt: stopAt,
+                            shouldStop: shouldStop
+                        )
+                    },
+                upper: part == 0 && options.threads > 1
+                    ? nil : Result { () throws(IsosweepError) in try upperBounds(network) }
+            )
+        }
+        let lower = try parts[0].lower!.get()
+        let upper = try parts[parts.count - 1].upper!.get()
         return LipschitzBounds(
             lower: lower.lower,
             upper: upper.best,
@@ -156,7 +170,7 @@ public enum Lipschitz {
             precondition(trainingInputs.columns == d)
             let probed = search.probe(trainingInputs) { _ in }
             // On the sphere their quotients count in R^d only, which a support-only search skips.
-            if !(supportOnly && onSphere) { search.consecutivePairs(probed.points, outputs: probed.outputs) }
+            if !(supportOnly && onSphere) { search.consecutivePairs(probed.points, screening: probed.outputs) }
         }
         if support == .vertices {
             // Before the ascent moves the pool off the vertices.
@@ -238,48 +252,69 @@ struct GradientSearch {
         self.batchRows = max(1, batchRows)
     }
 
-    /// Gradient norms (free, tangential) and outputs of every row of `x`, in float64.
-    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double], outputs: [Double]) {
-        let evaluated = network.evaluate(x)
-        let g = evaluated.gradients
+    /// Gradient norms (free, tangential) of every row of `x`, in float64.
+    func norms(_ x: Matrix<Double>) -> (free: [Double], tangential: [Double]) {
+        let g = network.evaluate(x).gradients
         // |P_x g| (x is on the sphere up to rounding).
-        return (
-            (0..<x.rows).map { g.rowNorm($0) }, (0..<x.rows).map { g.rowNorm($0, orthogonalTo: x) }, evaluated.outputs
-        )
+        return ((0..<x.rows).map { g.rowNorm($0) }, (0..<x.rows).map { g.rowNorm($0, orthogonalTo: x) })
     }
 
-    /// Evaluates every row of `points` and offers them to the pool; `visit` sees each free norm.
-    /// For sphere data each point is first put exactly on the sphere (stored data may be off by
-    /// rounding), so that its tangential norm belongs to the support. Returns the points as
-    /// evaluated and the network's outputs there.
+    /// Probes certified in float64 of each kind, by their float32 norms (`probe`): the pool
+    /// keeps half its limit of each kind, so no other probe could enter it.
+    var screenedProbes: Int { poolLimit / 2 }
+
+    /// Evaluates every row of `points` in float32 and offers the most promising to the pool;
+    /// `visit` sees each free norm (float32's, to about 1e-6: the mean gradient norm needs no
+    /// more). The `screenedProbes` rows with the largest free norms, and on the sphere the largest
+    /// tangential ones, are evaluated again in float64: only those values enter the bounds and
+    /// the pool. For sphere data each point is first put exactly on the sphere (stored data may be
+    /// off by rounding), so that its tangential norm belongs to the support. Returns the points as
+    /// evaluated and the network's float32 outputs there (`consecutivePairs` screens with them).
     @discardableResult
     mutating func probe(
         _ points: Matrix<Double>,
         visit: (Double) -> Void
-    ) -> (points: Matrix<Double>, outputs: [Double]) {
-        var batches = stride(from: 0, to: points.rows, by: batchRows).map {
-            points.rows($0..<min(points.rows, $0 + batchRows))
-        }
-        if onSphere {
-            for b in batches.indices { for i in 0..<batches[b].rows { batches[b].normaliseRow(i) } }
-        }
-        var outputs: [Double] = []
-        outputs.reserveCapacity(points.rows)
-        for (batch, result) in zip(batches, evaluated(batches)) {
-            for i in 0..<batch.rows {
-                visit(result.free[i])
-                offer(batch.row(i), free: result.free[i], tangential: result.tangential[i])
+    ) -> (points: Matrix<Double>, outputs: [Float]) {
+        var x = points
+        if onSphere { for i in 0..<x.rows { x.normaliseRow(i) } }
+        let batches = stride(from: 0, to: x.rows, by: batchRows).map { x.rows($0..<min(x.rows, $0 + batchRows)) }
+        let ranges = ParallelRows.ranges(batches.count, parts: threads)
+        let single = network.converted(to: Float.self)
+        let screened = ParallelRows.map(ranges.count) { p in
+            ranges[p].map { b in
+                let evaluated = single.evaluate(batches[b].converted(to: Float.self))
+                let g = evaluated.gradients.converted(to: Double.self)
+                return (
+                    free: (0..<g.rows).map { g.rowNorm($0) },
+                    tangential: (0..<g.rows).map { g.rowNorm($0, orthogonalTo: batches[b]) },
+                    outputs: evaluated.outputs
+                )
             }
-            outputs += result.outputs
+        }.flatMap { $0 }
+        let free = screened.flatMap(\.free)
+        let tangential = screened.flatMap(\.tangential)
+        free.forEach(visit)
+        func top(_ values: [Double]) -> [Int] {
+            Array(values.indices.filter { !values[$0].isNaN }.sorted { values[$0] > values[$1] }.prefix(screenedProbes))
         }
-        let evaluatedPoints =
-            onSphere ? Matrix(rows: points.rows, columns: points.columns, storage: batches.flatMap(\.storage)) : points
-        return (evaluatedPoints, outputs)
+        let chosen = Array(Set(top(free)).union(onSphere ? top(tangential) : [])).sorted()
+        let candidates = x.gathering(rows: chosen)
+        let certifiedBatches = stride(from: 0, to: candidates.rows, by: batchRows).map {
+            candidates.rows($0..<min(candidates.rows, $0 + batchRows))
+        }
+        var r = 0
+        for (batch, certified) in zip(certifiedBatches, evaluated(certifiedBatches)) {
+            for i in 0..<batch.rows {
+                offer(candidates.row(r), free: certified.free[i], tangential: certified.tangential[i])
+                r += 1
+            }
+        }
+        return (x, screened.flatMap(\.outputs))
     }
 
     /// `norms` of every batch, the batches split over the search's threads (each batch's norms
     /// are the same whichever thread computes them).
-    func evaluated(_ batches: [Matrix<Double>]) -> [(free: [Double], tangential: [Double], outputs: [Double])] {
+    func evaluated(_ batches: [Matrix<Double>]) -> [(free: [Double], tangential: [Double])] {
         let ranges = ParallelRows.ranges(batches.count, parts: threads)
         return ParallelRows.map(ranges.count) { p in ranges[p].map { norms(batches[$0]) } }.flatMap { $0 }
     }
@@ -313,19 +348,33 @@ struct GradientSearch {
         return (top { pool[$0].free }, top { pool[$0].tangential })
     }
 
-    /// |f(x_i) - f(x_{i+1})| / ||x_i - x_{i+1}|| over consecutive training points, with f their
-    /// outputs (`probe`'s, at the same points).
-    mutating func consecutivePairs(_ x: Matrix<Double>, outputs f: [Double]) {
-        precondition(f.count == x.rows)
+    /// Pairs of consecutive training points whose quotients are certified (`consecutivePairs`).
+    static let screenedPairs = 16
+
+    /// |f(x_i) - f(x_{i+1})| / ||x_i - x_{i+1}|| over consecutive training points: the
+    /// `screenedPairs` largest by the float32 outputs `screening` (`probe`'s, at the same
+    /// points) are computed again with float64 outputs, and only those count.
+    mutating func consecutivePairs(_ x: Matrix<Double>, screening f32: [Float]) {
+        precondition(f32.count == x.rows)
         guard x.rows >= 2 else { return }
+        var distances = [Double](repeating: 0, count: x.rows - 1)
         for i in 0..<(x.rows - 1) {
             var distance = 0.0
             for j in 0..<x.columns { distance += (x[i, j] - x[i + 1, j]) * (x[i, j] - x[i + 1, j]) }
-            guard distance > 0 else { continue }
+            distances[i] = distance.squareRoot()
+        }
+        let screened = distances.indices.filter { distances[$0] > 0 }.map {
+            (pair: $0, quotient: abs(Double(f32[$0]) - Double(f32[$0 + 1])) / distances[$0])
+        }
+        let chosen = screened.filter { !$0.quotient.isNaN }.sorted { $0.quotient > $1.quotient }
+            .prefix(Self.screenedPairs).map(\.pair)
+        guard !chosen.isEmpty else { return }
+        let f = network.outputs(x.gathering(rows: chosen.flatMap { [$0, $0 + 1] }))
+        for (c, i) in chosen.enumerated() {
             // A global lower bound only on the sphere: over far-apart points a chordal quotient can
             // exceed the largest tangential gradient (by up to pi/2), which is what the support
             // bound is there. Between two hypercube vertices it is a support quotient.
-            let quotient = abs(f[i] - f[i + 1]) / distance.squareRoot()
+            let quotient = abs(f[2 * c] - f[2 * c + 1]) / distances[i]
             bestFree = max(bestFree, quotient)
             if onVertices { bestVertex = max(bestVertex, quotient) }
         }

@@ -129,7 +129,7 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         var values = [Scalar](repeating: 0, count: width)
         return (0..<inputs.rows).map { i in
             var sum = c
-            if activation != .relu && Scalar.self == Double.self {
+            if activation != .relu {
                 z.storage.withUnsafeBufferPointer { zs in
                     values.withUnsafeMutableBufferPointer { vs in
                         activationValues(zs.baseAddress! + i * width, vs.baseAddress!)
@@ -149,15 +149,17 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         }
     }
 
-    /// psi over one row of k float64 pre-activations (tanh and softplus), through `CKernels`'
-    /// libmvec loops: libm was most of the float64 search's time.
+    /// psi over one row of k pre-activations (tanh and softplus), through `CKernels`' loops:
+    /// libmvec's functions in float64 (libm was most of the float64 search's time), FastMath's
+    /// in float32 (the search's float32 screening of probes).
     private func activationValues(_ z: UnsafePointer<Scalar>, _ values: UnsafeMutablePointer<Scalar>) {
-        let zs = UnsafeRawPointer(z).assumingMemoryBound(to: Double.self)
-        let out = UnsafeMutableRawPointer(values).assumingMemoryBound(to: Double.self)
-        switch activation {
-        case .tanh: isosweep_tanh_f64(bestKernelVariant, Int64(width), zs, out)
-        case .softplus: isosweep_softplus_f64(bestKernelVariant, Int64(width), zs, out)
-        case .relu: preconditionFailure("relu needs no libm")
+        let count = Int64(width)
+        switch (activation, Scalar.self == Double.self) {
+        case (.tanh, true): isosweep_tanh_f64(bestKernelVariant, count, z.asDouble, values.asDouble)
+        case (.softplus, true): isosweep_softplus_f64(bestKernelVariant, count, z.asDouble, values.asDouble)
+        case (.tanh, false): isosweep_tanh(bestKernelVariant, count, z.asFloat, values.asFloat)
+        case (.softplus, false): isosweep_softplus(bestKernelVariant, count, z.asFloat, values.asFloat)
+        case (.relu, _): preconditionFailure("relu needs no activation loop")
         }
     }
 
@@ -193,8 +195,9 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
         _ slopes: inout Matrix<Scalar>
     ) {
         let a = outputWeights
-        if K.self != ReLUKernel.self && Scalar.self == Double.self {
-            // The same values and slopes with libmvec's functions for libm's (`activationValues`).
+        if K.self != ReLUKernel.self {
+            // The same values and slopes with libmvec's functions for libm's in float64, FastMath's
+            // vectorised ones in float32 (`activationValues`).
             var values = [Scalar](repeating: 0, count: width)
             z.storage.withUnsafeBufferPointer { zs in
                 slopes.storage.withUnsafeMutableBufferPointer { ss in
@@ -203,13 +206,10 @@ public struct Network<Scalar: BLASScalar>: Sendable, Equatable {
                             let h = vs.baseAddress!
                             let slope = ss.baseAddress! + i * width
                             activationValues(zs.baseAddress! + i * width, h)
-                            if K.self == SoftplusKernel.self {
-                                isosweep_softplus_slope_f64(
-                                    bestKernelVariant,
-                                    Int64(width),
-                                    UnsafeRawPointer(h).assumingMemoryBound(to: Double.self),
-                                    UnsafeMutableRawPointer(slope).assumingMemoryBound(to: Double.self)
-                                )
+                            if K.self == SoftplusKernel.self && Scalar.self == Double.self {
+                                isosweep_softplus_slope_f64(bestKernelVariant, Int64(width), h.asDouble, slope.asDouble)
+                            } else if K.self == SoftplusKernel.self {
+                                isosweep_softplus_slope(bestKernelVariant, Int64(width), h.asFloat, slope.asFloat)
                             }
                             var sum = outputs[i]
                             for j in 0..<width {

@@ -61,8 +61,9 @@ import TrainingCore
             "\(expected.file): lip_support_lower \(bounds.supportLower)"
         )
         #expect(bounds.upper <= expected.lipUpper, "\(expected.file): lip_upper \(bounds.upper)")
-        // The mean gradient norm over the fresh points is a float64 average, not a search.
-        #expect(abs(bounds.gradientMean - expected.gradMean) <= 1e-9 * expected.gradMean)
+        // The mean gradient norm over the fresh points is an average, not a search: of float32
+        // gradients (float32 rounding, ~1e-7 relative; the fixture's are float64).
+        #expect(abs(bounds.gradientMean - expected.gradMean) <= 1e-6 * expected.gradMean)
         #expect(bounds.supportLower <= bounds.lower && bounds.lower <= bounds.upper)
     }
 }
