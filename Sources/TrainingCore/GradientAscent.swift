@@ -26,6 +26,9 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// from the best point of the whole batch) and the GEMMs' shapes; the split is fixed by the
     /// thread count and the batch, so a search is deterministic for a given thread count.
     var threads = 1
+    /// W packed for `CKernels`' products (`isosweep_ascent_xwt`): in float32 on processors that
+    /// run the AVX-512 variant; nil elsewhere, where the products are BLAS's.
+    let packedUnits: [Float]?
     var width: Int { weights.rows }
     var inputDimension: Int { weights.columns }
 
@@ -48,6 +51,60 @@ struct GradientAscent<Scalar: BLASScalar> {
         biases = single.biases
         outputWeights = single.outputWeights
         activation = network.activation
+        let (k, d) = (single.weights.rows, single.weights.columns)
+        if Scalar.self == Float.self && bestKernelVariant == Int32(ISOSWEEP_ISA_AVX512) && k > 0 && d > 0 {
+            let count = (k + 15) / 16 * 16 * d
+            packedUnits = single.weights.storage.withUnsafeBufferPointer { w in
+                [Float](unsafeUninitializedCapacity: count) { packed, initialised in
+                    isosweep_pack_units(Int64(k), Int64(d), w.baseAddress!.asFloat, packed.baseAddress!)
+                    initialised = count
+                }
+            }
+        } else {
+            packedUnits = nil
+        }
+    }
+
+    /// X W^T (rows x k): `CKernels`' product where W is packed, else SGEMM or DGEMM.
+    func timesWeightsTransposed(_ x: Matrix<Scalar>) -> Matrix<Scalar> {
+        guard let packedUnits, x.rows > 0 else { return BLAS.multiply(x, weights, transposeB: true) }
+        let (k, d) = (width, inputDimension)
+        var z = Matrix<Scalar>(uninitialisedRows: x.rows, columns: k)
+        x.storage.withUnsafeBufferPointer { xs in
+            z.storage.withUnsafeMutableBufferPointer { zs in
+                isosweep_ascent_xwt(
+                    Int64(x.rows),
+                    Int64(k),
+                    Int64(d),
+                    xs.baseAddress!.asFloat,
+                    packedUnits,
+                    zs.baseAddress!.asFloat
+                )
+            }
+        }
+        return z
+    }
+
+    /// S W (rows x d): `CKernels`' product where W is packed, else SGEMM or DGEMM.
+    func timesWeights(_ s: Matrix<Scalar>) -> Matrix<Scalar> {
+        guard packedUnits != nil, s.rows > 0 else { return BLAS.multiply(s, weights) }
+        let (k, d) = (width, inputDimension)
+        var g = Matrix<Scalar>(uninitialisedRows: s.rows, columns: d)
+        s.storage.withUnsafeBufferPointer { ss in
+            weights.storage.withUnsafeBufferPointer { w in
+                g.storage.withUnsafeMutableBufferPointer { gs in
+                    isosweep_ascent_sw(
+                        Int64(s.rows),
+                        Int64(k),
+                        Int64(d),
+                        ss.baseAddress!.asFloat,
+                        w.baseAddress!.asFloat,
+                        gs.baseAddress!.asFloat
+                    )
+                }
+            }
+        }
+        return g
     }
 
     /// Gradients, curvatures and norms at every row of `points`. For relu, a row whose slopes
@@ -57,7 +114,7 @@ struct GradientAscent<Scalar: BLASScalar> {
     /// curvatures, which `directions` computes for the rows it steers only (most trial rows are
     /// rejected, and a sigmoid an element is the costliest part of relu's pass).
     func evaluate(_ points: Matrix<Scalar>, tangential: [Bool], reference: Batch? = nil) -> Batch {
-        let product = BLAS.multiply(points, weights, transposeB: true)  // rows x k: z (no bias)
+        let product = timesWeightsTransposed(points)  // rows x k: z (no bias)
         var curvatures: Matrix<Scalar>
         var gradients: Matrix<Scalar>
         switch activation {
@@ -68,7 +125,7 @@ struct GradientAscent<Scalar: BLASScalar> {
             var slopes = product
             curvatures = Matrix(uninitialisedRows: points.rows, columns: width)
             slopesAndCurvatures(&slopes, &curvatures)
-            gradients = BLAS.multiply(slopes, weights)  // rows x d
+            gradients = timesWeights(slopes)  // rows x d
         }
         var values = [Scalar](repeating: 0, count: points.rows)
         for i in 0..<points.rows {
@@ -85,7 +142,7 @@ struct GradientAscent<Scalar: BLASScalar> {
     private func reluGradients(preactivations z: Matrix<Scalar>, reference: Batch?) -> Matrix<Scalar> {
         let k = width
         let rows = z.rows
-        guard let reference, k > 0 else { return BLAS.multiply(reluSlopes(z, rows: Array(0..<rows)), weights) }
+        guard let reference, k > 0 else { return timesWeights(reluSlopes(z, rows: Array(0..<rows))) }
         let limit = Self.sparseUnits(k)
         var changes = [Int](repeating: k + 1, count: rows)
         var gradients = reference.gradients
@@ -123,7 +180,7 @@ struct GradientAscent<Scalar: BLASScalar> {
         }
         let dense = (0..<rows).filter { changes[$0] > limit }
         if !dense.isEmpty {
-            let computed = BLAS.multiply(reluSlopes(z, rows: dense), weights)
+            let computed = timesWeights(reluSlopes(z, rows: dense))
             for (r, i) in dense.enumerated() { gradients.copyRow(i, from: computed, row: r) }
         }
         return gradients
@@ -277,7 +334,7 @@ struct GradientAscent<Scalar: BLASScalar> {
         let g = batch.gradients.gathering(rows: rows)
         var v = g
         for (r, i) in rows.enumerated() where tangential[i] { v.projectRow(r, orthogonalTo: x, row: r) }
-        var u = BLAS.multiply(v, weights, transposeB: true)  // rows x k: W v
+        var u = timesWeightsTransposed(v)  // rows x k: W v
         let k = width
         batch.curvatures.storage.withUnsafeBufferPointer { cBuffer in
             u.storage.withUnsafeMutableBufferPointer { uBuffer in
@@ -332,7 +389,7 @@ struct GradientAscent<Scalar: BLASScalar> {
                 }
             }
         }
-        var direction = BLAS.multiply(u, weights)  // rows x d: H v
+        var direction = timesWeights(u)  // rows x d: H v
         for (r, i) in rows.enumerated() where tangential[i] {
             var gx: Scalar = 0
             for j in 0..<d { gx += g[r, j] * x[r, j] }

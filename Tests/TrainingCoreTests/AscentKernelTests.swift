@@ -194,3 +194,49 @@ import Testing
         }
     }
 }
+
+/// The ascent's own products with W (`isosweep_ascent_xwt`, `isosweep_ascent_sw`) against a
+/// float64 reference, at shapes that cross every block edge: rows not a multiple of the 6-row
+/// block, units not a multiple of 16 or 32, inputs not a multiple of 16 and beyond 64.
+@Suite struct AscentGEMMTests {
+    @Test(
+        .enabled(if: isosweep_isa_supported(Int32(ISOSWEEP_ISA_AVX512)) != 0, "the products run on AVX-512 only"),
+        arguments: [(1, 1, 1), (5, 17, 5), (6, 32, 16), (7, 33, 63), (13, 100, 64), (12, 48, 65), (3, 15, 130)]
+    )
+    func productsAgreeWithAFloat64Reference(_ shape: (rows: Int, k: Int, d: Int)) {
+        let (rows, k, d) = shape
+        let x = AscentKernelTests.random(rows * d, scale: 1, seed: 20)
+        let w = AscentKernelTests.random(k * d, scale: 1, seed: 21)
+        let s = AscentKernelTests.random(rows * k, scale: 1, seed: 22)
+        var packed = [Float](repeating: .nan, count: (k + 15) / 16 * 16 * d)
+        isosweep_pack_units(Int64(k), Int64(d), w, &packed)
+        // Guards one past the end of each output: nothing may be written there.
+        var z = [Float](repeating: .nan, count: rows * k + 1)
+        var g = [Float](repeating: .nan, count: rows * d + 1)
+        isosweep_ascent_xwt(Int64(rows), Int64(k), Int64(d), x, packed, &z)
+        isosweep_ascent_sw(Int64(rows), Int64(k), Int64(d), s, w, &g)
+        #expect(z[rows * k].isNaN && g[rows * d].isNaN)
+        for i in 0..<rows {
+            for j in 0..<k {
+                var (sum, magnitude) = (0.0, 0.0)
+                for c in 0..<d {
+                    sum += Double(x[i * d + c]) * Double(w[j * d + c])
+                    magnitude += abs(Double(x[i * d + c]) * Double(w[j * d + c]))
+                }
+                #expect(abs(Double(z[i * k + j]) - sum) <= 1e-6 * magnitude, "Z[\(i), \(j)]")
+            }
+            for c in 0..<d {
+                var (sum, magnitude) = (0.0, 0.0)
+                for j in 0..<k {
+                    sum += Double(s[i * k + j]) * Double(w[j * d + c])
+                    magnitude += abs(Double(s[i * k + j]) * Double(w[j * d + c]))
+                }
+                #expect(abs(Double(g[i * d + c]) - sum) <= 1e-6 * magnitude, "G[\(i), \(c)]")
+            }
+        }
+        // A row's result does not depend on its batch: the last row alone gives the same bits.
+        var single = [Float](repeating: .nan, count: k)
+        isosweep_ascent_xwt(1, Int64(k), Int64(d), Array(x[((rows - 1) * d)...]), packed, &single)
+        #expect(single == Array(z[((rows - 1) * k)..<(rows * k)]))
+    }
+}

@@ -84,6 +84,15 @@ void isosweep_ascent_relu_rows(int isa, int64_t rows, int64_t k, const float *z,
 void isosweep_ascent_relu_curvature_rows(int isa, int64_t rows, int64_t k, float *u, const float *z,
                                          const int64_t *zRows, const float *b, const float *a, float beta);
 
+/// The float32 ascent's products with W (k x d, row-major), for processors that run the AVX-512
+/// variant only (elsewhere they do nothing): `isosweep_pack_units` lays W out for
+/// `isosweep_ascent_xwt` in blocks of 16 units, each d x 16 (ceil(k / 16) * 16 * d floats, zero
+/// beyond k). Z (rows x k) = X (rows x d) W^T; G (rows x d) = S (rows x k) W. Every output element
+/// is one fused multiply-add chain in input (or unit) order, whatever `rows` is.
+void isosweep_pack_units(int64_t k, int64_t d, const float *w, float *packed);
+void isosweep_ascent_xwt(int64_t rows, int64_t k, int64_t d, const float *x, const float *packed, float *z);
+void isosweep_ascent_sw(int64_t rows, int64_t k, int64_t d, const float *s, const float *w, float *g);
+
 /// float64 tanh, softplus (max(z, 0) + log1p(e^-|z|)) and softplus' slope from its value h
 /// (-expm1(-h)) over arrays: glibc's libmvec (at most 4 ulp) in the widest variant up to `isa`,
 /// libm for the rest. For the Lipschitz search's float64 evaluations.
