@@ -87,17 +87,20 @@ INLINE vf VARIANT(tanh)(vf x) {
     return VARIANT(select)(a < 0.35f, small, sign);
 }
 
+/// log(1 + u) for u in [0, 1] as `FastMath.log1pUnit` writes it: u q(u), q of degree 10.
 INLINE vf VARIANT(log1p_unit)(vf u) {
-    vi upper = u > 0.41421356f;
-    vf s = VARIANT(select)(upper, u - 1.0f, u) / VARIANT(select)(upper, u + 3.0f, u + 2.0f);
-    vf s2 = s * s;
-    vf q = (vf)(1.0f / 11.0f);
-    q = MADD(q, s2, 1.0f / 9.0f);
-    q = MADD(q, s2, 1.0f / 7.0f);
-    q = MADD(q, s2, 1.0f / 5.0f);
-    q = MADD(q, s2, 1.0f / 3.0f);
-    vf atanh2 = MADD(2.0f * s * s2, q, 2.0f * s);
-    return VARIANT(select)(upper, 0.69314718f + atanh2, atanh2);
+    vf q = (vf)(0.00203769049f);
+    q = MADD(q, u, -0.0134448307f);
+    q = MADD(q, u, 0.0415576212f);
+    q = MADD(q, u, -0.0825353339f);
+    q = MADD(q, u, 0.12425103f);
+    q = MADD(q, u, -0.161086321f);
+    q = MADD(q, u, 0.198915377f);
+    q = MADD(q, u, -0.249873921f);
+    q = MADD(q, u, 0.333325684f);
+    q = MADD(q, u, -0.499999821f);
+    q = MADD(q, u, 1.0f);
+    return u * q;
 }
 
 INLINE vf VARIANT(softplus)(vf z) {
