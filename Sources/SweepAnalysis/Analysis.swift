@@ -235,7 +235,7 @@ public struct ScalingAnalysis: Sendable, Codable {
             configuration.method = labels.methodLabel(p)
             configuration.isPlainAdam =
                 p.trainer == .adam && p.weightDecay == nil && p.gradPenalty == nil && p.initScale == nil
-                && p.extraSteps == nil
+                && p.extraSteps == nil && p.smoothAfterFit == nil
             return configuration
         }.sorted { ($0.n, $0.d, $0.series, $0.width) < ($1.n, $1.d, $1.series, $1.width) }
 
@@ -450,7 +450,8 @@ struct SeriesLabeler {
 
     /// The parameters of the training method: what the frontier takes the best over.
     static let methodParameters: Set = [
-        "trainer", "lr", "weight_decay", "grad_penalty", "init_scale", "extra_steps", "max_steps", "target_mse",
+        "trainer", "lr", "weight_decay", "grad_penalty", "init_scale", "extra_steps", "smooth_after_fit", "max_steps",
+        "target_mse",
     ]
 
     /// (n, d), the other varying parameters, then the training method's parameters that differ

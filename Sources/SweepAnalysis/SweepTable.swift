@@ -89,6 +89,12 @@ public struct SweepTable: Sendable {
         if results.contains(where: { $0.metrics.scienceVersion >= 5 }) {
             columns.append(("fit_floor", { fmt($0.metrics.fitFloor) }))
         }
+        if results.contains(where: { $0.metrics.smoothingSteps != nil }) {
+            columns += [
+                ("smoothing_steps", { $0.metrics.smoothingSteps.map(String.init) ?? "" }),
+                ("fit_held", { $0.metrics.fitHeld.map { $0 ? "yes" : "no" } ?? "" }),
+            ]
+        }
         columns += [
             ("law_scale", { fmt($0.metrics.lawScale) }),
             ("law_ratio", { fmt($0.metrics.lawRatio) }), ("steps", { String($0.metrics.steps) }),

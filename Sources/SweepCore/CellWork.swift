@@ -81,7 +81,10 @@ public enum CellWork: Codable, Sendable, Hashable {
             case .adam, .gd:
                 // A penalised step is five GEMMs (four for relu) where a plain one is two.
                 let perStep = (p.gradPenalty ?? 0) > 0 ? 10.0 : 4.0
-                return Double(p.maxSteps + (p.extraSteps ?? 0)) * perStep * n * d * k
+                // A smoothing step is a penalised pass over the training points and as many
+                // off-data points (`SmoothingUnderFit`).
+                let smoothing = Double(p.smoothAfterFit ?? 0) * 20 * n * d * k
+                return Double(p.maxSteps + (p.extraSteps ?? 0)) * perStep * n * d * k + smoothing
             }
         }
     }

@@ -39,7 +39,10 @@ public enum Cell {
         let started = ContinuousClock.now
         var options = options
         options.threads = threads
-        progress?.reset(maxSteps: parameters.isIterative ? parameters.maxSteps + (parameters.extraSteps ?? 0) : 0)
+        progress?.reset(
+            maxSteps: parameters.isIterative
+                ? parameters.maxSteps + (parameters.extraSteps ?? 0) + (parameters.smoothAfterFit ?? 0) : 0
+        )
         let deadline = timeLimit.map { started + $0 }
         try parameters.validate()
         let cell = parameters.resolved()
@@ -57,6 +60,7 @@ public enum Cell {
             initial,
             on: train,
             parameters: cell,
+            distribution: data.distribution,
             threads: threads,
             stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
             progress: progress,
@@ -91,6 +95,8 @@ public enum Cell {
             host: ProcessInfo.processInfo.hostName,
             blas: BLAS.configuration
         )
+        metrics.smoothingSteps = outcome.smoothing?.steps
+        metrics.fitHeld = outcome.smoothing?.fitHeld
         metrics.blasThreads = threads
         metrics.blasCore = BLAS.core
         metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: threads)

@@ -89,6 +89,10 @@ public struct CellParameters: Codable, Sendable, Hashable {
     /// Steps after reaching target_mse with the regulariser still on, stopping early only if the
     /// fit rises above target_mse; nil is none.
     public var extraSteps: Int?
+    /// Steps of smoothing under the fit once target_mse is reached (and any extra_steps taken):
+    /// the Lipschitz penalty on the training points and off-data points is minimised while
+    /// train_mse stays at or below target_mse (`SmoothingUnderFit`); nil is none.
+    public var smoothAfterFit: Int?
 
     /// A cell with the given size and every other parameter at its default.
     public init(
@@ -145,6 +149,7 @@ public struct CellParameters: Codable, Sendable, Hashable {
         case gradPenalty = "grad_penalty"
         case initScale = "init_scale"
         case extraSteps = "extra_steps"
+        case smoothAfterFit = "smooth_after_fit"
     }
 
     /// The label scheme in force: explicit, or the default for the data kind.
@@ -174,6 +179,7 @@ public struct CellParameters: Codable, Sendable, Hashable {
         if copy.gradPenalty == 0 { copy.gradPenalty = nil }
         if copy.initScale == 1 { copy.initScale = nil }
         if copy.extraSteps == 0 { copy.extraSteps = nil }
+        if copy.smoothAfterFit == 0 { copy.smoothAfterFit = nil }
         return copy
     }
 
@@ -242,11 +248,15 @@ extension CellParameters {
             throw fail("init_scale must be a positive finite number (got \(initScale))")
         }
         if let extraSteps, extraSteps < 0 { throw fail("extra_steps must be >= 0 (got \(extraSteps))") }
+        if let smoothAfterFit, smoothAfterFit < 0 {
+            throw fail("smooth_after_fit must be >= 0 (got \(smoothAfterFit))")
+        }
         let options = resolved()
         if !isIterative {
             let set = [
                 ("weight_decay", options.weightDecay != nil), ("grad_penalty", options.gradPenalty != nil),
                 ("extra_steps", options.extraSteps != nil), ("init_scale", options.initScale != nil),
+                ("smooth_after_fit", options.smoothAfterFit != nil),
             ].filter(\.1).map(\.0)
             if !set.isEmpty {
                 throw fail(

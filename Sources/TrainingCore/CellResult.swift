@@ -55,6 +55,10 @@ public struct CellMetrics: Sendable, Equatable {
     /// its constant on the support, and what a network that fits only partly is compared with:
     /// the interpolation floor speaks of exact interpolants only.
     public var fitFloor: Double?
+    /// `smooth_after_fit`'s smoothing steps, and whether its last iterate still fitted
+    /// (`SmoothingUnderFit`); absent for other trainers.
+    public var smoothingSteps: Int?
+    public var fitHeld: Bool?
 
     /// Metrics with every field given.
     public init(
@@ -156,6 +160,8 @@ public struct CellResult: Sendable, Equatable, Codable {
         case lipInitSupportLower = "lip_init_support_lower"
         case interpFloor = "interp_floor"
         case fitFloor = "fit_floor"
+        case smoothingSteps = "smoothing_steps"
+        case fitHeld = "fit_held"
         case trainSeconds = "train_seconds"
         case lipSeconds = "lip_seconds"
         case scienceVersion = "science_version"
@@ -205,6 +211,8 @@ public struct CellResult: Sendable, Equatable, Codable {
             try put(m.interpFloor, .interpFloor)
         }
         if m.scienceVersion >= 5 { try put(m.fitFloor, .fitFloor) }
+        try c.encodeIfPresent(m.smoothingSteps, forKey: .smoothingSteps)
+        try c.encodeIfPresent(m.fitHeld, forKey: .fitHeld)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -244,5 +252,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         metrics.lipInitSupportLower = try c.decodeIfPresent(Double.self, forKey: .lipInitSupportLower)
         metrics.interpFloor = try c.decodeIfPresent(Double.self, forKey: .interpFloor)
         metrics.fitFloor = try c.decodeIfPresent(Double.self, forKey: .fitFloor)
+        metrics.smoothingSteps = try c.decodeIfPresent(Int.self, forKey: .smoothingSteps)
+        metrics.fitHeld = try c.decodeIfPresent(Bool.self, forKey: .fitHeld)
     }
 }

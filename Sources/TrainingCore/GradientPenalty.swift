@@ -33,13 +33,16 @@ extension Network {
         )
     }
 
-    /// `penalisedLossAndGradient(on:penalty:tangential:workspace:)` split into `threads` parts.
+    /// `penalisedLossAndGradient(on:penalty:tangential:workspace:)` split into `threads` parts,
+    /// with the mean squared error's gradient weighted by `fitWeight` (the returned MSE is not:
+    /// 0 gives the penalty's gradient alone, at points whose labels do not matter).
     func penalisedLossAndGradient(
         on data: Dataset<Scalar>,
         penalty lambda: Double,
         tangential: Bool,
         workspace: inout TrainingWorkspace<Scalar>,
-        threads: Int
+        threads: Int,
+        fitWeight: Double = 1
     ) -> (mse: Double, penalty: Double) {
         precondition(data.inputs.columns == inputDimension && workspace.hidden.count == data.count * width)
         precondition(workspace.slopes.count == data.count * width, "the workspace was made without penalty buffers")
@@ -51,9 +54,10 @@ extension Network {
             width: width
         )
         switch activation {
-        case .relu: return penalised(ReLUKernel.self, data, lambda, tangential, partition, &workspace)
-        case .tanh: return penalised(TanhKernel.self, data, lambda, tangential, partition, &workspace)
-        case .softplus: return penalised(SoftplusKernel.self, data, lambda, tangential, partition, &workspace)
+        case .relu: return penalised(ReLUKernel.self, data, lambda, tangential, fitWeight, partition, &workspace)
+        case .tanh: return penalised(TanhKernel.self, data, lambda, tangential, fitWeight, partition, &workspace)
+        case .softplus:
+            return penalised(SoftplusKernel.self, data, lambda, tangential, fitWeight, partition, &workspace)
         }
     }
 
@@ -63,6 +67,7 @@ extension Network {
         _ data: Dataset<Scalar>,
         _ lambda: Double,
         _ tangential: Bool,
+        _ fitWeight: Double,
         _ partition: RowPartition,
         _ workspace: inout TrainingWorkspace<Scalar>
     ) -> (mse: Double, penalty: Double) {
@@ -70,7 +75,8 @@ extension Network {
         let k = width
         let d = inputDimension
         let count = parameters.count
-        let scale = 2 / Scalar(n)
+        // (2 / n itself at weight 1: the plain penalised step's bits.)
+        let scale = fitWeight == 1 ? 2 / Scalar(n) : Scalar(fitWeight) * (2 / Scalar(n))
         let c = Scalar(2 * lambda / Double(n))
         let curved = !K.isPiecewiseLinear
         let variant = workspace.kernelVariant

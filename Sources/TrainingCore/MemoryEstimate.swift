@@ -61,6 +61,14 @@ extension CellParameters {
                 // psi'(Z), U W^T (smooth activations), the input gradients, S^T U and diag(a) W.
                 training += n * k * 4 * (cell.activation == .relu ? 1 : 2) + n * d * 4 + 2 * k * d * 4 + n * 4
             }
+            if cell.smoothAfterFit ?? 0 > 0 {
+                // Smoothing under the fit: penalised workspaces for the training points and for
+                // n + 64 off-data points (hidden, psi'(Z), U W^T, input gradients), the points,
+                // a second optimiser and gradient, the best network, and the ascent's float32 copy.
+                let off = n + SmoothingUnderFit.worstPoints
+                training += (n + off) * (k * 4 * 3 + d * 4 + 4) + off * d * 4 + 4 * k * d * 4
+                training += 4 * p * 6 + 16 * p
+            }
         }
         // While measuring: two float32 networks, the float64 network and float64 training inputs.
         let measuring = data + trainFloat + 16 * p + n * d * 8

@@ -312,6 +312,15 @@ extension CellParameters {
             assign: { $0.extraSteps = $1.int }
         ),
         CellParameter(
+            name: "smooth_after_fit",
+            kind: .int,
+            isRequired: false,
+            help:
+                "Steps that minimise the Lipschitz penalty (training and off-data points) once target_mse is reached, keeping train_mse <= target_mse; the smoothest fitting network is measured.",
+            value: { .int($0.smoothAfterFit ?? 0) },
+            assign: { $0.smoothAfterFit = $1.int }
+        ),
+        CellParameter(
             name: "n_test",
             kind: .int,
             isRequired: false,

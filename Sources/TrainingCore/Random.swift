@@ -67,6 +67,8 @@ public enum RandomStream: UInt64, Sendable {
     case sweepDraws = 9
     /// The BLAS self-check's matrices (not a cell's).
     case blasSelfCheck = 10
+    /// `smooth_after_fit`'s off-data points and their ascent.
+    case smoothing = 11
 }
 
 private struct SplitMix64 {

@@ -19,6 +19,9 @@ public enum StopReason: String, Codable, Sendable {
     case fitLost = "fit_lost"
     /// The network was built, not trained (`trainer: construction`).
     case constructed
+    /// target_mse was reached, then smooth_after_fit smoothed under the fit (`SmoothingUnderFit`):
+    /// the smoothest network that fitted is measured.
+    case smoothed
 }
 
 /// What training produced.
@@ -33,6 +36,10 @@ public struct TrainingOutcome<Scalar: BLASScalar>: Sendable {
     public var seconds: Double
     /// Floating-point operations spent training (4 n d k per step for the GEMMs).
     public var flops: Double
+    /// The training MSE of the network returned, as the last step measured it (iterative trainers).
+    var finalMSE: Double?
+    /// What `smooth_after_fit` did, where it ran.
+    public var smoothing: SmoothingRecord?
 }
 
 /// Full-batch trainers of the two-layer network.
@@ -44,6 +51,7 @@ public enum Trainer {
         _ network: Network<Scalar>,
         on data: Dataset<Scalar>,
         parameters: CellParameters,
+        distribution: InputDistribution? = nil,
         threads: Int = 1,
         stopAt: ContinuousClock.Instant? = nil,
         progress: CellProgress? = nil,
@@ -56,6 +64,33 @@ public enum Trainer {
         switch parameters.trainer {
         case .adam, .gd:
             outcome = try iterate(network, data, parameters, threads, stopAt, progress, shouldStop)
+            // Every one of these ends on a network that fits (fit_lost: the last that did).
+            let fitted: Set<StopReason> = [.targetReached, .extraSteps, .fitLost]
+            if fitted.contains(outcome.stopReason), let steps = parameters.smoothAfterFit, steps > 0 {
+                // (The data's distribution is needed for off-data points; a caller without one,
+                // as the benchmarks, gets the fit alone.)
+                if let distribution {
+                    let smoothed = try SmoothingUnderFit.run(
+                        from: outcome.network,
+                        // (After extra steps the MSE is only known to be at most the target.)
+                        fittedMSE: outcome.finalMSE ?? parameters.targetMSE,
+                        on: data,
+                        parameters: parameters,
+                        distribution: distribution,
+                        steps: steps,
+                        threads: threads,
+                        stopAt: stopAt,
+                        progress: progress,
+                        startingStep: outcome.steps,
+                        shouldStop: shouldStop
+                    )
+                    outcome.network = smoothed.network
+                    outcome.steps += smoothed.record.steps
+                    outcome.flops += smoothed.flops
+                    outcome.smoothing = smoothed.record
+                    outcome.stopReason = .smoothed
+                }
+            }
         case .randomFeatures:
             outcome = try solveRandomFeatures(network, data)
         case .construction:
@@ -98,6 +133,7 @@ public enum Trainer {
         var lastFit: [Scalar] = []
         var reason = StopReason.maxSteps
         var measuredSteps: Int?
+        var finalMSE: Double?
         while true {
             let steps = optimizer.steps
             let mse: Double
@@ -128,6 +164,7 @@ public enum Trainer {
             }
             if extraStart == nil && mse <= parameters.targetMSE {
                 guard extraSteps > 0 else {
+                    finalMSE = mse
                     reason = .targetReached
                     break
                 }
@@ -159,7 +196,8 @@ public enum Trainer {
             steps: measuredSteps ?? optimizer.steps,
             stopReason: reason,
             seconds: 0,
-            flops: Double(optimizer.steps + 1) * flopsPerStep
+            flops: Double(optimizer.steps + 1) * flopsPerStep,
+            finalMSE: finalMSE
         )
     }
 

@@ -65,7 +65,7 @@ import TrainingCore
             "trainer": ("gd", "\"gd\""), "lr": ("0.05", "0.05"), "max_steps": ("10", "10"),
             "target_mse": ("0.01", "0.01"),
             "n_test": ("5", "5"), "weight_decay": ("0.001", "0.001"), "grad_penalty": ("0.1", "0.1"),
-            "init_scale": ("0.5", "0.5"), "extra_steps": ("5", "5"),
+            "init_scale": ("0.5", "0.5"), "extra_steps": ("5", "5"), "smooth_after_fit": ("5", "5"),
         ]
         #expect(Set(examples.keys) == Set(CellParameters.catalogue.map(\.name)))
         var arguments = ["train"]

@@ -33,6 +33,7 @@ import TrainingCore
         "grad_penalty": (["0.1", "0.2"], [.double(0.1), .double(0.2)]),
         "init_scale": (["0.5", "2"], [.double(0.5), .double(2)]),
         "extra_steps": (["5", "6"], [.int(5), .int(6)]),
+        "smooth_after_fit": (["5", "6"], [.int(5), .int(6)]),
     ]
 
     @Test func everyParameterHasExamplesAndItsJSONKey() throws {
