@@ -274,8 +274,14 @@ import TrainingCore
         #expect(try quick.cells().count == 60)
         let study = try SweepSpec.load(path: "sweeps/law-of-robustness.yaml")
         let cells = try study.cells()
-        #expect(cells.count == 3 * 3 * 9 * 3)
-        #expect(Set(cells.compactMap { $0.parameters?.n }) == [1024, 4096, 16384])
+        // Widths 16 and 64 at n = 4096, d = 1024 are in both questions: 12 cells collapse.
+        #expect(cells.count == (2 * 3 * 4 + 6) * 2 * 3 - 12)
+        #expect(Set(cells.compactMap { $0.parameters?.n }) == [4096, 16384])
+        #expect(Set(cells.compactMap { $0.parameters?.d }) == [64, 256, 1024])
+        #expect(Set(cells.compactMap { $0.parameters?.smoothAfterFit }) == [5000])
+        for name in ["law-in-d", "law-in-p"] {
+            #expect(try !SweepSpec.load(path: "sweeps/\(name).yaml").cells().isEmpty, "\(name)")
+        }
     }
 
     @Test func sha256MatchesKnownVectors() {
