@@ -37,30 +37,34 @@ import Testing
         for (once, twice) in zip(fitOnce, fitTwice) { #expect(abs(twice - 2 * once) <= 1e-4 * largest) }
     }
 
+    /// On a cell where the law's bound clears the floor (d 64, p / n = 8), 1,000 smoothing steps
+    /// keep the fit and lower the constant by a quarter or more (measured 14 -> 8.9 relu,
+    /// 17 -> 9.9 tanh).
     @Test(arguments: [ActivationKind.relu, .tanh])
     func smoothingHoldsTheFitAndLowersTheConstant(_ activation: ActivationKind) throws {
-        var cell = CellParameters(n: 64, d: 8, width: 64, seed: 2, activation: activation, maxSteps: 3000)
+        var cell = CellParameters(n: 128, d: 64, width: 16, seed: 2, activation: activation, maxSteps: 3000)
         let plain = try Cell.run(cell).result.metrics
         #expect(plain.stopReason == .targetReached)
         #expect(plain.smoothingSteps == nil && plain.fitHeld == nil)
-        cell.smoothAfterFit = 400
+        cell.smoothAfterFit = 1000
         let run = try Cell.run(cell)
         let m = run.result.metrics
         #expect(m.stopReason == .smoothed)
-        #expect(m.smoothingSteps == 400 && m.fitHeld != nil)
-        #expect(m.steps == plain.steps + 400, "the fit is the plain cell's, then 400 smoothing steps")
+        let smoothing = try #require(m.smoothingSteps)
+        #expect(smoothing >= 1000 && smoothing <= 1100, "1,000 steps, and at most 100 restoring the fit")
+        #expect(m.fitHeld == true)
+        #expect(m.steps == plain.steps + smoothing, "the fit is the plain cell's, then the smoothing")
         #expect(m.trainMSE! <= cell.targetMSE, "the measured network fits")
-        #expect(m.eps! >= plain.eps! - 2 * cell.targetMSE)
         #expect(
-            m.lipSupportLower! < 0.9 * plain.lipSupportLower!,
+            m.lipSupportLower! < 0.75 * plain.lipSupportLower!,
             "smoothing lowered the constant: \(m.lipSupportLower!) against \(plain.lipSupportLower!)"
         )
         // Deterministic, and recorded in the result's JSON.
         #expect(try Cell.run(cell).result.metrics.lipSupportLower == m.lipSupportLower)
         let json = String(decoding: try JSONEncoder().encode(run.result), as: UTF8.self)
-        #expect(json.contains("\"smoothing_steps\":400") && json.contains("\"smooth_after_fit\":400"))
+        #expect(json.contains("\"smoothing_steps\":\(smoothing)") && json.contains("\"smooth_after_fit\":1000"))
         let decoded = try JSONDecoder().decode(CellResult.self, from: Data(json.utf8))
-        #expect(decoded.metrics.fitHeld == m.fitHeld && decoded.metrics.smoothingSteps == 400)
+        #expect(decoded.metrics.fitHeld == m.fitHeld && decoded.metrics.smoothingSteps == smoothing)
     }
 
     @Test func aCellThatNeverFitsIsNotSmoothed() throws {
