@@ -1,8 +1,8 @@
 public import Diagnostics
 import Foundation
 
-/// What `smooth_after_fit` did after the fit: how many smoothing steps ran, and whether the last
-/// iterate still fitted.
+/// What `smooth_after_fit` did after the fit: how many smoothing steps ran, and whether it ended
+/// on an iterate that fits.
 public struct SmoothingRecord: Sendable, Equatable {
     /// Smoothing steps taken (`smoothing_steps`).
     public var steps: Int
@@ -19,8 +19,8 @@ public struct SmoothingRecord: Sendable, Equatable {
 /// distribution, drawn once; and, weighted by `worstWeight`, `worstPoints` points that a float32
 /// gradient-norm ascent (`GradientAscent`) moves towards the network's steepest places, again
 /// every `refreshInterval` steps. The constraint train_mse <= target is held by an augmented
-/// Lagrangian for an inequality (Powell-Hestenes-Rockafellar) on g = log(mse / (margin target)): a step
-/// descends P + (rho / 2) max(0, g + mu / rho)^2, whose gradient weights the fit's by
+/// Lagrangian for an inequality (Powell-Hestenes-Rockafellar) on g = log(mse / (margin target)):
+/// a step descends P + (rho / 2) max(0, g + mu / rho)^2, whose gradient weights the fit's by
 /// max(0, mu + rho g) / mse (g and mse of the last evaluation), and the multiplier then takes
 /// mu <- max(0, mu + eta g), with a step eta far below rho (`multiplierStep`): the classical
 /// eta = rho oscillated. The logarithm keeps both directions of a violation
