@@ -31,6 +31,8 @@ public struct ScalingAnalysis: Sendable, Codable {
         /// Its cells that fit below the noise level (`ScalingAnalysis.counts`), and their
         /// Lipschitz bounds: what the fits and the figures use, the same cells for both.
         public var counted = 0
+        /// How many of the counted cells interpolate (`ScalingAnalysis.isInterpolant`).
+        public var countedInterpolants = 0
         /// eps over the counted cells: what the law's bound of their Lipschitz values uses.
         public var countedEps: Statistics.Summary?
         public var countedLipSupportLower: Statistics.Summary?
@@ -64,6 +66,7 @@ public struct ScalingAnalysis: Sendable, Codable {
             case lawRatio = "law_ratio"
             case testMSE = "test_mse"
             case counted
+            case countedInterpolants = "counted_interpolants"
             case countedEps = "counted_eps"
             case countedLipSupportLower = "counted_lip_support_lower"
             case countedLipLower = "counted_lip_lower"
@@ -213,6 +216,7 @@ public struct ScalingAnalysis: Sendable, Codable {
                 cost: summary { $0.trainSeconds + $0.lipSeconds }
             )
             configuration.counted = kept.count
+            configuration.countedInterpolants = kept.filter(Self.isInterpolant).count
             configuration.countedEps = Statistics.summary(kept.compactMap(\.eps))
             configuration.countedLipSupportLower = Statistics.summary(kept.compactMap(\.lipSupportLower))
             configuration.countedLipLower = Statistics.summary(kept.compactMap(\.lipLower))

@@ -25,6 +25,9 @@ extension ScalingAnalysis {
         public var cells: Int
         /// The training method that measured it, at this p.
         public var method: String
+        /// Whether every one of its cells interpolates (`isInterpolant`). The frontier takes the
+        /// best interpolating configuration at p; a partial fit only where none interpolates.
+        public var interpolates: Bool
         /// The law's bound eps sqrt(n d / p), with eps the mean over the same counted cells.
         public var lawBound: Double?
         /// The interpolation floor (mean over its seeds) and plain Adam's value at the same p.
@@ -32,7 +35,7 @@ extension ScalingAnalysis {
         public var plainAdam: Double?
 
         enum CodingKeys: String, CodingKey {
-            case group, n, d, p, method
+            case group, n, d, p, method, interpolates
             case pOverND = "p_over_nd"
             case lipSupportLower = "lip_support_lower"
             case lipSupportLowerHalfWidth95 = "lip_support_lower_ci95_half_width"
@@ -53,7 +56,12 @@ extension ScalingAnalysis {
         for (group, rows) in groups {
             for (p, atP) in Dictionary(grouping: rows, by: \.p).sorted(by: { $0.key < $1.key }) {
                 let candidates = atP.compactMap { row in row.countedLipSupportLower.map { (row: row, summary: $0) } }
-                guard let best = candidates.min(by: { $0.summary.mean < $1.summary.mean }) else { continue }
+                // Compared at a matched fit: interpolants first, a partial fit only where none is.
+                let interpolating = candidates.filter { $0.row.countedInterpolants == $0.row.counted }
+                guard
+                    let best = (interpolating.isEmpty ? candidates : interpolating)
+                        .min(by: { $0.summary.mean < $1.summary.mean })
+                else { continue }
                 let lawScale = (Double(best.row.n) * Double(best.row.d) / Double(p)).squareRoot()
                 points.append(
                     FrontierPoint(
@@ -66,6 +74,7 @@ extension ScalingAnalysis {
                         lipSupportLowerHalfWidth95: best.summary.halfWidth95,
                         cells: best.summary.count,
                         method: best.row.method,
+                        interpolates: best.row.countedInterpolants == best.row.counted,
                         lawBound: best.row.countedEps.flatMap { $0.mean > 0 ? $0.mean * lawScale : nil },
                         interpFloor: atP.compactMap { $0.interpFloor?.mean }.first ?? best.row.interpFloor?.mean,
                         plainAdam: atP.first { $0.isPlainAdam }?.countedLipSupportLower?.mean
@@ -80,7 +89,9 @@ extension ScalingAnalysis {
     }
 
     /// The headline: the frontier's log-log slopes with their 95% intervals (one intercept per
-    /// series, a common slope: `Statistics.fitLine(x:y:groups:)`). Against p at fixed (n, d),
+    /// series, a common slope: `Statistics.fitLine(x:y:groups:)`), over its interpolating points
+    /// only, so that every point is a network fitting at the same level (a partial fit is
+    /// compared with its own floor instead). Against p at fixed (n, d),
     /// over the points where the law's bound clears the interpolation floor (where the floor binds
     /// the law says nothing); the law's bound falls as p^(-1/2). Against d at fixed n and p/n
     /// (p/n binned by quarter octaves, since p = k (d + 2) + 1 rarely matches exactly); the
@@ -96,7 +107,8 @@ extension ScalingAnalysis {
     }
 
     public var frontierExponents: FrontierExponents {
-        let points = frontier.filter { $0.lipSupportLower > 0 }
+        // Interpolants only: a partial fit's constant answers another question (its own floor).
+        let points = frontier.filter { $0.lipSupportLower > 0 && $0.interpolates }
         let clear = points.filter { point in
             guard let law = point.lawBound, let floor = point.interpFloor else { return true }
             return law > floor
@@ -155,7 +167,7 @@ extension ScalingAnalysis {
                 point.group, "\(point.p)", fmt(point.pOverND),
                 fmt(point.lipSupportLower) + (point.lipSupportLowerHalfWidth95.map { " ± " + fmt($0) } ?? ""),
                 "\(point.cells)",
-                point.method,
+                point.method, point.interpolates ? "interpolants" : "partial",
                 fmt(point.lawBound), fmt(point.lawBound.map { point.lipSupportLower / $0 }), fmt(point.interpFloor),
                 fmt(point.plainAdam),
             ]
@@ -163,7 +175,7 @@ extension ScalingAnalysis {
         return TextTable.markdown(
             header: [
                 "series", "p", "p/(n d)", "smallest lip_support_lower at p (± 95% over datasets)", "datasets",
-                "measured by", "eps·√(n d / p)",
+                "measured by", "fit", "eps·√(n d / p)",
                 "ratio",
                 "interp_floor", "plain adam",
             ],

@@ -300,8 +300,8 @@ import FoundationXML
             for width in widths {
                 for seed in 0..<2 {
                     let p = width * (d + 2) + 1
-                    let bound = 0.9 * (Double(64 * d) / Double(p)).squareRoot()
-                    var plain = cell(n: 64, d: d, width: width, seed: seed, eps: 0.9, lip: 10 * bound)
+                    let bound = 0.995 * (Double(64 * d) / Double(p)).squareRoot()
+                    var plain = cell(n: 64, d: d, width: width, seed: seed, eps: 0.995, lip: 10 * bound)
                     // The floor binds at d = 8's widest network only.
                     plain.metrics.interpFloor = d == 8 && width == 256 ? 1 : 0.01
                     rows.append(plain)
@@ -321,6 +321,39 @@ import FoundationXML
         #expect(try #require(againstP.slopeHalfWidth95) < 1e-6)
         #expect(analysis.exponentFindings.count == 2 && analysis.exponentFindings[0].contains("-0.5 ± "))
         #expect(analysis.exponentFindings[1].contains("0.5 ± ") && analysis.exponentFindings[1].contains("d^(1/2)"))
+    }
+
+    /// The frontier compares at a matched fit: at a p where some method interpolates, a smoother
+    /// partial fit does not take the point; where none does, the partial fit does and says so, and
+    /// the exponents are read on interpolating points only.
+    @Test func theFrontierPrefersInterpolantsAndMarksPartialFits() throws {
+        var rows: [CellResult] = []
+        for width in [16, 64, 256] {
+            for seed in 0..<2 {
+                let p = width * 10 + 1
+                let bound = 0.995 * (Double(64 * 8) / Double(p)).squareRoot()
+                // Width 16: nothing interpolates; wider: plain Adam interpolates, and a smoother
+                // partial fit sits beside it.
+                var plain = cell(n: 64, d: 8, width: width, seed: seed, eps: width == 16 ? 0.9 : 0.995, lip: 4 * bound)
+                plain.metrics.interpFloor = 0.01
+                rows.append(plain)
+                var partial = plain
+                partial.parameters.gradPenalty = 0.01
+                partial.metrics.eps = 0.9
+                partial.metrics.fitFraction = 0.95
+                partial.metrics.lipSupportLower = 2 * bound
+                rows.append(partial)
+            }
+        }
+        let analysis = ScalingAnalysis(results: rows)
+        let frontier = analysis.frontier
+        #expect(frontier.map(\.p) == [161, 641, 2561])
+        #expect(frontier.map(\.interpolates) == [false, true, true])
+        #expect(frontier[0].method.contains("grad_penalty"), "where nothing interpolates the smoothest partial fit")
+        #expect(frontier[1...].allSatisfy { !$0.method.contains("grad_penalty") }, "else the interpolant")
+        let againstP = try #require(analysis.frontierExponents.againstP)
+        #expect(againstP.count == 2 && abs(againstP.slope + 0.5) < 1e-9)
+        #expect(analysis.renderFrontier().contains("| partial"))
     }
 
     /// The report lists every cell whatever its eps, with its law_ratio and whether the fits count
