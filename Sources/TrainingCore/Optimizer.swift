@@ -91,3 +91,17 @@ public struct Optimizer<Scalar: BLASScalar>: Sendable {
         }
     }
 }
+
+extension Optimizer {
+    /// A fresh optimiser of `cell`'s trainer for `network`: its kind, learning rate (times
+    /// `rateFactor`) and weight decay on the decayed parameters (W and a).
+    init(for cell: CellParameters, network: Network<Scalar>, rateFactor: Double = 1) {
+        self.init(
+            kind: cell.trainer == .adam ? .adam : .gradientDescent,
+            learningRate: cell.resolvedLearningRate * rateFactor,
+            parameterCount: network.parameters.count,
+            weightDecay: cell.weightDecay ?? 0,
+            decayed: network.decayedRanges
+        )
+    }
+}

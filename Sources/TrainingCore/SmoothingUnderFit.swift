@@ -94,53 +94,28 @@ enum SmoothingUnderFit {
         let tangential = parameters.data == .sphere || parameters.data == .file
         let d = fitted.inputDimension
         let seed = UInt64(parameters.seed)
-        var points: Matrix<Scalar> = offDataPoints(count: data.count, d: d, distribution: distribution, seed: seed)
+        // The fresh points stay; the steepest points move at each refresh (labels unused).
+        let points: Matrix<Scalar> = offDataPoints(count: data.count, d: d, distribution: distribution, seed: seed)
         let offData = { (x: Matrix<Scalar>) in Dataset(inputs: x, labels: [Scalar](repeating: 0, count: x.rows)) }
-        let worstStart = points.rows - worstPoints
+        let fresh = offData(points.rows(0..<data.count))
+        var worst = offData(points.rows(data.count..<points.rows))
         // Hypercube data: the support is its vertices, where no ascent can move.
         let ascends = distribution.support != .vertices
         let onSphere = distribution.support == .sphere
         var network = fitted
         var trainSpace = TrainingWorkspace(points: data.count, network: network, penalty: true)
-        var offSpace = TrainingWorkspace(points: worstStart, network: network, penalty: true)
+        var freshSpace = TrainingWorkspace(points: fresh.count, network: network, penalty: true)
         var worstSpace = TrainingWorkspace(points: worstPoints, network: network, penalty: true)
-        var optimizer = Optimizer<Scalar>(
-            kind: parameters.trainer == .adam ? .adam : .gradientDescent,
-            learningRate: parameters.resolvedLearningRate * learningRateFactor,
-            parameterCount: network.parameters.count,
-            weightDecay: parameters.weightDecay ?? 0,
-            decayed: network.decayedRanges
-        )
+        var optimizer = Optimizer(for: parameters, network: network, rateFactor: learningRateFactor)
         var rng = SeededGenerator(seed: seed ^ 0x5EED, stream: .smoothing)
-        var multiplier = 0.0
-        // (A fit of exactly 0 is taken as the smallest normal MSE: g stays finite.)
-        var lastMSE = max(fittedMSE, .leastNormalMagnitude)
-        var violation = log(lastMSE / level)
-        var best: (penalty: Double, parameters: [Scalar])?
-        var lastFits = true
-        var restore = false
-        var taken = 0
         let gemms = network.activation == .relu ? 4.0 : 5.0
-        let flopsPerStep = 2 * gemms * Double(data.count + points.rows) * Double(d) * Double(network.width)
+        let flopsPerPoint = 2 * gemms * Double(d) * Double(network.width)
         var flops = 0.0
-        while true {
-            if ascends && taken % refreshInterval == 0 {
-                // The steepest places move as the network does: climb again from where they were.
-                let ascent = GradientAscent<Float>(network.converted(to: Double.self), threads: 1)
-                let worst = Matrix(rows: worstPoints, columns: d, storage: Array(points.storage[(worstStart * d)...]))
-                let moved = try ascent.ascend(
-                    from: worst.converted(to: Float.self),
-                    tangential: [Bool](repeating: onSphere, count: worstPoints),
-                    steps: ascentSteps,
-                    rng: &rng,
-                    stopAt: stopAt,
-                    shouldStop: shouldStop
-                )
-                var movedPoints = moved.converted(to: Scalar.self)
-                if onSphere { for i in 0..<worstPoints { movedPoints.normaliseRow(i) } }
-                points.storage.replaceSubrange((worstStart * d)..., with: movedPoints.storage)
-            }
-            let fitWeight = max(0, multiplier + rho * violation) / lastMSE
+
+        /// The penalty over the three sets (each workspace then holds its gradient) and the fit,
+        /// whose gradient is weighted by `fitWeight`.
+        func evaluate(fitWeight: Double) -> (mse: Double, penalty: Double, finite: Bool) {
+            flops += flopsPerPoint * Double(data.count + fresh.count + worst.count)
             let onData = network.penalisedLossAndGradient(
                 on: data,
                 penalty: 1,
@@ -149,33 +124,59 @@ enum SmoothingUnderFit {
                 threads: threads,
                 fitWeight: fitWeight
             )
-            let offDataPenalty = network.penalisedLossAndGradient(
-                on: offData(points.rows(0..<worstStart)),
-                penalty: 1,
-                tangential: tangential,
-                workspace: &offSpace,
-                threads: threads,
-                fitWeight: 0
-            ).penalty
-            let worstPenalty = network.penalisedLossAndGradient(
-                on: offData(points.rows(worstStart..<points.rows)),
-                penalty: worstWeight,
-                tangential: tangential,
-                workspace: &worstSpace,
-                threads: threads,
-                fitWeight: 0
-            ).penalty
-            flops += flopsPerStep
-            let penalty = onData.penalty + offDataPenalty + worstPenalty
+            func offDataPenalty(
+                _ set: Dataset<Scalar>,
+                _ weight: Double,
+                _ space: inout TrainingWorkspace<Scalar>
+            ) -> Double {
+                network.penalisedLossAndGradient(
+                    on: set,
+                    penalty: weight,
+                    tangential: tangential,
+                    workspace: &space,
+                    threads: threads,
+                    fitWeight: 0
+                ).penalty
+            }
+            let penalty =
+                onData.penalty + offDataPenalty(fresh, 1, &freshSpace) + offDataPenalty(worst, worstWeight, &worstSpace)
             let finite =
                 penalty.isFinite && onData.mse.isFinite && trainSpace.gradient.allFinite
-                && offSpace.gradient.allFinite && worstSpace.gradient.allFinite
-            let fits = finite && onData.mse <= target
-            if fits && (best == nil || penalty < best!.penalty) { best = (penalty, network.parameters) }
-            if onData.mse.isFinite { progress?.record(step: startingStep + taken, loss: onData.mse) }
-            if taken == steps || !finite {
+                && freshSpace.gradient.allFinite && worstSpace.gradient.allFinite
+            return (onData.mse, penalty, finite)
+        }
+
+        var multiplier = 0.0
+        // (A fit of exactly 0 is taken as the smallest normal MSE: g stays finite.)
+        var lastMSE = max(fittedMSE, .leastNormalMagnitude)
+        var violation = log(lastMSE / level)
+        var best: (penalty: Double, parameters: [Scalar])?
+        var lastFits = true
+        var restore = false
+        var taken = 0
+        while true {
+            if ascends && taken % refreshInterval == 0 {
+                // The steepest places move as the network does: climb again from where they were.
+                let ascent = GradientAscent<Float>(network.converted(to: Double.self), threads: 1)
+                let moved = try ascent.ascend(
+                    from: worst.inputs.converted(to: Float.self),
+                    tangential: [Bool](repeating: onSphere, count: worstPoints),
+                    steps: ascentSteps,
+                    rng: &rng,
+                    stopAt: stopAt,
+                    shouldStop: shouldStop
+                )
+                var movedPoints = moved.converted(to: Scalar.self)
+                if onSphere { for i in 0..<worstPoints { movedPoints.normaliseRow(i) } }
+                worst = offData(movedPoints)
+            }
+            let now = evaluate(fitWeight: max(0, multiplier + rho * violation) / lastMSE)
+            let fits = now.finite && now.mse <= target
+            if fits && (best == nil || now.penalty < best!.penalty) { best = (now.penalty, network.parameters) }
+            if now.mse.isFinite { progress?.record(step: startingStep + taken, loss: now.mse) }
+            if taken == steps || !now.finite {
                 lastFits = fits
-                restore = finite && !fits
+                restore = now.finite && !fits
                 break
             }
             if taken % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
@@ -185,26 +186,20 @@ enum SmoothingUnderFit {
             if taken % 16 == 0 && shouldStop() {
                 throw IsosweepError(.cancelled, "smoothing stopped at step \(taken): the worker is shutting down")
             }
-            lastMSE = max(onData.mse, .leastNormalMagnitude)
+            lastMSE = max(now.mse, .leastNormalMagnitude)
             violation = log(lastMSE / level)
             multiplier = max(0, multiplier + multiplierStep * violation)
             var gradient = trainSpace.gradient
-            for i in gradient.indices { gradient[i] += offSpace.gradient[i] + worstSpace.gradient[i] }
+            for i in gradient.indices { gradient[i] += freshSpace.gradient[i] + worstSpace.gradient[i] }
             optimizer.step(&network.parameters, gradient: gradient)
             taken += 1
         }
         // Feasibility restoration: a last iterate above the target takes steps on the fit alone,
         // at most a tenth of the smoothing's, until it fits again; a restored iterate competes
-        // for the smoothest like every other.
+        // for the smoothest like every other. A fresh optimiser: the smoothing's moments, scaled
+        // by the penalty's gradients, stalled the fit.
         var restored = 0
-        // A fresh optimiser: the smoothing's moments, scaled by the penalty's gradients, stalled the fit.
-        optimizer = Optimizer<Scalar>(
-            kind: parameters.trainer == .adam ? .adam : .gradientDescent,
-            learningRate: parameters.resolvedLearningRate * learningRateFactor,
-            parameterCount: network.parameters.count,
-            weightDecay: parameters.weightDecay ?? 0,
-            decayed: network.decayedRanges
-        )
+        optimizer = Optimizer(for: parameters, network: network, rateFactor: learningRateFactor)
         while restore && restored < max(10, steps / 10) {
             let fit = network.penalisedLossAndGradient(
                 on: data,
@@ -213,35 +208,14 @@ enum SmoothingUnderFit {
                 workspace: &trainSpace,
                 threads: threads
             )
-            flops += 2 * 2 * Double(data.count) * Double(d) * Double(network.width)
+            flops += flopsPerPoint * Double(data.count)
             guard fit.mse.isFinite && trainSpace.gradient.allFinite else { break }
             if fit.mse <= target {
                 lastFits = true
-                let penalty =
-                    network.penalisedLossAndGradient(
-                        on: data,
-                        penalty: 1,
-                        tangential: tangential,
-                        workspace: &trainSpace,
-                        threads: threads
-                    ).penalty
-                    + network.penalisedLossAndGradient(
-                        on: offData(points.rows(0..<worstStart)),
-                        penalty: 1,
-                        tangential: tangential,
-                        workspace: &offSpace,
-                        threads: threads,
-                        fitWeight: 0
-                    ).penalty
-                    + network.penalisedLossAndGradient(
-                        on: offData(points.rows(worstStart..<points.rows)),
-                        penalty: worstWeight,
-                        tangential: tangential,
-                        workspace: &worstSpace,
-                        threads: threads,
-                        fitWeight: 0
-                    ).penalty
-                if best == nil || penalty < best!.penalty { best = (penalty, network.parameters) }
+                let now = evaluate(fitWeight: 1)
+                if now.finite && (best == nil || now.penalty < best!.penalty) {
+                    best = (now.penalty, network.parameters)
+                }
                 break
             }
             optimizer.step(&network.parameters, gradient: trainSpace.gradient)

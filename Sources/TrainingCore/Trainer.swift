@@ -118,13 +118,7 @@ public enum Trainer {
         // The constant the law bounds is tangential on the sphere (sphere and unit-norm file rows).
         let tangential = parameters.data == .sphere || parameters.data == .file
         var workspace = TrainingWorkspace(points: data.count, network: network, penalty: penalty > 0)
-        var optimizer = Optimizer<Scalar>(
-            kind: parameters.trainer == .adam ? .adam : .gradientDescent,
-            learningRate: parameters.resolvedLearningRate,
-            parameterCount: network.parameters.count,
-            weightDecay: parameters.weightDecay ?? 0,
-            decayed: network.decayedRanges
-        )
+        var optimizer = Optimizer(for: parameters, network: network)
         // Two GEMMs of n x k x d a step; the penalty adds three (two for relu).
         let gemms = penalty == 0 ? 2.0 : network.activation == .relu ? 4 : 5
         let flopsPerStep = 2 * gemms * Double(data.count) * Double(network.inputDimension) * Double(network.width)
