@@ -121,7 +121,7 @@ import TrainingCore
         #expect(gaussian["lip_upper"] as? Double == trained["lip_upper"] as? Double)
     }
 
-    /// Issue 13's acceptance, scaled down (README quotes the full cell: n 256, d 16, width 1024):
+    /// Issue 13's acceptance, scaled down (docs/smoothing.md quotes the full cell: n 256, d 16, width 1024):
     /// the gradient penalty with extra steps lowers lip_support_lower by at least a third while
     /// eps stays >= 0.5, and `isosweep lipschitz` on the saved network gives the same bounds.
     @Test func aGradientPenaltyWithExtraStepsMakesASmootherInterpolant() throws {
