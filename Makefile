@@ -23,12 +23,14 @@ test:
 	@bash scripts/install-deps.sh --test
 	$(MAKE) lint
 	bash scripts/fuzz-wire.sh 20
-	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	ISOSWEEP_WARNINGS_AS_ERRORS=1 $(SWIFT) test
 
-## lint: the toolchain's swift-format with .swift-format (120 columns); any finding fails.
+## lint: the toolchain's swift-format with .swift-format (120 columns), then a build of every
+## target and test in which a compiler warning in the project's own code is an error
+## (ISOSWEEP_WARNINGS_AS_ERRORS, Package.swift); any finding fails.
 lint:
 	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz Package.swift
+	ISOSWEEP_WARNINGS_AS_ERRORS=1 $(SWIFT) build --build-tests
 
 ## format: rewrite the sources as lint wants them.
 format:

@@ -37,6 +37,8 @@ let package = Package(
         // libmvec (glibc's vector math) gives the float64 activations their vector loops.
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
         .target(name: "ZeroMQ", dependencies: ["CZeroMQ", "Diagnostics"]),
+        // Linux calls Swift's Glibc module does not export (GNU extensions).
+        .target(name: "CPosix"),
         // Pure values and decisions: sweep files, cell keys and work, the wire codec, the scheduler.
         .target(
             name: "SweepCore",
@@ -53,14 +55,22 @@ let package = Package(
         ),
         // Statistics, aggregation, fits, tables, figures and the report.
         .target(name: "SweepAnalysis", dependencies: ["SweepCore", "SweepStore", "TrainingCore"]),
+        // The scheduler's shell: the sweep, the store writer, the ROUTER socket, refinement.
         .target(
             name: "Coordinator",
             dependencies: [
                 "SweepCore", "SweepStore", "ZeroMQ", "Diagnostics", "TrainingCore",
-                // The status server's live figure and table.
-                "SweepAnalysis",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // The HTTP pages: the coordinator's /status, /metrics and live page, and `serve`.
+        .target(
+            name: "SweepWeb",
+            dependencies: [
+                "Coordinator", "SweepAnalysis", "SweepCore", "SweepStore", "TrainingCore", "Diagnostics",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -70,7 +80,7 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: [
-                "SweepCore", "ZeroMQ", "TrainingCore", "Diagnostics",
+                "SweepCore", "ZeroMQ", "TrainingCore", "Diagnostics", "CPosix",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -82,11 +92,35 @@ let package = Package(
                 .product(name: "RealModule", package: "swift-numerics"),
             ]
         ),
+        // What the commands share: the coordinator's options and shell, logging, output, BLAS
+        // set-up, local worker processes.
+        .target(
+            name: "CommandSupport",
+            dependencies: [
+                "Coordinator", "SweepWeb", "SweepCore", "Worker", "TrainingCore", "ZeroMQ", "Diagnostics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        // `isosweep bench`: every benchmark and the swarm load, apart from the product.
+        .target(
+            name: "SweepBench",
+            dependencies: [
+                "CommandSupport", "Coordinator", "SweepCore", "SweepStore", "SweepAnalysis", "Worker", "TrainingCore",
+                "Diagnostics",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "isosweep",
             dependencies: [
-                "TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "Coordinator", "Worker", "ZeroMQ",
-                "Diagnostics",
+                "TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "Coordinator", "SweepWeb", "Worker",
+                "ZeroMQ", "Diagnostics", "CommandSupport", "SweepBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -100,18 +134,28 @@ let package = Package(
             dependencies: ["TrainingCore", "CKernels", "Diagnostics"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "CZeroMQ", "Diagnostics"]),
+        .testTarget(name: "ZeroMQTests", dependencies: ["ZeroMQ", "Diagnostics"]),
         .testTarget(name: "SweepCoreTests", dependencies: ["SweepCore", "TrainingCore", "Diagnostics"]),
         .testTarget(
             name: "SweepStoreTests",
-            dependencies: ["SweepStore", "SweepCore", "SweepAnalysis", "TrainingCore", "Diagnostics"]
+            dependencies: [
+                "SweepStore", "SweepCore", "SweepAnalysis", "TrainingCore", "Diagnostics",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
         ),
         .testTarget(
             name: "SweepAnalysisTests",
             dependencies: ["SweepAnalysis", "SweepStore", "SweepCore", "TrainingCore"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "WorkerTests", dependencies: ["Worker", "SweepCore", "Diagnostics"]),
+        .testTarget(
+            name: "SweepWebTests",
+            dependencies: [
+                "SweepWeb", "SweepStore", "SweepCore", "SweepAnalysis", "TrainingCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ]
+        ),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "SweepCore", "TrainingCore", "Diagnostics"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TrainingCore", "SweepCore", "SweepStore", "SweepAnalysis", "ZeroMQ"]
@@ -120,9 +164,14 @@ let package = Package(
     swiftLanguageModes: [.v6]
 )
 
+// `make lint` and `make test` build with ISOSWEEP_WARNINGS_AS_ERRORS=1: a warning in the project's
+// own targets fails them (dependencies' warnings do not count).
+let warningsAsErrors = Context.environment["ISOSWEEP_WARNINGS_AS_ERRORS"] == "1"
+
 // Upcoming features on every non-system target, as swift-log does.
 for target in package.targets where [.executable, .test, .regular].contains(target.type) {
     var settings = target.swiftSettings ?? []
+    if warningsAsErrors { settings.append(.treatAllWarnings(as: .error)) }
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
     settings.append(.enableUpcomingFeature("InternalImportsByDefault"))

@@ -56,7 +56,7 @@ public final class CoordinatorEngine: Sendable {
     var sweepName: String {
         switch work {
         case .sweep(let spec): spec.name
-        case .cells(let name, _), .noop(let name, _): name
+        case .cells(let name, _), .diagnostic(let name, _): name
         }
     }
 
@@ -168,8 +168,8 @@ public final class CoordinatorEngine: Sendable {
             limits = spec.limits
         case .cells(let name, let cells):
             load = try store.load(name: name, cells: cells)
-        case .noop(let name, let count):
-            load = try store.load(name: name, noopCells: count)
+        case .diagnostic(let name, let count):
+            load = try store.load(name: name, diagnosticCells: count)
         }
         logger.info("sweep \(sweepName): \(load.summary); loading")
         var configuration = Scheduler.Configuration(
@@ -185,7 +185,7 @@ public final class CoordinatorEngine: Sendable {
     }
 
     /// Sets what each cell needs under `resources` (decoded once here, not per lease), in place.
-    static func addRequirements(to seeds: inout [Scheduler.CellSeed], resources: Message.Limits) throws(IsosweepError) {
+    static func addRequirements(to seeds: inout [Scheduler.CellSeed], resources: ResourceLimits) throws(IsosweepError) {
         let decoder = JSONDecoder()
         for index in seeds.indices where seeds[index].state != .done && seeds[index].state != .failed {
             // No-op benchmark cells need nothing: no decoding.

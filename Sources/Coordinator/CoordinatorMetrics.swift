@@ -1,8 +1,9 @@
 import CoreMetrics
+import SweepCore
 import Synchronization
 
 /// The coordinator's metrics through swift-metrics (Prometheus when the status endpoint is on).
-final class CoordinatorMetrics: Sendable {
+public final class CoordinatorMetrics: Sendable {
     private let cells: [String: Gauge]
     private let workers = Gauge(label: "isosweep_workers_alive")
     private let rate = Gauge(label: "isosweep_cells_per_second")
@@ -12,7 +13,7 @@ final class CoordinatorMetrics: Sendable {
 
     init() {
         var cells: [String: Gauge] = [:]
-        for state in ["queued", "leased", "done", "failed"] {
+        for state in Scheduler.CellState.allCases.map(\.rawValue) {
             cells[state] = Gauge(label: "isosweep_cells", dimensions: [("state", state)])
         }
         self.cells = cells
@@ -39,8 +40,8 @@ final class CoordinatorMetrics: Sendable {
 
 extension CoordinatorMetrics {
     /// HELP text of every metric the coordinator exports (Prometheus lint requires it).
-    static let help: [String: String] = [
-        "isosweep_cells": "Cells of the sweep by state (queued, leased, done, failed).",
+    public static let help: [String: String] = [
+        "isosweep_cells": "Cells of the sweep by state (queued, leased, done, failed, cancelled).",
         "isosweep_workers_alive": "Workers registered and heard from within the liveness window.",
         "isosweep_cells_per_second": "Cells committed per second in this run.",
         "isosweep_malformed_messages_total": "Malformed or unauthorised messages dropped.",

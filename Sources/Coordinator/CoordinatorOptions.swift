@@ -22,7 +22,7 @@ public struct CoordinatorOptions: Sendable {
     /// Open a database made for another spec anyway (the change is recorded).
     public var force = false
     /// What each cell may use, for work without a sweep file (a sweep file's `resources:` wins).
-    public var limits = Message.Limits()
+    public var limits = ResourceLimits()
 
     /// Transport security.
     public enum Security: Sendable {
@@ -105,10 +105,13 @@ public struct CoordinatorOutcome: Sendable {
     public var firstDispatchSeconds: Double = 0
 }
 
-/// What the coordinator runs: the cells of a sweep file, or benchmark cells.
+/// What the coordinator runs: the cells of a sweep file, given cells, or diagnostic cells.
 public enum CoordinatorWork: Sendable {
+    /// The cells of a sweep file.
     case sweep(SweepSpec)
+    /// These cells, as a sweep of this name.
     case cells(name: String, [CellWork])
-    /// No-op benchmark cells 0..<count, made as they load.
-    case noop(name: String, count: Int)
+    /// Diagnostic cells 0..<count that succeed at once (`DiagnosticCell`), made as they load: a
+    /// million cost no list (`bench swarm`).
+    case diagnostic(name: String, count: Int)
 }

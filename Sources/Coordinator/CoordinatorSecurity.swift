@@ -1,4 +1,3 @@
-import CZeroMQ
 public import Diagnostics
 import Logging
 import Synchronization
@@ -30,13 +29,13 @@ extension CoordinatorEngine {
                 )
             }
         }
-        try router.setOption(ZMQ_ROUTER_MANDATORY, Int32(1))
-        try router.setOption(ZMQ_SNDHWM, Int32(100_000))
-        try router.setOption(ZMQ_RCVHWM, Int32(100_000))
+        try router.set(.routerMandatory(true))
+        try router.set(.sendHighWaterMark(100_000))
+        try router.set(.receiveHighWaterMark(100_000))
         // A thousand workers connect at once when a coordinator (re)starts: ZeroMQ's default
         // listen backlog of 100 drops their SYNs and TCP retries after 1 s, 3 s, ... (the kernel
         // caps this at net.core.somaxconn).
-        try router.setOption(ZMQ_BACKLOG, Int32(4096))
+        try router.set(.backlog(4096))
         return (router, zap)
     }
 

@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import SweepAnalysis
 import SweepCore
 import SweepStore
 import TrainingCore
@@ -20,13 +19,9 @@ struct RefineDriver {
         let budget = refinement.maxNewCells - recorded.reduce(0, +)
         guard recorded.count < refinement.rounds, budget > 0 else { return [] }
         let reader = try ResultStore(path: store.path, readOnly: true)
-        let decoder = JSONDecoder()
-        var results: [CellResult] = []
-        try reader.forEachResult { stored in
-            if let result = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)) {
-                results.append(result)
-            }
-        }
+        let decoded = try reader.cellResults()
+        if let warning = decoded.warning { logger.warning("refine: \(warning)") }
+        let results = decoded.results.map(\.result)
         let existing = Set(try reader.cells(includingDropped: true).map(\.key))
         let cells = refinement.round(results: results, existing: existing, budget: budget)
         guard !cells.isEmpty else {

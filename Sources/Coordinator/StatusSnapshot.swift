@@ -85,10 +85,17 @@ public struct StatusSnapshot: Sendable, Codable {
         }
     }
 
+    /// A failed cell: its key, how many attempts it had and its last error.
     public struct Failure: Sendable, Codable {
         public var key: String
         public var attempts: Int
         public var error: String
+
+        public init(key: String, attempts: Int, error: String) {
+            self.key = key
+            self.attempts = attempts
+            self.error = error
+        }
     }
 
     public init(

@@ -27,17 +27,35 @@ final class StoreWriter {
     }
 
     /// The batch handed to the writing thread, and its outcome once written.
-    private struct Exchange {
+    private struct Exchange: Sendable {
         var batch: Batch?
         var outcome: Result<Void, IsosweepError>?
         var stop = false
     }
 
     /// What the loop and the writing thread share (the thread holds it, not the writer, so that
-    /// the writer's end stops the thread).
+    /// the writer's end stops the thread). `exchange` changes only with `changed` locked, and
+    /// every change is broadcast on it: the thread waits on it for a batch, the loop (in
+    /// `waitForWrite`) for an outcome.
     private final class Channel: Sendable {
         let exchange = Mutex(Exchange())
-        let wake = NSCondition()
+        let changed = NSCondition()
+
+        /// Changes the exchange and wakes whoever waits for it.
+        func update(_ change: @Sendable (inout Exchange) -> Void) {
+            changed.lock()
+            exchange.withLock { change(&$0) }
+            changed.broadcast()
+            changed.unlock()
+        }
+
+        /// Waits until `ready` holds of the exchange and returns what `read` takes from it.
+        func wait<T: Sendable>(until ready: (Exchange) -> Bool, then read: @Sendable (Exchange) -> T) -> T {
+            changed.lock()
+            defer { changed.unlock() }
+            while !exchange.withLock({ ready($0) }) { changed.wait() }
+            return exchange.withLock { read($0) }
+        }
     }
 
     private let channel = Channel()
@@ -50,18 +68,13 @@ final class StoreWriter {
         self.logger = logger
         // The store is used by this thread and, for reads and the final records, by the loop:
         // GRDB's queue serializes them.
-        nonisolated(unsafe) let store = store
-        let thread = Thread { [channel] in
+        let thread = Thread { [channel, store] in
             while true {
-                channel.wake.lock()
-                var next: Batch?
-                var stop = false
-                while true {
-                    (next, stop) = channel.exchange.withLock { ($0.outcome == nil ? $0.batch : nil, $0.stop) }
-                    if next != nil || stop { break }
-                    channel.wake.wait()
-                }
-                channel.wake.unlock()
+                // A batch not yet written, or the end (a batch handed over before it is written first).
+                let next = channel.wait(
+                    until: { ($0.outcome == nil && $0.batch != nil) || $0.stop },
+                    then: { $0.outcome == nil ? $0.batch : nil }
+                )
                 guard let batch = next else { return }
                 let outcome: Result<Void, IsosweepError>
                 do {
@@ -70,7 +83,7 @@ final class StoreWriter {
                 } catch {
                     outcome = .failure((error as? IsosweepError) ?? IsosweepError(.store, "\(error)"))
                 }
-                channel.exchange.withLock { $0.outcome = outcome }
+                channel.update { $0.outcome = outcome }
             }
         }
         thread.name = "isosweep-store"
@@ -78,10 +91,7 @@ final class StoreWriter {
     }
 
     deinit {
-        channel.exchange.withLock { $0.stop = true }
-        channel.wake.lock()
-        channel.wake.signal()
-        channel.wake.unlock()
+        channel.update { $0.stop = true }
     }
 
     /// What a flush did.
@@ -109,7 +119,7 @@ final class StoreWriter {
         var result = Flush.nothing
         if let batch = inFlight {
             guard let outcome = channel.exchange.withLock({ $0.outcome }) else { return .nothing }
-            channel.exchange.withLock {
+            channel.update {
                 $0.batch = nil
                 $0.outcome = nil
             }
@@ -155,19 +165,15 @@ final class StoreWriter {
         pendingCommits = []
         pendingWorkers = []
         inFlight = batch
-        channel.exchange.withLock { $0.batch = batch }
-        channel.wake.lock()
-        channel.wake.signal()
-        channel.wake.unlock()
+        channel.update { $0.batch = batch }
         return result
     }
 
     /// Waits until the transaction in flight, if any, is written (its outcome is then collected
     /// by `flush`).
     func waitForWrite() {
-        while inFlight != nil && channel.exchange.withLock({ $0.outcome == nil }) {
-            Thread.sleep(forTimeInterval: 0.001)
-        }
+        guard inFlight != nil else { return }
+        channel.wait(until: { $0.outcome != nil }, then: { _ in })
     }
 
     /// Records workers at once (e.g. as gone when the coordinator stops); a failure is logged.

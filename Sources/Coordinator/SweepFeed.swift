@@ -33,7 +33,7 @@ final class SweepFeed: Sendable {
     let database: String
 
     /// Starts loading `load` on a thread of its own.
-    init(load: SweepLoad, limits: Message.Limits, began: ContinuousClock.Instant, database: String) {
+    init(load: SweepLoad, limits: ResourceLimits, began: ContinuousClock.Instant, database: String) {
         self.began = began
         self.database = database
         // The load is used by the loader thread alone from here on.

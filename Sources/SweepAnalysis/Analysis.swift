@@ -1,5 +1,5 @@
 import Foundation
-import SweepCore
+public import SweepCore
 public import TrainingCore
 
 /// What a sweep says about the law: configurations aggregated over seeds, log-log slopes of the

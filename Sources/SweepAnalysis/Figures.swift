@@ -1,4 +1,5 @@
 import Foundation
+import SweepCore
 
 /// A small SVG chart: log or linear axes with ticks, points with error bars per series, shaded
 /// bands, reference lines and a legend. Enough for a paper's figure; nothing more.

@@ -1,4 +1,5 @@
 import Foundation
+public import SweepCore
 
 /// The achievable frontier: for each series without its training method (an (n, d) pair, plus
 /// whatever else varies) and each p, the smallest Lipschitz constant on the support that any

@@ -14,7 +14,7 @@ extension SweepPlan {
         let rows = groups.map { group in
             [
                 group.label, "\(group.cells)", "\(group.newCells)", "\(group.done)", "\(group.failed)",
-                SweepSpec.formatSize(group.memoryBytes), String(format: "%.3g", group.flops / 1e9), "\(group.threads)",
+                Units.formatSize(group.memoryBytes), String(format: "%.3g", group.flops / 1e9), "\(group.threads)",
             ]
         }
         lines.append(TextTable.markdown(header: header, rows: rows))
@@ -29,7 +29,7 @@ extension SweepPlan {
         for fit in clusters {
             lines.append("")
             lines.append(
-                "cluster \(fit.cluster.text) (\(fit.cluster.nodes) nodes of \(fit.cluster.cores) cores, \(SweepSpec.formatSize(fit.cluster.memoryBytes))):"
+                "cluster \(fit.cluster.text) (\(fit.cluster.nodes) nodes of \(fit.cluster.cores) cores, \(Units.formatSize(fit.cluster.memoryBytes))):"
             )
             if fit.unplaceable > 0 {
                 lines.append(

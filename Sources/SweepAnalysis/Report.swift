@@ -1,5 +1,6 @@
 public import Diagnostics
 import Foundation
+import SweepCore
 public import SweepStore
 
 extension ScalingAnalysis {

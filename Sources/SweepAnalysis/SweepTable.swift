@@ -7,7 +7,7 @@ public import TrainingCore
 /// The sweep table: one row per cell with its parameters and metrics, sorted by (n, d, width, seed).
 ///
 /// Its JSON is an array of results, each one flat object of the cell's parameters (the keys of
-/// `CellParameters.catalogue`) and its metrics (DESIGN.md's table), exactly as workers send them
+/// `CellParameters.catalogue`) and its metrics (docs/science.md, "What each metric means"), exactly as workers send them
 /// and the store keeps them.
 public struct SweepTable: Sendable {
     /// Output formats.
@@ -40,17 +40,8 @@ public struct SweepTable: Sendable {
     /// row: each result's JSON is decoded and dropped before the next is read, so memory holds
     /// the decoded rows only.
     public init(store: ResultStore) throws(IsosweepError) {
-        let decoder = JSONDecoder()
-        var rows: [(key: String, result: CellResult)] = []
-        var undecodable: [String] = []
-        try store.forEachResult { stored in
-            if let result = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)) {
-                rows.append((stored.key, result))
-            } else {
-                undecodable.append(stored.key)
-            }
-        }
-        self.init(keyed: rows, undecodable: undecodable)
+        let decoded = try store.cellResults()
+        self.init(keyed: decoded.results, undecodable: decoded.undecodable)
     }
 
     /// A warning about results that could not be decoded, or nil when there are none.
@@ -143,7 +134,9 @@ func formatted(_ value: ParameterValue?) -> String {
     }
 }
 
-func fmt(_ value: Double?) -> String {
+/// A number as the tables and pages print it: whole numbers as integers, others to five
+/// significant digits; nil and non-finite values as empty text.
+public func fmt(_ value: Double?) -> String {
     guard let value, value.isFinite else { return "" }
     if value == value.rounded() && abs(value) < 1e6 { return String(Int(value)) }
     return String(format: abs(value) >= 1e4 || abs(value) < 1e-3 ? "%.4g" : "%.5g", value)

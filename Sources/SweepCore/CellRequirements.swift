@@ -64,8 +64,10 @@ extension CellWork {
     /// What this cell needs under the sweep's `resources:` (`limits`: threads 0 = auto, memory
     /// 0 = auto). A fixed `memory` below the cell's estimate is an error: the cell would be
     /// stopped before it could finish. Benchmark cells need nothing.
-    public func requirements(resources limits: Message.Limits) throws(IsosweepError) -> CellRequirements {
-        if case .hog = self { return CellRequirements(threads: 0, memoryBytes: Self.hogAllowance) }
+    public func requirements(resources limits: ResourceLimits) throws(IsosweepError) -> CellRequirements {
+        if case .diagnostic(let cell) = self, cell.behaviour == .hog {
+            return CellRequirements(threads: 0, memoryBytes: DiagnosticCell.hogAllowance)
+        }
         guard case .train(let parameters) = self else { return .none }
         let threads = limits.threads > 0 ? limits.threads : autoThreads
         let estimate = UInt64(parameters.estimatedPeakMemory(threads: Int(threads)))
@@ -73,10 +75,10 @@ extension CellWork {
             throw IsosweepError(
                 .sweepFile,
                 """
-                resources.memory \(SweepSpec.formatSize(limits.memoryBytes)) is below the estimated peak of cell \
-                n=\(parameters.n) d=\(parameters.d) width=\(parameters.width) (\(SweepSpec.formatSize(estimate)))
+                resources.memory \(Units.formatSize(limits.memoryBytes)) is below the estimated peak of cell \
+                n=\(parameters.n) d=\(parameters.d) width=\(parameters.width) (\(Units.formatSize(estimate)))
                 """,
-                remedy: "raise resources.memory to at least \(SweepSpec.formatSize(estimate)), or set it to auto"
+                remedy: "raise resources.memory to at least \(Units.formatSize(estimate)), or set it to auto"
             )
         }
         if limits.memoryBytes > 0 { return CellRequirements(threads: threads, memoryBytes: limits.memoryBytes) }

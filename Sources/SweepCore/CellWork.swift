@@ -6,27 +6,23 @@ public import TrainingCore
 /// Its JSON, the same in the store (`cells.work`) and on the wire (SHARD), is flat: a study cell
 /// is its resolved parameters, `{"activation":"relu","d":8,"data":"sphere",...,"width":32}`
 /// (the keys of `CellParameters.catalogue`; unset optional parameters are absent), and a
-/// benchmark cell is `{"noop":17,"fail":false}` (a poison test cell `{"crash":3}`).
+/// diagnostic cell is `{"fail":false,"noop":17}` (`{"crash":3}`, `{"hang":4}`, `{"hog":5}`).
 public enum CellWork: Codable, Sendable, Hashable {
     /// A cell of a study: train and measure.
     case train(CellParameters)
-    /// Does nothing and returns at once: for measuring the dispatch system itself, never in a study.
-    /// `fail` makes it report a failure (for testing retries).
-    case noop(index: Int, fail: Bool)
-    /// Takes down the cell runner that runs it (abort): for testing how workers survive poison
-    /// cells, never in a study.
-    case crash(index: Int)
-    /// Never ends and ignores its time limit: for testing that such a cell is killed, never in a
-    /// study.
-    case hang(index: Int)
-    /// Takes far more memory than its allowance (`hogAllowance`): for testing that a runner over
-    /// its allowance is stopped, never in a study.
-    case hog(index: Int)
+    /// A diagnostic cell, never in a study: the benchmarks measure the dispatch system with it,
+    /// and the tests how workers survive a cell that fails, crashes, hangs or takes too much memory.
+    case diagnostic(DiagnosticCell)
+
+    /// A cell that does nothing and returns at once (`fail`: reports a failure instead).
+    public static func noop(index: Int, fail: Bool) -> CellWork {
+        .diagnostic(DiagnosticCell(index: index, behaviour: fail ? .fail : .succeed))
+    }
 
     /// The memory allowance a hog cell claims; it then takes `hogBytes`.
-    public static let hogAllowance: UInt64 = 128 << 20
+    public static let hogAllowance: UInt64 = DiagnosticCell.hogAllowance
     /// The memory a hog cell takes.
-    public static let hogBytes = 512 << 20
+    public static let hogBytes = DiagnosticCell.hogBytes
 
     /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
     /// science version, so the same cell in two sweeps is the same cell.
@@ -49,28 +45,21 @@ public enum CellWork: Codable, Sendable, Hashable {
     var canonicalBytes: [UInt8] { canonicalBytes(scienceVersion: scienceVersion) }
 
     func canonicalBytes(scienceVersion version: Int) -> [UInt8] {
-        let body: Data
         switch self {
         case .train(let parameters):
-            body =
+            let body =
                 (try? Self.encoder.encode(KeyedCell(science_version: version, cell: parameters.resolved())))
                 ?? Data()
-        case .noop(let index, let fail):
-            body = Data("{\"noop\":\(index),\"fail\":\(fail)}".utf8)
-        case .crash(let index):
-            body = Data("{\"crash\":\(index)}".utf8)
-        case .hang(let index):
-            body = Data("{\"hang\":\(index)}".utf8)
-        case .hog(let index):
-            body = Data("{\"hog\":\(index)}".utf8)
+            return [UInt8](body)
+        case .diagnostic(let cell):
+            return cell.canonicalBytes
         }
-        return [UInt8](body)
     }
 
     /// A rough cost in flops, to dispatch the largest cells first.
     public var estimatedCost: Double {
         switch self {
-        case .noop, .crash, .hang, .hog: return 0
+        case .diagnostic: return 0
         case .train(let p):
             let n = Double(p.n)
             let d = Double(p.d)
@@ -95,43 +84,18 @@ public enum CellWork: Codable, Sendable, Hashable {
         return nil
     }
 
-    private enum NoopKey: String, CodingKey {
-        case noop, fail, crash, hang, hog
-    }
-
+    /// Writes the flat JSON object: a study cell's parameters, or a diagnostic cell's keys.
     public func encode(to encoder: any Encoder) throws {
         switch self {
-        case .train(let parameters):
-            try parameters.encode(to: encoder)
-        case .noop(let index, let fail):
-            var container = encoder.container(keyedBy: NoopKey.self)
-            try container.encode(index, forKey: .noop)
-            try container.encode(fail, forKey: .fail)
-        case .crash(let index):
-            var container = encoder.container(keyedBy: NoopKey.self)
-            try container.encode(index, forKey: .crash)
-        case .hang(let index):
-            var container = encoder.container(keyedBy: NoopKey.self)
-            try container.encode(index, forKey: .hang)
-        case .hog(let index):
-            var container = encoder.container(keyedBy: NoopKey.self)
-            try container.encode(index, forKey: .hog)
+        case .train(let parameters): try parameters.encode(to: encoder)
+        case .diagnostic(let cell): try cell.encode(to: encoder)
         }
     }
 
+    /// Reads what `encode(to:)` writes: a diagnostic cell by its keys, anything else as parameters.
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: NoopKey.self)
-        if container.contains(.noop) {
-            self = .noop(
-                index: try container.decode(Int.self, forKey: .noop),
-                fail: try container.decode(Bool.self, forKey: .fail)
-            )
-        } else if container.contains(.crash) {
-            self = .crash(index: try container.decode(Int.self, forKey: .crash))
-        } else if container.contains(.hang) {
-            self = .hang(index: try container.decode(Int.self, forKey: .hang))
-        } else if container.contains(.hog) {
-            self = .hog(index: try container.decode(Int.self, forKey: .hog))
+        if let cell = try DiagnosticCell(ifPresentIn: decoder) {
+            self = .diagnostic(cell)
         } else {
             self = .train(try CellParameters(from: decoder))
         }
@@ -141,7 +105,9 @@ public enum CellWork: Codable, Sendable, Hashable {
     public var json: [UInt8] {
         // No-op cells are written by hand (a million of them must not take JSONEncoder's time);
         // the same bytes JSONEncoder writes, which `noop(_:)` reads back.
-        if case .noop(let index, let fail) = self { return Array("{\"fail\":\(fail),\"noop\":\(index)}".utf8) }
+        if case .diagnostic(let cell) = self, cell.behaviour == .succeed || cell.behaviour == .fail {
+            return Array("{\"fail\":\(cell.behaviour == .fail),\"noop\":\(cell.index)}".utf8)
+        }
         return (try? Self.encoder.encode(self)).map(Array.init) ?? []
     }
 

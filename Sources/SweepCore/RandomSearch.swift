@@ -1,6 +1,6 @@
-public import Diagnostics
+import Diagnostics
 import Foundation
-public import TrainingCore
+import TrainingCore
 
 /// `method: random`, in the Weights & Biases format: `run_cap` cells drawn from per-parameter
 /// distributions, reproducible from the sweep's `seed`.

@@ -27,7 +27,7 @@ public struct Scheduler: Sendable {
         /// cell that really kills every worker it meets still ends.
         public var maxLosses: Int
         /// What every cell may use (the sweep file's `resources:`), sent with each cell.
-        public var limits = Message.Limits()
+        public var limits = ResourceLimits()
 
         public init(
             heartbeatInterval: Duration = .seconds(1),
@@ -49,11 +49,8 @@ public struct Scheduler: Sendable {
         public var deadline: Duration { heartbeatInterval * liveness }
     }
 
-    /// Where a cell is in its life. `cancelled`: a user took it out (`isosweep cancel`); it is
-    /// skipped, counts as finished, and can be requeued.
-    public enum CellState: String, Codable, Sendable, CaseIterable {
-        case queued, leased, done, failed, cancelled
-    }
+    /// Where a cell is in its life (`CellState`, shared with the store).
+    public typealias CellState = SweepCore.CellState
 
     /// A cell as the scheduler starts with it (from the store).
     public struct CellSeed: Sendable {
@@ -454,7 +451,7 @@ public struct Scheduler: Sendable {
         let largest = workers.values.max { ($0.memory, $0.id) < ($1.memory, $1.id) }
         let has =
             largest.map {
-                "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
+                "largest worker has \(Units.formatSize($0.memoryFree)) free of \(Units.formatSize($0.memory))"
             } ?? "no worker is connected"
         // A cell can be listed twice (adopted, then waiting again): once here.
         return Set(waiting.filter { cells[$0].state == .queued && cells[$0].place == .waiting })
@@ -469,7 +466,7 @@ public struct Scheduler: Sendable {
                 return WaitingCell(
                     key: cells[$0].key.hex,
                     memoryBytes: size,
-                    reason: "needs \(SweepSpec.formatSize(size)); \(has)"
+                    reason: "needs \(Units.formatSize(size)); \(has)"
                 )
             }
     }

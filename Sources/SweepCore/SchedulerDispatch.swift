@@ -156,12 +156,12 @@ extension Scheduler {
         waiting.append(i)
         waitingCount += 1
         let has = workers.values.max { $0.memory < $1.memory }.map {
-            "largest worker has \(SweepSpec.formatSize($0.memoryFree)) free of \(SweepSpec.formatSize($0.memory))"
+            "largest worker has \(Units.formatSize($0.memoryFree)) free of \(Units.formatSize($0.memory))"
         }
         out.append(
             .log(
                 .warning,
-                "cell \(short(cells[i].key.hex)) waits: needs \(SweepSpec.formatSize(requirements(i).memoryBytes)); \(has ?? "no worker")"
+                "cell \(short(cells[i].key.hex)) waits: needs \(Units.formatSize(requirements(i).memoryBytes)); \(has ?? "no worker")"
             )
         )
     }

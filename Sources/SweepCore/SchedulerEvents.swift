@@ -258,7 +258,7 @@ extension Scheduler {
         out.append(
             .log(
                 .info,
-                "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores, \(hello.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(hello.memoryBytes)) memory and \(hello.blasCore) BLAS kernels"
+                "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores, \(hello.memoryBytes == .max ? "unstated" : Units.formatSize(hello.memoryBytes)) memory and \(hello.blasCore) BLAS kernels"
             )
         )
         // Cells that waited for a worker this large go back to the queue.

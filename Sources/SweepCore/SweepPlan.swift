@@ -1,6 +1,6 @@
 public import Diagnostics
 import Foundation
-public import TrainingCore
+import TrainingCore
 
 /// What a sweep will cost before anything runs (`isosweep plan`): its cells by configuration
 /// with their memory, flops and BLAS threads, the cells a cluster shape cannot hold, and an
@@ -33,7 +33,7 @@ public struct SweepPlan: Sendable, Encodable {
                 guard pair.count == 2 else { throw bad }
                 switch pair[0] {
                 case "cores": cores = Int(pair[1])
-                case "memory": memory = SweepSpec.parseSize(pair[1])
+                case "memory": memory = Units.parseSize(pair[1])
                 default: throw bad
                 }
             }

@@ -28,10 +28,18 @@ import Yams
 ///   - {trainer: construction, width: 256}   # one width: the duplicates collapse
 /// ```
 public struct SweepSpec: Sendable, Equatable {
+    /// A sweep file's `method:`: the two of Weights & Biases' methods isosweep runs.
+    public enum Method: String, Sendable, Equatable, CaseIterable {
+        /// Every combination of the parameters' values (with `variants:`, once per variant).
+        case grid
+        /// `run_cap` cells drawn from the parameters' distributions (`RandomSearch`).
+        case random
+    }
+
     /// The sweep's name.
     public var name: String
-    /// "grid" or "random" (`RandomSearch`).
-    public var method: String
+    /// How the cells are chosen: every combination, or drawn at random.
+    public var method: Method
     /// What the sweep shows, in words.
     public var description: String?
     /// Tries per cell before it is FAILED (default 3).
@@ -41,7 +49,7 @@ public struct SweepSpec: Sendable, Equatable {
     /// The file's text as the user wrote it, comments included.
     public var source: String
     /// What each cell may use (`resources:`): not part of any cell's identity.
-    public var limits = Message.Limits()
+    public var limits = ResourceLimits()
     /// `variants:`: the grid is run once per variant, whose values override the grid's (each a
     /// list of fixed parameters). Empty: the grid once.
     public var variants: [[Parameter]] = []
@@ -98,7 +106,7 @@ public struct SweepSpec: Sendable, Equatable {
             IsosweepError.sweepFile(file, line: node?.mark?.line, key: key, message)
         }
         var name: String?
-        var method: String?
+        var method: Method?
         var description: String?
         var maxAttempts: Int?
         var parameters: [Parameter]?
@@ -106,7 +114,7 @@ public struct SweepSpec: Sendable, Equatable {
         var runCap: Int?
         var seed: Int?
         var refineNode: Node?
-        var limits = Message.Limits()
+        var limits = ResourceLimits()
         for (keyNode, value) in top {
             guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
             switch key {
@@ -116,10 +124,10 @@ public struct SweepSpec: Sendable, Equatable {
                 }
                 name = s
             case "method":
-                guard let s = value.string, s == "grid" || s == "random" else {
+                guard let s = value.string, let chosen = Method(rawValue: s) else {
                     throw fail(value, key, "expected grid or random (bayes searches are not supported)")
                 }
-                method = s
+                method = chosen
             case "description":
                 guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else {
                     throw fail(value, key, "expected a string")
@@ -168,7 +176,7 @@ public struct SweepSpec: Sendable, Equatable {
                 "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}"
             )
         }
-        let isRandom = method == "random"
+        let isRandom = method == .random
         var refine: Refinement?
         if let refineNode {
             guard !isRandom else { throw fail(refineNode, "refine", "refines a grid; a random sweep draws its cells") }
@@ -191,7 +199,7 @@ public struct SweepSpec: Sendable, Equatable {
         }
         let spec = SweepSpec(
             name: name,
-            method: method ?? "grid",
+            method: method ?? .grid,
             description: description,
             maxAttempts: maxAttempts,
             parameters: parameters,
@@ -217,11 +225,11 @@ public struct SweepSpec: Sendable, Equatable {
     private static func parseResources(
         _ node: Node,
         _ fail: (Node?, String?, String) -> IsosweepError
-    ) throws(IsosweepError) -> Message.Limits {
+    ) throws(IsosweepError) -> ResourceLimits {
         guard case .mapping(let mapping) = node else {
             throw fail(node, "resources", "expected a mapping such as {threads: 2, time_limit: 30m}")
         }
-        var limits = Message.Limits()
+        var limits = ResourceLimits()
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             switch key {
@@ -238,7 +246,7 @@ public struct SweepSpec: Sendable, Equatable {
                 }
                 limits.threads = UInt16(n)
             case "time_limit":
-                guard let text = value.string, let seconds = parseDuration(text), seconds >= 0.001,
+                guard let text = value.string, let seconds = Units.parseDuration(text), seconds >= 0.001,
                     seconds * 1000 <= Double(Wire.maximumTimeLimitMilliseconds)
                 else {
                     throw fail(
@@ -250,7 +258,8 @@ public struct SweepSpec: Sendable, Equatable {
                 limits.timeLimitMilliseconds = UInt64((seconds * 1000).rounded())
             case "memory":
                 if value.string == "auto" { continue }
-                guard let text = value.string, let bytes = parseSize(text), bytes >= Wire.minimumWorkerMemory else {
+                guard let text = value.string, let bytes = Units.parseSize(text), bytes >= Wire.minimumWorkerMemory
+                else {
                     throw fail(
                         value,
                         "resources.memory",
@@ -267,59 +276,6 @@ public struct SweepSpec: Sendable, Equatable {
             }
         }
         return limits
-    }
-
-    /// Bytes in `1048576`, `512MiB`, `24GiB`, `2.5GB`, `1TiB` (K/M/G/T with B: powers of 1000,
-    /// with iB: powers of 1024; a bare K/M/G/T means the binary unit); nil if it is not a size.
-    public static func parseSize(_ text: String) -> UInt64? {
-        let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let digits = trimmed.prefix { $0.isNumber || $0 == "." }
-        guard let value = Double(digits), value >= 0 else { return nil }
-        let unit = trimmed.dropFirst(digits.count).trimmingCharacters(in: .whitespaces)
-        let scales: [String: Double] = [
-            "": 1, "B": 1,
-            "K": 1024, "KiB": 1024, "KB": 1e3,
-            "M": 1_048_576, "MiB": 1_048_576, "MB": 1e6,
-            "G": 1_073_741_824, "GiB": 1_073_741_824, "GB": 1e9,
-            "T": 1_099_511_627_776, "TiB": 1_099_511_627_776, "TB": 1e12,
-        ]
-        guard let scale = scales[unit] else { return nil }
-        let bytes = (value * scale).rounded()
-        return bytes < 1.8e19 ? UInt64(bytes) : nil
-    }
-
-    /// A size as people read it: `1.5 GiB`, `512 MiB`.
-    public static func formatSize(_ bytes: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var value = Double(bytes)
-        var unit = 0
-        while value >= 1024 && unit < units.count - 1 {
-            value /= 1024
-            unit += 1
-        }
-        if unit == 0 { return "\(bytes) B" }
-        let rounded = (value * 10).rounded() / 10
-        let text = rounded == rounded.rounded() ? String(Int(rounded)) : String(rounded)
-        return "\(text) \(units[unit])"
-    }
-
-    /// Seconds in `90`, `1.5s`, `30m`, `2h`, `1h30m`, `1d`; nil if it is not a duration.
-    public static func parseDuration(_ text: String) -> Double? {
-        if let seconds = Double(text) { return seconds }
-        let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
-        var total = 0.0
-        var number = ""
-        for character in text {
-            if character.isNumber || character == "." {
-                number.append(character)
-            } else if let unit = units[character], let value = Double(number) {
-                total += value * unit
-                number = ""
-            } else {
-                return nil
-            }
-        }
-        return number.isEmpty && !text.isEmpty ? total : nil
     }
 
     private static func parseParameters(
@@ -544,7 +500,7 @@ public struct SweepSpec: Sendable, Equatable {
         cells: [CellWork], keys: [CellKey]
     ) {
         var combos: [[String: ParameterValue]] = [[:]]
-        for parameter in parameters where method != "random" {
+        for parameter in parameters where method != .random {
             combos = combos.flatMap { combo in
                 parameter.values.map { value in
                     var next = combo
@@ -553,7 +509,7 @@ public struct SweepSpec: Sendable, Equatable {
                 }
             }
         }
-        if method == "random" { combos = try randomCombos(file: file) }
+        if method == .random { combos = try randomCombos(file: file) }
         if !variants.isEmpty {
             combos = variants.flatMap { variant in
                 combos.map { combo in

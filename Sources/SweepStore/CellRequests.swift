@@ -1,7 +1,7 @@
 public import Diagnostics
 import Foundation
 import GRDB
-public import SweepCore
+import SweepCore
 
 /// Users steer a sweep through its database (`isosweep requeue`, `isosweep cancel`): the change is
 /// made to the cells table at once, so that a coordinator started later loads it, and recorded in

@@ -32,6 +32,9 @@ public enum Merge {
         public var results = 0
         public var duplicates = 0
         public var conflicts: [Conflict] = []
+        /// Results (copied as they are) whose JSON could not be decoded, so could not be compared
+        /// with another input's result for the same cell.
+        public var undecodable: [String] = []
     }
 
     /// Merges `inputs` into a new database at `output`.
@@ -80,6 +83,7 @@ public enum Merge {
             }
             for stored in try store.results() {
                 let metrics = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)).metrics
+                if metrics == nil { report.undecodable.append(stored.key) }
                 guard let previous = chosen[stored.key] else {
                     chosen[stored.key] = (stored, store.path, metrics)
                     continue

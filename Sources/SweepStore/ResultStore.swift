@@ -12,7 +12,9 @@ import TrainingCore
 ///
 /// A database written by an older isosweep is migrated when opened for writing; opened read-only,
 /// a private in-memory copy is migrated and the file is left as it is.
-public final class ResultStore {
+///
+/// Sendable: its state is GRDB's queue, which serializes the threads that share it.
+public final class ResultStore: Sendable {
     /// The database.
     let database: DatabaseQueue
     /// Its path.
@@ -383,7 +385,7 @@ public final class ResultStore {
             sql: "SELECT key, work, cost, state, attempts, last_error, worker FROM cells WHERE in_sweep = 1"
         )
         var seeds: [Scheduler.CellSeed] = []
-        while let row = try rows.next() { seeds.append(SweepLoad.seed(row)) }
+        while let row = try rows.next() { seeds.append(try SweepLoad.seed(row)) }
         return seeds
     }
 
@@ -536,7 +538,7 @@ public final class ResultStore {
             try Row.fetchAll(
                 db,
                 sql: "SELECT key, work, state, attempts, worker, last_error, in_sweep FROM cells \(filter) ORDER BY key"
-            ).map(StoredCell.init(row:))
+            ).map { try StoredCell(row: $0) }
         }
     }
 
@@ -546,8 +548,7 @@ public final class ResultStore {
         try read("cells") { db in
             var counts: [Scheduler.CellState: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT state, n FROM cell_counts WHERE in_sweep = 1 AND n != 0") {
-                let state: String = row["state"]
-                counts[Scheduler.CellState(rawValue: state) ?? .queued, default: 0] += row["n"] as Int
+                counts[try CellState(stored: row["state"], key: "(the counts)"), default: 0] += row["n"] as Int
             }
             return counts
         }
@@ -563,7 +564,7 @@ public final class ResultStore {
                     WHERE (last_error IS NOT NULL OR state = 'failed') AND in_sweep = 1 AND state != 'done'
                     ORDER BY key
                     """
-            ).map(StoredCell.init(row:))
+            ).map { try StoredCell(row: $0) }
         }
     }
 
@@ -621,20 +622,39 @@ public final class ResultStore {
     func read<T>(_ what: String, _ body: (Database) throws -> T) throws(IsosweepError) -> T {
         do {
             return try database.read(body)
+        } catch let error as IsosweepError {
+            throw error  // already says what is wrong (an unknown cell state)
         } catch {
             throw IsosweepError(.store, "cannot read \(what) from \(path)", remedy: Self.explain(error))
         }
     }
 }
 
+extension CellState {
+    /// A state as the store holds it. One this build does not know (a newer isosweep's, or a
+    /// database edited by hand) is an error: taking it for another state would run, or skip, a
+    /// cell wrongly.
+    init(stored text: String, key: String) throws(IsosweepError) {
+        guard let state = CellState(rawValue: text) else {
+            throw IsosweepError(
+                .store,
+                "cell \(key.prefix(16)) has the unknown state '\(text)'",
+                remedy:
+                    "states are \(CellState.allCases.map(\.rawValue).joined(separator: ", ")); use the isosweep that wrote the database, or set the cell's state with isosweep requeue"
+            )
+        }
+        self = state
+    }
+}
+
 extension ResultStore.StoredCell {
     /// A cell from a row of `SELECT key, work, state, attempts, worker, last_error, in_sweep`.
-    init(row: Row) {
-        let state: String = row["state"]
+    init(row: Row) throws(IsosweepError) {
+        let key: String = row["key"]
         self.init(
-            key: row["key"],
+            key: key,
             work: row["work"],
-            state: Scheduler.CellState(rawValue: state) ?? .queued,
+            state: try CellState(stored: row["state"], key: key),
             attempts: row["attempts"],
             worker: row["worker"],
             lastError: row["last_error"],

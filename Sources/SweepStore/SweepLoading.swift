@@ -45,9 +45,10 @@ extension ResultStore {
         }
     }
 
-    /// Starts loading `count` no-op benchmark cells (`CellWork.noop(index: 0..<count)`), made as
-    /// they load rather than held as a list.
-    public func load(name: String, noopCells count: Int) throws(IsosweepError) -> SweepLoad {
+    /// Starts loading `count` diagnostic cells that succeed at once
+    /// (`CellWork.noop(index: 0..<count)`), made as they load rather than held as a list.
+    public func load(name: String, diagnosticCells count: Int) throws(IsosweepError) -> SweepLoad {
+        // (The fingerprint's words are what databases of these cells hold.)
         let fingerprint = SHA256.hex(Array("science \(scienceVersion)\n\(name)\nnoop 0..<\(count)".utf8))
         func cell(_ i: Int) -> CellWork { .noop(index: i, fail: false) }
         return try load(fingerprint: fingerprint, retryFailed: false) { () throws(IsosweepError) in
@@ -225,7 +226,7 @@ public final class SweepLoad {
                         WHERE key > ? AND +in_sweep = 1 ORDER BY key LIMIT ?
                         """,
                     arguments: [after ?? "", limit]
-                ).map(Self.seed)
+                ).map { try Self.seed($0) }
             }
             if seeds.count == limit {
                 source = .stored(after: seeds.last?.key, then: then)
@@ -270,14 +271,14 @@ public final class SweepLoad {
         }
     }
 
-    static func seed(_ row: Row) -> Scheduler.CellSeed {
-        let state: String = row[3]
+    static func seed(_ row: Row) throws(IsosweepError) -> Scheduler.CellSeed {
+        let key: String = row[0]
         let work: String = row[1]
         return Scheduler.CellSeed(
-            key: row[0],
+            key: key,
             work: Array(work.utf8),
             cost: row[2],
-            state: Scheduler.CellState(rawValue: state) ?? .queued,
+            state: try CellState(stored: row[3], key: key),
             attempts: row[4],
             lastError: row[5],
             leasedTo: row[6]

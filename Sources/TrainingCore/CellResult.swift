@@ -6,30 +6,54 @@
 /// until their point moves, and a cell's threads split its search.
 public let scienceVersion = 5
 
-/// What a cell measured, keyed as DESIGN.md's metrics table. A metric that does not exist for
-/// the cell (e.g. everything about the network after divergence) is nil, written as JSON null.
+/// What a cell measured, keyed as the metrics table of docs/science.md. A metric that does not
+/// exist for the cell (e.g. everything about the network after divergence) is nil, written as JSON
+/// null.
 public struct CellMetrics: Sendable, Equatable {
+    /// Trained parameters: k (d + 2) + 1, or k + 1 for random features.
     public var p: Int
+    /// Mean squared error on the training points.
     public var trainMSE: Double?
+    /// The labels' noise level: 1 for random labels, 4 eta (1 - eta) for labels flipped at rate eta.
     public var noiseLevel: Double
+    /// How far below the noise level the network fits: noise_level - train_mse.
     public var eps: Double?
+    /// The share of training points with sign(f(x_i)) = y_i.
     public var fitFraction: Double?
+    /// Mean squared error on fresh points of the same distribution.
     public var testMSE: Double?
+    /// A certified lower bound of the Lipschitz constant on R^d (gradients, quotients, rays).
     public var lipLower: Double?
+    /// A certified upper bound of the Lipschitz constant on R^d: the smallest of the three below.
     public var lipUpper: Double?
+    /// A certified lower bound of the constant on the data's support: the constant the law bounds.
     public var lipSupportLower: Double?
+    /// The mean input-gradient norm over fresh points (typical, not worst-case, sensitivity).
     public var gradMean: Double?
+    /// sqrt(n d / p): the law's bound divided by eps.
     public var lawScale: Double
+    /// lip_support_lower / (eps law_scale), when eps > 0: the constant in units of the law's bound
+    /// (taken with constant 1; the theorem's is far below 1).
     public var lawRatio: Double?
+    /// Training steps taken (smoothing steps included).
     public var steps: Int
+    /// Why training stopped.
     public var stopReason: StopReason
+    /// Seconds spent training.
     public var trainSeconds: Double
+    /// Seconds spent on the Lipschitz bounds and baselines.
     public var lipSeconds: Double
+    /// Training flops counted as the two GEMMs of a step, 4 n d k each.
     public var flops: Double
+    /// flops / train_seconds, in GFLOP/s.
     public var gflops: Double
+    /// The science version that computed the cell (`scienceVersion`).
     public var scienceVersion: Int
+    /// How the network was initialised (provenance; JSON key `init`).
     public var initialisation: String
+    /// The host that ran the cell.
     public var host: String
+    /// OpenBLAS's configuration string as the cell ran it.
     public var blas: String
     /// OpenBLAS threads the cell ran with.
     public var blasThreads: Int?
@@ -44,11 +68,15 @@ public struct CellMetrics: Sendable, Equatable {
     /// The three certified upper bounds whose smallest is `lipUpper`: ||W||_op ||a||,
     /// sum_j |a_j| ||w_j|| and the centred bound (science version 2 on).
     public var lipUpperProduct: Double?
+    /// sum_j |a_j| ||w_j|| (see `lipUpperProduct`).
     public var lipUpperPath: Double?
+    /// The centred bound (see `lipUpperProduct`; docs/science.md, "The bounds").
     public var lipUpperCentred: Double?
     /// Baselines (science version 2 on): the support lower bound of the initial network, by the
     /// same search, and the interpolation floor of the training data (`InterpolationFloor`).
     public var lipInitSupportLower: Double?
+    /// The interpolation floor of the training data (see `lipInitSupportLower`): no exact
+    /// interpolant of the labels has a smaller constant on the support.
     public var interpFloor: Double?
     /// The trained network's own floor (science version 5 on): max over training pairs of
     /// |f(x_i) - f(x_j)| / dist(x_i, x_j), measured as `interpFloor` is. A certified lower bound of
@@ -58,6 +86,8 @@ public struct CellMetrics: Sendable, Equatable {
     /// `smooth_after_fit`'s smoothing steps, and whether its last iterate still fitted
     /// (`SmoothingUnderFit`); absent for other trainers.
     public var smoothingSteps: Int?
+    /// Whether `smooth_after_fit` ended on an iterate with train_mse <= target_mse (see
+    /// `smoothingSteps`).
     public var fitHeld: Bool?
 
     /// Metrics with every field given.
@@ -168,6 +198,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         case initialisation = "init"
     }
 
+    /// Writes the flat JSON object: the resolved parameters and the metrics side by side.
     public func encode(to encoder: any Encoder) throws {
         try parameters.encode(to: encoder)
         var c = encoder.container(keyedBy: Key.self)
@@ -215,6 +246,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         try c.encodeIfPresent(m.fitHeld, forKey: .fitHeld)
     }
 
+    /// Reads the flat JSON object `encode(to:)` writes; metrics a result lacks are nil.
     public init(from decoder: any Decoder) throws {
         parameters = try CellParameters(from: decoder)
         let c = try decoder.container(keyedBy: Key.self)

@@ -2,7 +2,7 @@
 /// step's one pass over each row of the hidden matrix vectorises as relu's does (libm's tanhf and
 /// log1pf are one call per hidden unit). Every function is a select between straight-line
 /// polynomial paths; the maximum errors over every finite float, against the double-precision
-/// functions, are measured by `FastMathTests` and stated there and in README. Metrics never use
+/// functions, are measured by `FastMathTests` and stated there and in docs/performance.md. Metrics never use
 /// them: they are computed in float64 with the exact functions. The float32 step runs the same
 /// expressions vectorised in `CKernels` (bit for bit these in its baseline variant; with fused
 /// multiply-adds, within the same bounds, in its AVX2 and AVX-512 ones: `StepKernelTests`).

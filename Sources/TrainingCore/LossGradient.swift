@@ -68,8 +68,13 @@ extension Network {
         lossAndGradient(on: data, workspace: &workspace, threads: BLAS.threads)
     }
 
-    /// `lossAndGradient(on:workspace:)` split into `threads` parts.
-    func lossAndGradient(on data: Dataset<Scalar>, workspace: inout TrainingWorkspace<Scalar>, threads: Int) -> Double {
+    /// `lossAndGradient(on:workspace:)` split into `threads` parts (a cell's thread count, which
+    /// OpenBLAS's own setting may not be while it runs on fewer).
+    public func lossAndGradient(
+        on data: Dataset<Scalar>,
+        workspace: inout TrainingWorkspace<Scalar>,
+        threads: Int
+    ) -> Double {
         precondition(data.inputs.columns == inputDimension && workspace.hidden.count == data.count * width)
         let partition = RowPartition(rows: data.count, threads: threads)
         workspace.reserveParts(partition.parts, parameterCount: parameters.count, width: width)

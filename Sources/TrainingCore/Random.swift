@@ -69,6 +69,8 @@ public enum RandomStream: UInt64, Sendable {
     case blasSelfCheck = 10
     /// `smooth_after_fit`'s off-data points and their ascent.
     case smoothing = 11
+    /// Randomised tests' draws (never a cell's): a seeded stream, so a failure can be replayed.
+    case testing = 12
 }
 
 private struct SplitMix64 {

@@ -1,4 +1,4 @@
-public import Diagnostics
+import Diagnostics
 import Foundation
 
 /// What `smooth_after_fit` did after the fit: how many smoothing steps ran, and whether it ended
@@ -32,7 +32,7 @@ public struct SmoothingRecord: Sendable, Equatable {
 /// smoothest that fitted: of every iterate whose MSE was at or below target_mse (the fitted
 /// network it started from among them), the one with the lowest penalty.
 ///
-/// Tuned by hand (README has the figures): on n 256, d 32, width 256 (sphere, seed 0) rates 1,
+/// Tuned by hand (docs/smoothing.md has the figures): on n 256, d 32, width 256 (sphere, seed 0) rates 1,
 /// 0.1 and 0.03 of the cell's, rho 1 and 10 (the classical multiplier step) and weights 1 and 4
 /// of the steepest points; 0.1, rho 10 and 4 did best there, but on the law-in-d study's cells
 /// (n 1024) the fit then swung about the target and ended above it in 12 of 17; rho 100 with a

@@ -91,24 +91,28 @@ public enum CellRunner {
                     .result
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)))
-            case .noop(_, let fail):
-                if fail { throw IsosweepError(.invalidParameter, "this no-op cell always fails (test cell)") }
-                return (true, [])
-            case .crash:
-                // A poison cell for the tests: it takes its runner down, as a real crash would.
-                abort()
-            case .hog:
-                // A cell that takes far more than its allowance, for the tests: its worker must
-                // stop it. Every page is touched, so that it is resident.
-                let bytes = CellWork.hogBytes
-                let block = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
-                for offset in stride(from: 0, to: bytes, by: 4096) {
-                    block.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self)
+            case .diagnostic(let cell):
+                switch cell.behaviour {
+                case .succeed:
+                    return (true, [])
+                case .fail:
+                    throw IsosweepError(.invalidParameter, "this diagnostic cell always fails (test cell)")
+                case .crash:
+                    // It takes its runner down, as a real crash would.
+                    abort()
+                case .hog:
+                    // Far more than its allowance: its worker must stop it. Every page is
+                    // touched, so that it is resident.
+                    let bytes = DiagnosticCell.hogBytes
+                    let block = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 4096)
+                    for offset in stride(from: 0, to: bytes, by: 4096) {
+                        block.storeBytes(of: 1, toByteOffset: offset, as: UInt8.self)
+                    }
+                    while true { sleep(3600) }
+                case .hang:
+                    // It ignores its time limit: only a kill ends it.
+                    while true { sleep(3600) }
                 }
-                while true { sleep(3600) }
-            case .hang:
-                // A cell that ignores its time limit, for the tests: only a kill ends it.
-                while true { sleep(3600) }
             }
         } catch let error as IsosweepError {
             return (false, Array(error.description.utf8))

@@ -1,3 +1,4 @@
+import CPosix
 import Diagnostics
 import Foundation
 import Glibc
@@ -38,13 +39,14 @@ final class RunnerProcess {
     private static func spawn(_ executable: String) -> Result<(pid_t, Int32, Int32), IsosweepError> {
         var toRunner: [Int32] = [0, 0]
         var fromRunner: [Int32] = [0, 0]
-        guard pipe(&toRunner) == 0 else { return .failure(failure("pipe")) }
-        guard pipe(&fromRunner) == 0 else {
+        // Close-on-exec from the start (pipe2): a process that another thread spawns between
+        // pipe() and fcntl() would otherwise inherit these ends and hold the channel open.
+        guard isosweep_pipe_cloexec(&toRunner) == 0 else { return .failure(failure("pipe2")) }
+        guard isosweep_pipe_cloexec(&fromRunner) == 0 else {
             close(toRunner[0])
             close(toRunner[1])
-            return .failure(failure("pipe"))
+            return .failure(failure("pipe2"))
         }
-        for fd in toRunner + fromRunner { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -11,7 +11,7 @@ public struct Job: Sendable, Equatable {
     /// The cell's work as JSON.
     public var work: [UInt8]
     /// What the cell may use.
-    public var limits: Message.Limits
+    public var limits: ResourceLimits
 
     public init(
         session: UInt64,
@@ -19,7 +19,7 @@ public struct Job: Sendable, Equatable {
         key: String,
         attempt: UInt16,
         work: [UInt8],
-        limits: Message.Limits = Message.Limits()
+        limits: ResourceLimits = ResourceLimits()
     ) {
         self.session = session
         self.lease = lease
@@ -30,16 +30,30 @@ public struct Job: Sendable, Equatable {
     }
 }
 
-/// A job a slot finished: its result's JSON, or (not `ok`) the error's text.
+/// A job a slot finished, and how it ended.
 public struct Outcome: Sendable, Equatable {
-    public var job: Job
-    public var ok: Bool
-    public var payload: [UInt8]
+    /// How a job ended: what RESULT or FAILED carries to the coordinator.
+    public enum Ending: Sendable, Equatable {
+        /// The cell's result, as JSON.
+        case result([UInt8])
+        /// Why it failed.
+        case failure(String)
+    }
 
-    public init(job: Job, ok: Bool, payload: [UInt8]) {
+    /// The job, under the lease it was last bound to.
+    public var job: Job
+    /// How it ended.
+    public var ending: Ending
+
+    public init(job: Job, ending: Ending) {
         self.job = job
-        self.ok = ok
-        self.payload = payload
+        self.ending = ending
+    }
+
+    /// Whether it gave a result.
+    public var succeeded: Bool {
+        if case .result = ending { return true }
+        return false
     }
 }
 
@@ -308,14 +322,10 @@ public struct WorkerCore: Sendable {
                 if jobs[cell.key] != nil {
                     // Still here: its result goes out under this lease.
                     jobs[cell.key] = job
-                } else if var done = offers[cell.key] {
+                } else if var done = offers[cell.key], case .result(let payload) = done.ending {
                     done.job = job
                     offers[cell.key] = done
-                    send(
-                        .result(lease: lease, key: cell.key, attempt: cell.attempt, payload: done.payload),
-                        now: now,
-                        &out
-                    )
+                    send(.result(lease: lease, key: cell.key, attempt: cell.attempt, payload: payload), now: now, &out)
                 } else if stopDeadline == nil {
                     jobs[cell.key] = job
                     out.append(.run(job))
@@ -353,7 +363,7 @@ public struct WorkerCore: Sendable {
         var outcome = finished
         if let binding = jobs.removeValue(forKey: outcome.job.key) { outcome.job = binding }
         let job = outcome.job
-        if outcome.ok {
+        if outcome.succeeded {
             if offers[job.key] == nil, offers.count >= configuration.maximumOffers, let any = offers.keys.first {
                 offers.removeValue(forKey: any)
             }
@@ -361,18 +371,14 @@ public struct WorkerCore: Sendable {
         }
         guard case .registered(let session) = connection, job.session == session else {
             // A failure is not kept: the coordinator leases the cell again once the lease is gone.
-            let kept = outcome.ok ? "kept to offer again" : "not reported (its lease ended)"
+            let kept = outcome.succeeded ? "kept to offer again" : "not reported (its lease ended)"
             out.append(.log(.debug, "cell \(job.key) finished after its session: \(kept)"))
             return
         }
-        if outcome.ok {
-            send(
-                .result(lease: job.lease, key: job.key, attempt: job.attempt, payload: outcome.payload),
-                now: now,
-                &out
-            )
-        } else {
-            let error = String(decoding: outcome.payload, as: UTF8.self)
+        switch outcome.ending {
+        case .result(let payload):
+            send(.result(lease: job.lease, key: job.key, attempt: job.attempt, payload: payload), now: now, &out)
+        case .failure(let error):
             out.append(.log(.warning, "cell \(job.key) failed: \(error)"))
             send(.failed(lease: job.lease, key: job.key, attempt: job.attempt, error: error), now: now, &out)
         }

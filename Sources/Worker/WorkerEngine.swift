@@ -1,4 +1,3 @@
-import CZeroMQ
 import Diagnostics
 import Foundation
 public import Logging
@@ -188,14 +187,13 @@ public final class WorkerEngine: Sendable {
                     ]
                 )
             }
-            let (ok, payload) = run(job, on: &runner)
-            handOver(Outcome(job: job, ok: ok, payload: payload), from: push, slot: slot)
+            handOver(Outcome(job: job, ending: run(job, on: &runner)), from: push, slot: slot)
         }
     }
 
     /// Runs a job on the slot's runner (starting one if needed); the outcome, or why the runner
     /// could not give one. Returns early, killing the runner, when the worker aborts.
-    func run(_ job: Job, on runner: inout RunnerProcess?) -> (ok: Bool, payload: [UInt8]) {
+    func run(_ job: Job, on runner: inout RunnerProcess?) -> Outcome.Ending {
         let threads = job.limits.threads > 0 ? job.limits.threads : UInt16(clamping: options.blasThreads)
         let request = RunnerChannel.Job(
             key: job.key,
@@ -227,13 +225,13 @@ public final class WorkerEngine: Sendable {
             }
         } catch {
             runner = nil
-            return (false, Array("\(error)".utf8))
+            return .failure("\(error)")
         }
         while true {
             let read = process.outcomes.next(until: .now + .milliseconds(100))
             switch read {
             case .frame(.done(let done)):
-                return (done.ok, done.payload)
+                return done.ok ? .result(done.payload) : .failure(String(decoding: done.payload, as: UTF8.self))
             case .frame(.progress(let progress)):
                 let report = Message.CellProgress(
                     key: job.key,
@@ -252,12 +250,12 @@ public final class WorkerEngine: Sendable {
                 let cause = process.waitForExit()
                 runner = nil
                 logger.error("a cell runner died", metadata: ["key": "\(job.key)", "cause": "\(cause)"])
-                return (false, Array("the cell runner died: \(cause)".utf8))
+                return .failure("the cell runner died: \(cause)")
             }
             if abortRunning.load(ordering: .relaxed) {
                 process.kill()
                 runner = nil
-                return (false, Array("the worker stopped before the cell finished".utf8))
+                return .failure("the worker stopped before the cell finished")
             }
             if let killAt, ContinuousClock.now >= killAt {
                 process.kill()
@@ -265,24 +263,20 @@ public final class WorkerEngine: Sendable {
                 let limit = Duration.milliseconds(Int64(job.limits.timeLimitMilliseconds))
                 let grace = Self.killDelay(job.limits) - limit
                 logger.error("killed a cell runner after its cell's time limit", metadata: ["key": "\(job.key)"])
-                return (false, Array("killed after its time limit of \(limit) (and a grace of \(grace))".utf8))
+                return .failure("killed after its time limit of \(limit) (and a grace of \(grace))")
             }
             if job.limits.memoryBytes > 0, let resident = process.residentBytes, resident > job.limits.memoryBytes {
                 process.kill()
                 runner = nil
-                let allowance = SweepSpec.formatSize(job.limits.memoryBytes)
+                let allowance = Units.formatSize(job.limits.memoryBytes)
                 logger.error(
                     "killed a cell runner over its cell's memory allowance",
                     metadata: [
                         "key": "\(job.key)", "resident": "\(resident)", "allowance": "\(job.limits.memoryBytes)",
                     ]
                 )
-                return (
-                    false,
-                    Array(
-                        "exceeded its memory allowance of \(allowance) (resident \(SweepSpec.formatSize(resident))); raise resources.memory or shrink the cell"
-                            .utf8
-                    )
+                return .failure(
+                    "exceeded its memory allowance of \(allowance) (resident \(Units.formatSize(resident))); raise resources.memory or shrink the cell"
                 )
             }
         }
@@ -296,7 +290,7 @@ public final class WorkerEngine: Sendable {
     /// the limit plus a grace of a quarter of it, at least 2 s (a cell stops training at 3/4 of
     /// its limit and its Lipschitz search at the limit; the grace covers the upper bound and the
     /// result's hand-over).
-    static func killDelay(_ limits: Message.Limits) -> Duration {
+    static func killDelay(_ limits: ResourceLimits) -> Duration {
         let limit = Duration.milliseconds(Int64(limits.timeLimitMilliseconds))
         return limit + max(.seconds(2), limit / 4)
     }
@@ -336,7 +330,10 @@ extension Outcome {
         header.u64(job.session)
         header.u64(job.lease)
         header.u16(job.attempt)
-        return [header.bytes, Array(job.key.utf8), [ok ? 1 : 0], payload]
+        switch ending {
+        case .result(let payload): return [header.bytes, Array(job.key.utf8), [1], payload]
+        case .failure(let error): return [header.bytes, Array(job.key.utf8), [0], Array(error.utf8)]
+        }
     }
 
     init?(frames: [[UInt8]]) {
@@ -353,8 +350,7 @@ extension Outcome {
                 attempt: attempt,
                 work: []
             ),
-            ok: frames[2][0] == 1,
-            payload: frames[3]
+            ending: frames[2][0] == 1 ? .result(frames[3]) : .failure(String(decoding: frames[3], as: UTF8.self))
         )
     }
 }

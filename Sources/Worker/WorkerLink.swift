@@ -1,4 +1,3 @@
-import CZeroMQ
 import Diagnostics
 import Foundation
 import Logging
@@ -73,7 +72,7 @@ struct WorkerLink {
                         logger.error("a slot handed over an outcome that cannot be read", metadata: ["key": "\(key)"])
                         let job = Job(session: 0, lease: 0, key: key, attempt: 0, work: [])
                         outcomes.append(
-                            Outcome(job: job, ok: false, payload: Array("the worker lost this cell's outcome".utf8))
+                            Outcome(job: job, ending: .failure("the worker lost this cell's outcome"))
                         )
                     } else {
                         logger.error("a slot handed over an outcome without a cell key; dropped")
@@ -122,8 +121,8 @@ struct WorkerLink {
             if case .curve(let keys, let serverKey) = engine.options.security {
                 try socket.makeCurveClient(serverKey: serverKey, publicKey: keys.publicKey, secretKey: keys.secretKey)
             }
-            try socket.setOption(ZMQ_SNDHWM, Int32(100_000))
-            try socket.setOption(ZMQ_RCVHWM, Int32(100_000))
+            try socket.set(.sendHighWaterMark(100_000))
+            try socket.set(.receiveHighWaterMark(100_000))
             monitor = try Monitor(engine.context, watching: socket)
             try socket.connect(engine.options.connect)
             self.socket = socket
@@ -146,9 +145,4 @@ struct WorkerLink {
         let level = Logger.Level(rawValue: level.rawValue) ?? .info
         logger.log(level: level, "\(text)", metadata: ["coordinator": "\(engine.options.connect)"])
     }
-}
-
-/// The build's version, reported in HELLO.
-public enum IsosweepBuild {
-    public static let version = "0.1.0"
 }

@@ -39,8 +39,8 @@ public final class Socket {
         guard let handle = zmq_socket(context.handle, kind.value) else { throw IsosweepError.zeroMQ("zmq_socket") }
         self.handle = handle
         self.context = context
-        try setOption(ZMQ_LINGER, Self.defaultLingerMilliseconds)
-        try setOption(ZMQ_MAXMSGSIZE, Self.defaultMaximumMessageBytes)
+        try set(.lingerMilliseconds(Self.defaultLingerMilliseconds))
+        try set(.maximumMessageBytes(Self.defaultMaximumMessageBytes))
     }
 
     deinit { close() }
@@ -71,24 +71,52 @@ public final class Socket {
         guard zmq_connect(handle, endpoint) == 0 else { throw IsosweepError.zeroMQ("connect \(endpoint)") }
     }
 
-    /// Sets an integer option.
-    public func setOption(_ option: Int32, _ value: Int32) throws(IsosweepError) {
+    /// A socket option isosweep sets, typed: callers never see libzmq's option numbers.
+    public enum Option: Sendable, Equatable {
+        /// ZMQ_LINGER: how long closing waits to flush pending messages.
+        case lingerMilliseconds(Int32)
+        /// ZMQ_MAXMSGSIZE: the largest message accepted from a peer; a larger one drops the peer.
+        case maximumMessageBytes(Int64)
+        /// ZMQ_SNDHWM: messages queued for sending per peer before sends block or fail.
+        case sendHighWaterMark(Int32)
+        /// ZMQ_RCVHWM: messages queued on receipt per peer before libzmq stops reading.
+        case receiveHighWaterMark(Int32)
+        /// ZMQ_ROUTER_MANDATORY: a router's send to an unknown peer fails instead of vanishing.
+        case routerMandatory(Bool)
+        /// ZMQ_BACKLOG: the listen backlog of a bound TCP socket.
+        case backlog(Int32)
+    }
+
+    /// Sets `option`.
+    public func set(_ option: Option) throws(IsosweepError) {
+        switch option {
+        case .lingerMilliseconds(let value): try setOption(ZMQ_LINGER, value)
+        case .maximumMessageBytes(let value): try setOption(ZMQ_MAXMSGSIZE, value)
+        case .sendHighWaterMark(let value): try setOption(ZMQ_SNDHWM, value)
+        case .receiveHighWaterMark(let value): try setOption(ZMQ_RCVHWM, value)
+        case .routerMandatory(let on): try setOption(ZMQ_ROUTER_MANDATORY, Int32(on ? 1 : 0))
+        case .backlog(let value): try setOption(ZMQ_BACKLOG, value)
+        }
+    }
+
+    /// Sets an integer option by its libzmq number.
+    func setOption(_ option: Int32, _ value: Int32) throws(IsosweepError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int32>.size) == 0 else {
             throw IsosweepError.zeroMQ("zmq_setsockopt \(option)")
         }
     }
 
-    /// Sets a 64-bit integer option.
-    public func setOption(_ option: Int32, _ value: Int64) throws(IsosweepError) {
+    /// Sets a 64-bit integer option by its libzmq number.
+    func setOption(_ option: Int32, _ value: Int64) throws(IsosweepError) {
         var v = value
         guard zmq_setsockopt(handle, option, &v, MemoryLayout<Int64>.size) == 0 else {
             throw IsosweepError.zeroMQ("zmq_setsockopt \(option)")
         }
     }
 
-    /// Sets a binary or string option.
-    public func setOption(_ option: Int32, _ value: [UInt8]) throws(IsosweepError) {
+    /// Sets a binary or string option by its libzmq number.
+    func setOption(_ option: Int32, _ value: [UInt8]) throws(IsosweepError) {
         let result = value.withUnsafeBytes { zmq_setsockopt(handle, option, $0.baseAddress, value.count) }
         guard result == 0 else { throw IsosweepError.zeroMQ("zmq_setsockopt \(option)") }
     }

@@ -1,6 +1,9 @@
 import ArgumentParser
+import CommandSupport
 import Diagnostics
 import Foundation
+import SweepBench
+import SweepCore
 
 /// isosweep: tests the law of robustness (Bubeck & Sellke) by training two-layer networks over
 /// grids of (n, d, width) and measuring how their Lipschitz constants scale.
@@ -9,12 +12,12 @@ struct Isosweep: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "isosweep",
         abstract: "Measure the law of robustness: Lipschitz constants of networks that fit noisy data.",
-        version: "0.1.0",
+        version: IsosweepBuild.version,
         subcommands: [
             Run.self, CoordinatorCommand.self, WorkerCommand.self, Table.self, Fit.self, Report.self, Merge.self,
             Status.self, Plan.self, Cells.self, Requeue.self, Cancel.self, Serve.self, Keygen.self,
             Train.self,
-            Lipschitz.self, Bench.self, RunnerCommand.self, SwarmLoad.self,
+            Lipschitz.self, Bench.self, RunnerCommand.self,
         ]
     )
 

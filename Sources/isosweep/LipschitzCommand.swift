@@ -1,9 +1,7 @@
-public import ArgumentParser
+import ArgumentParser
+import CommandSupport
 import Diagnostics
-public import TrainingCore
-
-extension DataKind: ExpressibleByArgument {}
-extension ActivationKind: ExpressibleByArgument {}
+import TrainingCore
 
 /// `isosweep lipschitz`: the bounds of a saved network.
 struct Lipschitz: ParsableCommand, RunsBLAS {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import SweepAnalysis
 import SweepCore
 import SweepStore
@@ -32,6 +33,11 @@ struct Merge: ParsableCommand {
             }
         let report = try SweepStore.Merge.run(inputs: inputs, output: output, preference: preference)
         for conflict in report.conflicts { print("conflict: \(conflict)") }
+        if !report.undecodable.isEmpty {
+            Output.warning(
+                "\(report.undecodable.count) results could not be decoded and were copied without being compared (cells \(report.undecodable.prefix(5).map { String($0.prefix(12)) }.joined(separator: ", ")))"
+            )
+        }
         if !report.conflicts.isEmpty && prefer == nil {
             Output.error(
                 "\(report.conflicts.count) cells differ between inputs; nothing written. Choose a side with --prefer first|last"

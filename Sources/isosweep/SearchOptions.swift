@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import TrainingCore
 
 /// How hard the Lipschitz lower-bound search tries (`lipschitz` and `train`); the defaults are

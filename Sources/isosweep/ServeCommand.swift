@@ -1,7 +1,9 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 import ServiceLifecycle
+import SweepWeb
 import UnixSignals
 
 /// `isosweep serve`: browse a sweep's results after (or while) it runs.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 import SweepAnalysis
@@ -105,7 +106,7 @@ struct Status: ParsableCommand {
         }
         for worker in status.workers {
             print(
-                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(SweepSpec.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : SweepSpec.formatSize(worker.memoryBytes)), BLAS \(worker.blasCore), last heartbeat \(worker.silentMilliseconds) ms ago"
+                "  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.leased) running, \(worker.done) done, cores \(worker.threadsInUse)/\(worker.cores), memory \(Units.formatSize(worker.memoryInUse))/\(worker.memoryBytes == .max ? "unstated" : Units.formatSize(worker.memoryBytes)), BLAS \(worker.blasCore), last heartbeat \(worker.silentMilliseconds) ms ago"
             )
         }
         if status.workersTotal > status.workers.count {
@@ -131,25 +132,4 @@ struct Status: ParsableCommand {
             print("  \(failure.key.prefix(12)) after \(failure.attempts) attempts: \(failure.error)")
         }
     }
-}
-
-/// GETs `url`, waiting for the answer: the body, the HTTP status and any error's text.
-func httpGet(_ url: URL, timeout: TimeInterval) -> (Data?, Int?, String?) {
-    let box = ResponseBox()
-    let done = DispatchSemaphore(value: 0)
-    var request = URLRequest(url: url)
-    request.timeoutInterval = timeout
-    URLSession.shared.dataTask(with: request) { data, response, error in
-        box.set(data, (response as? HTTPURLResponse)?.statusCode, error.map { "\($0.localizedDescription)" })
-        done.signal()
-    }.resume()
-    done.wait()
-    return box.get()
-}
-
-/// Carries a URLSession answer back to the waiting thread.
-final class ResponseBox: Sendable {
-    private let value = Mutex<(Data?, Int?, String?)>((nil, nil, nil))
-    func set(_ data: Data?, _ code: Int?, _ error: String?) { value.withLock { $0 = (data, code, error) } }
-    func get() -> (Data?, Int?, String?) { value.withLock { $0 } }
 }

@@ -1,4 +1,5 @@
 public import ArgumentParser
+import CommandSupport
 public import SweepAnalysis
 import SweepStore
 

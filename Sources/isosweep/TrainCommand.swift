@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Diagnostics
 import Foundation
 import TrainingCore
@@ -9,7 +10,7 @@ struct Train: ParsableCommand, RunsBLAS {
     static let configuration = CommandConfiguration(
         abstract: "Train one cell and print its metrics as JSON.",
         discussion: """
-            Keys follow DESIGN.md's metrics table; metrics that do not exist for the cell are null.
+            Keys follow docs/science.md's metrics table; metrics that do not exist for the cell are null.
 
             The cell's parameters, the same as in sweep files (with dashes), e.g. \
             isosweep train --n 256 --d 32 --width 64 --seed 0:

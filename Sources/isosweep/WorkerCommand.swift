@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -44,7 +45,7 @@ struct WorkerCommand: AsyncParsableCommand, RunsBLAS {
         if let slots, !(1...4096).contains(slots) { throw ValidationError("--slots must be between 1 and 4096") }
         if let cores, !(1...4096).contains(cores) { throw ValidationError("--cores must be between 1 and 4096") }
         if let memory {
-            guard let bytes = SweepSpec.parseSize(memory), bytes >= Wire.minimumWorkerMemory else {
+            guard let bytes = Units.parseSize(memory), bytes >= Wire.minimumWorkerMemory else {
                 throw ValidationError(
                     "--memory takes a size of at least 1MiB such as 512MiB, 12GiB or 2.5GB (got \(memory))"
                 )
@@ -67,7 +68,7 @@ struct WorkerCommand: AsyncParsableCommand, RunsBLAS {
         let cores = cores ?? MachineResources.cores()
         var options = WorkerOptions(connect: connect, slots: slots ?? cores, prefetch: prefetch)
         options.cores = cores
-        if let memory, let bytes = SweepSpec.parseSize(memory) { options.memoryBytes = bytes }
+        if let memory, let bytes = Units.parseSize(memory) { options.memoryBytes = bytes }
         options.blasThreads = threads
         options.grace = .milliseconds(Int64(grace * 1000))
         if let curveSecret, let serverKey {
@@ -88,7 +89,7 @@ struct WorkerCommand: AsyncParsableCommand, RunsBLAS {
             "worker starting",
             metadata: [
                 "id": "\(options.workerID)", "slots": "\(options.slots)", "cores": "\(options.cores)",
-                "memory": "\(SweepSpec.formatSize(options.memoryBytes))", "coordinator": "\(connect)",
+                "memory": "\(Units.formatSize(options.memoryBytes))", "coordinator": "\(connect)",
                 "blas_core": "\(options.blasCore) (\(BLAS.coreProvenance.description))",
             ]
         )

@@ -94,6 +94,23 @@ import TrainingCore
         }
     }
 
+    /// The product's commands carry no benchmark hooks: the benchmarks' own processes are
+    /// `bench` subcommands (SweepBench).
+    @Test func productCommandsHaveNoBenchmarkOptions() throws {
+        for command in ["coordinator", "run", "worker"] {
+            let help = try runIsosweep([command, "--help-hidden"])
+            #expect(help.status == 0, "\(help.stderr)")
+            #expect(help.stdout.contains("--log-level"), "\(command)'s hidden help is empty")
+            #expect(!help.stdout.contains("--bench"), "\(command) has a benchmark option: \(help.stdout)")
+        }
+        let top = try runIsosweep(["--help-hidden"]).stdout
+        #expect(!top.contains("swarm-load"))
+        for hidden in ["coordinator", "swarm-load"] {
+            let help = try runIsosweep(["bench", hidden, "--help"])
+            #expect(help.status == 0 && help.stdout.contains("USAGE: isosweep bench \(hidden)"), "\(help.stdout)")
+        }
+    }
+
     @Test func savedModelGivesTheSameBoundsThroughLipschitz() throws {
         let dir = try temporaryDirectory()
         let model = dir.appendingPathComponent("net.safetensors").path

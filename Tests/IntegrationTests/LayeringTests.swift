@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The manifest keeps each module to what it may import (README, Development): read from
+/// The manifest keeps each module to what it may import (docs/design.md, Modules): read from
 /// `swift package dump-package`, as SwiftPM itself sees it.
 @Suite struct LayeringTests {
     /// Each target's direct dependencies (targets and products), from the manifest.
@@ -36,9 +36,32 @@ import Testing
         return result
     }
 
+    /// The modules each target's sources import (`import X`, `public import X`, ...), by target.
+    func imports() throws -> [String: Set<String>] {
+        let sources = DeployTests.root.appendingPathComponent("Sources")
+        var result: [String: Set<String>] = [:]
+        for target in try FileManager.default.contentsOfDirectory(atPath: sources.path) {
+            let folder = sources.appendingPathComponent(target)
+            guard let files = FileManager.default.enumerator(atPath: folder.path) else { continue }
+            var modules = Set<String>()
+            for case let file as String in files where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: folder.appendingPathComponent(file), encoding: .utf8)
+                for line in text.split(separator: "\n") {
+                    let words = line.split(separator: " ")
+                    guard let index = words.firstIndex(of: "import"), index + 1 < words.count,
+                        words[..<index].allSatisfy({ ["public", "internal", "package", "@testable"].contains($0) })
+                    else { continue }
+                    modules.insert(String(words[index + 1]))
+                }
+            }
+            result[target] = modules
+        }
+        return result
+    }
+
     @Test func modulesImportOnlyWhatTheirLayerAllows() throws {
         let targets = try dependencies()
-        for module in ["SweepCore", "SweepStore", "SweepAnalysis", "Diagnostics", "WorkerTests"] {
+        for module in ["SweepCore", "SweepStore", "SweepAnalysis", "SweepWeb", "Diagnostics", "WorkerTests"] {
             #expect(targets[module] != nil, "no \(module) target")
         }
         // The worker needs the protocol and the training core, never the store or the analysis.
@@ -51,7 +74,31 @@ import Testing
         #expect(try #require(targets["SweepAnalysis"]).isDisjoint(with: ["GRDB", "ZeroMQ"]))
         #expect(try #require(targets["Diagnostics"]).isEmpty)
         #expect(try #require(targets["TrainingCore"]).isDisjoint(with: ["SweepCore", "SweepStore", "ZeroMQ", "GRDB"]))
-        // The coordinator's status server is where the analysis is used at run time.
-        #expect(try #require(targets["Coordinator"]).contains("SweepAnalysis"))
+        // The coordinator coordinates: the pages it serves live in SweepWeb, above it.
+        let coordinator = try #require(targets["Coordinator"])
+        #expect(
+            coordinator.isDisjoint(with: ["SweepAnalysis", "SweepWeb", "SweepBench", "Hummingbird"]),
+            "\(coordinator)"
+        )
+        #expect(try #require(targets["SweepWeb"]).contains("Coordinator"))
+        // Only ZeroMQ's wrapper talks to libzmq.
+        for (name, dependencies) in targets where name != "ZeroMQ" {
+            #expect(!dependencies.contains("CZeroMQ"), "\(name) depends on CZeroMQ")
+        }
+    }
+
+    @Test func sourcesImportOnlyWhatTheirLayerAllows() throws {
+        let imports = try imports()
+        #expect(imports["ZeroMQ"]?.contains("CZeroMQ") == true, "the import scan found nothing")
+        for (target, modules) in imports {
+            if target != "ZeroMQ" { #expect(!modules.contains("CZeroMQ"), "\(target) imports CZeroMQ") }
+            if target != "TrainingCore" {
+                #expect(modules.isDisjoint(with: ["COpenBLAS", "CKernels"]), "\(target) imports BLAS or the kernels")
+            }
+        }
+        let coordinator = try #require(imports["Coordinator"])
+        #expect(coordinator.isDisjoint(with: ["SweepAnalysis", "SweepWeb", "SweepBench", "Hummingbird", "NIOCore"]))
+        #expect(try #require(imports["Worker"]).isDisjoint(with: ["SweepStore", "GRDB", "SweepAnalysis"]))
+        #expect(try #require(imports["SweepCore"]).isDisjoint(with: ["GRDB", "ZeroMQ", "Logging", "SweepStore"]))
     }
 }

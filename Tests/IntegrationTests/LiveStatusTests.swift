@@ -141,6 +141,10 @@ import FoundationNetworking
             metrics.body.contains("isosweep_cells{state=\"done\"}")
                 && metrics.body.contains("# HELP isosweep_workers_alive")
         )
+        // Every cell state is exported, cancelled included.
+        for state in ["queued", "leased", "done", "failed", "cancelled"] {
+            #expect(metrics.body.contains("isosweep_cells{state=\"\(state)\"}"), "\(state)")
+        }
         if let promtool = Self.tool("promtool") {
             try metrics.body.write(toFile: box.path("metrics.txt"), atomically: true, encoding: .utf8)
             #expect(shell("'\(promtool)' check metrics < '\(box.path("metrics.txt"))'") == 0)

@@ -3,7 +3,7 @@ import Testing
 
 /// A scaled-down swarm: hundreds of simulated workers (each the worker's real protocol core on
 /// its own DEALER socket) against a real coordinator process. It asserts exactly-once, not speed
-/// (the speed is `bench swarm`'s, quoted in README).
+/// (the speed is `bench swarm`'s, quoted in docs/performance.md).
 @Suite(.serialized) struct SwarmTests {
     @Test func twoHundredWorkersWithChurnAndACoordinatorKilledMidRunCommitEveryCellOnce() throws {
         let run = try runIsosweep(

@@ -1,5 +1,5 @@
 import Foundation
-import SweepAnalysis
+import SweepCore
 import Testing
 
 /// Statistics against numpy/scipy/statsmodels on fixed inputs (Fixtures/make_statistics_fixture.py).

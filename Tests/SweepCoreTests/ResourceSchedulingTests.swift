@@ -297,15 +297,15 @@ import TrainingCore
         #expect(cell(2048, 128, 1024).autoThreads == 4)
         #expect(cell(16384, 1024, 65536).autoThreads == 64)
         #expect(CellWork.noop(index: 1, fail: false).autoThreads == 0)
-        #expect(try CellWork.noop(index: 1, fail: false).requirements(resources: Message.Limits()) == .none)
-        let needs = try cell(2048, 128, 1024).requirements(resources: Message.Limits())
+        #expect(try CellWork.noop(index: 1, fail: false).requirements(resources: ResourceLimits()) == .none)
+        let needs = try cell(2048, 128, 1024).requirements(resources: ResourceLimits())
         #expect(needs.threads == 4 && needs.memoryBytes > 20 * Self.mib)
         // The enforced limit has a margin over the estimate (25%, at least 64 MiB); a fixed one has none.
         #expect(needs.limitBytes == needs.memoryBytes + max(needs.memoryBytes / 4, 64 * Self.mib))
-        let fixed = try cell(2048, 128, 1024).requirements(resources: Message.Limits(threads: 2, memoryBytes: 8 << 30))
+        let fixed = try cell(2048, 128, 1024).requirements(resources: ResourceLimits(threads: 2, memoryBytes: 8 << 30))
         #expect(fixed == CellRequirements(threads: 2, memoryBytes: 8 << 30))
         #expect(throws: IsosweepError.self) {
-            try cell(2048, 128, 1024).requirements(resources: Message.Limits(memoryBytes: 2 * Self.mib))
+            try cell(2048, 128, 1024).requirements(resources: ResourceLimits(memoryBytes: 2 * Self.mib))
         }
     }
 }

@@ -59,7 +59,9 @@ import TrainingCore
 
     @Test func theQueueHandsOutTheMostExpensiveFirstThenSeedOrderWhateverTheChunks() {
         // 300 cells with 7 distinct costs, added in three chunks in a scrambled order.
-        var generator = SystemRandomNumberGenerator()
+        let testSeed: UInt64 = 20_261_206
+        print("theQueueHandsOutTheMostExpensiveFirst: seed \(testSeed)")
+        var generator = SeededGenerator(seed: testSeed, stream: .testing)
         let seeds = (0..<300).map { seed($0, cost: Double($0 % 7)) }
         var s = Scheduler(configuration: .init(session: 1), loading: true)
         let shuffled = seeds.shuffled(using: &generator)

@@ -303,11 +303,11 @@ extension SweepSpecTests {
         let grid = "name: r\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, 2]}\n"
         let plain = try SweepSpec.parse(grid, file: "r.yaml")
         let limited = try SweepSpec.parse(grid + "resources:\n  threads: 4\n  time_limit: 1h30m\n", file: "r.yaml")
-        #expect(limited.limits == Message.Limits(threads: 4, timeLimitMilliseconds: 5_400_000))
-        #expect(plain.limits == Message.Limits())
+        #expect(limited.limits == ResourceLimits(threads: 4, timeLimitMilliseconds: 5_400_000))
+        #expect(plain.limits == ResourceLimits())
         #expect(try plain.cells().map(\.key) == limited.cells().map(\.key))
         let auto = try SweepSpec.parse(grid + "resources: {threads: auto, time_limit: 90}\n", file: "r.yaml")
-        #expect(auto.limits == Message.Limits(threads: 0, timeLimitMilliseconds: 90_000))
+        #expect(auto.limits == ResourceLimits(threads: 0, timeLimitMilliseconds: 90_000))
         for (resources, words) in [
             ("resources: {threads: 0}", "resources.threads: expected auto or a whole number"),
             ("resources: {time_limit: soon}", "resources.time_limit: expected a duration"),
@@ -329,14 +329,14 @@ extension SweepSpecTests {
             }
         }
         let memory = try SweepSpec.parse(grid + "resources: {memory: 4GiB}\n", file: "r.yaml")
-        #expect(memory.limits == Message.Limits(memoryBytes: 4 << 30))
+        #expect(memory.limits == ResourceLimits(memoryBytes: 4 << 30))
         #expect(try memory.cells().map(\.key) == plain.cells().map(\.key))
-        #expect(SweepSpec.parseSize("512MiB") == 512 << 20 && SweepSpec.parseSize("2.5GB") == 2_500_000_000)
-        #expect(SweepSpec.parseSize("1G") == 1 << 30 && SweepSpec.parseSize("12 GiB") == 12 << 30)
-        #expect(SweepSpec.parseSize("4 parsecs") == nil && SweepSpec.parseSize("") == nil)
-        #expect(SweepSpec.formatSize(18 << 30) == "18 GiB" && SweepSpec.formatSize(1_610_612_736) == "1.5 GiB")
-        #expect(SweepSpec.parseDuration("1h30m") == 5400 && SweepSpec.parseDuration("2s") == 2)
-        #expect(SweepSpec.parseDuration("1.5m") == 90 && SweepSpec.parseDuration("") == nil)
-        #expect(SweepSpec.parseDuration("10x") == nil && SweepSpec.parseDuration("5m3") == nil)
+        #expect(Units.parseSize("512MiB") == 512 << 20 && Units.parseSize("2.5GB") == 2_500_000_000)
+        #expect(Units.parseSize("1G") == 1 << 30 && Units.parseSize("12 GiB") == 12 << 30)
+        #expect(Units.parseSize("4 parsecs") == nil && Units.parseSize("") == nil)
+        #expect(Units.formatSize(18 << 30) == "18 GiB" && Units.formatSize(1_610_612_736) == "1.5 GiB")
+        #expect(Units.parseDuration("1h30m") == 5400 && Units.parseDuration("2s") == 2)
+        #expect(Units.parseDuration("1.5m") == 90 && Units.parseDuration("") == nil)
+        #expect(Units.parseDuration("10x") == nil && Units.parseDuration("5m3") == nil)
     }
 }

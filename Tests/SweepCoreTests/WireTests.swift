@@ -1,6 +1,7 @@
 import Diagnostics
 import SweepCore
 import Testing
+import TrainingCore
 
 /// The wire codec: every message round-trips; anything malformed is refused with a reason.
 @Suite struct WireTests {
@@ -42,7 +43,7 @@ import Testing
                     key: key,
                     attempt: 1,
                     work: [4],
-                    limits: Message.Limits(threads: 4, timeLimitMilliseconds: 1_800_000, memoryBytes: 24 << 30)
+                    limits: ResourceLimits(threads: 4, timeLimitMilliseconds: 1_800_000, memoryBytes: 24 << 30)
                 )
             ]
         ),
@@ -125,13 +126,16 @@ import Testing
         }
         do {
             _ = try Message.decode(wrongVersion)
+            Issue.record("a message of another protocol version was accepted")
         } catch {
             #expect(error.code == .versionMismatch)
         }
     }
 
     @Test func randomBytesNeverCrashTheDecoder() {
-        var rng = SystemRandomNumberGenerator()
+        let testSeed: UInt64 = 20_261_206
+        print("randomBytesNeverCrashTheDecoder: seed \(testSeed)")
+        var rng = SeededGenerator(seed: testSeed, stream: .testing)
         var accepted = 0
         for round in 0..<20_000 {
             var frames = Self.messages[round % Self.messages.count].encode()

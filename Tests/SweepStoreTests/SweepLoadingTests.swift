@@ -109,11 +109,11 @@ import TrainingCore
     @Test func noopCellsAreMadeAsTheyLoadAndRecognisedOnReload() throws {
         let path = try temporaryPath()
         let store = try ResultStore(path: path)
-        let seeds = try drain(try store.load(name: "bench", noopCells: 1000), chunk: 128)
+        let seeds = try drain(try store.load(name: "bench", diagnosticCells: 1000), chunk: 128)
         #expect(seeds.count == 1000)
         #expect(Set(seeds.map(\.key)) == Set((0..<1000).map { CellWork.noop(index: $0, fail: false).key }))
-        #expect(try store.load(name: "bench", noopCells: 1000).summary == "reloaded")
+        #expect(try store.load(name: "bench", diagnosticCells: 1000).summary == "reloaded")
         // Another count is another set of cells: compared in full.
-        #expect(try store.load(name: "bench", noopCells: 1001).summary != "reloaded")
+        #expect(try store.load(name: "bench", diagnosticCells: 1001).summary != "reloaded")
     }
 }

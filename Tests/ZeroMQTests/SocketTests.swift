@@ -1,4 +1,3 @@
-import CZeroMQ
 import Diagnostics
 import Foundation
 import Testing
@@ -69,7 +68,7 @@ import ZeroMQ
     @Test func oversizedMessagesDropThePeer() throws {
         let context = try Context()
         let router = try Socket(context, .router)
-        try router.setOption(ZMQ_MAXMSGSIZE, Int64(1000))
+        try router.set(.maximumMessageBytes(1000))
         try router.bind("tcp://127.0.0.1:0")
         let dealer = try Socket(context, .dealer)
         try dealer.connect(router.lastEndpoint)

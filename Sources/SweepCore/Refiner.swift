@@ -1,5 +1,4 @@
 import Foundation
-public import SweepCore
 public import TrainingCore
 
 /// One round of a sweep's `refine:` (`Refinement`): from the results so far, the cells to add.

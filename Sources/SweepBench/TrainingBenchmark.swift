@@ -1,3 +1,6 @@
+import Foundation
+public import TrainingCore
+
 /// Measured speed of the training step against plain SGEMM on the same shapes, in the same run.
 public struct TrainingBenchmark: Sendable, Codable {
     public var n: Int

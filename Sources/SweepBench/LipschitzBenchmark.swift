@@ -1,4 +1,6 @@
 public import Diagnostics
+import Foundation
+public import TrainingCore
 
 /// The Lipschitz phase of a cell against 100 of its training steps, measured in the same run
 /// (`isosweep bench lipschitz`): what the bounds cost in units of training.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import SweepCore
 import Synchronization
@@ -72,7 +73,7 @@ struct SwarmLoad: ParsableCommand {
                     if case .hello = message, firstHello == nil { firstHello = Date() }
                     _ = try? swarm[index].socket?.send(message.encode(), dontWait: true)
                 case .run(let job):
-                    swarm[index].finished.append(Outcome(job: job, ok: true, payload: []))
+                    swarm[index].finished.append(Outcome(job: job, ending: .result([])))
                 case .recall:
                     execute(index, swarm[index].core.on(.unstarted([]), now: .now))
                 case .sendProgress:

@@ -1,6 +1,7 @@
 public import Diagnostics
 import Foundation
-public import SweepCore
+import SweepAnalysis
+import SweepCore
 public import SweepStore
 import TrainingCore
 
@@ -67,29 +68,36 @@ public enum ResultsPages {
         ("law_ratio", \.lawRatio), ("seconds", { $0.trainSeconds + $0.lipSeconds }),
     ]
 
-    static func rows(_ store: ResultStore, state: Scheduler.CellState?) throws(IsosweepError) -> [Row] {
+    /// The cells in `state` (all: nil) with their results, and a warning when some results
+    /// could not be decoded.
+    static func rows(
+        _ store: ResultStore,
+        state: Scheduler.CellState?
+    ) throws(IsosweepError) -> (rows: [Row], warning: String?) {
         let cells = try store.cells(state: state)
         var results: [String: CellResult] = [:]
-        let decoder = JSONDecoder()
+        var warning: String?
         if state == nil || state == .done {
-            try store.forEachResult { stored in
-                results[stored.key] = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8))
-            }
+            let decoded = try store.cellResults()
+            results = Dictionary(decoded.results, uniquingKeysWith: { first, _ in first })
+            warning = decoded.warning
         }
-        return cells.map { cell in
+        let rows = cells.map { cell in
             Row(
                 cell: cell,
                 parameters: CellWork(json: Array(cell.work.utf8))?.parameters,
                 result: results[cell.key]
             )
         }
+        return (rows, warning)
     }
 
     /// The cell table: `query` filters by `state` and by any parameter (`width=64`), and sorts by
     /// any column (`sort=lip_support_lower&order=desc`).
     public static func cellTable(_ store: ResultStore, query: [String: String]) throws(IsosweepError) -> String {
         let state = query["state"].flatMap { $0 == "running" ? .leased : Scheduler.CellState(rawValue: $0) }
-        var rows = try rows(store, state: state)
+        let (all, warning) = try rows(store, state: state)
+        var rows = all
         let filters = query.filter { CellParameters.parameter(named: $0.key) != nil && !$0.value.isEmpty }
         rows = rows.filter { row in filters.allSatisfy { row.value($0.key) == $0.value } }
         let parameters = CellParameters.catalogue.map(\.name).filter { name in
@@ -126,14 +134,17 @@ public enum ResultsPages {
                 " \(escapeHTML(name)) <input name=\"\(escapeHTML(name))\" size=\"6\" value=\"\(escapeHTML(filters[name] ?? ""))\">"
         }
         html += " <button>filter</button></form>\n"
+        if let warning { html += "<p class=\"failed\">\(escapeHTML(warning))</p>\n" }
         html +=
             "<p id=\"count\">\(rows.count) cells</p>\n<table id=\"cells\"><tr>" + columns.map(link).joined() + "</tr>\n"
         for row in rows {
-            html += "<tr class=\"\(row.stateName)\">"
+            html += "<tr class=\"\(escapeHTML(row.stateName))\">"
             for column in columns {
                 let text = column == "key" ? String(row.cell.key.prefix(12)) : row.value(column)
                 let cell =
-                    column == "key" ? "<a href=\"/cell/\(row.cell.key)\">\(escapeHTML(text))</a>" : escapeHTML(text)
+                    column == "key"
+                    ? "<a href=\"/cell/\(escapeHTML(percent(row.cell.key)))\">\(escapeHTML(text))</a>"
+                    : escapeHTML(text)
                 html +=
                     ["key", "state", "worker"].contains(column) ? "<td class=\"text\">\(cell)</td>" : "<td>\(cell)</td>"
             }
@@ -182,15 +193,26 @@ public enum ResultsPages {
         html +=
             "<table id=\"failed\"><tr><th>key</th><th>state</th><th>attempts</th><th>worker</th><th>last error</th></tr>\n"
         for cell in troubled {
-            html += "<tr class=\"\(cell.state.rawValue)\"><td class=\"text\"><a href=\"/cell/\(cell.key)\">"
+            html += "<tr class=\"\(escapeHTML(cell.state.rawValue))\"><td class=\"text\">"
             html +=
-                "\(cell.key.prefix(12))</a></td><td class=\"text\">\(cell.state.rawValue)</td><td>\(cell.attempts)</td>"
+                "<a href=\"/cell/\(escapeHTML(percent(cell.key)))\">\(escapeHTML(String(cell.key.prefix(12))))</a></td>"
+            html += "<td class=\"text\">\(escapeHTML(cell.state.rawValue))</td><td>\(cell.attempts)</td>"
             html += "<td class=\"text\">\(escapeHTML(cell.worker ?? ""))</td>"
             html += "<td class=\"text\"><pre>\(escapeHTML(cell.lastError ?? ""))</pre></td></tr>\n"
         }
         html += "</table>\n"
         html += "<p>Put them back with <code>isosweep requeue DB --failed</code>.</p>\n"
         return page("Failed cells", html)
+    }
+
+    /// The page for a cell key that is not in the sweep (the key as asked, shortened).
+    public static func noCell(key: String) -> String {
+        "<p>no cell \(escapeHTML(String(key.prefix(64)))) in this sweep</p>"
+    }
+
+    /// The page for a database that cannot be read.
+    public static func failure(database: String, error: any Error) -> String {
+        "<p>cannot read \(escapeHTML(database)): \(escapeHTML("\(error)"))</p>"
     }
 
     static func percent(_ text: String) -> String {

@@ -1,3 +1,4 @@
+import Coordinator
 import Foundation
 public import Hummingbird
 public import Logging
@@ -32,51 +33,57 @@ public enum ResultsServer {
         }
         @Sendable func store() throws -> ResultStore { try ResultStore(path: database, readOnly: true) }
         @Sendable func failure(_ error: any Error) -> Response {
-            html("<p>cannot read \(database): \(error)</p>", status: .internalServerError)
+            html(ResultsPages.failure(database: database, error: error), status: .internalServerError)
+        }
+        /// `page` built off the cooperative pool (it reads SQLite), or the error as a page.
+        @Sendable func respond(_ page: @escaping @Sendable () throws -> Response) async -> Response {
+            do { return try await blockingWork(page) } catch { return failure(error) }
         }
         router.get("/") { _, _ -> Response in
-            do { return html(try report.index()) } catch { return failure(error) }
+            await respond { html(try report.index()) }
         }
         router.get("/cells") { request, _ -> Response in
             var query: [String: String] = [:]
             for (key, value) in request.uri.queryParameters {
                 query[String(key)] = String(value).removingPercentEncoding
             }
-            do { return html(try ResultsPages.cellTable(try store(), query: query)) } catch { return failure(error) }
+            return await respond { [query] in html(try ResultsPages.cellTable(try store(), query: query)) }
         }
         router.get("/cell/:key") { _, context -> Response in
             let key = context.parameters.get("key") ?? ""
-            do {
+            return await respond {
                 guard let page = try ResultsPages.cellPage(try store(), key: key) else {
-                    return html("<p>no cell \(key.prefix(64)) in this sweep</p>", status: .notFound)
+                    return html(ResultsPages.noCell(key: key), status: .notFound)
                 }
                 return html(page)
-            } catch { return failure(error) }
+            }
         }
         router.get("/failed") { _, _ -> Response in
-            do { return html(try ResultsPages.failedPage(try store())) } catch { return failure(error) }
+            await respond { html(try ResultsPages.failedPage(try store())) }
         }
         router.get("/status") { _, _ -> Response in
-            do {
+            await respond {
                 let data = try JSONEncoder().encode(try status(try store(), database: database))
                 return Response(
                     status: .ok,
                     headers: [.contentType: "application/json"],
                     body: .init(byteBuffer: ByteBuffer(bytes: data))
                 )
-            } catch { return failure(error) }
+            }
         }
         // The report's figures and files, next to index.html.
         router.get("/:file") { _, context -> Response in
             let name = context.parameters.get("file") ?? ""
-            guard let (data, type) = try? report.file(name) else {
-                return html("<p>no such page</p>", status: .notFound)
+            return await respond {
+                guard let (data, type) = try? report.file(name) else {
+                    return html("<p>no such page</p>", status: .notFound)
+                }
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: type],
+                    body: .init(byteBuffer: ByteBuffer(bytes: data))
+                )
             }
-            return Response(
-                status: .ok,
-                headers: [.contentType: type],
-                body: .init(byteBuffer: ByteBuffer(bytes: data))
-            )
         }
         return Application(
             router: router,
@@ -113,10 +120,13 @@ public enum ResultsServer {
 }
 
 /// The report of the database, written to a private folder and rewritten at most every ten
-/// seconds when asked for.
+/// seconds when asked for. Its methods block (they read SQLite and write files): call them off the
+/// cooperative pool (`blockingWork`). One refresh runs at a time; a caller that comes during one
+/// waits for it on its own thread, and requests for the other pages never wait for it.
 final class ReportCache: Sendable {
     let database: String
     let directory: String
+    /// When the report was last written; held for a refresh and a read, so they take turns.
     private let written = Mutex<ContinuousClock.Instant?>(nil)
 
     init(database: String) {
@@ -128,18 +138,21 @@ final class ReportCache: Sendable {
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
-    func refresh() throws {
+    /// `read` of the report folder, after rewriting it if it is older than ten seconds; under the
+    /// lock, so no read sees a report half rewritten.
+    func withFreshReport<T>(_ read: () throws -> T) throws -> T {
         try written.withLock { last in
-            if let last, ContinuousClock.now - last < .seconds(10) { return }
-            try ReportWriter.write(store: try ResultStore(path: database, readOnly: true), directory: directory)
-            last = .now
+            if last == nil || ContinuousClock.now - last! >= .seconds(10) {
+                try ReportWriter.write(store: try ResultStore(path: database, readOnly: true), directory: directory)
+                last = .now
+            }
+            return try read()
         }
     }
 
     /// index.html with the navigation bar.
     func index() throws -> String {
-        try refresh()
-        let page = try String(contentsOfFile: directory + "/index.html", encoding: .utf8)
+        let page = try withFreshReport { try String(contentsOfFile: directory + "/index.html", encoding: .utf8) }
         return page.replacingOccurrences(of: "<body>", with: "<body>\n" + ResultsPages.navigation)
     }
 
@@ -149,7 +162,6 @@ final class ReportCache: Sendable {
         guard !name.contains("/"), !name.hasPrefix("."), let type = types[(name as NSString).pathExtension] else {
             return nil
         }
-        try refresh()
-        return (try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)), type)
+        return (try withFreshReport { try Data(contentsOf: URL(fileURLWithPath: directory + "/" + name)) }, type)
     }
 }

@@ -1,3 +1,5 @@
+public import Coordinator
+import Dispatch
 import Foundation
 public import Hummingbird
 public import Logging
@@ -47,14 +49,14 @@ public enum StatusServer {
             Response(
                 status: .ok,
                 headers: [.contentType: "image/svg+xml"],
-                body: .init(byteBuffer: ByteBuffer(string: views.current().figure))
+                body: .init(byteBuffer: ByteBuffer(string: await views.current().figure))
             )
         }
         router.get("/table") { _, _ -> Response in
             Response(
                 status: .ok,
                 headers: [.contentType: "text/html; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: views.current().table))
+                body: .init(byteBuffer: ByteBuffer(string: await views.current().table))
             )
         }
         router.get("/") { _, _ -> Response in
@@ -106,7 +108,7 @@ public enum StatusServer {
         <div id="table"></div>
         <script>
         function size(b){if(b>=1.8e19)return 'unstated';const u=['B','KiB','MiB','GiB','TiB'];let i=0;while(b>=1024&&i<4){b/=1024;i++;}return b.toFixed(i?1:0)+' '+u[i];}
-        function text(s){return String(s).replace(/[&<>]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;'}[c]));}
+        function text(s){return String(s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
         let page=0, pages=1;
         function turn(by){page=Math.min(Math.max(0,page+by),pages-1);refresh();}
         async function refresh(){
@@ -150,20 +152,39 @@ public enum StatusServer {
         """
 }
 
-/// The figure and table from the database, recomputed at most every five seconds.
+/// The figure and table from the database, recomputed at most every five seconds, one
+/// recomputation at a time and off the cooperative pool (it reads SQLite).
 final class DatabaseViews: Sendable {
     let path: String
+    private let queue = DispatchQueue(label: "isosweep.status.views")
     private let cache = Mutex<(at: ContinuousClock.Instant, figure: String, table: String)?>(nil)
 
     init(path: String) { self.path = path }
 
-    func current() -> (figure: String, table: String) {
+    func current() async -> (figure: String, table: String) {
         if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) {
             return (cached.figure, cached.table)
         }
-        var figure =
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>"
-        var table = "<p>no results yet</p>"
+        return
+            (try? await blockingWork(on: queue) { [self] () -> (figure: String, table: String) in
+                // A caller that waited for the one before it finds its views fresh.
+                if let cached = cache.withLock({ $0 }), ContinuousClock.now - cached.at < .seconds(5) {
+                    return (cached.figure, cached.table)
+                }
+                let views = Self.compute(path: path)
+                cache.withLock { $0 = (.now, views.figure, views.table) }
+                return views
+            }) ?? Self.empty
+    }
+
+    static let empty = (
+        figure:
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no results yet</text></svg>",
+        table: "<p>no results yet</p>"
+    )
+
+    static func compute(path: String) -> (figure: String, table: String) {
+        var (figure, table) = empty
         if let store = try? ResultStore(path: path, readOnly: true), let rows = try? SweepTable(store: store),
             !rows.results.isEmpty
         {
@@ -172,7 +193,6 @@ final class DatabaseViews: Sendable {
             let configurations = analysis.configurationTable()
             table = TextTable.html(header: configurations.header, rows: configurations.rows)
         }
-        cache.withLock { $0 = (.now, figure, table) }
         return (figure, table)
     }
 }

@@ -7,11 +7,14 @@ import Synchronization
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Logging options shared by the long-running commands.
-struct LogOptions: ParsableArguments {
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: Logger.Level = .info
+public struct LogOptions: ParsableArguments {
+    public init() {}
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") public var logLevel:
+        Logger.Level = .info
 
     /// Sends logs to standard error at the chosen level, once per process.
-    func bootstrap(label: String) -> Logger {
+    public func bootstrap(label: String) -> Logger {
         let level = logLevel
         LoggingSystem.bootstrap { name in
             var handler = StreamLogHandler.standardError(label: name)
@@ -49,7 +52,8 @@ final class ProgressPrinter: Sendable {
     }
 }
 
-func formatSeconds(_ seconds: Double) -> String {
+/// Seconds as a short duration: 42s, 17m, 3.5h.
+public func formatSeconds(_ seconds: Double) -> String {
     if seconds < 90 { return "\(Int(seconds.rounded()))s" }
     if seconds < 5400 { return "\(Int((seconds / 60).rounded()))m" }
     return String(format: "%.1fh", seconds / 3600)

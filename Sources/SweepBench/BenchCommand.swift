@@ -1,4 +1,5 @@
-import ArgumentParser
+public import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 import Logging
@@ -6,16 +7,20 @@ import SweepAnalysis
 import SweepCore
 import SweepStore
 import TrainingCore
+import Worker
 
-/// `isosweep bench`: measurements of isosweep's own speed, printed as JSON.
-struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(
+/// `isosweep bench`: measurements of isosweep's own speed, printed as JSON, and the hidden
+/// processes `bench swarm` starts (its coordinator and its simulated workers).
+public struct Bench: ParsableCommand {
+    public static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
         subcommands: [
             BenchTrain.self, BenchLipschitz.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self,
-            BenchSwarm.self, BenchTools.self,
+            BenchSwarm.self, BenchTools.self, BenchCoordinator.self, SwarmLoad.self,
         ]
     )
+
+    public init() {}
 }
 
 /// `isosweep bench train`: the training step against SGEMM on the same shapes.
@@ -126,7 +131,7 @@ struct BenchDispatch: AsyncParsableCommand {
         guard (0...1000).contains(hang) else { throw ValidationError("--hang must be between 0 and 1000") }
         guard (0...1000).contains(hog) else { throw ValidationError("--hog must be between 0 and 1000") }
         guard (1...100).contains(maxAttempts) else { throw ValidationError("--max-attempts must be between 1 and 100") }
-        if let timeLimit, SweepSpec.parseDuration(timeLimit) == nil {
+        if let timeLimit, Units.parseDuration(timeLimit) == nil {
             throw ValidationError("--time-limit takes a duration such as 2s, 30m or 1h (got \(timeLimit))")
         }
     }
@@ -143,11 +148,13 @@ struct BenchDispatch: AsyncParsableCommand {
             }
         }
         let work =
-            (0..<cells).map { CellWork.noop(index: $0, fail: false) } + (0..<poison).map { CellWork.crash(index: $0) }
-            + (0..<hang).map { CellWork.hang(index: $0) } + (0..<hog).map { CellWork.hog(index: $0) }
+            (0..<cells).map { CellWork.noop(index: $0, fail: false) }
+            + (0..<poison).map { CellWork.diagnostic(DiagnosticCell(index: $0, behaviour: .crash)) }
+            + (0..<hang).map { CellWork.diagnostic(DiagnosticCell(index: $0, behaviour: .hang)) }
+            + (0..<hog).map { CellWork.diagnostic(DiagnosticCell(index: $0, behaviour: .hog)) }
         var options = CoordinatorOptions(bind: "tcp://127.0.0.1:0", database: path)
         options.maxAttempts = maxAttempts
-        if let seconds = timeLimit.flatMap(SweepSpec.parseDuration) {
+        if let seconds = timeLimit.flatMap(Units.parseDuration) {
             options.limits.timeLimitMilliseconds = UInt64((seconds * 1000).rounded())
         }
         let engine = CoordinatorEngine(

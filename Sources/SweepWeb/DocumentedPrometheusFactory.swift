@@ -1,3 +1,4 @@
+import Coordinator
 public import CoreMetrics
 public import Prometheus
 

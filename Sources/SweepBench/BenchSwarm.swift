@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Foundation
 import SweepCore
 import SweepStore
@@ -52,7 +53,7 @@ struct BenchSwarm: ParsableCommand {
         let statusPort = try freeLoopbackPort()
         let status = URL(string: "http://127.0.0.1:\(statusPort)/status")!
         let coordinatorArguments = [
-            "coordinator", "bench-swarm", "--bench-noop-cells", "\(cells)", "--bench-figures", figuresFile, "--bind",
+            "bench", "coordinator", "bench-swarm", "--cells", "\(cells)", "--figures", figuresFile, "--bind",
             endpoint, "--db", db, "--status-port", "\(statusPort)", "--log-level", "warning",
         ]
         let began = Date()
@@ -66,7 +67,8 @@ struct BenchSwarm: ParsableCommand {
             let output = folder.appendingPathComponent("load-\(load).json")
             let process = try startOwnProcess(
                 [
-                    "swarm-load", "--connect", endpoint, "--workers", "\(count)", "--slots", "\(slots)", "--prefix",
+                    "bench", "swarm-load", "--connect", endpoint, "--workers", "\(count)", "--slots", "\(slots)",
+                    "--prefix",
                     "\(load)", "--churn", "\(churn)",
                 ],
                 output: output

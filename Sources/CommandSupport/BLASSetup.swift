@@ -4,22 +4,22 @@ import Worker
 
 /// A command that runs BLAS in its own process, or starts the cell runners that do: before it
 /// runs, its process gets the OpenBLAS kernels this CPU allows (`BLASSetup.prepare`).
-protocol RunsBLAS {
+public protocol RunsBLAS {
     /// Whether this is a cell runner, which says nothing unless it falls back (its worker reports
     /// the kernels) and whose self-check `ISOSWEEP_BLAS_SELF_CHECK=corrupt` makes fail.
     static var isCellRunner: Bool { get }
 }
 
 extension RunsBLAS {
-    static var isCellRunner: Bool { false }
+    public static var isCellRunner: Bool { false }
 }
 
 /// Puts `BLASKernel.plan` into effect for this process: runs itself again with better kernels,
 /// checks kernels isosweep chose (`BLASSelfCheck`) and falls back to OpenBLAS's own choice if
 /// they fail. A user's `OPENBLAS_CORETYPE` is kept, and said so.
-enum BLASSetup {
+public enum BLASSetup {
     /// Decides and, where needed, re-executes this process (then it does not return).
-    static func prepare(cellRunner: Bool) {
+    public static func prepare(cellRunner: Bool) {
         let environment = ProcessInfo.processInfo.environment
         let loaded = BLASKernel.loaded
         let cpu = CPUFeatures.current

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CommandSupport
 import Coordinator
 import Foundation
 import Logging
