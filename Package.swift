@@ -171,7 +171,10 @@ let warningsAsErrors = Context.environment["ISOSWEEP_WARNINGS_AS_ERRORS"] == "1"
 // Upcoming features on every non-system target, as swift-log does.
 for target in package.targets where [.executable, .test, .regular].contains(target.type) {
     var settings = target.swiftSettings ?? []
-    if warningsAsErrors { settings.append(.treatAllWarnings(as: .error)) }
+    if warningsAsErrors {
+        settings.append(.treatAllWarnings(as: .error))
+        target.cSettings = (target.cSettings ?? []) + [.treatAllWarnings(as: .error)]
+    }
     settings.append(.enableUpcomingFeature("ExistentialAny"))
     settings.append(.enableUpcomingFeature("MemberImportVisibility"))
     settings.append(.enableUpcomingFeature("InternalImportsByDefault"))

@@ -12,6 +12,7 @@ import ZeroMQ
 
 /// Options shared by `coordinator` and `run`.
 public struct CoordinatorArguments: ParsableArguments {
+    /// The options at their defaults (ArgumentParser fills them in).
     public init() {}
 
     @Option(help: "SQLite database of the sweep (created if missing; reopened to resume).") public var db: String?
@@ -26,6 +27,7 @@ public struct CoordinatorArguments: ParsableArguments {
         Int?
     @Option(help: "Address of the status endpoint.") var statusHost = "127.0.0.1"
 
+    /// Refuses values out of range, naming the option.
     public func validate() throws {
         guard heartbeat >= 0.01 && heartbeat <= 3600 else {
             throw ValidationError("--heartbeat must be between 0.01 and 3600 seconds")
@@ -71,6 +73,7 @@ public struct CoordinatorArguments: ParsableArguments {
         ]
     }
 
+    /// The coordinator's options from these arguments, listening on `bind` with `database`.
     public func options(
         bind: String,
         database: String,

@@ -23,6 +23,7 @@ public final class LocalWorkers: Service, Sendable {
         self.arguments = arguments
     }
 
+    /// Starts the processes once the endpoint is known, and stops them when the service ends.
     public func run() async throws {
         var bound: String?
         while bound == nil {

@@ -8,6 +8,7 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 
 /// Logging options shared by the long-running commands.
 public struct LogOptions: ParsableArguments {
+    /// The options at their defaults (ArgumentParser fills them in).
     public init() {}
 
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") public var logLevel:

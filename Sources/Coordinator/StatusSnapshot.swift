@@ -87,10 +87,14 @@ public struct StatusSnapshot: Sendable, Codable {
 
     /// A failed cell: its key, how many attempts it had and its last error.
     public struct Failure: Sendable, Codable {
+        /// The cell's key.
         public var key: String
+        /// Its attempts.
         public var attempts: Int
+        /// Its last error.
         public var error: String
 
+        /// A failure as given.
         public init(key: String, attempts: Int, error: String) {
             self.key = key
             self.attempts = attempts

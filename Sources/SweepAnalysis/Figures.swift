@@ -62,6 +62,40 @@ public struct Chart: Sendable {
 
     /// The chart as a standalone SVG document.
     public func svg() -> String {
+        let area = plotArea()
+        var out = """
+            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(Self.width))" height="\(Int(Self.height))" viewBox="0 0 \(Int(Self.width)) \(Int(Self.height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
+            <rect width="100%" height="100%" fill="white"/>
+            <text x="\(f(Self.left + area.width / 2))" y="28" text-anchor="middle" font-size="15" font-weight="bold">\(escapeHTML(title))</text>
+
+            """
+        out += axes(area)
+        // Bands, then markers and reference lines, then points on top.
+        out += bandsMarkersAndReferences(area)
+        out += baselineLines(area)
+        out += seriesPoints(area)
+        out += legend(area)
+        return out + "</svg>\n"
+    }
+
+    /// Where the plot is drawn, and how data values map onto it.
+    private struct PlotArea {
+        var width: Double
+        var height: Double
+        var xRange: (Double, Double)
+        var yRange: (Double, Double)
+        var logX: Bool
+        var logY: Bool
+
+        /// The SVG x coordinate of the data value `x`.
+        func px(_ x: Double) -> Double { Chart.left + width * Axis.fraction(x, xRange, log: logX) }
+        /// The SVG y coordinate of the data value `y` (SVG's y grows downwards).
+        func py(_ y: Double) -> Double { Chart.top + height * (1 - Axis.fraction(y, yRange, log: logY)) }
+    }
+
+    /// The plot area, with axes that span everything drawn: points with their error bars, bands,
+    /// reference lines, baselines and markers.
+    private func plotArea() -> PlotArea {
         let xs =
             series.flatMap { $0.points.map(\.x) + $0.band.map(\.x) } + references.flatMap { $0.points.map(\.x) }
             + markers.map(\.x)
@@ -70,96 +104,117 @@ public struct Chart: Sendable {
         }
         ys += references.flatMap { $0.points.map(\.y) }
         ys += series.flatMap { $0.baselines.flatMap { $0.points.map(\.y) } }
-        let xRange = Axis.range(xs, log: logX)
-        let yRange = Axis.range(ys, log: logY)
-        let plotWidth = Self.width - Self.left - Self.right
-        let plotHeight = Self.height - Self.top - Self.bottom
-        func px(_ x: Double) -> Double { Self.left + plotWidth * Axis.fraction(x, xRange, log: logX) }
-        func py(_ y: Double) -> Double { Self.top + plotHeight * (1 - Axis.fraction(y, yRange, log: logY)) }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        return PlotArea(
+            width: Self.width - Self.left - Self.right,
+            height: Self.height - Self.top - Self.bottom,
+            xRange: Axis.range(xs, log: logX),
+            yRange: Axis.range(ys, log: logY),
+            logX: logX,
+            logY: logY
+        )
+    }
 
-        var out = """
-            <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(Self.width))" height="\(Int(Self.height))" viewBox="0 0 \(Int(Self.width)) \(Int(Self.height))" font-family="Helvetica, Arial, sans-serif" font-size="12">
-            <rect width="100%" height="100%" fill="white"/>
-            <text x="\(f(Self.left + plotWidth / 2))" y="28" text-anchor="middle" font-size="15" font-weight="bold">\(escapeHTML(title))</text>
-
-            """
-        // Grid and ticks.
-        for tick in Axis.ticks(xRange, log: logX) {
-            let x = px(tick.value)
+    /// The grid lines, the tick labels of the major ticks, the plot's frame and the axis labels.
+    private func axes(_ area: PlotArea) -> String {
+        var out = ""
+        for tick in Axis.ticks(area.xRange, log: logX) {
+            let x = area.px(tick.value)
             out +=
-                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
+                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + area.height))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
             if tick.major {
                 out +=
-                    "<text x=\"\(f(x))\" y=\"\(f(Self.top + plotHeight + 18))\" text-anchor=\"middle\">\(escapeHTML(tick.label))</text>\n"
+                    "<text x=\"\(f(x))\" y=\"\(f(Self.top + area.height + 18))\" text-anchor=\"middle\">\(escapeHTML(tick.label))</text>\n"
             }
         }
-        for tick in Axis.ticks(yRange, log: logY) {
-            let y = py(tick.value)
+        for tick in Axis.ticks(area.yRange, log: logY) {
+            let y = area.py(tick.value)
             out +=
-                "<line x1=\"\(f(Self.left))\" y1=\"\(f(y))\" x2=\"\(f(Self.left + plotWidth))\" y2=\"\(f(y))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
+                "<line x1=\"\(f(Self.left))\" y1=\"\(f(y))\" x2=\"\(f(Self.left + area.width))\" y2=\"\(f(y))\" stroke=\"\(tick.major ? "#ddd" : "#f0f0f0")\"/>\n"
             if tick.major {
                 out +=
                     "<text x=\"\(f(Self.left - 8))\" y=\"\(f(y + 4))\" text-anchor=\"end\">\(escapeHTML(tick.label))</text>\n"
             }
         }
         out +=
-            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(plotWidth))\" height=\"\(f(plotHeight))\" fill=\"none\" stroke=\"#333\"/>\n"
+            "<rect x=\"\(f(Self.left))\" y=\"\(f(Self.top))\" width=\"\(f(area.width))\" height=\"\(f(area.height))\" fill=\"none\" stroke=\"#333\"/>\n"
         out +=
-            "<text x=\"\(f(Self.left + plotWidth / 2))\" y=\"\(f(Self.height - 18))\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(xLabel))</text>\n"
+            "<text x=\"\(f(Self.left + area.width / 2))\" y=\"\(f(Self.height - 18))\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(xLabel))</text>\n"
         out +=
-            "<text transform=\"translate(22 \(f(Self.top + plotHeight / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(yLabel))</text>\n"
-        // Bands, then markers and reference lines, then points on top.
+            "<text transform=\"translate(22 \(f(Self.top + area.height / 2))) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">\(escapeHTML(yLabel))</text>\n"
+        return out
+    }
+
+    /// The series' shaded bands, the vertical markers and the reference lines: drawn before the
+    /// points, so that the points stay on top.
+    private func bandsMarkersAndReferences(_ area: PlotArea) -> String {
+        var out = ""
         for (index, s) in series.enumerated() where s.band.count >= 2 {
             let color = Self.palette[index % Self.palette.count]
             let sorted = s.band.sorted { $0.x < $1.x }
-            let upper = sorted.map { "\(f(px($0.x))),\(f(py($0.upper)))" }
-            let lower = sorted.reversed().map { "\(f(px($0.x))),\(f(py($0.lower)))" }
+            let upper = sorted.map { "\(f(area.px($0.x))),\(f(area.py($0.upper)))" }
+            let lower = sorted.reversed().map { "\(f(area.px($0.x))),\(f(area.py($0.lower)))" }
             out +=
                 "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(color)\" fill-opacity=\"0.12\" stroke=\"none\"/>\n"
         }
         for marker in markers {
-            let x = px(marker.x)
+            let x = area.px(marker.x)
             out +=
-                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + plotHeight))\" stroke=\"#555\" stroke-dasharray=\"2 4\"/>\n"
+                "<line x1=\"\(f(x))\" y1=\"\(f(Self.top))\" x2=\"\(f(x))\" y2=\"\(f(Self.top + area.height))\" stroke=\"#555\" stroke-dasharray=\"2 4\"/>\n"
             out +=
                 "<text x=\"\(f(x + 4))\" y=\"\(f(Self.top + 14))\" fill=\"#555\">\(escapeHTML(marker.label))</text>\n"
         }
         for reference in references where reference.points.count >= 2 {
-            let path = reference.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(
-                separator: " "
-            )
+            let path = reference.points.sorted { $0.x < $1.x }.map { "\(f(area.px($0.x))),\(f(area.py($0.y)))" }
+                .joined(separator: " ")
             out +=
                 "<polyline points=\"\(path)\" fill=\"none\" stroke=\"#111\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n"
         }
+        return out
+    }
+
+    /// Each series' baselines, in the series' colour with their kind's dashes.
+    private func baselineLines(_ area: PlotArea) -> String {
+        var out = ""
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
             for baseline in s.baselines where baseline.points.count >= 2 {
-                let path = baseline.points.sorted { $0.x < $1.x }.map { "\(f(px($0.x))),\(f(py($0.y)))" }
+                let path = baseline.points.sorted { $0.x < $1.x }.map { "\(f(area.px($0.x))),\(f(area.py($0.y)))" }
                 out +=
                     "<polyline points=\"\(path.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.3\" stroke-dasharray=\"\(baseline.kind.dashes)\"><title>\(escapeHTML(s.name)): \(baseline.kind.rawValue)</title></polyline>\n"
             }
         }
+        return out
+    }
+
+    /// Each series' points with their error bars, joined by a faint line.
+    private func seriesPoints(_ area: PlotArea) -> String {
+        var out = ""
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
             let sorted = s.points.sorted { $0.x < $1.x }
             if sorted.count >= 2 {
                 out +=
-                    "<polyline points=\"\(sorted.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.2\" stroke-opacity=\"0.6\"/>\n"
+                    "<polyline points=\"\(sorted.map { "\(f(area.px($0.x))),\(f(area.py($0.y)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.2\" stroke-opacity=\"0.6\"/>\n"
             }
             for point in sorted {
-                let x = px(point.x)
+                let x = area.px(point.x)
                 if let low = point.low, let high = point.high {
                     out +=
-                        "<line x1=\"\(f(x))\" y1=\"\(f(py(low)))\" x2=\"\(f(x))\" y2=\"\(f(py(high)))\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
+                        "<line x1=\"\(f(x))\" y1=\"\(f(area.py(low)))\" x2=\"\(f(x))\" y2=\"\(f(area.py(high)))\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
                 }
                 out +=
-                    "<circle cx=\"\(f(x))\" cy=\"\(f(py(point.y)))\" r=\"3.5\" fill=\"\(color)\"><title>\(escapeHTML(s.name)): (\(point.x), \(point.y))</title></circle>\n"
+                    "<circle cx=\"\(f(x))\" cy=\"\(f(area.py(point.y)))\" r=\"3.5\" fill=\"\(color)\"><title>\(escapeHTML(s.name)): (\(point.x), \(point.y))</title></circle>\n"
             }
         }
-        // Legend.
+        return out
+    }
+
+    /// The legend, right of the plot: the series, the labelled reference lines, the kinds of
+    /// baseline drawn, and the band if any series has one.
+    private func legend(_ area: PlotArea) -> String {
+        var out = ""
         var y = Self.top + 8
-        let lx = Self.left + plotWidth + 16
+        let lx = Self.left + area.width + 16
         for (index, s) in series.enumerated() {
             let color = Self.palette[index % Self.palette.count]
             out +=
@@ -180,10 +235,12 @@ public struct Chart: Sendable {
             out +=
                 "<rect x=\"\(f(lx))\" y=\"\(f(y - 6))\" width=\"12\" height=\"12\" fill=\"#888\" fill-opacity=\"0.25\"/><text x=\"\(f(lx + 16))\" y=\"\(f(y + 4))\">[lip_lower, lip_upper]</text>\n"
         }
-        return out + "</svg>\n"
+        return out
     }
-
 }
+
+/// An SVG coordinate as text, to a tenth of a pixel.
+private func f(_ v: Double) -> String { String(format: "%.1f", v) }
 
 /// Axis ranges and ticks.
 enum Axis {

@@ -258,7 +258,8 @@ public enum ReportWriter {
                 body += "<p>\(escape(line))</p>\n"
             }
             if line == "## Figures" {
-                body += figures.map { "<img src=\"\($0)\" alt=\"\($0)\">" }.joined(separator: "\n") + "\n"
+                body +=
+                    figures.map { "<img src=\"\(escape($0))\" alt=\"\(escape($0))\">" }.joined(separator: "\n") + "\n"
             }
         }
         endTable()

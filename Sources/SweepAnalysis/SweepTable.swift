@@ -7,8 +7,8 @@ public import TrainingCore
 /// The sweep table: one row per cell with its parameters and metrics, sorted by (n, d, width, seed).
 ///
 /// Its JSON is an array of results, each one flat object of the cell's parameters (the keys of
-/// `CellParameters.catalogue`) and its metrics (docs/science.md, "What each metric means"), exactly as workers send them
-/// and the store keeps them.
+/// `CellParameters.catalogue`) and its metrics (docs/science.md, "What each metric means"),
+/// exactly as workers send them and the store keeps them.
 public struct SweepTable: Sendable {
     /// Output formats.
     public enum Format: String, Sendable, CaseIterable {
@@ -46,10 +46,7 @@ public struct SweepTable: Sendable {
 
     /// A warning about results that could not be decoded, or nil when there are none.
     public var undecodableWarning: String? {
-        guard !undecodable.isEmpty else { return nil }
-        let keys = undecodable.prefix(5).map { String($0.prefix(12)) }.joined(separator: ", ")
-        return "\(undecodable.count) committed results could not be decoded and are not in the table (cells \(keys)"
-            + (undecodable.count > 5 ? ", ...)" : ")")
+        DecodedResults(undecodable: undecodable).warning
     }
 
     /// The table's columns: header and cell text of each row. n, d, width, p and seed always;

@@ -12,6 +12,7 @@ import Worker
 /// `isosweep bench`: measurements of isosweep's own speed, printed as JSON, and the hidden
 /// processes `bench swarm` starts (its coordinator and its simulated workers).
 public struct Bench: ParsableCommand {
+    /// The `bench` command and its subcommands.
     public static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print machine-readable figures.",
         subcommands: [
@@ -20,6 +21,7 @@ public struct Bench: ParsableCommand {
         ]
     )
 
+    /// The command (ArgumentParser makes it).
     public init() {}
 }
 

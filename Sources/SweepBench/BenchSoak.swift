@@ -48,17 +48,7 @@ struct BenchSoak: ParsableCommand {
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { if keep == nil { try? FileManager.default.removeItem(at: folder) } }
         let spec = folder.appendingPathComponent("soak.yaml").path
-        let seeds = (cells + 3) / 4
-        try """
-        name: soak
-        parameters:
-          n: {value: 128}
-          d: {value: 8}
-          width: {values: [2, 4, 6, 8]}
-          seed: {values: [\((0..<seeds).map(String.init).joined(separator: ", "))]}
-          max_steps: {value: 3000}
-          target_mse: {value: 0}
-        """.write(toFile: spec, atomically: true, encoding: .utf8)
+        try writeSpec(to: spec)
         let db = folder.appendingPathComponent("soak.db").path
         let port = try self.port ?? freeLoopbackPort()
         let statusPort = try freeLoopbackPort()
@@ -85,20 +75,7 @@ struct BenchSoak: ParsableCommand {
         for restart in 0...restarts {
             let started = Date()
             let coordinator = try start(coordinatorArguments, log: "coordinator-\(restart).log")
-            var registered = false
-            var finished = false
-            while Date().timeIntervalSince(started) < patience && coordinator.isRunning {
-                let (data, code, _) = httpGet(status, timeout: 2)
-                if code == 200, let data, let snapshot = try? JSONDecoder().decode(Snapshot.self, from: data) {
-                    finished = snapshot.finished
-                    if finished { break }
-                    if snapshot.workers.count == workers {
-                        registered = true
-                        break
-                    }
-                }
-                Thread.sleep(forTimeInterval: 0.02)
-            }
+            let (registered, finished) = awaitWorkers(coordinator, startedAt: started, status: status)
             if finished || !coordinator.isRunning {
                 // The sweep ended before the restarts did: this coordinator finishes it.
                 coordinator.waitUntilExit()
@@ -123,11 +100,73 @@ struct BenchSoak: ParsableCommand {
             kill(coordinator.processIdentifier, SIGKILL)
             coordinator.waitUntilExit()
         }
-        // The sweep may have finished early; make sure a coordinator finished it.
+        try finishAndReport(
+            db: db,
+            coordinatorArguments: coordinatorArguments,
+            folder: folder,
+            back: back,
+            began: began
+        )
+    }
+
+    /// Writes the soak sweep's spec to `path`: small training cells, four widths and as many
+    /// seeds as make at least `cells` cells.
+    private func writeSpec(to path: String) throws {
+        let seeds = (cells + 3) / 4
+        try """
+        name: soak
+        parameters:
+          n: {value: 128}
+          d: {value: 8}
+          width: {values: [2, 4, 6, 8]}
+          seed: {values: [\((0..<seeds).map(String.init).joined(separator: ", "))]}
+          max_steps: {value: 3000}
+          target_mse: {value: 0}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    /// Polls `status` every 20 ms until all the workers are registered with `coordinator`, the
+    /// sweep has finished, the coordinator has exited or `patience` seconds have passed since
+    /// `started`.
+    private func awaitWorkers(
+        _ coordinator: Process,
+        startedAt started: Date,
+        status: URL
+    ) -> (registered: Bool, finished: Bool) {
+        var registered = false
+        var finished = false
+        while Date().timeIntervalSince(started) < patience && coordinator.isRunning {
+            let (data, code, _) = httpGet(status, timeout: 2)
+            if code == 200, let data, let snapshot = try? JSONDecoder().decode(Snapshot.self, from: data) {
+                finished = snapshot.finished
+                if finished { break }
+                if snapshot.workers.count == workers {
+                    registered = true
+                    break
+                }
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        return (registered, finished)
+    }
+
+    /// Makes sure a coordinator finished the sweep (the sweep may have finished early: then runs
+    /// one more, logging to `coordinator-final.log` in `folder`), then prints the report from the
+    /// database `db` and the restart times `back`.
+    private func finishAndReport(
+        db: String,
+        coordinatorArguments: [String],
+        folder: URL,
+        back: [Double],
+        began: Date
+    ) throws {
         let store = try ResultStore(path: db, readOnly: true)
         var stored = try store.cells()
         if stored.contains(where: { $0.state != .done && $0.inSweep }) {
-            let last = try start(coordinatorArguments, log: "coordinator-final.log")
+            let last = try startOwnProcess(
+                coordinatorArguments,
+                output: folder.appendingPathComponent("coordinator-final.log")
+            )
             last.waitUntilExit()
             stored = try ResultStore(path: db, readOnly: true).cells()
         }

@@ -61,6 +61,50 @@ struct BenchSwarm: ParsableCommand {
             coordinatorArguments,
             output: folder.appendingPathComponent("coordinator-0.log")
         )
+        let loadProcesses = try startLoads(endpoint: endpoint, folder: folder)
+        defer {
+            for process in [coordinator] + loadProcesses.map(\.process) where process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+            }
+        }
+        let (statusMilliseconds, restarts) = try watchCoordinator(
+            &coordinator,
+            arguments: coordinatorArguments,
+            status: status,
+            folder: folder,
+            began: began
+        )
+        let seconds = Date().timeIntervalSince(began)
+        guard !coordinator.isRunning else {
+            for process in [coordinator] + loadProcesses.map(\.process) { kill(process.processIdentifier, SIGKILL) }
+            Output.error("the sweep did not finish within \(timeout) s; logs in \(folder.path)")
+            throw ExitCode.failure
+        }
+        let loadsSaw = stopLoads(loadProcesses)
+        let runs = ((try? String(contentsOfFile: figuresFile, encoding: .utf8)) ?? "").split(separator: "\n")
+            .compactMap { try? JSONDecoder().decode(CoordinatorBenchmarkFigures.self, from: Data($0.utf8)) }
+        let store = try ResultStore(path: db, readOnly: true)
+        let stored = try store.resultCount()
+        try Output.json(
+            figures(
+                loadsSaw: loadsSaw,
+                runs: runs,
+                stored: stored,
+                statusMilliseconds: statusMilliseconds,
+                restarts: restarts,
+                seconds: seconds
+            )
+        )
+        guard stored.rows == cells && stored.distinctKeys == cells else {
+            Output.error("\(stored.rows) results stored for \(cells) cells; logs in \(folder.path)")
+            throw ExitCode.failure
+        }
+        keepLogs = false
+    }
+
+    /// Starts the `swarm-load` processes, which share the workers out between them, each writing
+    /// to its own `load-i.json` in `folder`.
+    private func startLoads(endpoint: String, folder: URL) throws -> [(process: Process, output: URL)] {
         var loadProcesses: [(process: Process, output: URL)] = []
         for load in 0..<loads {
             let count = workers / loads + (load < workers % loads ? 1 : 0)
@@ -75,12 +119,19 @@ struct BenchSwarm: ParsableCommand {
             )
             loadProcesses.append((process, output))
         }
-        defer {
-            for process in [coordinator] + loadProcesses.map(\.process) where process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-            }
-        }
-        // GET /status every 100 ms while the run lasts; restart the coordinator when asked.
+        return loadProcesses
+    }
+
+    /// GETs /status every 100 ms while the run lasts (until `timeout` seconds after `began`, or
+    /// until the coordinator exits with status 0), restarting the coordinator once when asked;
+    /// returns the times /status took and the number of restarts. Throws if the coordinator fails.
+    private func watchCoordinator(
+        _ coordinator: inout Process,
+        arguments coordinatorArguments: [String],
+        status: URL,
+        folder: URL,
+        began: Date
+    ) throws -> (statusMilliseconds: [Double], restarts: Int) {
         var statusMilliseconds: [Double] = []
         var restarted = false
         var restarts = 0
@@ -108,12 +159,12 @@ struct BenchSwarm: ParsableCommand {
             }
             Thread.sleep(forTimeInterval: max(0, 0.1 - Date().timeIntervalSince(asked)))
         }
-        let seconds = Date().timeIntervalSince(began)
-        guard !coordinator.isRunning else {
-            for process in [coordinator] + loadProcesses.map(\.process) { kill(process.processIdentifier, SIGKILL) }
-            Output.error("the sweep did not finish within \(timeout) s; logs in \(folder.path)")
-            throw ExitCode.failure
-        }
+        return (statusMilliseconds, restarts)
+    }
+
+    /// Stops the `swarm-load` processes (SIGTERM), waits for them and reads the figures each
+    /// printed last.
+    private func stopLoads(_ loadProcesses: [(process: Process, output: URL)]) -> [SwarmLoadFigures] {
         for load in loadProcesses { kill(load.process.processIdentifier, SIGTERM) }
         var loadsSaw: [SwarmLoadFigures] = []
         for load in loadProcesses {
@@ -125,39 +176,41 @@ struct BenchSwarm: ParsableCommand {
                 loadsSaw.append(figures)
             }
         }
-        let runs = ((try? String(contentsOfFile: figuresFile, encoding: .utf8)) ?? "").split(separator: "\n")
-            .compactMap { try? JSONDecoder().decode(CoordinatorBenchmarkFigures.self, from: Data($0.utf8)) }
-        let store = try ResultStore(path: db, readOnly: true)
-        let stored = try store.resultCount()
+        return loadsSaw
+    }
+
+    /// The run's figures, from what the loads saw, the coordinator runs' figures, the stored
+    /// results, the times /status took, the restarts and the run's length.
+    private func figures(
+        loadsSaw: [SwarmLoadFigures],
+        runs: [CoordinatorBenchmarkFigures],
+        stored: (rows: Int, distinctKeys: Int),
+        statusMilliseconds: [Double],
+        restarts: Int,
+        seconds: Double
+    ) -> SwarmFigures {
         let last = runs.last
         let statusSorted = statusMilliseconds.sorted()
         let firstHello = loadsSaw.map(\.firstHello).filter { $0 > 0 }.min() ?? 0
         let lastWelcome = loadsSaw.map(\.lastFirstWelcome).max() ?? 0
-        try Output.json(
-            SwarmFigures(
-                workers: workers,
-                welcomed: loadsSaw.reduce(0) { $0 + $1.welcomed },
-                cells: cells,
-                committedOnce: stored.rows == cells && stored.distinctKeys == cells,
-                resultRows: stored.rows,
-                registeredSeconds: max(0, lastWelcome - firstHello),
-                cellsPerSecond: (last?.dispatchSeconds ?? 0) > 0 ? Double(last!.committed) / last!.dispatchSeconds : 0,
-                p50Milliseconds: last?.p50Milliseconds ?? 0,
-                p99Milliseconds: runs.map(\.p99Milliseconds).max() ?? 0,
-                coordinatorPeakRSSBytes: runs.map(\.peakRSSBytes).max() ?? 0,
-                statusP99Milliseconds: statusSorted.isEmpty
-                    ? 0 : statusSorted[min(statusSorted.count - 1, Int(0.99 * Double(statusSorted.count)))],
-                firstDispatchSeconds: runs.first?.firstDispatchSeconds ?? 0,
-                restarts: restarts,
-                leaves: loadsSaw.reduce(0) { $0 + $1.leaves },
-                seconds: seconds
-            )
+        return SwarmFigures(
+            workers: workers,
+            welcomed: loadsSaw.reduce(0) { $0 + $1.welcomed },
+            cells: cells,
+            committedOnce: stored.rows == cells && stored.distinctKeys == cells,
+            resultRows: stored.rows,
+            registeredSeconds: max(0, lastWelcome - firstHello),
+            cellsPerSecond: (last?.dispatchSeconds ?? 0) > 0 ? Double(last!.committed) / last!.dispatchSeconds : 0,
+            p50Milliseconds: last?.p50Milliseconds ?? 0,
+            p99Milliseconds: runs.map(\.p99Milliseconds).max() ?? 0,
+            coordinatorPeakRSSBytes: runs.map(\.peakRSSBytes).max() ?? 0,
+            statusP99Milliseconds: statusSorted.isEmpty
+                ? 0 : statusSorted[min(statusSorted.count - 1, Int(0.99 * Double(statusSorted.count)))],
+            firstDispatchSeconds: runs.first?.firstDispatchSeconds ?? 0,
+            restarts: restarts,
+            leaves: loadsSaw.reduce(0) { $0 + $1.leaves },
+            seconds: seconds
         )
-        guard stored.rows == cells && stored.distinctKeys == cells else {
-            Output.error("\(stored.rows) results stored for \(cells) cells; logs in \(folder.path)")
-            throw ExitCode.failure
-        }
-        keepLogs = false
     }
 
     struct Counts: Decodable { var counts: [String: Int] }

@@ -1,10 +1,10 @@
-public import Diagnostics
+import Diagnostics
 import Foundation
-public import TrainingCore
+import TrainingCore
 
 /// The Lipschitz phase of a cell against 100 of its training steps, measured in the same run
 /// (`isosweep bench lipschitz`): what the bounds cost in units of training.
-public struct LipschitzBenchmark: Sendable, Codable {
+struct LipschitzBenchmark: Sendable, Codable {
     public var n: Int
     public var d: Int
     public var width: Int

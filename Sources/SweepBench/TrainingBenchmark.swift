@@ -1,8 +1,8 @@
 import Foundation
-public import TrainingCore
+import TrainingCore
 
 /// Measured speed of the training step against plain SGEMM on the same shapes, in the same run.
-public struct TrainingBenchmark: Sendable, Codable {
+struct TrainingBenchmark: Sendable, Codable {
     public var n: Int
     public var d: Int
     public var width: Int
@@ -54,10 +54,7 @@ public struct TrainingBenchmark: Sendable, Codable {
         gradPenalty: Double = 0
     ) -> TrainingBenchmark {
         BLAS.setThreads(threads)
-        var rng = SeededGenerator(seed: 0, stream: .trainingData)
-        let inputs = InputDistribution.sphere.sample(n, d: d, using: &rng).converted(to: Float.self)
-        let labels = (0..<n).map { _ in rng.next() & 1 == 0 ? Float(-1) : Float(1) }
-        let data = Dataset(inputs: inputs, labels: labels)
+        let (inputs, data) = trainingData(n: n, d: d)
         var network = Network<Float>(randomWithInputDimension: d, width: k, activation: activation, seed: 0)
         var workspace = TrainingWorkspace(points: n, network: network)
         var optimizer = Optimizer<Float>(kind: .adam, learningRate: 1e-3, parameterCount: network.parameters.count)
@@ -99,48 +96,7 @@ public struct TrainingBenchmark: Sendable, Codable {
             return (clock.now - start).seconds / Double(steps)
         }
         func gemmPairs() -> Double {
-            let start = clock.now
-            inputs.storage.withUnsafeBufferPointer { x in
-                weights.withUnsafeBufferPointer { w in
-                    hidden.withUnsafeMutableBufferPointer { z in
-                        weightGradient.withUnsafeMutableBufferPointer { g in
-                            for _ in 0..<steps {
-                                Float.gemm(
-                                    transposeA: false,
-                                    transposeB: true,
-                                    m: n,
-                                    n: k,
-                                    k: d,
-                                    alpha: 1,
-                                    a: x.baseAddress!,
-                                    lda: d,
-                                    b: w.baseAddress!,
-                                    ldb: d,
-                                    beta: 0,
-                                    c: z.baseAddress!,
-                                    ldc: k
-                                )
-                                Float.gemm(
-                                    transposeA: true,
-                                    transposeB: false,
-                                    m: k,
-                                    n: d,
-                                    k: n,
-                                    alpha: 1,
-                                    a: z.baseAddress!,
-                                    lda: k,
-                                    b: x.baseAddress!,
-                                    ldb: d,
-                                    beta: 0,
-                                    c: g.baseAddress!,
-                                    ldc: d
-                                )
-                            }
-                        }
-                    }
-                }
-            }
-            return (clock.now - start).seconds / Double(steps)
+            gemmPairSeconds(inputs.storage, weights, &hidden, &weightGradient, n: n, d: d, k: k, steps: steps)
         }
         // Warm-up: page in buffers, let OpenBLAS start its threads.
         _ = network.lossAndGradient(on: data, workspace: &workspace)
@@ -152,6 +108,101 @@ public struct TrainingBenchmark: Sendable, Codable {
             bestStep = min(bestStep, trainingSteps())
             if gradPenalty > 0 { bestPenalised = min(bestPenalised, penalisedSteps()) }
         }
+        return report(
+            n: n,
+            d: d,
+            k: k,
+            steps: steps,
+            threads: threads,
+            activation: activation,
+            bestStep: bestStep,
+            bestGemm: bestGemm,
+            gradPenalty: gradPenalty,
+            bestPenalised: bestPenalised
+        )
+    }
+
+    /// The benchmark's data set: `n` points on the sphere in `d` dimensions with random labels of
+    /// -1 or 1, from the fixed training-data seed; also its inputs as a matrix of their own.
+    private static func trainingData(n: Int, d: Int) -> (inputs: Matrix<Float>, data: Dataset<Float>) {
+        var rng = SeededGenerator(seed: 0, stream: .trainingData)
+        let inputs = InputDistribution.sphere.sample(n, d: d, using: &rng).converted(to: Float.self)
+        let labels = (0..<n).map { _ in rng.next() & 1 == 0 ? Float(-1) : Float(1) }
+        return (inputs, Dataset(inputs: inputs, labels: labels))
+    }
+
+    /// Runs `steps` pairs of the training step's two SGEMMs (Z = X W^T into `hidden`, then
+    /// dW = Z^T X into `weightGradient`, Z standing in for Delta) on the n x d `inputs` and the
+    /// k x d `weights`, and returns the seconds per pair.
+    private static func gemmPairSeconds(
+        _ inputs: [Float],
+        _ weights: [Float],
+        _ hidden: inout [Float],
+        _ weightGradient: inout [Float],
+        n: Int,
+        d: Int,
+        k: Int,
+        steps: Int
+    ) -> Double {
+        let clock = ContinuousClock()
+        let start = clock.now
+        inputs.withUnsafeBufferPointer { x in
+            weights.withUnsafeBufferPointer { w in
+                hidden.withUnsafeMutableBufferPointer { z in
+                    weightGradient.withUnsafeMutableBufferPointer { g in
+                        for _ in 0..<steps {
+                            Float.gemm(
+                                transposeA: false,
+                                transposeB: true,
+                                m: n,
+                                n: k,
+                                k: d,
+                                alpha: 1,
+                                a: x.baseAddress!,
+                                lda: d,
+                                b: w.baseAddress!,
+                                ldb: d,
+                                beta: 0,
+                                c: z.baseAddress!,
+                                ldc: k
+                            )
+                            Float.gemm(
+                                transposeA: true,
+                                transposeB: false,
+                                m: k,
+                                n: d,
+                                k: n,
+                                alpha: 1,
+                                a: z.baseAddress!,
+                                lda: k,
+                                b: x.baseAddress!,
+                                ldb: d,
+                                beta: 0,
+                                c: g.baseAddress!,
+                                ldc: d
+                            )
+                        }
+                    }
+                }
+            }
+        }
+        return (clock.now - start).seconds / Double(steps)
+    }
+
+    /// The benchmark's figures from the best rounds: seconds per plain step, per SGEMM pair and,
+    /// with a gradient penalty, per penalised step.
+    private static func report(
+        n: Int,
+        d: Int,
+        k: Int,
+        steps: Int,
+        threads: Int,
+        activation: ActivationKind,
+        bestStep: Double,
+        bestGemm: Double,
+        gradPenalty: Double,
+        bestPenalised: Double
+    ) -> TrainingBenchmark {
         let flops = 4 * Double(n) * Double(d) * Double(k)
         var result = TrainingBenchmark(
             n: n,

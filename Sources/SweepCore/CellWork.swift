@@ -19,11 +19,6 @@ public enum CellWork: Codable, Sendable, Hashable {
         .diagnostic(DiagnosticCell(index: index, behaviour: fail ? .fail : .succeed))
     }
 
-    /// The memory allowance a hog cell claims; it then takes `hogBytes`.
-    public static let hogAllowance: UInt64 = DiagnosticCell.hogAllowance
-    /// The memory a hog cell takes.
-    public static let hogBytes = DiagnosticCell.hogBytes
-
     /// The cell's key: SHA-256 of its canonical form (resolved parameters, sorted keys) and the
     /// science version, so the same cell in two sweeps is the same cell.
     public var key: String {

@@ -4,8 +4,9 @@ import Foundation
 /// benchmarks dispatch a million that succeed at once (`bench dispatch`, `bench swarm`); the
 /// tests send ones that fail, crash, hang or take too much memory, to see workers survive them.
 ///
-/// Its JSON (and so its key) is `{"fail":false,"noop":17}` for `succeed` and `fail`,
-/// `{"crash":3}`, `{"hang":4}` and `{"hog":5}` for the others.
+/// Its JSON is `{"fail":false,"noop":17}` for `succeed` and `fail` (its key hashes
+/// `{"noop":17,"fail":false}`), and `{"crash":3}`, `{"hang":4}` and `{"hog":5}` for the others
+/// (its key hashes the same bytes). Both forms are what databases of these cells hold.
 public struct DiagnosticCell: Sendable, Hashable {
     /// What the cell does when a runner runs it.
     public enum Behaviour: String, Sendable, Hashable, CaseIterable {
@@ -26,6 +27,7 @@ public struct DiagnosticCell: Sendable, Hashable {
     /// What it does.
     public var behaviour: Behaviour
 
+    /// The cell numbered `index` that does `behaviour`.
     public init(index: Int, behaviour: Behaviour) {
         self.index = index
         self.behaviour = behaviour

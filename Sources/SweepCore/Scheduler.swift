@@ -49,7 +49,8 @@ public struct Scheduler: Sendable {
         public var deadline: Duration { heartbeatInterval * liveness }
     }
 
-    /// Where a cell is in its life (`CellState`, shared with the store).
+    /// Where a cell is in its life (`CellState`, shared with the store): the scheduler's name for
+    /// it, kept because the scheduler's API and its callers speak of `Scheduler.CellState`.
     public typealias CellState = SweepCore.CellState
 
     /// A cell as the scheduler starts with it (from the store).

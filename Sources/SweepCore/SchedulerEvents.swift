@@ -171,44 +171,7 @@ extension Scheduler {
         now: ContinuousClock.Instant,
         _ out: inout [Directive]
     ) {
-        guard hello.protocolVersion == Wire.protocolVersion else {
-            out.append(
-                .log(
-                    .warning,
-                    "refused worker \(hello.workerID) on \(hello.host): protocol version \(hello.protocolVersion), coordinator speaks \(Wire.protocolVersion)"
-                )
-            )
-            out.append(
-                .send(
-                    to: identity,
-                    .refuse(
-                        reason:
-                            "protocol version \(hello.protocolVersion) is not \(Wire.protocolVersion): run the same isosweep build on workers and coordinator",
-                        fatal: true
-                    )
-                )
-            )
-            return
-        }
-        guard hello.scienceVersion == UInt16(scienceVersion) else {
-            out.append(
-                .log(
-                    .warning,
-                    "refused worker \(hello.workerID) on \(hello.host): science version \(hello.scienceVersion), coordinator has \(scienceVersion)"
-                )
-            )
-            out.append(
-                .send(
-                    to: identity,
-                    .refuse(
-                        reason:
-                            "science version \(hello.scienceVersion) is not \(scienceVersion): results would not be comparable; upgrade the worker",
-                        fatal: true
-                    )
-                )
-            )
-            return
-        }
+        guard admits(hello, identity: identity, &out) else { return }
         // The same worker process reconnecting under a new identity, or saying HELLO again: its
         // cells are handed back (a reconnection says nothing about the cells).
         let previous = Set([identity] + [identities[hello.workerID]].compactMap { $0 })
@@ -261,22 +224,7 @@ extension Scheduler {
                 "worker \(hello.workerID) joined from \(hello.host) with \(hello.slots) slots, \(hello.cores) cores, \(hello.memoryBytes == .max ? "unstated" : Units.formatSize(hello.memoryBytes)) memory and \(hello.blasCore) BLAS kernels"
             )
         )
-        // Cells that waited for a worker this large go back to the queue.
-        if waitingCount > 0 {
-            var still: [Int] = []
-            var listed = Set<Int>()
-            for i in waiting where cells[i].place == .waiting && cells[i].state == .queued && listed.insert(i).inserted
-            {
-                if requirements(i).memoryBytes <= hello.memoryBytes {
-                    cells[i].place = .none
-                    waitingCount -= 1
-                    enqueue(i)
-                } else {
-                    still.append(i)
-                }
-            }
-            waiting = still
-        }
+        requeueWaiting(for: hello.memoryBytes)
         out.append(
             .recordWorker(
                 WorkerRecord(
@@ -289,6 +237,67 @@ extension Scheduler {
             )
         )
         adopt(hello.resumable, for: identity, now: now, &out)
+    }
+
+    /// Whether a HELLO speaks this coordinator's protocol and science versions; if not, the
+    /// worker is refused for good (a fatal REFUSE that says what to do) and false is returned.
+    private func admits(_ hello: Message.Hello, identity: [UInt8], _ out: inout [Directive]) -> Bool {
+        guard hello.protocolVersion == Wire.protocolVersion else {
+            out.append(
+                .log(
+                    .warning,
+                    "refused worker \(hello.workerID) on \(hello.host): protocol version \(hello.protocolVersion), coordinator speaks \(Wire.protocolVersion)"
+                )
+            )
+            out.append(
+                .send(
+                    to: identity,
+                    .refuse(
+                        reason:
+                            "protocol version \(hello.protocolVersion) is not \(Wire.protocolVersion): run the same isosweep build on workers and coordinator",
+                        fatal: true
+                    )
+                )
+            )
+            return false
+        }
+        guard hello.scienceVersion == UInt16(scienceVersion) else {
+            out.append(
+                .log(
+                    .warning,
+                    "refused worker \(hello.workerID) on \(hello.host): science version \(hello.scienceVersion), coordinator has \(scienceVersion)"
+                )
+            )
+            out.append(
+                .send(
+                    to: identity,
+                    .refuse(
+                        reason:
+                            "science version \(hello.scienceVersion) is not \(scienceVersion): results would not be comparable; upgrade the worker",
+                        fatal: true
+                    )
+                )
+            )
+            return false
+        }
+        return true
+    }
+
+    /// Cells that waited for a worker with `memory` bytes go back to the queue.
+    private mutating func requeueWaiting(for memory: UInt64) {
+        guard waitingCount > 0 else { return }
+        var still: [Int] = []
+        var listed = Set<Int>()
+        for i in waiting where cells[i].place == .waiting && cells[i].state == .queued && listed.insert(i).inserted {
+            if requirements(i).memoryBytes <= memory {
+                cells[i].place = .none
+                waitingCount -= 1
+                enqueue(i)
+            } else {
+                still.append(i)
+            }
+        }
+        waiting = still
     }
 
     /// Leases back to a (re)registered worker the cells it offers to resume, when they are still

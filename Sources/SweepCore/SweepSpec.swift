@@ -105,67 +105,9 @@ public struct SweepSpec: Sendable, Equatable {
         func fail(_ node: Node?, _ key: String?, _ message: String) -> IsosweepError {
             IsosweepError.sweepFile(file, line: node?.mark?.line, key: key, message)
         }
-        var name: String?
-        var method: Method?
-        var description: String?
-        var maxAttempts: Int?
-        var parameters: [Parameter]?
-        var variants: [[Parameter]] = []
-        var runCap: Int?
-        var seed: Int?
-        var refineNode: Node?
-        var limits = ResourceLimits()
-        for (keyNode, value) in top {
-            guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
-            switch key {
-            case "name":
-                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string, !s.isEmpty else {
-                    throw fail(value, key, "expected a non-empty string")
-                }
-                name = s
-            case "method":
-                guard let s = value.string, let chosen = Method(rawValue: s) else {
-                    throw fail(value, key, "expected grid or random (bayes searches are not supported)")
-                }
-                method = chosen
-            case "description":
-                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else {
-                    throw fail(value, key, "expected a string")
-                }
-                description = s
-            case "max_attempts":
-                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 100 else {
-                    throw fail(value, key, "expected a whole number from 1 to 100")
-                }
-                maxAttempts = n
-            case "parameters":
-                parameters = try parseParameters(value, fail)
-            case "resources":
-                limits = try parseResources(value, fail)
-            case "variants":
-                variants = try parseVariants(value, fail)
-            case "refine":
-                refineNode = value
-            case "run_cap":
-                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 10_000_000 else {
-                    throw fail(value, key, "expected a whole number of cells from 1 to 10000000")
-                }
-                runCap = n
-            case "seed":
-                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 0 else {
-                    throw fail(value, key, "expected a whole number >= 0 (the seed of a random sweep's draws)")
-                }
-                seed = n
-            default:
-                throw fail(
-                    keyNode,
-                    key,
-                    "unknown key; a sweep file has name, method, description, max_attempts, run_cap, seed, resources, parameters, variants and refine"
-                )
-            }
-        }
-        guard let name else { throw fail(root, "name", "is required: name the sweep") }
-        guard let parameters else {
+        let keys = try readTopLevel(top, fail)
+        guard let name = keys.name else { throw fail(root, "name", "is required: name the sweep") }
+        guard let parameters = keys.parameters else {
             throw fail(root, "parameters", "is required: the grid's parameters (n, d, width, ...)")
         }
         for required in CellParameters.catalogue.filter(\.isRequired).map(\.name)
@@ -176,19 +118,120 @@ public struct SweepSpec: Sendable, Equatable {
                 "is required: the grid is over (n, d, width); give {value: ...} or {values: [...]}"
             )
         }
-        let isRandom = method == .random
+        let isRandom = keys.method == .random
         var refine: Refinement?
-        if let refineNode {
+        if let refineNode = keys.refineNode {
             guard !isRandom else { throw fail(refineNode, "refine", "refines a grid; a random sweep draws its cells") }
             refine = try Refinement.parse(refineNode, parameters: parameters, fail)
         }
-        if isRandom {
-            guard runCap != nil else { throw fail(root, "run_cap", "is required with method: random (how many cells)") }
-            guard variants.isEmpty else {
+        try checkMethod(keys, parameters: parameters, root: root, fail)
+        let spec = SweepSpec(
+            name: name,
+            method: keys.method ?? .grid,
+            description: keys.description,
+            maxAttempts: keys.maxAttempts,
+            parameters: parameters,
+            source: text,
+            limits: keys.limits,
+            variants: keys.variants,
+            runCap: keys.runCap,
+            seed: keys.seed,
+            refine: refine
+        )
+        try checkCellsFit(spec, file: file)
+        return spec
+    }
+
+    /// A sweep file's top-level keys as written, before the checks that need several of them.
+    private struct TopLevelKeys {
+        var name: String?
+        var method: Method?
+        var description: String?
+        var maxAttempts: Int?
+        var parameters: [Parameter]?
+        var variants: [[Parameter]] = []
+        var runCap: Int?
+        var seed: Int?
+        /// Parsed once the parameters are known (a refinement names them).
+        var refineNode: Node?
+        var limits = ResourceLimits()
+    }
+
+    /// Reads and checks each top-level key on its own, in file order, refusing unknown keys.
+    private static func readTopLevel(
+        _ top: Node.Mapping,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> TopLevelKeys {
+        var keys = TopLevelKeys()
+        for (keyNode, value) in top {
+            guard let key = keyNode.string else { throw fail(keyNode, nil, "keys must be strings") }
+            switch key {
+            case "name":
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string, !s.isEmpty else {
+                    throw fail(value, key, "expected a non-empty string")
+                }
+                keys.name = s
+            case "method":
+                guard let s = value.string, let chosen = Method(rawValue: s) else {
+                    throw fail(value, key, "expected grid or random (bayes searches are not supported)")
+                }
+                keys.method = chosen
+            case "description":
+                guard value.tag.rawValue == Tag.Name.str.rawValue, let s = value.string else {
+                    throw fail(value, key, "expected a string")
+                }
+                keys.description = s
+            case "max_attempts":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 100 else {
+                    throw fail(value, key, "expected a whole number from 1 to 100")
+                }
+                keys.maxAttempts = n
+            case "parameters":
+                keys.parameters = try parseParameters(value, fail)
+            case "resources":
+                keys.limits = try parseResources(value, fail)
+            case "variants":
+                keys.variants = try parseVariants(value, fail)
+            case "refine":
+                keys.refineNode = value
+            case "run_cap":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 1, n <= 10_000_000 else {
+                    throw fail(value, key, "expected a whole number of cells from 1 to 10000000")
+                }
+                keys.runCap = n
+            case "seed":
+                guard value.tag.rawValue == Tag.Name.int.rawValue, let n = value.int, n >= 0 else {
+                    throw fail(value, key, "expected a whole number >= 0 (the seed of a random sweep's draws)")
+                }
+                keys.seed = n
+            default:
+                throw fail(
+                    keyNode,
+                    key,
+                    "unknown key; a sweep file has name, method, description, max_attempts, run_cap, seed, resources, parameters, variants and refine"
+                )
+            }
+        }
+        return keys
+    }
+
+    /// Checks that the keys suit the method: a random sweep has a `run_cap` and no variants; a grid
+    /// has no `run_cap` and no distributions.
+    private static func checkMethod(
+        _ keys: TopLevelKeys,
+        parameters: [Parameter],
+        root: Node,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) {
+        if keys.method == .random {
+            guard keys.runCap != nil else {
+                throw fail(root, "run_cap", "is required with method: random (how many cells)")
+            }
+            guard keys.variants.isEmpty else {
                 throw fail(root, "variants", "apply to grids; a random sweep draws its cells")
             }
         } else {
-            if runCap != nil { throw fail(root, "run_cap", "applies to method: random") }
+            if keys.runCap != nil { throw fail(root, "run_cap", "applies to method: random") }
             if let bad = parameters.first(where: { $0.distribution != nil }) {
                 throw fail(
                     root,
@@ -197,28 +240,18 @@ public struct SweepSpec: Sendable, Equatable {
                 )
             }
         }
-        let spec = SweepSpec(
-            name: name,
-            method: method ?? .grid,
-            description: description,
-            maxAttempts: maxAttempts,
-            parameters: parameters,
-            source: text,
-            limits: limits,
-            variants: variants,
-            runCap: runCap,
-            seed: seed,
-            refine: refine
-        )
-        // Every combination must be a valid cell, and fit the memory the file gives each.
+    }
+
+    /// Checks that every combination is a valid cell and fits the memory the file gives each, so
+    /// that a sweep that cannot run is refused before it starts.
+    private static func checkCellsFit(_ spec: SweepSpec, file: String) throws(IsosweepError) {
         for cell in try spec.cells(file: file) {
             do {
-                _ = try cell.requirements(resources: limits)
+                _ = try cell.requirements(resources: spec.limits)
             } catch {
                 throw IsosweepError(.sweepFile, "\(file): resources.memory: \(error.message)", remedy: error.remedy)
             }
         }
-        return spec
     }
 
     /// `resources: {threads: 2 | auto, memory: 24GiB | auto, time_limit: 30m}`.

@@ -156,18 +156,15 @@ public enum Message: Sendable, Equatable {
         /// CellWork as JSON.
         public var work: [UInt8]
         /// What the cell may use (the sweep file's `resources:`).
-        public var limits: Limits
+        public var limits: ResourceLimits
 
-        public init(key: String, attempt: UInt16, work: [UInt8], limits: Limits = Limits()) {
+        public init(key: String, attempt: UInt16, work: [UInt8], limits: ResourceLimits = ResourceLimits()) {
             self.key = key
             self.attempt = attempt
             self.work = work
             self.limits = limits
         }
     }
-
-    /// What a cell may use (`ResourceLimits`), as SHARD carries it.
-    public typealias Limits = ResourceLimits
 
     var typeCode: UInt8 {
         switch self {
@@ -292,42 +289,19 @@ public enum Message: Sendable, Equatable {
                 "protocol version \(version), this side speaks \(Wire.protocolVersion)"
             )
         }
-        let message: Message
-        switch frames[0][0] {
+        let message = try decodeBody(type: frames[0][0], from: &r)
+        guard r.atEnd else {
+            throw IsosweepError(.malformedMessage, "\(message.name) has \(r.remaining) trailing bytes")
+        }
+        return message
+    }
+
+    /// Reads the fields of a message of type code `type` that follow the protocol version, leaving
+    /// any trailing bytes for `decode` to refuse.
+    private static func decodeBody(type: UInt8, from r: inout WireReader) throws(IsosweepError) -> Message {
+        switch type {
         case 1:
-            var hello = Hello(
-                protocolVersion: try r.u16(),
-                scienceVersion: try r.u16(),
-                workerID: try r.string(max: 128, field: "worker id"),
-                build: try r.string(max: 128, field: "build"),
-                host: try r.string(max: 255, field: "host"),
-                slots: try r.u16(),
-                cores: try r.u16(),
-                memoryBytes: try r.u64(),
-                blasCore: try r.string(max: 64, field: "blas core")
-            )
-            let resumable = try r.u32()
-            guard resumable <= Wire.maximumShardCells else {
-                throw IsosweepError(
-                    .malformedMessage,
-                    "HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)"
-                )
-            }
-            for _ in 0..<resumable { hello.resumable.append(try r.key()) }
-            guard !hello.workerID.isEmpty else {
-                throw IsosweepError(.malformedMessage, "HELLO has an empty worker id")
-            }
-            guard hello.slots >= 1 && hello.slots <= 4096 else {
-                throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096")
-            }
-            guard hello.cores >= 1 else { throw IsosweepError(.malformedMessage, "HELLO advertises 0 cores") }
-            guard hello.memoryBytes >= Wire.minimumWorkerMemory else {
-                throw IsosweepError(
-                    .malformedMessage,
-                    "HELLO advertises \(hello.memoryBytes) bytes of memory, less than \(Wire.minimumWorkerMemory)"
-                )
-            }
-            message = .hello(hello)
+            return try decodeHello(from: &r)
         case 2:
             let session = try r.u64()
             let heartbeat = try r.u32()
@@ -335,51 +309,29 @@ public enum Message: Sendable, Equatable {
             guard heartbeat >= 10 && heartbeat <= 3_600_000, liveness >= 1 else {
                 throw IsosweepError(.malformedMessage, "WELCOME heartbeat or liveness out of range")
             }
-            message = .welcome(session: session, heartbeatMilliseconds: heartbeat, liveness: liveness)
+            return .welcome(session: session, heartbeatMilliseconds: heartbeat, liveness: liveness)
         case 3:
             let reason = try r.string(max: 4096, field: "reason")
             let fatal = try r.u16()
             guard fatal <= 1 else { throw IsosweepError(.malformedMessage, "REFUSE fatal flag must be 0 or 1") }
-            message = .refuse(reason: reason, fatal: fatal == 1)
+            return .refuse(reason: reason, fatal: fatal == 1)
         case 4:
             let count = try r.u32()
             guard count >= 1 && count <= 1_000_000 else {
                 throw IsosweepError(.malformedMessage, "CREDIT \(count) outside 1...1000000")
             }
-            message = .credit(count: count)
+            return .credit(count: count)
         case 5:
-            let lease = try r.u64()
-            let count = try r.u32()
-            guard count >= 1 && count <= Wire.maximumShardCells else {
-                throw IsosweepError(.malformedMessage, "SHARD of \(count) cells, limit \(Wire.maximumShardCells)")
-            }
-            var cells: [Assignment] = []
-            for _ in 0..<count {
-                let key = try r.key()
-                let attempt = try r.u16()
-                let work = try r.bytes(max: Wire.maximumBlobBytes, field: "work")
-                let limits = Limits(
-                    threads: try r.u16(),
-                    timeLimitMilliseconds: try r.u64(),
-                    memoryBytes: try r.u64()
-                )
-                guard limits.threads <= Wire.maximumThreads,
-                    limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds
-                else {
-                    throw IsosweepError(.malformedMessage, "SHARD cell limits out of range: \(limits)")
-                }
-                cells.append(Assignment(key: key, attempt: attempt, work: work, limits: limits))
-            }
-            message = .shard(lease: lease, cells: cells)
+            return try decodeShard(from: &r)
         case 6:
-            message = .result(
+            return .result(
                 lease: try r.u64(),
                 key: try r.key(),
                 attempt: try r.u16(),
                 payload: try r.bytes(max: Wire.maximumBlobBytes, field: "result")
             )
         case 7:
-            message = .failed(
+            return .failed(
                 lease: try r.u64(),
                 key: try r.key(),
                 attempt: try r.u16(),
@@ -393,45 +345,112 @@ public enum Message: Sendable, Equatable {
             var keys: [String] = []
             keys.reserveCapacity(Int(count))
             for _ in 0..<count { keys.append(try r.key()) }
-            message = .ack(keys: keys)
+            return .ack(keys: keys)
         case 9:
-            message = .heartbeat
+            return .heartbeat
         case 10:
-            message = .bye
+            return .bye
         case 11:
-            let count = try r.u32()
-            guard count <= Wire.maximumShardCells else {
-                throw IsosweepError(.malformedMessage, "PROGRESS of \(count) cells, limit \(Wire.maximumShardCells)")
-            }
-            var cells: [CellProgress] = []
-            for _ in 0..<count {
-                let key = try r.key()
-                let code = try r.u16()
-                guard let phase = CellProgress.Phase(rawValue: UInt8(clamping: code)), code <= 255 else {
-                    throw IsosweepError(.malformedMessage, "PROGRESS phase \(code) is not 0, 1 or 2")
-                }
-                let step = try r.u32()
-                let maxSteps = try r.u32()
-                let mse = Double(bitPattern: try r.u64())
-                cells.append(
-                    CellProgress(
-                        key: key,
-                        phase: phase,
-                        step: step,
-                        maxSteps: maxSteps,
-                        trainMSE: mse.isFinite ? mse : nil,
-                        milliseconds: try r.u64()
-                    )
-                )
-            }
-            message = .progress(cells)
+            return try decodeProgress(from: &r)
         default:
-            throw IsosweepError(.malformedMessage, "unknown message type \(frames[0][0])")
+            throw IsosweepError(.malformedMessage, "unknown message type \(type)")
         }
-        guard r.atEnd else {
-            throw IsosweepError(.malformedMessage, "\(message.name) has \(r.remaining) trailing bytes")
+    }
+
+    /// Reads a HELLO's fields, then checks that the worker it describes can take cells (an id,
+    /// 1...4096 slots, a core, at least `Wire.minimumWorkerMemory`).
+    private static func decodeHello(from r: inout WireReader) throws(IsosweepError) -> Message {
+        var hello = Hello(
+            protocolVersion: try r.u16(),
+            scienceVersion: try r.u16(),
+            workerID: try r.string(max: 128, field: "worker id"),
+            build: try r.string(max: 128, field: "build"),
+            host: try r.string(max: 255, field: "host"),
+            slots: try r.u16(),
+            cores: try r.u16(),
+            memoryBytes: try r.u64(),
+            blasCore: try r.string(max: 64, field: "blas core")
+        )
+        let resumable = try r.u32()
+        guard resumable <= Wire.maximumShardCells else {
+            throw IsosweepError(
+                .malformedMessage,
+                "HELLO offers \(resumable) cells to resume, limit \(Wire.maximumShardCells)"
+            )
         }
-        return message
+        for _ in 0..<resumable { hello.resumable.append(try r.key()) }
+        guard !hello.workerID.isEmpty else {
+            throw IsosweepError(.malformedMessage, "HELLO has an empty worker id")
+        }
+        guard hello.slots >= 1 && hello.slots <= 4096 else {
+            throw IsosweepError(.malformedMessage, "HELLO slots \(hello.slots) outside 1...4096")
+        }
+        guard hello.cores >= 1 else { throw IsosweepError(.malformedMessage, "HELLO advertises 0 cores") }
+        guard hello.memoryBytes >= Wire.minimumWorkerMemory else {
+            throw IsosweepError(
+                .malformedMessage,
+                "HELLO advertises \(hello.memoryBytes) bytes of memory, less than \(Wire.minimumWorkerMemory)"
+            )
+        }
+        return .hello(hello)
+    }
+
+    /// Reads a SHARD: its lease and 1...`Wire.maximumShardCells` cells, each with limits in range.
+    private static func decodeShard(from r: inout WireReader) throws(IsosweepError) -> Message {
+        let lease = try r.u64()
+        let count = try r.u32()
+        guard count >= 1 && count <= Wire.maximumShardCells else {
+            throw IsosweepError(.malformedMessage, "SHARD of \(count) cells, limit \(Wire.maximumShardCells)")
+        }
+        var cells: [Assignment] = []
+        for _ in 0..<count {
+            let key = try r.key()
+            let attempt = try r.u16()
+            let work = try r.bytes(max: Wire.maximumBlobBytes, field: "work")
+            let limits = ResourceLimits(
+                threads: try r.u16(),
+                timeLimitMilliseconds: try r.u64(),
+                memoryBytes: try r.u64()
+            )
+            guard limits.threads <= Wire.maximumThreads,
+                limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds
+            else {
+                throw IsosweepError(.malformedMessage, "SHARD cell limits out of range: \(limits)")
+            }
+            cells.append(Assignment(key: key, attempt: attempt, work: work, limits: limits))
+        }
+        return .shard(lease: lease, cells: cells)
+    }
+
+    /// Reads a PROGRESS's cells (at most `Wire.maximumShardCells`); a non-finite loss is read as
+    /// no loss yet.
+    private static func decodeProgress(from r: inout WireReader) throws(IsosweepError) -> Message {
+        let count = try r.u32()
+        guard count <= Wire.maximumShardCells else {
+            throw IsosweepError(.malformedMessage, "PROGRESS of \(count) cells, limit \(Wire.maximumShardCells)")
+        }
+        var cells: [CellProgress] = []
+        for _ in 0..<count {
+            let key = try r.key()
+            let code = try r.u16()
+            guard let phase = CellProgress.Phase(rawValue: UInt8(clamping: code)), code <= 255 else {
+                throw IsosweepError(.malformedMessage, "PROGRESS phase \(code) is not 0, 1 or 2")
+            }
+            let step = try r.u32()
+            let maxSteps = try r.u32()
+            let mse = Double(bitPattern: try r.u64())
+            cells.append(
+                CellProgress(
+                    key: key,
+                    phase: phase,
+                    step: step,
+                    maxSteps: maxSteps,
+                    trainMSE: mse.isFinite ? mse : nil,
+                    milliseconds: try r.u64()
+                )
+            )
+        }
+        return .progress(cells)
     }
 }
 

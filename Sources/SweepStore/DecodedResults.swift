@@ -11,6 +11,12 @@ public struct DecodedResults: Sendable {
     /// The keys of the results that could not be decoded.
     public var undecodable: [String] = []
 
+    /// Results as given (none, and these undecodable keys, for a warning alone).
+    public init(results: [(key: String, result: CellResult)] = [], undecodable: [String] = []) {
+        self.results = results
+        self.undecodable = undecodable
+    }
+
     /// A warning about the results that could not be decoded, or nil when there are none.
     public var warning: String? {
         guard !undecodable.isEmpty else { return nil }

@@ -48,6 +48,35 @@ public enum Merge {
         let stores = try inputs.map { (path: String) throws(IsosweepError) -> ResultStore in
             try ResultStore(path: path, readOnly: true)
         }
+        let (version, names) = try commonScienceVersion(stores)
+        var report = Report()
+        let union = try unite(stores, preference: preference, report: &report)
+        if !report.conflicts.isEmpty && preference == .refuse {
+            return report
+        }
+        let name = names.count == 1 ? names[0] : "merge of " + Set(names).sorted().joined(separator: ", ")
+        try write(union, to: output, name: name, inputs: inputs, version: version)
+        report.cells = union.works.count
+        report.results = union.chosen.count
+        return report
+    }
+
+    /// The cells of all the inputs, and the result kept for each.
+    private struct Union {
+        /// Each cell's work, and whether it belongs to the sweep of any input.
+        var works: [String: (work: String, inSweep: Bool)] = [:]
+        /// The result kept for each cell, the input it came from and its metrics (nil: undecodable).
+        var chosen: [String: (result: ResultStore.StoredResult, input: String, metrics: CellMetrics?)] = [:]
+        /// Cells whose results differ between inputs (each gets a merge_conflict event).
+        var conflicting = Set<String>()
+    }
+
+    /// The inputs' common science version and their sweeps' names. Refuses an input without a sweep,
+    /// and inputs of several science versions or of another than this isosweep's: their numbers
+    /// would not be comparable.
+    private static func commonScienceVersion(
+        _ stores: [ResultStore]
+    ) throws(IsosweepError) -> (version: Int, names: [String]) {
         var versions = Set<Int>()
         var names: [String] = []
         for store in stores {
@@ -69,23 +98,33 @@ public enum Merge {
                 "the inputs hold science version \(version); this isosweep computes version \(scienceVersion): use the isosweep that made them"
             )
         }
+        return (version, names)
+    }
+
+    /// Unions the stores' cells and results in input order, keeping the first result of a cell
+    /// (the last, with `preference` `.last`, when they conflict); counts duplicates and records
+    /// conflicts and undecodable results in `report`.
+    private static func unite(
+        _ stores: [ResultStore],
+        preference: Preference,
+        report: inout Report
+    ) throws(IsosweepError) -> Union {
         let decoder = JSONDecoder()
-        var report = Report()
-        var chosen: [String: (result: ResultStore.StoredResult, input: String, metrics: CellMetrics?)] = [:]
-        // Each cell's work, and whether it belongs to the sweep of any input.
-        var works: [String: (work: String, inSweep: Bool)] = [:]
-        var conflicting = Set<String>()
+        var union = Union()
         for store in stores {
             for cell in try store.cells(includingDropped: true) {
-                works[cell.key] = (
-                    works[cell.key]?.work ?? cell.work, (works[cell.key]?.inSweep ?? false) || cell.inSweep
+                union.works[cell.key] = (
+                    union.works[cell.key]?.work ?? cell.work, (union.works[cell.key]?.inSweep ?? false) || cell.inSweep
                 )
             }
             for stored in try store.results() {
                 let metrics = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)).metrics
-                if metrics == nil { report.undecodable.append(stored.key) }
-                guard let previous = chosen[stored.key] else {
-                    chosen[stored.key] = (stored, store.path, metrics)
+                // (Diagnostic cells store an empty result: nothing to decode.)
+                if metrics == nil && !stored.json.isEmpty && !report.undecodable.contains(stored.key) {
+                    report.undecodable.append(stored.key)
+                }
+                guard let previous = union.chosen[stored.key] else {
+                    union.chosen[stored.key] = (stored, store.path, metrics)
                     continue
                 }
                 report.duplicates += 1
@@ -94,16 +133,24 @@ public enum Merge {
                     report.conflicts.append(
                         Conflict(key: stored.key, inputs: [previous.input, store.path], differences: differences)
                     )
-                    conflicting.insert(stored.key)
-                    if preference == .last { chosen[stored.key] = (stored, store.path, metrics) }
+                    union.conflicting.insert(stored.key)
+                    if preference == .last { union.chosen[stored.key] = (stored, store.path, metrics) }
                 }
             }
         }
-        if !report.conflicts.isEmpty && preference == .refuse {
-            return report
-        }
+        return union
+    }
+
+    /// Creates the database at `output` and writes the union into it in one transaction: a sweep
+    /// row naming the inputs, the cells and kept results by key, and an event per conflicting cell.
+    private static func write(
+        _ union: Union,
+        to output: String,
+        name: String,
+        inputs: [String],
+        version: Int
+    ) throws(IsosweepError) {
         let out = try ResultStore(path: output)
-        let name = names.count == 1 ? names[0] : "merge of " + Set(names).sorted().joined(separator: ", ")
         do {
             try out.database.write { db in
                 try db.execute(
@@ -113,14 +160,14 @@ public enum Merge {
                         version, Date().timeIntervalSince1970,
                     ]
                 )
-                for (key, cell) in works.sorted(by: { $0.key < $1.key }) {
-                    let done = chosen[key] != nil
+                for (key, cell) in union.works.sorted(by: { $0.key < $1.key }) {
+                    let done = union.chosen[key] != nil
                     try db.execute(
                         sql: "INSERT INTO cells (key, work, cost, state, attempts, in_sweep) VALUES (?, ?, 0, ?, 0, ?)",
                         arguments: [key, cell.work, done ? "done" : "queued", cell.inSweep]
                     )
                 }
-                for (key, entry) in chosen.sorted(by: { $0.key < $1.key }) {
+                for (key, entry) in union.chosen.sorted(by: { $0.key < $1.key }) {
                     try db.execute(
                         sql: "INSERT INTO results (key, result, worker, attempt, committed_at) VALUES (?, ?, ?, ?, ?)",
                         arguments: [
@@ -129,11 +176,11 @@ public enum Merge {
                         ]
                     )
                 }
-                for key in conflicting.sorted() {
+                for key in union.conflicting.sorted() {
                     try db.execute(
                         sql: "INSERT INTO events (at, kind, detail) VALUES (?, 'merge_conflict', ?)",
                         arguments: [
-                            Date().timeIntervalSince1970, "cell \(key): kept the result of \(chosen[key]!.input)",
+                            Date().timeIntervalSince1970, "cell \(key): kept the result of \(union.chosen[key]!.input)",
                         ]
                     )
                 }
@@ -141,9 +188,6 @@ public enum Merge {
         } catch {
             throw IsosweepError(.store, "cannot write \(output): \(error)")
         }
-        report.cells = works.count
-        report.results = chosen.count
-        return report
     }
 
     /// Science fields that differ (wall-clock and host fields never count).

@@ -301,7 +301,7 @@ public final class ResultStore: Sendable {
         }
     }
 
-    /// Records cells with no sweep file of their own (the dispatch benchmark).
+    /// Records cells with no sweep file of their own (diagnostic cells, given cells).
     public func prepare(name: String, cells: [CellWork]) throws(IsosweepError) -> [Scheduler.CellSeed] {
         do {
             return try database.write { db in
@@ -313,6 +313,8 @@ public final class ResultStore: Sendable {
                 try insert(cells, db)
                 return try seeds(db)
             }
+        } catch let error as IsosweepError {
+            throw error  // already says what is wrong (an unknown cell state)
         } catch {
             throw IsosweepError(.store, "cannot record the cells in \(path)", remedy: Self.explain(error))
         }
@@ -479,9 +481,6 @@ public final class ResultStore: Sendable {
         }
     }
 
-    /// Calls `body` with each committed result that carries metrics (benchmark no-op cells'
-    /// results are empty and skipped by SQLite), in key order, reading one row at a time: a
-    /// million results are never held at once.
     /// The result of one cell, if it has one.
     public func result(key: String) throws(IsosweepError) -> StoredResult? {
         try read("a result") { db in
@@ -493,6 +492,9 @@ public final class ResultStore: Sendable {
         }
     }
 
+    /// Calls `body` with each committed result that carries metrics (diagnostic cells' results
+    /// are empty and skipped by SQLite), in key order, reading one row at a time: a million
+    /// results are never held at once.
     public func forEachResult(_ body: (StoredResult) throws -> Void) throws(IsosweepError) {
         try read("results") { db in
             let rows = try Row.fetchCursor(
@@ -548,7 +550,7 @@ public final class ResultStore: Sendable {
         try read("cells") { db in
             var counts: [Scheduler.CellState: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT state, n FROM cell_counts WHERE in_sweep = 1 AND n != 0") {
-                counts[try CellState(stored: row["state"], key: "(the counts)"), default: 0] += row["n"] as Int
+                counts[try CellState(stored: row["state"], of: "the cell counts"), default: 0] += row["n"] as Int
             }
             return counts
         }
@@ -634,13 +636,14 @@ extension CellState {
     /// A state as the store holds it. One this build does not know (a newer isosweep's, or a
     /// database edited by hand) is an error: taking it for another state would run, or skip, a
     /// cell wrongly.
-    init(stored text: String, key: String) throws(IsosweepError) {
+    /// `what` names the row in the error ("cell 1a2b...", "the cell counts").
+    init(stored text: String, of what: String) throws(IsosweepError) {
         guard let state = CellState(rawValue: text) else {
             throw IsosweepError(
                 .store,
-                "cell \(key.prefix(16)) has the unknown state '\(text)'",
+                "\(what) has the unknown state '\(text)'",
                 remedy:
-                    "states are \(CellState.allCases.map(\.rawValue).joined(separator: ", ")); use the isosweep that wrote the database, or set the cell's state with isosweep requeue"
+                    "states are \(CellState.allCases.map(\.rawValue).joined(separator: ", ")); read the database with the isosweep build that wrote it, or correct the row by hand"
             )
         }
         self = state
@@ -654,7 +657,7 @@ extension ResultStore.StoredCell {
         self.init(
             key: key,
             work: row["work"],
-            state: try CellState(stored: row["state"], key: key),
+            state: try CellState(stored: row["state"], of: "cell \(key.prefix(16))"),
             attempts: row["attempts"],
             worker: row["worker"],
             lastError: row["last_error"],

@@ -278,7 +278,7 @@ public final class SweepLoad {
             key: key,
             work: Array(work.utf8),
             cost: row[2],
-            state: try CellState(stored: row[3], key: key),
+            state: try CellState(stored: row[3], of: "cell \(key.prefix(16))"),
             attempts: row[4],
             lastError: row[5],
             leasedTo: row[6]

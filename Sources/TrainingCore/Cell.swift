@@ -67,8 +67,63 @@ public enum Cell {
             shouldStop: shouldStop
         )
 
+        var metrics = trainingMetrics(cell, data: data, outcome: outcome, options: options, threads: threads)
+        let trainInputs = train.inputs.converted(to: Double.self)
+        metrics.interpFloor = InterpolationFloor.value(
+            inputs: trainInputs,
+            labels: data.train.labels,
+            metric: data.distribution.support == .sphere ? .geodesic : .euclidean
+        )
+        var lipschitzTime = Duration.zero
+        if outcome.stopReason != .diverged {
+            progress?.enter(.lipschitz)
+            lipschitzTime += try measure(
+                outcome.network,
+                data: data,
+                trainInputs: trainInputs,
+                seed: seed,
+                options: options,
+                deadline: deadline,
+                shouldStop: shouldStop,
+                into: &metrics
+            )
+        }
+        // The baseline: how large the constant on the support already was before training
+        // (measured last: the trained network has first call on the time left). A construction
+        // has no initial network.
+        if cell.trainer != .construction {
+            progress?.enter(.lipschitz)
+            let start = ContinuousClock.now
+            metrics.lipInitSupportLower = try Lipschitz.lowerBounds(
+                of: initial.converted(to: Double.self),
+                trainingInputs: trainInputs,
+                distribution: data.distribution,
+                seed: seed,
+                options: options,
+                supportOnly: true,
+                stopAt: deadline,
+                shouldStop: shouldStop
+            ).support
+            lipschitzTime += ContinuousClock.now - start
+        }
+        metrics.lipSeconds = lipschitzTime.seconds
+        return CellRun(
+            result: CellResult(parameters: cell, metrics: metrics),
+            network: outcome.network,
+            trainingData: train
+        )
+    }
+
+    /// The metrics training alone gives (steps, cost, provenance), every measurement of the
+    /// network still nil.
+    static func trainingMetrics(
+        _ cell: CellParameters,
+        data: CellData,
+        outcome: TrainingOutcome<Float>,
+        options: LipschitzOptions,
+        threads: Int
+    ) -> CellMetrics {
         let p = cell.parameterCount
-        let lawScale = (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot()
         var metrics = CellMetrics(
             p: p,
             trainMSE: nil,
@@ -80,7 +135,7 @@ public enum Cell {
             lipUpper: nil,
             lipSupportLower: nil,
             gradMean: nil,
-            lawScale: lawScale,
+            lawScale: (Double(cell.n) * Double(cell.d) / Double(p)).squareRoot(),
             lawRatio: nil,
             steps: outcome.steps,
             stopReason: outcome.stopReason,
@@ -100,80 +155,60 @@ public enum Cell {
         metrics.blasThreads = threads
         metrics.blasCore = BLAS.core
         metrics.memoryEstimateBytes = cell.estimatedPeakMemory(lipschitz: options, threads: threads)
-        let trainInputs = train.inputs.converted(to: Double.self)
-        let support = data.distribution.support
-        metrics.interpFloor = InterpolationFloor.value(
+        return metrics
+    }
+
+    /// Measures the trained network into `metrics`: its fit, its own floor, the test error and
+    /// the Lipschitz bounds; returns the time the bounds took.
+    static func measure(
+        _ trained: Network<Float>,
+        data: CellData,
+        trainInputs: Matrix<Double>,
+        seed: UInt64,
+        options: LipschitzOptions,
+        deadline: ContinuousClock.Instant?,
+        shouldStop: @Sendable () -> Bool,
+        into metrics: inout CellMetrics
+    ) throws(IsosweepError) -> Duration {
+        // Every metric is computed in double precision on the trained float32 weights, exactly
+        // as a saved network would be re-measured.
+        let network = trained.converted(to: Double.self)
+        let fit = Measure.fit(network, Dataset(inputs: trainInputs, labels: data.train.labels))
+        metrics.trainMSE = fit.mse
+        metrics.fitFraction = fit.signAgreement
+        metrics.fitFloor = InterpolationFloor.value(
             inputs: trainInputs,
-            labels: data.train.labels,
-            metric: support == .sphere ? .geodesic : .euclidean
+            labels: network.outputs(trainInputs),
+            metric: data.distribution.support == .sphere ? .geodesic : .euclidean
         )
-        let clock = ContinuousClock()
-        var lipschitzTime = Duration.zero
-        if outcome.stopReason != .diverged {
-            // Every metric is computed in double precision on the trained float32 weights, exactly
-            // as a saved network would be re-measured.
-            let network = outcome.network.converted(to: Double.self)
-            let fit = Measure.fit(network, Dataset(inputs: trainInputs, labels: data.train.labels))
-            metrics.trainMSE = fit.mse
-            metrics.fitFraction = fit.signAgreement
-            metrics.fitFloor = InterpolationFloor.value(
-                inputs: trainInputs,
-                labels: network.outputs(trainInputs),
-                metric: support == .sphere ? .geodesic : .euclidean
-            )
-            metrics.eps = data.noiseLevel - fit.mse
-            metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
-            progress?.enter(.lipschitz)
-            let start = clock.now
-            let bounds = try Lipschitz.bounds(
-                of: network,
-                trainingInputs: trainInputs,
-                distribution: data.distribution,
-                seed: seed,
-                options: options,
-                stopAt: deadline,
-                shouldStop: shouldStop
-            )
-            lipschitzTime += clock.now - start
-            metrics.lipLower = bounds.lower
-            metrics.lipUpper = bounds.upper
-            metrics.lipUpperProduct = bounds.upperProduct
-            metrics.lipUpperPath = bounds.upperPath
-            metrics.lipUpperCentred = bounds.upperCentred
-            metrics.lipSupportLower = bounds.supportLower
-            metrics.gradMean = bounds.gradientMean
-            if let eps = metrics.eps, eps > 0 {
-                metrics.lawRatio = bounds.supportLower / (eps * lawScale)
-            }
-            // A network whose outputs overflow did not really converge: say so instead of reporting it.
-            if !(fit.mse.isFinite && bounds.upper.isFinite) {
-                metrics = metrics.diverged
-            }
-        }
-        // The baseline: how large the constant on the support already was before training
-        // (measured last: the trained network has first call on the time left). A construction
-        // has no initial network.
-        if cell.trainer != .construction {
-            progress?.enter(.lipschitz)
-            let start = clock.now
-            metrics.lipInitSupportLower = try Lipschitz.lowerBounds(
-                of: initial.converted(to: Double.self),
-                trainingInputs: trainInputs,
-                distribution: data.distribution,
-                seed: seed,
-                options: options,
-                supportOnly: true,
-                stopAt: deadline,
-                shouldStop: shouldStop
-            ).support
-            lipschitzTime += clock.now - start
-        }
-        metrics.lipSeconds = lipschitzTime.seconds
-        return CellRun(
-            result: CellResult(parameters: cell, metrics: metrics),
-            network: outcome.network,
-            trainingData: train
+        metrics.eps = data.noiseLevel - fit.mse
+        metrics.testMSE = data.test.count > 0 ? Measure.fit(network, data.test).mse : nil
+        let start = ContinuousClock.now
+        let bounds = try Lipschitz.bounds(
+            of: network,
+            trainingInputs: trainInputs,
+            distribution: data.distribution,
+            seed: seed,
+            options: options,
+            stopAt: deadline,
+            shouldStop: shouldStop
         )
+        let took = ContinuousClock.now - start
+        metrics.lipLower = bounds.lower
+        metrics.lipUpper = bounds.upper
+        metrics.lipUpperProduct = bounds.upperProduct
+        metrics.lipUpperPath = bounds.upperPath
+        metrics.lipUpperCentred = bounds.upperCentred
+        metrics.lipSupportLower = bounds.supportLower
+        metrics.gradMean = bounds.gradientMean
+        if let eps = metrics.eps, eps > 0 {
+            metrics.lawRatio = bounds.supportLower / (eps * metrics.lawScale)
+        }
+        // A network whose outputs overflow did not really converge: say so instead of reporting it.
+        if !(fit.mse.isFinite && bounds.upper.isFinite) {
+            metrics = metrics.diverged
+        }
+        return took
     }
 }
 

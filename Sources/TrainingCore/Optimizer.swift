@@ -48,6 +48,10 @@ public struct Optimizer<Scalar: BLASScalar>: Sendable {
     }
 
     /// Moves `parameters` one step against `gradient`.
+    // Specialised for both scalars and exported: code outside TrainingCore (the library's users,
+    // `bench train`) would otherwise run the unspecialised generic body, about 1.5x slower.
+    @_specialize(exported:true,where Scalar == Float)
+    @_specialize(exported:true,where Scalar == Double)
     public mutating func step(_ parameters: inout [Scalar], gradient: [Scalar]) {
         precondition(parameters.count == gradient.count)
         steps += 1

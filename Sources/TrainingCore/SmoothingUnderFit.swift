@@ -89,118 +89,234 @@ enum SmoothingUnderFit {
         startingStep: Int,
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> (network: Network<Scalar>, record: SmoothingRecord, flops: Double) {
-        let target = parameters.targetMSE
-        let level = margin * target
-        let tangential = parameters.data == .sphere || parameters.data == .file
-        let d = fitted.inputDimension
-        let seed = UInt64(parameters.seed)
-        // The fresh points stay; the steepest points move at each refresh (labels unused).
-        let points: Matrix<Scalar> = offDataPoints(count: data.count, d: d, distribution: distribution, seed: seed)
-        let offData = { (x: Matrix<Scalar>) in Dataset(inputs: x, labels: [Scalar](repeating: 0, count: x.rows)) }
-        let fresh = offData(points.rows(0..<data.count))
-        var worst = offData(points.rows(data.count..<points.rows))
-        // Hypercube data: the support is its vertices, where no ascent can move.
-        let ascends = distribution.support != .vertices
-        let onSphere = distribution.support == .sphere
-        var network = fitted
-        var trainSpace = TrainingWorkspace(points: data.count, network: network, penalty: true)
-        var freshSpace = TrainingWorkspace(points: fresh.count, network: network, penalty: true)
-        var worstSpace = TrainingWorkspace(points: worstPoints, network: network, penalty: true)
-        var optimizer = Optimizer(for: parameters, network: network, rateFactor: learningRateFactor)
-        var rng = SeededGenerator(seed: seed ^ 0x5EED, stream: .smoothing)
-        let gemms = network.activation == .relu ? 4.0 : 5.0
-        let flopsPerPoint = 2 * gemms * Double(d) * Double(network.width)
-        var flops = 0.0
-
-        /// The penalty over the three sets (each workspace then holds its gradient) and the fit,
-        /// whose gradient is weighted by `fitWeight`.
-        func evaluate(fitWeight: Double) -> (mse: Double, penalty: Double, finite: Bool) {
-            flops += flopsPerPoint * Double(data.count + fresh.count + worst.count)
-            let onData = network.penalisedLossAndGradient(
-                on: data,
-                penalty: 1,
-                tangential: tangential,
-                workspace: &trainSpace,
-                threads: threads,
-                fitWeight: fitWeight
-            )
-            func offDataPenalty(
-                _ set: Dataset<Scalar>,
-                _ weight: Double,
-                _ space: inout TrainingWorkspace<Scalar>
-            ) -> Double {
-                network.penalisedLossAndGradient(
-                    on: set,
-                    penalty: weight,
-                    tangential: tangential,
-                    workspace: &space,
-                    threads: threads,
-                    fitWeight: 0
-                ).penalty
-            }
-            let penalty =
-                onData.penalty + offDataPenalty(fresh, 1, &freshSpace) + offDataPenalty(worst, worstWeight, &worstSpace)
-            let finite =
-                penalty.isFinite && onData.mse.isFinite && trainSpace.gradient.allFinite
-                && freshSpace.gradient.allFinite && worstSpace.gradient.allFinite
-            return (onData.mse, penalty, finite)
-        }
-
-        var multiplier = 0.0
-        // (A fit of exactly 0 is taken as the smallest normal MSE: g stays finite.)
-        var lastMSE = max(fittedMSE, .leastNormalMagnitude)
-        var violation = log(lastMSE / level)
-        var best: (penalty: Double, parameters: [Scalar])?
-        var lastFits = true
-        var restore = false
-        var taken = 0
-        while true {
-            if ascends && taken % refreshInterval == 0 {
-                // The steepest places move as the network does: climb again from where they were.
-                let ascent = GradientAscent<Float>(network.converted(to: Double.self), threads: 1)
-                let moved = try ascent.ascend(
-                    from: worst.inputs.converted(to: Float.self),
-                    tangential: [Bool](repeating: onSphere, count: worstPoints),
-                    steps: ascentSteps,
-                    rng: &rng,
-                    stopAt: stopAt,
-                    shouldStop: shouldStop
-                )
-                var movedPoints = moved.converted(to: Scalar.self)
-                if onSphere { for i in 0..<worstPoints { movedPoints.normaliseRow(i) } }
-                worst = offData(movedPoints)
-            }
-            let now = evaluate(fitWeight: max(0, multiplier + rho * violation) / lastMSE)
-            let fits = now.finite && now.mse <= target
-            if fits && (best == nil || now.penalty < best!.penalty) { best = (now.penalty, network.parameters) }
-            if now.mse.isFinite { progress?.record(step: startingStep + taken, loss: now.mse) }
-            if taken == steps || !now.finite {
-                lastFits = fits
-                restore = now.finite && !fits
-                break
-            }
-            if taken % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
-                lastFits = fits
-                break
-            }
-            if taken % 16 == 0 && shouldStop() {
-                throw IsosweepError(.cancelled, "smoothing stopped at step \(taken): the worker is shutting down")
-            }
-            lastMSE = max(now.mse, .leastNormalMagnitude)
-            violation = log(lastMSE / level)
-            multiplier = max(0, multiplier + multiplierStep * violation)
-            var gradient = trainSpace.gradient
-            for i in gradient.indices { gradient[i] += freshSpace.gradient[i] + worstSpace.gradient[i] }
-            optimizer.step(&network.parameters, gradient: gradient)
-            taken += 1
-        }
+        var session = SmoothingSession(
+            fitted: fitted,
+            data: data,
+            parameters: parameters,
+            distribution: distribution,
+            threads: threads
+        )
+        var optimizer = Optimizer(for: parameters, network: fitted, rateFactor: learningRateFactor)
+        var smoothing = try session.smooth(
+            steps: steps,
+            fittedMSE: fittedMSE,
+            target: parameters.targetMSE,
+            optimizer: &optimizer,
+            seed: UInt64(parameters.seed),
+            stopAt: stopAt,
+            progress: progress,
+            startingStep: startingStep,
+            shouldStop: shouldStop
+        )
         // Feasibility restoration: a last iterate above the target takes steps on the fit alone,
         // at most a tenth of the smoothing's, until it fits again; a restored iterate competes
         // for the smoothest like every other. A fresh optimiser: the smoothing's moments, scaled
         // by the penalty's gradients, stalled the fit.
         var restored = 0
-        optimizer = Optimizer(for: parameters, network: network, rateFactor: learningRateFactor)
-        while restore && restored < max(10, steps / 10) {
+        if smoothing.needsRestoring {
+            optimizer = Optimizer(for: parameters, network: session.network, rateFactor: learningRateFactor)
+            restored = session.restoreFit(
+                within: max(10, steps / 10),
+                target: parameters.targetMSE,
+                optimizer: &optimizer,
+                smoothing: &smoothing
+            )
+        }
+        var network = fitted
+        if let best = smoothing.best { network.parameters = best.parameters }
+        return (
+            network, SmoothingRecord(steps: smoothing.taken + restored, fitHeld: smoothing.lastFits), session.flops
+        )
+    }
+}
+
+/// Where a smoothing run stands: the smoothest iterate that fitted so far, and how the last one
+/// did.
+struct SmoothingProgress<Scalar: BLASScalar> {
+    /// The smoothest iterate at or below target_mse, by its penalty.
+    var best: (penalty: Double, parameters: [Scalar])?
+    /// Whether the last iterate fitted.
+    var lastFits = true
+    /// Whether the last iterate is finite but above the target, so the fit must be restored.
+    var needsRestoring = false
+    /// Smoothing steps taken.
+    var taken = 0
+
+    /// Keeps `parameters` if they fit and are the smoothest yet.
+    mutating func offer(penalty: Double, parameters: [Scalar], fits: Bool) {
+        if fits && (best == nil || penalty < best!.penalty) { best = (penalty, parameters) }
+    }
+}
+
+/// One smoothing run's network, its three point sets with their workspaces, and the flops spent
+/// (`SmoothingUnderFit`).
+struct SmoothingSession<Scalar: BLASScalar> {
+    var network: Network<Scalar>
+    let data: Dataset<Scalar>
+    /// Fresh points of the distribution, drawn once (labels unused).
+    let fresh: Dataset<Scalar>
+    /// The points the ascent moves towards the steepest places, at each refresh.
+    var worst: Dataset<Scalar>
+    var trainSpace: TrainingWorkspace<Scalar>
+    var freshSpace: TrainingWorkspace<Scalar>
+    var worstSpace: TrainingWorkspace<Scalar>
+    let tangential: Bool
+    let threads: Int
+    /// Hypercube data: the support is its vertices, where no ascent can move.
+    let ascends: Bool
+    let onSphere: Bool
+    let flopsPerPoint: Double
+    var flops = 0.0
+
+    init(
+        fitted: Network<Scalar>,
+        data: Dataset<Scalar>,
+        parameters: CellParameters,
+        distribution: InputDistribution,
+        threads: Int
+    ) {
+        let d = fitted.inputDimension
+        let points: Matrix<Scalar> = SmoothingUnderFit.offDataPoints(
+            count: data.count,
+            d: d,
+            distribution: distribution,
+            seed: UInt64(parameters.seed)
+        )
+        network = fitted
+        self.data = data
+        fresh = Self.offData(points.rows(0..<data.count))
+        worst = Self.offData(points.rows(data.count..<points.rows))
+        trainSpace = TrainingWorkspace(points: data.count, network: fitted, penalty: true)
+        freshSpace = TrainingWorkspace(points: fresh.count, network: fitted, penalty: true)
+        worstSpace = TrainingWorkspace(points: SmoothingUnderFit.worstPoints, network: fitted, penalty: true)
+        tangential = parameters.data == .sphere || parameters.data == .file
+        self.threads = threads
+        ascends = distribution.support != .vertices
+        onSphere = distribution.support == .sphere
+        let gemms = fitted.activation == .relu ? 4.0 : 5.0
+        flopsPerPoint = 2 * gemms * Double(d) * Double(fitted.width)
+    }
+
+    /// Points as a dataset whose labels do not matter.
+    static func offData(_ x: Matrix<Scalar>) -> Dataset<Scalar> {
+        Dataset(inputs: x, labels: [Scalar](repeating: 0, count: x.rows))
+    }
+
+    /// The penalty over the three sets (each workspace then holds its gradient) and the fit,
+    /// whose gradient is weighted by `fitWeight`.
+    mutating func evaluate(fitWeight: Double) -> (mse: Double, penalty: Double, finite: Bool) {
+        flops += flopsPerPoint * Double(data.count + fresh.count + worst.count)
+        let onData = network.penalisedLossAndGradient(
+            on: data,
+            penalty: 1,
+            tangential: tangential,
+            workspace: &trainSpace,
+            threads: threads,
+            fitWeight: fitWeight
+        )
+        let onFresh = network.penalisedLossAndGradient(
+            on: fresh,
+            penalty: 1,
+            tangential: tangential,
+            workspace: &freshSpace,
+            threads: threads,
+            fitWeight: 0
+        ).penalty
+        let onWorst = network.penalisedLossAndGradient(
+            on: worst,
+            penalty: SmoothingUnderFit.worstWeight,
+            tangential: tangential,
+            workspace: &worstSpace,
+            threads: threads,
+            fitWeight: 0
+        ).penalty
+        let penalty = onData.penalty + onFresh + onWorst
+        let finite =
+            penalty.isFinite && onData.mse.isFinite && trainSpace.gradient.allFinite
+            && freshSpace.gradient.allFinite && worstSpace.gradient.allFinite
+        return (onData.mse, penalty, finite)
+    }
+
+    /// Moves the steepest points again: they climb from where they were, as the network moved.
+    mutating func climbSteepest(
+        rng: inout SeededGenerator,
+        stopAt: ContinuousClock.Instant?,
+        shouldStop: @Sendable () -> Bool
+    ) throws(IsosweepError) {
+        let ascent = GradientAscent<Float>(network.converted(to: Double.self), threads: 1)
+        let moved = try ascent.ascend(
+            from: worst.inputs.converted(to: Float.self),
+            tangential: [Bool](repeating: onSphere, count: SmoothingUnderFit.worstPoints),
+            steps: SmoothingUnderFit.ascentSteps,
+            rng: &rng,
+            stopAt: stopAt,
+            shouldStop: shouldStop
+        )
+        var movedPoints = moved.converted(to: Scalar.self)
+        if onSphere { for i in 0..<SmoothingUnderFit.worstPoints { movedPoints.normaliseRow(i) } }
+        worst = Self.offData(movedPoints)
+    }
+
+    /// The smoothing loop: up to `steps` steps on the augmented Lagrangian, keeping the
+    /// smoothest iterate that fits (see `SmoothingUnderFit`).
+    mutating func smooth(
+        steps: Int,
+        fittedMSE: Double,
+        target: Double,
+        optimizer: inout Optimizer<Scalar>,
+        seed: UInt64,
+        stopAt: ContinuousClock.Instant?,
+        progress: CellProgress?,
+        startingStep: Int,
+        shouldStop: @Sendable () -> Bool
+    ) throws(IsosweepError) -> SmoothingProgress<Scalar> {
+        let level = SmoothingUnderFit.margin * target
+        var rng = SeededGenerator(seed: seed ^ 0x5EED, stream: .smoothing)
+        var multiplier = 0.0
+        // (A fit of exactly 0 is taken as the smallest normal MSE: g stays finite.)
+        var lastMSE = max(fittedMSE, .leastNormalMagnitude)
+        var violation = log(lastMSE / level)
+        var state = SmoothingProgress<Scalar>()
+        while true {
+            if ascends && state.taken % SmoothingUnderFit.refreshInterval == 0 {
+                try climbSteepest(rng: &rng, stopAt: stopAt, shouldStop: shouldStop)
+            }
+            let now = evaluate(fitWeight: max(0, multiplier + SmoothingUnderFit.rho * violation) / lastMSE)
+            let fits = now.finite && now.mse <= target
+            state.offer(penalty: now.penalty, parameters: network.parameters, fits: fits)
+            if now.mse.isFinite { progress?.record(step: startingStep + state.taken, loss: now.mse) }
+            if state.taken == steps || !now.finite {
+                state.lastFits = fits
+                state.needsRestoring = now.finite && !fits
+                return state
+            }
+            if state.taken % 16 == 0, let stopAt, ContinuousClock.now >= stopAt {
+                state.lastFits = fits
+                return state
+            }
+            if state.taken % 16 == 0 && shouldStop() {
+                throw IsosweepError(.cancelled, "smoothing stopped at step \(state.taken): the worker is shutting down")
+            }
+            lastMSE = max(now.mse, .leastNormalMagnitude)
+            violation = log(lastMSE / level)
+            multiplier = max(0, multiplier + SmoothingUnderFit.multiplierStep * violation)
+            var gradient = trainSpace.gradient
+            for i in gradient.indices { gradient[i] += freshSpace.gradient[i] + worstSpace.gradient[i] }
+            optimizer.step(&network.parameters, gradient: gradient)
+            state.taken += 1
+        }
+    }
+
+    /// Steps on the fit alone, at most `limit`, until the network fits again; the fitting
+    /// iterate is offered as a candidate. Returns the steps taken.
+    mutating func restoreFit(
+        within limit: Int,
+        target: Double,
+        optimizer: inout Optimizer<Scalar>,
+        smoothing: inout SmoothingProgress<Scalar>
+    ) -> Int {
+        var restored = 0
+        while restored < limit {
             let fit = network.penalisedLossAndGradient(
                 on: data,
                 penalty: 0,
@@ -211,17 +327,14 @@ enum SmoothingUnderFit {
             flops += flopsPerPoint * Double(data.count)
             guard fit.mse.isFinite && trainSpace.gradient.allFinite else { break }
             if fit.mse <= target {
-                lastFits = true
+                smoothing.lastFits = true
                 let now = evaluate(fitWeight: 1)
-                if now.finite && (best == nil || now.penalty < best!.penalty) {
-                    best = (now.penalty, network.parameters)
-                }
+                smoothing.offer(penalty: now.penalty, parameters: network.parameters, fits: now.finite)
                 break
             }
             optimizer.step(&network.parameters, gradient: trainSpace.gradient)
             restored += 1
         }
-        if let best { network.parameters = best.parameters } else { network = fitted }
-        return (network, SmoothingRecord(steps: taken + restored, fitHeld: lastFits), flops)
+        return restored
     }
 }

@@ -44,12 +44,14 @@ public struct WorkerOptions: Sendable {
     }
 }
 
-/// Transport security of a worker.
-public enum Security: Sendable {
-    /// No encryption; allowed only to a loopback coordinator unless `insecure`.
-    case plaintext(insecure: Bool)
-    /// CURVE with this worker's key pair, trusting only the coordinator's `serverKey`.
-    case curve(KeyFiles.KeyPair, serverKey: String)
+extension WorkerOptions {
+    /// Transport security of a worker.
+    public enum Security: Sendable {
+        /// No encryption; allowed only to a loopback coordinator unless `insecure`.
+        case plaintext(insecure: Bool)
+        /// CURVE with this worker's key pair, trusting only the coordinator's `serverKey`.
+        case curve(KeyFiles.KeyPair, serverKey: String)
+    }
 }
 
 /// The I/O shell around the training core: a DEALER socket on a network thread that is never

@@ -4,15 +4,9 @@ import Coordinator
 import Diagnostics
 import Foundation
 import Logging
-import Metrics
-import Prometheus
-import ServiceLifecycle
 import SweepAnalysis
 import SweepCore
 import SweepStore
-import SweepWeb
-import UnixSignals
-import Worker
 import ZeroMQ
 
 /// `isosweep coordinator`: serve a sweep's cells to workers.

@@ -107,7 +107,7 @@ import TrainingCore
         expectInert(try ResultsPages.failedPage(reader), "the failed cells")
         expectInert(ResultsPages.noCell(key: Self.markup), "the missing cell")
         expectInert(
-            ResultsPages.failure(database: Self.markup, error: IsosweepErrorStandIn(text: Self.markup)),
+            ResultsPages.failure(database: Self.markup, error: MarkupError(text: Self.markup)),
             "the unreadable database"
         )
         expectInert(TextTable.html(header: [Self.markup], rows: [[Self.markup]]), "the live page's table")
@@ -126,7 +126,7 @@ import TrainingCore
 }
 
 /// An error whose description is the given text.
-struct IsosweepErrorStandIn: Error, CustomStringConvertible {
+struct MarkupError: Error, CustomStringConvertible {
     var text: String
     var description: String { text }
 }
