@@ -2,6 +2,7 @@ public import ArgumentParser
 import Coordinator
 import Foundation
 public import Logging
+import SweepCore
 import Synchronization
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
@@ -32,7 +33,7 @@ final class ProgressPrinter: Sendable {
     let lastLine = Mutex<ContinuousClock.Instant?>(nil)
 
     func show(_ p: CoordinatorProgress) {
-        let eta = p.eta.map { formatSeconds($0) } ?? "-"
+        let eta = p.eta.map { Units.formatDuration($0) } ?? "-"
         let line =
             "cells \(p.done)/\(p.total) done, \(p.failed) failed, \(p.leased) running, \(String(format: "%.1f", p.rate))/s, ETA \(eta), workers \(p.workers)"
         if terminal {
@@ -51,11 +52,4 @@ final class ProgressPrinter: Sendable {
     func finish() {
         if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
     }
-}
-
-/// Seconds as a short duration: 42s, 17m, 3.5h.
-public func formatSeconds(_ seconds: Double) -> String {
-    if seconds < 90 { return "\(Int(seconds.rounded()))s" }
-    if seconds < 5400 { return "\(Int((seconds / 60).rounded()))m" }
-    return String(format: "%.1fh", seconds / 3600)
 }

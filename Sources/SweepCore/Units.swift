@@ -55,4 +55,11 @@ public enum Units {
         }
         return number.isEmpty && !text.isEmpty ? total : nil
     }
+
+    /// Seconds as a short duration: `42s`, `17m`, `3.5h`.
+    public static func formatDuration(_ seconds: Double) -> String {
+        if seconds < 90 { return "\(Int(seconds.rounded()))s" }
+        if seconds < 5400 { return "\(Int((seconds / 60).rounded()))m" }
+        return String(format: "%.1fh", seconds / 3600)
+    }
 }

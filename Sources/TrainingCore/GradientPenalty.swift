@@ -84,7 +84,7 @@ extension Network {
         let c = Scalar(2 * lambda / Double(n))
         let curved = !K.isPiecewiseLinear
         let variant = workspace.kernelVariant
-        let (biasOffset, outputWeightOffset, outputBiasOffset) = (biasOffset, outputWeightOffset, outputBiasOffset)
+        let outputBiasOffset = outputBiasOffset
         let blockRows = partition.blockRows
         parameters.withUnsafeBufferPointer { theta in
             data.inputs.storage.withUnsafeBufferPointer { xBuffer in
@@ -100,33 +100,17 @@ extension Network {
                         scaledW,
                         partials,
                         partSums in
-                        let w = theta.baseAddress!
-                        let b = w + biasOffset
-                        let a = w + outputWeightOffset
-                        let bias = theta[outputBiasOffset]
-                        let x = xBuffer.baseAddress!
-                        let y = yBuffer.baseAddress!
-                        // diag(a) W (k x d), shared by every part.
-                        for j in 0..<k {
-                            for i in 0..<d { scaledW[j * d + i] = a[j] * w[j * d + i] }
-                        }
                         let pass = PenaltyBlockPass(
-                            w: w,
-                            b: b,
-                            a: a,
-                            bias: bias,
-                            x: x,
-                            y: y,
+                            self,
+                            theta: theta,
+                            x: xBuffer.baseAddress!,
+                            y: yBuffer.baseAddress!,
                             scaledW: scaledW,
-                            k: k,
-                            d: d,
                             scale: scale,
                             c: c,
                             variant: variant,
                             tangential: tangential,
-                            curved: curved,
-                            biasOffset: biasOffset,
-                            outputWeightOffset: outputWeightOffset
+                            curved: curved
                         )
                         partition.run { part in
                             // This part's gradient and S^T U: thread 0's are the workspace's own.
@@ -201,6 +185,34 @@ struct PenaltyBlockPass<Scalar: BLASScalar> {
     let curved: Bool
     let biasOffset: Int
     let outputWeightOffset: Int
+
+    /// The pass for `network` with parameters `theta`; fills `scaledW` with diag(a) W (k x d),
+    /// which every part shares.
+    @inline(__always)
+    init(
+        _ network: Network<Scalar>,
+        theta: UnsafeBufferPointer<Scalar>,
+        x: UnsafePointer<Scalar>,
+        y: UnsafePointer<Scalar>,
+        scaledW: UnsafeMutablePointer<Scalar>,
+        scale: Scalar,
+        c: Scalar,
+        variant: Int32,
+        tangential: Bool,
+        curved: Bool
+    ) {
+        (k, d) = (network.width, network.inputDimension)
+        (biasOffset, outputWeightOffset) = (network.biasOffset, network.outputWeightOffset)
+        w = theta.baseAddress!
+        b = w + biasOffset
+        a = w + outputWeightOffset
+        bias = theta[network.outputBiasOffset]
+        (self.x, self.y, self.scaledW) = (x, y, scaledW)
+        (self.scale, self.c, self.variant, self.tangential, self.curved) = (scale, c, variant, tangential, curved)
+        for j in 0..<k {
+            for i in 0..<d { scaledW[j * d + i] = a[j] * w[j * d + i] }
+        }
+    }
 
     /// Runs the chain on rows start..<start + m, whose buffers are the ...Block pointers;
     /// `first`: the part's first block, which sets T and dW instead of adding to them.

@@ -51,7 +51,7 @@ struct Status: ParsableCommand {
         print("workers seen: \(workers.count)")
         let now = Date()
         for worker in workers {
-            let seen = formatSeconds(max(0, now.timeIntervalSince(worker.lastSeen)))
+            let seen = Units.formatDuration(max(0, now.timeIntervalSince(worker.lastSeen)))
             let state = worker.alive ? "registered, last seen \(seen) ago" : "gone, last seen \(seen) ago"
             print("  \(worker.id) on \(worker.host): \(worker.slots) slots, \(worker.cellsDone) cells done, \(state)")
         }
