@@ -5,28 +5,28 @@ import TrainingCore
 /// The Lipschitz phase of a cell against 100 of its training steps, measured in the same run
 /// (`isosweep bench lipschitz`): what the bounds cost in units of training.
 struct LipschitzBenchmark: Sendable, Codable {
-    public var n: Int
-    public var d: Int
-    public var width: Int
-    public var activation: ActivationKind
-    public var threads: Int
+    var n: Int
+    var d: Int
+    var width: Int
+    var activation: ActivationKind
+    var threads: Int
     /// Rounds measured; every time below is the median over them.
-    public var rounds: Int
+    var rounds: Int
     /// Seconds of 100 full-batch Adam steps of the cell (float32).
-    public var hundredStepsSeconds: Double
+    var hundredStepsSeconds: Double
     /// Seconds of `Lipschitz.bounds` on the network those steps made, with the training inputs
     /// (the search a cell runs on its trained network), and of the support-only search a cell
     /// runs on its initial network (the baseline `lip_init_support_lower`).
-    public var lipschitzSeconds: Double
-    public var baselineSeconds: Double
+    var lipschitzSeconds: Double
+    var baselineSeconds: Double
     /// (lipschitzSeconds + baselineSeconds) / hundredStepsSeconds: the Lipschitz phase in units
     /// of 100 steps.
-    public var ratio: Double
-    public var lipLower: Double
-    public var lipUpper: Double
-    public var blas: String
+    var ratio: Double
+    var lipLower: Double
+    var lipUpper: Double
+    var blas: String
     /// The OpenBLAS kernels measured (`BLAS.core`).
-    public var blasCore: String
+    var blasCore: String
 
     enum CodingKeys: String, CodingKey {
         case n, d, width, activation, threads, rounds, ratio, blas
@@ -41,7 +41,7 @@ struct LipschitzBenchmark: Sendable, Codable {
     /// Measures one cell of sphere data with random labels: `rounds` rounds of 100 steps, the
     /// bounds and the baseline, interleaved, and the median of each (a busy machine slows single
     /// rounds; the same search runs every round, so its bounds do not change).
-    public static func measure(
+    static func measure(
         n: Int,
         d: Int,
         width: Int,

@@ -3,31 +3,31 @@ import TrainingCore
 
 /// Measured speed of the training step against plain SGEMM on the same shapes, in the same run.
 struct TrainingBenchmark: Sendable, Codable {
-    public var n: Int
-    public var d: Int
-    public var width: Int
-    public var steps: Int
-    public var threads: Int
-    public var activation: ActivationKind
+    var n: Int
+    var d: Int
+    var width: Int
+    var steps: Int
+    var threads: Int
+    var activation: ActivationKind
     /// Seconds per full training step (forward, backward, Adam update), best of the rounds.
-    public var secondsPerStep: Double
+    var secondsPerStep: Double
     /// 4 n d k / secondsPerStep.
-    public var stepGflops: Double
+    var stepGflops: Double
     /// Seconds for the step's two GEMMs alone (Z = X W^T and dW = Delta^T X), best of the rounds.
-    public var sgemmSecondsPerStep: Double
+    var sgemmSecondsPerStep: Double
     /// 4 n d k / sgemmSecondsPerStep.
-    public var sgemmGflops: Double
+    var sgemmGflops: Double
     /// stepGflops / sgemmGflops: the share of pure-GEMM speed the whole step keeps.
-    public var ratio: Double
+    var ratio: Double
     /// OpenBLAS build, kernel and threads.
-    public var blas: String
+    var blas: String
     /// The OpenBLAS kernels measured (`BLAS.core`): the SGEMM figures are theirs.
-    public var blasCore: String
+    var blasCore: String
     /// With a gradient penalty: its lambda, the seconds of a penalised step (best round) and its
     /// cost in plain steps of the same run.
-    public var gradPenalty: Double?
-    public var penalisedSecondsPerStep: Double?
-    public var penaltyCost: Double?
+    var gradPenalty: Double?
+    var penalisedSecondsPerStep: Double?
+    var penaltyCost: Double?
 
     enum CodingKeys: String, CodingKey {
         case n, d, width, steps, threads, activation, ratio, blas
@@ -43,7 +43,7 @@ struct TrainingBenchmark: Sendable, Codable {
 
     /// Times `steps` training steps and `steps` pairs of the same SGEMMs, alternating for
     /// `rounds` rounds so that both see the same machine state, and keeps each one's best round.
-    public static func measure(
+    static func measure(
         n: Int,
         d: Int,
         width k: Int,
