@@ -118,7 +118,7 @@ void isosweep_penalty_rows(int isa, int activation, int64_t rows, int64_t k, flo
 }
 
 void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden,
-                                     const float *slopes, const float *mixed, const float *a,
+                                     const float *slopes, float *mixed, const float *a,
                                      const float *residuals, float penalty, float *gradB) {
     DISPATCH(isa, penalty_curvature_rows_entry, activation, rows, k, hidden, slopes, mixed, a, residuals, penalty,
              gradB);

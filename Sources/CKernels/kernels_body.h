@@ -297,11 +297,56 @@ INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float
                                          double *sumOfSquares) {
     float gc = *gradC;
     double squares = *sumOfSquares;
-    for (int64_t i = 0; i < rows; i++) {
+    // softplus' slope comes with its value, from one exponential, as in the plain step.
+    int with_slope = activation == ISOSWEEP_SOFTPLUS;
+    int64_t i = 0;
+    // Rows in pairs, as `training_rows` takes them: every sum in the same order as one row at a
+    // time (row i's terms, then row i + 1's), so the pairing changes no bit.
+    for (; i + 1 < rows; i += 2) {
+        float *row0 = hidden + i * k;
+        float *row1 = row0 + k;
+        float *slope_row0 = slopes + i * k;
+        float *slope_row1 = slope_row0 + k;
+        float dot0, dot1;
+        VARIANT(activate_two_rows)(activation, with_slope, k, row0, row1, slope_row0, slope_row1, b, a, &dot0, &dot1);
+        float residual0 = dot0 + c - y[i];
+        float residual1 = dot1 + c - y[i + 1];
+        squares += (double)residual0 * (double)residual0;
+        squares += (double)residual1 * (double)residual1;
+        float r0 = scale * residual0;
+        float r1 = scale * residual1;
+        residuals[i] = r0;
+        residuals[i + 1] = r1;
+        gc += r0;
+        gc += r1;
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf h0 = LOAD(row0, j, rest);
+            vf h1 = LOAD(row1, j, rest);
+            STORE(gradA, j, MADD(r1, h1, MADD(r0, h0, LOAD(gradA, j, rest))), rest);
+            vf s0, s1;
+            if (with_slope) {
+                s0 = LOAD(slope_row0, j, rest);
+                s1 = LOAD(slope_row1, j, rest);
+            } else {
+                s0 = VARIANT(slope_from_value)(activation, h0);
+                s1 = VARIANT(slope_from_value)(activation, h1);
+                STORE(slope_row0, j, s0, rest);
+                STORE(slope_row1, j, s1, rest);
+            }
+            if (activation == ISOSWEEP_RELU) {
+                vf weight = LOAD(a, j, rest);
+                vf delta0 = s0 * weight * r0;
+                vf delta1 = s1 * weight * r1;
+                STORE(row0, j, delta0, rest);
+                STORE(row1, j, delta1, rest);
+                STORE(gradB, j, LOAD(gradB, j, rest) + delta0 + delta1, rest);
+            }
+        }
+    }
+    for (; i < rows; i++) {
         float *row = hidden + i * k;
         float *slope_row = slopes + i * k;
-        // softplus' slope comes with its value, from one exponential, as in the plain step.
-        int with_slope = activation == ISOSWEEP_SOFTPLUS;
         float residual = VARIANT(activate_row)(activation, with_slope, k, row, slope_row, b, a) + c - y[i];
         squares += (double)residual * (double)residual;
         float r = scale * residual;
@@ -330,19 +375,50 @@ INLINE void VARIANT(penalty_rows)(int activation, int64_t rows, int64_t k, float
 }
 
 INLINE void VARIANT(penalty_curvature_rows)(int activation, int64_t rows, int64_t k, float *hidden,
-                                                   const float *slopes, const float *mixed, const float *a,
+                                                   const float *slopes, float *mixed, const float *a,
                                                    const float *residuals, float penalty, float *gradB) {
-    for (int64_t i = 0; i < rows; i++) {
+    int64_t i = 0;
+    // Rows in pairs (one pass over a and gradB for both), gradB's sums in row order as below.
+    for (; i + 1 < rows; i += 2) {
+        float *row0 = hidden + i * k;
+        float *row1 = row0 + k;
+        const float *slope_row0 = slopes + i * k;
+        const float *slope_row1 = slope_row0 + k;
+        float *v0 = mixed + i * k;
+        float *v1 = v0 + k;
+        float r0 = residuals[i];
+        float r1 = residuals[i + 1];
+        for (int64_t j = 0; j < k; j += LANES) {
+            int64_t rest = k - j;
+            vf weight = LOAD(a, j, rest);
+            vf h0 = LOAD(row0, j, rest);
+            vf h1 = LOAD(row1, j, rest);
+            // tanh's slope is 1 - h^2 again, the bits the first pass stored (no load).
+            vf s0 = activation == ISOSWEEP_TANH ? 1.0f - h0 * h0 : LOAD(slope_row0, j, rest);
+            vf s1 = activation == ISOSWEEP_TANH ? 1.0f - h1 * h1 : LOAD(slope_row1, j, rest);
+            vf curvature0 = activation == ISOSWEEP_TANH ? -2.0f * h0 * s0 : s0 * (1.0f - s0);
+            vf curvature1 = activation == ISOSWEEP_TANH ? -2.0f * h1 * s1 : s1 * (1.0f - s1);
+            vf delta0 = weight * MADD(r0, s0, penalty * curvature0 * LOAD(v0, j, rest));
+            vf delta1 = weight * MADD(r1, s1, penalty * curvature1 * LOAD(v1, j, rest));
+            STORE(v0, j, (vf)(0.0f), rest);
+            STORE(v1, j, (vf)(0.0f), rest);
+            STORE(row0, j, delta0, rest);
+            STORE(row1, j, delta1, rest);
+            STORE(gradB, j, LOAD(gradB, j, rest) + delta0 + delta1, rest);
+        }
+    }
+    for (; i < rows; i++) {
         float *row = hidden + i * k;
         const float *slope_row = slopes + i * k;
-        const float *v = mixed + i * k;
+        float *v = mixed + i * k;
         float r = residuals[i];
         for (int64_t j = 0; j < k; j += LANES) {
             int64_t rest = k - j;
             vf h = LOAD(row, j, rest);
-            vf s = LOAD(slope_row, j, rest);
-            vf s2 = activation == ISOSWEEP_TANH ? -2.0f * h * (1.0f - h * h) : s * (1.0f - s);
+            vf s = activation == ISOSWEEP_TANH ? 1.0f - h * h : LOAD(slope_row, j, rest);
+            vf s2 = activation == ISOSWEEP_TANH ? -2.0f * h * s : s * (1.0f - s);
             vf delta = LOAD(a, j, rest) * MADD(r, s, penalty * s2 * LOAD(v, j, rest));
+            STORE(v, j, (vf)(0.0f), rest);
             STORE(row, j, delta, rest);
             STORE(gradB, j, LOAD(gradB, j, rest) + delta, rest);
         }
@@ -416,7 +492,7 @@ static void VARIANT(penalty_rows_entry)(int activation, int64_t rows, int64_t k,
 }
 
 static void VARIANT(penalty_curvature_rows_entry)(int activation, int64_t rows, int64_t k, float *hidden,
-                                                  const float *slopes, const float *mixed, const float *a,
+                                                  const float *slopes, float *mixed, const float *a,
                                                   const float *residuals, float penalty, float *gradB) {
     if (activation == ISOSWEEP_TANH) {
         VARIANT(penalty_curvature_rows)(ISOSWEEP_TANH, rows, k, hidden, slopes, mixed, a, residuals, penalty, gradB);

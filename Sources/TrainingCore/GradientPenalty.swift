@@ -354,7 +354,9 @@ struct PenaltyBlockPass<Scalar: BLASScalar> {
     }
 
     /// Smooth activations' second-derivative terms: V = U W^T (m x k), then
-    /// Delta = a (r s + c s2 V), in place of h.
+    /// Delta = a (r s + c s2 V), in place of h. The pass leaves V's block zero, so the GEMM adds
+    /// to it (beta 1: the same bits as beta 0, without OpenBLAS clearing 512 KB a block first);
+    /// the workspace's buffer starts zero.
     @inline(__always)
     func curvature<K: ActivationKernel>(
         _ kernel: K.Type,
@@ -377,7 +379,7 @@ struct PenaltyBlockPass<Scalar: BLASScalar> {
             lda: d,
             b: w,
             ldb: d,
-            beta: 0,
+            beta: 1,
             c: mixedBlock,
             ldc: k
         )
@@ -493,8 +495,8 @@ func projectRows<Scalar: BLASScalar>(
     }
 }
 
-/// The penalised step's second pass over a block, for smooth activations (see
-/// `isosweep_penalty_curvature_rows`; in float32, softplus' psi'' is s (1 - s) from the slope
+/// The penalised step's second pass over a block, for smooth activations, leaving `mixed` zero
+/// (see `isosweep_penalty_curvature_rows`; in float32, softplus' psi'' is s (1 - s) from the slope
 /// already computed, where float64 recovers it from the value).
 @inline(__always)
 func penaltyCurvatureRows<K: ActivationKernel, Scalar: BLASScalar>(
@@ -534,6 +536,7 @@ func penaltyCurvatureRows<K: ActivationKernel, Scalar: BLASScalar>(
         for j in 0..<k {
             let s2 = K.secondDerivative(fromValue: row[j])
             let delta = a[j] * (r * slopeRow[j] + c * s2 * v[j])
+            v[j] = 0
             row[j] = delta
             gradB[j] += delta
         }

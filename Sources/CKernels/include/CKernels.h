@@ -51,9 +51,10 @@ void isosweep_penalty_rows(int isa, int activation, int64_t rows, int64_t k, flo
 /// The penalised step's second pass (smooth activations): with h in `hidden`, s = psi' in
 /// `slopes`, V = U W^T in `mixed` and r in `residuals`, the row becomes
 /// a * (r s + penalty * psi'' * v) and gradB += it. psi'' is -2 h (1 - h^2) for tanh and
-/// s (1 - s) for softplus.
+/// s (1 - s) for softplus. `mixed` is left zero, so that the next block's V GEMM adds to it
+/// (beta 1, the same bits as beta 0) without OpenBLAS clearing it first.
 void isosweep_penalty_curvature_rows(int isa, int activation, int64_t rows, int64_t k, float *hidden,
-                                     const float *slopes, const float *mixed, const float *a,
+                                     const float *slopes, float *mixed, const float *a,
                                      const float *residuals, float penalty, float *gradB);
 
 /// The penalty's projection of each row of u (rows x d) onto the tangent space of the sphere at
