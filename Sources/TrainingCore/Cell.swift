@@ -28,13 +28,20 @@ public enum Cell {
     /// `progress`, if given, follows the phases and training steps as they happen. `threads` is the
     /// cell's BLAS thread count (its runner sets OpenBLAS to it): the training steps split their
     /// rows over that many threads, and so does the Lipschitz search (`LipschitzOptions.threads`).
+    ///
+    /// With `checkpoints`, the iterative trainers save their state as it asks (at step
+    /// boundaries; during the Lipschitz search, the trained network); with `resume`, a checkpoint
+    /// of this cell, the run goes on from it and ends as an uninterrupted run at the same thread
+    /// count and kernels would, bit for bit, but for the timings and `resumed_from_step`.
     public static func run(
         _ parameters: CellParameters,
         lipschitz options: LipschitzOptions = LipschitzOptions(),
         threads: Int = 1,
         timeLimit: Duration? = nil,
         progress: CellProgress? = nil,
-        shouldStop: @Sendable () -> Bool = { false }
+        resume: TrainingCheckpoint? = nil,
+        checkpoints: CheckpointOptions? = nil,
+        shouldStop: @escaping @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> CellRun {
         let started = ContinuousClock.now
         var options = options
@@ -56,18 +63,57 @@ public enum Cell {
             seed: seed,
             outputScale: cell.resolvedInitScale
         )
-        let outcome = try Trainer.train(
-            initial,
-            on: train,
-            parameters: cell,
-            distribution: data.distribution,
-            threads: threads,
-            stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
-            progress: progress,
-            shouldStop: shouldStop
-        )
+        let cellText = TrainingCheckpoint.cellText(cell)
+        if let resume, resume.cell != cellText {
+            throw IsosweepError(
+                .badFile,
+                "the checkpoint is of another cell, not of \(cellText)",
+                remedy: "delete the checkpoint; the cell then starts from step 0"
+            )
+        }
+        var checkpointer: Checkpointer?
+        if let checkpoints, cell.trainer == .adam || cell.trainer == .gd {
+            checkpointer = Checkpointer(checkpoints, cell: cellText, earlierSeconds: resume?.trainSeconds ?? 0)
+        }
+        let outcome: TrainingOutcome<Float>
+        if let resume, resume.stage == .measuring, let trained = resume.trained {
+            // Training was over: its network is measured again from the start of the phase.
+            var network = initial
+            network.parameters = trained.parameters
+            outcome = TrainingOutcome(
+                network: network,
+                steps: trained.steps,
+                stopReason: trained.stopReason,
+                seconds: resume.trainSeconds,
+                flops: trained.flops,
+                smoothing: trained.smoothing
+            )
+        } else {
+            outcome = try Trainer.train(
+                initial,
+                on: train,
+                parameters: cell,
+                distribution: data.distribution,
+                threads: threads,
+                stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
+                progress: progress,
+                resume: resume,
+                checkpointer: checkpointer,
+                shouldStop: shouldStop
+            )
+        }
+        // During the Lipschitz search a checkpoint holds the trained network.
+        var pollStop = shouldStop
+        if let checkpointer {
+            let measuring = MeasuringCheckpoint(checkpointer, outcome: outcome)
+            pollStop = {
+                measuring.poll()
+                return shouldStop()
+            }
+        }
 
         var metrics = trainingMetrics(cell, data: data, outcome: outcome, options: options, threads: threads)
+        metrics.resumedFromStep = resume?.step
         let trainInputs = train.inputs.converted(to: Double.self)
         metrics.interpFloor = InterpolationFloor.value(
             inputs: trainInputs,
@@ -84,7 +130,7 @@ public enum Cell {
                 seed: seed,
                 options: options,
                 deadline: deadline,
-                shouldStop: shouldStop,
+                shouldStop: pollStop,
                 into: &metrics
             )
         }
@@ -102,7 +148,7 @@ public enum Cell {
                 options: options,
                 supportOnly: true,
                 stopAt: deadline,
-                shouldStop: shouldStop
+                shouldStop: pollStop
             ).support
             lipschitzTime += ContinuousClock.now - start
         }

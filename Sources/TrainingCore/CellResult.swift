@@ -65,6 +65,10 @@ public struct CellMetrics: Sendable, Equatable {
     /// The peak resident memory of the process that ran the cell, in bytes, where it was measured
     /// (cell runners measure it; an in-process run cannot tell its cell's share).
     public var peakRSSBytes: Int?
+    /// The training step the attempt that gave this result resumed from (its checkpoint's), where
+    /// it resumed; absent for a cell computed in one go. Provenance, like the timings: a resumed
+    /// cell's other metrics are those of an uninterrupted run.
+    public var resumedFromStep: Int?
     /// The three certified upper bounds whose smallest is `lipUpper`: ||W||_op ||a||,
     /// sum_j |a_j| ||w_j|| and the centred bound (science version 2 on).
     public var lipUpperProduct: Double?
@@ -150,6 +154,7 @@ public struct CellMetrics: Sendable, Equatable {
         copy.blasThreads = nil
         copy.blasCore = nil
         copy.peakRSSBytes = nil
+        copy.resumedFromStep = nil
         return copy
     }
 }
@@ -184,6 +189,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         case blasCore = "blas_core"
         case memoryEstimateBytes = "memory_estimate_bytes"
         case peakRSSBytes = "peak_rss_bytes"
+        case resumedFromStep = "resumed_from_step"
         case lipUpperProduct = "lip_upper_product"
         case lipUpperPath = "lip_upper_path"
         case lipUpperCentred = "lip_upper_centred"
@@ -234,6 +240,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         try c.encodeIfPresent(m.blasCore, forKey: .blasCore)
         try c.encodeIfPresent(m.memoryEstimateBytes, forKey: .memoryEstimateBytes)
         try c.encodeIfPresent(m.peakRSSBytes, forKey: .peakRSSBytes)
+        try c.encodeIfPresent(m.resumedFromStep, forKey: .resumedFromStep)
         if m.scienceVersion >= 2 {
             try put(m.lipUpperProduct, .lipUpperProduct)
             try put(m.lipUpperPath, .lipUpperPath)
@@ -278,6 +285,7 @@ public struct CellResult: Sendable, Equatable, Codable {
         metrics.blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
         metrics.memoryEstimateBytes = try c.decodeIfPresent(Int.self, forKey: .memoryEstimateBytes)
         metrics.peakRSSBytes = try c.decodeIfPresent(Int.self, forKey: .peakRSSBytes)
+        metrics.resumedFromStep = try c.decodeIfPresent(Int.self, forKey: .resumedFromStep)
         metrics.lipUpperProduct = try c.decodeIfPresent(Double.self, forKey: .lipUpperProduct)
         metrics.lipUpperPath = try c.decodeIfPresent(Double.self, forKey: .lipUpperPath)
         metrics.lipUpperCentred = try c.decodeIfPresent(Double.self, forKey: .lipUpperCentred)

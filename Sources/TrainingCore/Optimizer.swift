@@ -109,3 +109,37 @@ extension Optimizer {
         )
     }
 }
+
+extension Optimizer {
+    /// What a step depends on beyond the optimiser's settings (a checkpoint's share of it).
+    struct State: Equatable, Sendable {
+        var steps: Int
+        /// Adam's moments (empty for gradient descent).
+        var firstMoment: [Scalar]
+        var secondMoment: [Scalar]
+        var beta1Power: Double
+        var beta2Power: Double
+    }
+
+    /// The optimiser's state, to save and to restore (a restored optimiser takes the same steps
+    /// as the one saved, bit for bit).
+    var state: State {
+        get {
+            State(
+                steps: steps,
+                firstMoment: firstMoment,
+                secondMoment: secondMoment,
+                beta1Power: beta1Power,
+                beta2Power: beta2Power
+            )
+        }
+        set {
+            precondition(newValue.firstMoment.count == firstMoment.count, "a checkpoint of another optimiser")
+            steps = newValue.steps
+            firstMoment = newValue.firstMoment
+            secondMoment = newValue.secondMoment
+            beta1Power = newValue.beta1Power
+            beta2Power = newValue.beta2Power
+        }
+    }
+}

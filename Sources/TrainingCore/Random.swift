@@ -10,6 +10,15 @@ public struct SeededGenerator: RandomNumberGenerator, Sendable {
         state = (mixer.next(), mixer.next(), mixer.next(), mixer.next())
     }
 
+    /// The generator's four words of state, to save; `init(stateWords:)` continues the stream.
+    var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
+
+    /// A generator at a saved position of its stream (`stateWords`).
+    init(stateWords words: [UInt64]) {
+        precondition(words.count == 4)
+        state = (words[0], words[1], words[2], words[3])
+    }
+
     public mutating func next() -> UInt64 {
         let result = rotateLeft(state.1 &* 5, 7) &* 9
         let t = state.1 << 17

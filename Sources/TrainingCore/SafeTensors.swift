@@ -96,6 +96,51 @@ public enum SafeTensors {
         name: String = "the file"
     ) throws(IsosweepError) -> (tensors: [String: Tensor], metadata: [String: String]) {
         let bytes = [UInt8](data)
+        let (entries, metadata, dataStart) = try header(of: bytes, name: name)
+        var tensors: [String: Tensor] = [:]
+        for entry in entries {
+            let dtype = entry.dtype
+            var values = [Double](repeating: 0, count: entry.count)
+            let base = dataStart + entry.start
+            for index in 0..<entry.count {
+                let o = base + index * dtype.size
+                switch dtype {
+                case .f64:
+                    var bits: UInt64 = 0
+                    for b in 0..<8 { bits |= UInt64(bytes[o + b]) << (8 * UInt64(b)) }
+                    values[index] = Double(bitPattern: bits)
+                case .f32:
+                    var bits: UInt32 = 0
+                    for b in 0..<4 { bits |= UInt32(bytes[o + b]) << (8 * UInt32(b)) }
+                    values[index] = Double(Float(bitPattern: bits))
+                case .f16:
+                    values[index] = halfToDouble(UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8)
+                case .bf16:
+                    let bits = UInt32(UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8) << 16
+                    values[index] = Double(Float(bitPattern: bits))
+                }
+            }
+            tensors[entry.name] = Tensor(dtype: dtype, shape: entry.shape, values: values)
+        }
+        return (tensors, metadata)
+    }
+
+    /// One tensor's place in a file: its data is bytes start..<start + count * dtype.size of the
+    /// data section.
+    struct Entry {
+        var name: String
+        var dtype: Tensor.DType
+        var shape: [Int]
+        var count: Int
+        var start: Int
+    }
+
+    /// Reads and validates a file's header: its tensors (every offset within the data, every size
+    /// matching its shape and type), its metadata and where its data starts.
+    static func header(
+        of bytes: [UInt8],
+        name: String
+    ) throws(IsosweepError) -> (entries: [Entry], metadata: [String: String], dataStart: Int) {
         func bad(_ why: String) -> IsosweepError {
             IsosweepError(.badFile, "\(name) is not a valid safetensors file: \(why)")
         }
@@ -115,7 +160,7 @@ public enum SafeTensors {
         guard let header = object as? [String: Any] else { throw bad("the header is not a JSON object") }
         let bufferLength = bytes.count - headerEnd
         var metadata: [String: String] = [:]
-        var tensors: [String: Tensor] = [:]
+        var entries: [Entry] = []
         for (key, entry) in header {
             if key == "__metadata__" {
                 guard let values = entry as? [String: Any] else { throw bad("__metadata__ is not an object") }
@@ -161,29 +206,9 @@ public enum SafeTensors {
                     "tensor \(key)'s data_offsets \(offsets) do not match its shape \(shape) and dtype \(dtypeName) within \(bufferLength) data bytes"
                 )
             }
-            var values = [Double](repeating: 0, count: count)
-            let base = headerEnd + offsets[0]
-            for index in 0..<count {
-                let o = base + index * dtype.size
-                switch dtype {
-                case .f64:
-                    var bits: UInt64 = 0
-                    for b in 0..<8 { bits |= UInt64(bytes[o + b]) << (8 * UInt64(b)) }
-                    values[index] = Double(bitPattern: bits)
-                case .f32:
-                    var bits: UInt32 = 0
-                    for b in 0..<4 { bits |= UInt32(bytes[o + b]) << (8 * UInt32(b)) }
-                    values[index] = Double(Float(bitPattern: bits))
-                case .f16:
-                    values[index] = halfToDouble(UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8)
-                case .bf16:
-                    let bits = UInt32(UInt16(bytes[o]) | UInt16(bytes[o + 1]) << 8) << 16
-                    values[index] = Double(Float(bitPattern: bits))
-                }
-            }
-            tensors[key] = Tensor(dtype: dtype, shape: shape, values: values)
+            entries.append(Entry(name: key, dtype: dtype, shape: shape, count: count, start: offsets[0]))
         }
-        return (tensors, metadata)
+        return (entries, metadata, headerEnd)
     }
 
     /// IEEE 754 binary16 to double (portable: Float16 is not available on every platform).

@@ -87,6 +87,8 @@ enum SmoothingUnderFit {
         stopAt: ContinuousClock.Instant?,
         progress: CellProgress?,
         startingStep: Int,
+        resume: TrainingCheckpoint.Smoothing? = nil,
+        checkpointer: Checkpointer? = nil,
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> (network: Network<Scalar>, record: SmoothingRecord, flops: Double) {
         var session = SmoothingSession(
@@ -97,15 +99,27 @@ enum SmoothingUnderFit {
             threads: threads
         )
         var optimizer = Optimizer(for: parameters, network: fitted, rateFactor: learningRateFactor)
+        if let resume {
+            session.network.parameters = [Scalar](floats: resume.parameters)
+            session.worst = SmoothingSession.offData(
+                Matrix(rows: worstPoints, columns: fitted.inputDimension, storage: [Scalar](floats: resume.worst))
+            )
+            session.flops = resume.flops
+            optimizer.state = Optimizer<Scalar>.State(floats: resume.optimizer)
+        }
         var smoothing = try session.smooth(
             steps: steps,
             fittedMSE: fittedMSE,
             target: parameters.targetMSE,
             optimizer: &optimizer,
             seed: UInt64(parameters.seed),
-            stopAt: stopAt,
-            progress: progress,
-            startingStep: startingStep,
+            loop: SmoothingSession.Loop(
+                stopAt: stopAt,
+                progress: progress,
+                startingStep: startingStep,
+                resume: resume,
+                checkpointer: checkpointer
+            ),
             shouldStop: shouldStop
         )
         // Feasibility restoration: a last iterate above the target takes steps on the fit alone,
@@ -257,19 +271,29 @@ struct SmoothingSession<Scalar: BLASScalar> {
         worst = Self.offData(movedPoints)
     }
 
+    /// Where the smoothing loop stops and reports, and where it resumes from and saves to.
+    struct Loop {
+        var stopAt: ContinuousClock.Instant?
+        var progress: CellProgress?
+        /// Steps taken before smoothing (the fit's), for progress and checkpoints.
+        var startingStep: Int
+        var resume: TrainingCheckpoint.Smoothing?
+        var checkpointer: Checkpointer?
+    }
+
     /// The smoothing loop: up to `steps` steps on the augmented Lagrangian, keeping the
-    /// smoothest iterate that fits (see `SmoothingUnderFit`).
+    /// smoothest iterate that fits (see `SmoothingUnderFit`). A checkpoint is its state at the
+    /// top of a step, before the steepest points' refresh.
     mutating func smooth(
         steps: Int,
         fittedMSE: Double,
         target: Double,
         optimizer: inout Optimizer<Scalar>,
         seed: UInt64,
-        stopAt: ContinuousClock.Instant?,
-        progress: CellProgress?,
-        startingStep: Int,
+        loop: Loop,
         shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> SmoothingProgress<Scalar> {
+        let (stopAt, progress, startingStep) = (loop.stopAt, loop.progress, loop.startingStep)
         let level = SmoothingUnderFit.margin * target
         var rng = SeededGenerator(seed: seed ^ 0x5EED, stream: .smoothing)
         var multiplier = 0.0
@@ -277,7 +301,29 @@ struct SmoothingSession<Scalar: BLASScalar> {
         var lastMSE = max(fittedMSE, .leastNormalMagnitude)
         var violation = log(lastMSE / level)
         var state = SmoothingProgress<Scalar>()
+        if let resume = loop.resume {
+            rng = SeededGenerator(stateWords: resume.rng)
+            multiplier = resume.multiplier
+            lastMSE = resume.lastMSE
+            violation = resume.violation
+            state.taken = resume.taken
+            state.best = resume.best.map { (penalty: $0.penalty, parameters: [Scalar](floats: $0.parameters)) }
+        }
         while true {
+            loop.checkpointer?.poll(stage: .smoothing, step: startingStep + state.taken) { checkpoint in
+                checkpoint.smoothing = TrainingCheckpoint.Smoothing(
+                    parameters: network.parameters.floats,
+                    optimizer: optimizer.state.floats,
+                    worst: worst.inputs.storage.floats,
+                    rng: rng.stateWords,
+                    multiplier: multiplier,
+                    lastMSE: lastMSE,
+                    violation: violation,
+                    taken: state.taken,
+                    best: state.best.map { (penalty: $0.penalty, parameters: $0.parameters.floats) },
+                    flops: flops
+                )
+            }
             if ascends && state.taken % SmoothingUnderFit.refreshInterval == 0 {
                 try climbSteepest(rng: &rng, stopAt: stopAt, shouldStop: shouldStop)
             }

@@ -46,7 +46,9 @@ public struct TrainingOutcome<Scalar: BLASScalar>: Sendable {
 public enum Trainer {
     /// Trains `network` on `data` as `parameters` say, each step on `threads` threads (fixed for
     /// the whole training, so that its bits never depend on a process-wide setting that another
-    /// thread may change meanwhile).
+    /// thread may change meanwhile). With `resume` (a checkpoint of stage fitting or smoothing),
+    /// training goes on from it; with `checkpointer`, the iterative trainers save checkpoints as
+    /// it asks.
     public static func train<Scalar: BLASScalar>(
         _ network: Network<Scalar>,
         on data: Dataset<Scalar>,
@@ -57,16 +59,74 @@ public enum Trainer {
         progress: CellProgress? = nil,
         shouldStop: @Sendable () -> Bool = { false }
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
+        try train(
+            network,
+            on: data,
+            parameters: parameters,
+            distribution: distribution,
+            threads: threads,
+            stopAt: stopAt,
+            progress: progress,
+            resume: nil,
+            checkpointer: nil,
+            shouldStop: shouldStop
+        )
+    }
+
+    /// `train`, resumed from `resume` and saving checkpoints through `checkpointer` (either nil
+    /// for neither).
+    static func train<Scalar: BLASScalar>(
+        _ network: Network<Scalar>,
+        on data: Dataset<Scalar>,
+        parameters: CellParameters,
+        distribution: InputDistribution?,
+        threads: Int,
+        stopAt: ContinuousClock.Instant?,
+        progress: CellProgress?,
+        resume: TrainingCheckpoint?,
+        checkpointer: Checkpointer?,
+        shouldStop: @Sendable () -> Bool
+    ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
         let clock = ContinuousClock()
         progress?.enter(.train)
         let start = clock.now
         var outcome: TrainingOutcome<Scalar>
         switch parameters.trainer {
         case .adam, .gd:
-            outcome = try iterate(network, data, parameters, threads, stopAt, progress, shouldStop)
+            if let resume, resume.stage == .smoothing, let fit = resume.fitOutcome {
+                // Fitting was over: it ended as the checkpoint says.
+                var fitted = network
+                fitted.parameters = [Scalar](floats: fit.parameters)
+                outcome = TrainingOutcome(
+                    network: fitted,
+                    steps: fit.steps,
+                    stopReason: fit.stopReason,
+                    seconds: 0,
+                    flops: fit.flops,
+                    finalMSE: fit.finalMSE
+                )
+            } else {
+                let loop = Loop(threads: threads, stopAt: stopAt, progress: progress)
+                outcome = try iterate(
+                    network,
+                    data,
+                    parameters,
+                    loop,
+                    resume: resume?.fitting,
+                    checkpointer,
+                    shouldStop
+                )
+            }
             // Every one of these ends on a network that fits (fit_lost: the last that did).
             let fitted: Set<StopReason> = [.targetReached, .extraSteps, .fitLost]
             if fitted.contains(outcome.stopReason), let steps = parameters.smoothAfterFit, steps > 0 {
+                checkpointer?.fitOutcome = TrainingCheckpoint.FitOutcome(
+                    parameters: outcome.network.parameters.floats,
+                    steps: outcome.steps,
+                    stopReason: outcome.stopReason,
+                    flops: outcome.flops,
+                    finalMSE: outcome.finalMSE
+                )
                 // (The data's distribution is needed for off-data points; a caller without one,
                 // as the benchmarks, gets the fit alone.)
                 if let distribution {
@@ -82,6 +142,8 @@ public enum Trainer {
                         stopAt: stopAt,
                         progress: progress,
                         startingStep: outcome.steps,
+                        resume: resume?.smoothing,
+                        checkpointer: checkpointer,
                         shouldStop: shouldStop
                     )
                     outcome.network = smoothed.network
@@ -97,22 +159,34 @@ public enum Trainer {
             outcome = try Construction.build(on: data, width: network.width)
         }
         let elapsed = clock.now - start
-        outcome.seconds = elapsed.seconds
+        // Over every attempt: a resumed run adds the time its checkpoint had trained.
+        outcome.seconds = elapsed.seconds + (resume?.trainSeconds ?? 0)
         return outcome
+    }
+
+    /// What the fitting loop needs besides the cell and its stop poll: its thread count, when to
+    /// stop, where to report.
+    struct Loop {
+        var threads: Int
+        var stopAt: ContinuousClock.Instant?
+        var progress: CellProgress?
     }
 
     /// Full-batch steps until the training MSE reaches target_mse (or max_steps), then, with
     /// extra_steps, that many more with the regulariser still on. The regularisers (gradient
     /// penalty, weight decay) are on from the first step; the stopping rule reads the MSE alone.
+    /// From `resume`, it goes on where a checkpoint left it; `checkpointer` saves the loop's state
+    /// at the top of a step when one is due.
     private static func iterate<Scalar: BLASScalar>(
         _ initial: Network<Scalar>,
         _ data: Dataset<Scalar>,
         _ parameters: CellParameters,
-        _ threads: Int,
-        _ stopAt: ContinuousClock.Instant?,
-        _ progress: CellProgress?,
+        _ loop: Loop,
+        resume: TrainingCheckpoint.Fitting?,
+        _ checkpointer: Checkpointer?,
         _ shouldStop: @Sendable () -> Bool
     ) throws(IsosweepError) -> TrainingOutcome<Scalar> {
+        let (threads, stopAt, progress) = (loop.threads, loop.stopAt, loop.progress)
         var network = initial
         let penalty = parameters.gradPenalty ?? 0
         // The constant the law bounds is tangential on the sphere (sphere and unit-norm file rows).
@@ -128,8 +202,22 @@ public enum Trainer {
         var reason = StopReason.maxSteps
         var measuredSteps: Int?
         var finalMSE: Double?
+        if let resume {
+            network.parameters = [Scalar](floats: resume.parameters)
+            optimizer.state = Optimizer<Scalar>.State(floats: resume.optimizer)
+            extraStart = resume.extraStart
+            lastFit = [Scalar](floats: resume.lastFit)
+        }
         while true {
             let steps = optimizer.steps
+            checkpointer?.poll(stage: .fitting, step: steps) { checkpoint in
+                checkpoint.fitting = TrainingCheckpoint.Fitting(
+                    parameters: network.parameters.floats,
+                    optimizer: optimizer.state.floats,
+                    extraStart: extraStart,
+                    lastFit: lastFit.floats
+                )
+            }
             let mse: Double
             if penalty > 0 {
                 mse =
