@@ -104,7 +104,8 @@ public final class CoordinatorEngine: Sendable {
                 } else {
                     nil
                 }
-            }()
+            }(),
+            checkpoints: try CheckpointFiles(database: options.database)
         )
         return try loop.run(&scheduler)
     }

@@ -26,6 +26,8 @@ struct CoordinatorLoop {
     var requests: RequestPoller
     /// The sweep's `refine:` rounds, if it has one.
     var refiner: RefineDriver?
+    /// The checkpoints of unfinished cells, beside the database.
+    let checkpoints: CheckpointFiles
 
     /// Messages read in one turn at most, so that ticks and commits keep their pace under load.
     static let messagesPerTurn = 20_000
@@ -175,6 +177,7 @@ struct CoordinatorLoop {
             case .persist(let update): writer.pendingUpdates.append(update)
             case .recordWorker(let record): writer.pendingWorkers.append(record)
             case .log(let level, let text): engine.log(level, text)
+            case .storeCheckpoint(let chunk): store(chunk)
             }
         }
         send(sends)
@@ -185,11 +188,58 @@ struct CoordinatorLoop {
             scheduler.stopDispatching()
         case .written(let commits, let resumed):
             if resumed && stopDeadline == nil { scheduler.resumeDispatching() }
+            if !checkpoints.stored.isEmpty {
+                for commit in commits where checkpoints.stored[commit.key] != nil { checkpoints.delete(commit.key) }
+            }
             if !commits.isEmpty { execute(scheduler.on(.committed(commits), now: .now), &scheduler) }
         }
     }
 
+    /// Keeps a chunk of a cell's checkpoint; a failure (a full disk) is logged, and the cell
+    /// keeps its previous checkpoint.
+    func store(_ chunk: Message.CheckpointChunk) {
+        do {
+            if let step = try checkpoints.add(chunk) {
+                engine.logger.info(
+                    "stored a checkpoint",
+                    metadata: ["key": "\(chunk.key.prefix(12))", "step": "\(step)", "bytes": "\(chunk.total)"]
+                )
+            }
+        } catch {
+            engine.logger.error("\(error)")
+        }
+    }
+
+    /// A shard whose cells with a stored checkpoint say how large it is, and the RESUME messages
+    /// that bring those checkpoints after it.
+    func withCheckpoints(_ lease: UInt64, _ cells: [Message.Assignment]) -> [Message] {
+        guard !checkpoints.stored.isEmpty else { return [.shard(lease: lease, cells: cells)] }
+        var cells = cells
+        var resumes: [Message] = []
+        for index in cells.indices where checkpoints.stored[cells[index].key] != nil {
+            let key = cells[index].key
+            guard let (step, bytes) = checkpoints.read(key) else {
+                engine.logger.warning("cannot read the checkpoint of cell \(key.prefix(12)); it starts from step 0")
+                continue
+            }
+            cells[index].checkpointBytes = UInt64(bytes.count)
+            let chunks = Message.CheckpointChunk.split(
+                bytes,
+                key: key,
+                lease: lease,
+                attempt: cells[index].attempt,
+                step: step
+            )
+            resumes += chunks.map { .resume($0) }
+        }
+        return [.shard(lease: lease, cells: cells)] + resumes
+    }
+
     func send(_ sends: [([UInt8], Message)]) {
+        let sends = sends.flatMap { identity, message -> [([UInt8], Message)] in
+            guard case .shard(let lease, let cells) = message else { return [(identity, message)] }
+            return withCheckpoints(lease, cells).map { (identity, $0) }
+        }
         for (identity, message) in sends {
             do {
                 if try !router.send([identity] + message.encode(), dontWait: true) {

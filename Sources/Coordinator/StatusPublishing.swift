@@ -68,7 +68,8 @@ extension CoordinatorEngine {
                 step: progress.map { Int($0.step) },
                 maxSteps: progress.map { Int($0.maxSteps) },
                 trainMSE: progress?.trainMSE,
-                seconds: progress.map { Double($0.milliseconds) / 1000 } ?? Double(cell.milliseconds) / 1000
+                seconds: progress.map { Double($0.milliseconds) / 1000 } ?? Double(cell.milliseconds) / 1000,
+                resumedFromStep: progress?.resumedFromStep.map { Int($0) }
             )
         }
     }

@@ -76,12 +76,15 @@ public struct StatusSnapshot: Sendable, Codable {
         public var trainMSE: Double?
         /// Since its runner started it (since its lease while queued at its worker).
         public var seconds: Double
+        /// The checkpoint step this attempt resumed from, if it resumed from one.
+        public var resumedFromStep: Int? = nil
 
         enum CodingKeys: String, CodingKey {
             case key, worker, n, d, width, seed, threads, phase, step, seconds
             case memoryBytes = "memory_bytes"
             case maxSteps = "max_steps"
             case trainMSE = "train_mse"
+            case resumedFromStep = "resumed_from_step"
         }
     }
 

@@ -170,6 +170,8 @@ public struct Scheduler: Sendable {
         case persist(CellUpdate)
         case recordWorker(WorkerRecord)
         case log(LogLevel, String)
+        /// Keep this chunk of a leased cell's checkpoint (it came from the worker holding it).
+        case storeCheckpoint(Message.CheckpointChunk)
     }
 
     /// A cell, kept small (72 bytes, nothing on the heap): a million of them are held.
@@ -246,6 +248,7 @@ public struct Scheduler: Sendable {
     var leases: [Int: Lease] = [:]
     /// The last error of cells that have one.
     var errors: [Int: String] = [:]
+
     /// Queued cells, most expensive first.
     var queue = CellQueue()
     /// Queued cells that need more memory than any registered worker has: not leased until a

@@ -139,6 +139,20 @@ extension Scheduler {
             fail(lease: lease, key: key, attempt: attempt, error: error, from: identity, now: now, &out)
         case .heartbeat:
             break
+        case .checkpoint(let chunk):
+            // Kept only from the worker that holds the cell, under its current lease and attempt.
+            guard let i = position(chunk.key), cells[i].state == .leased, let held = leases[i],
+                held.id == chunk.lease, held.worker == identity, Int32(chunk.attempt) == cells[i].attempts
+            else {
+                out.append(
+                    .log(
+                        .warning,
+                        "worker \(workers[identity]!.id) sent a checkpoint for \(short(chunk.key)) under lease \(chunk.lease), which it does not hold; dropped"
+                    )
+                )
+                return
+            }
+            out.append(.storeCheckpoint(chunk))
         case .progress(let reports):
             for report in reports {
                 guard let i = position(report.key), leases[i]?.worker == identity, leases[i]?.holding == true
@@ -155,7 +169,7 @@ extension Scheduler {
             )
             remove(identity, handedBack: true, reason: "handed back by \(worker.id)", now: now, &out)
             dispatch(now: now, &out)
-        case .hello, .welcome, .refuse, .shard, .ack:
+        case .hello, .welcome, .refuse, .shard, .ack, .resume:
             out.append(
                 .log(
                     .warning,

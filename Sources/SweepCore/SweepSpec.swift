@@ -154,7 +154,7 @@ public struct SweepSpec: Sendable, Equatable {
         var seed: Int?
         /// Parsed once the parameters are known (a refinement names them).
         var refineNode: Node?
-        var limits = ResourceLimits()
+        var limits = ResourceLimits.sweepFileDefaults
     }
 
     /// Reads and checks each top-level key on its own, in file order, refusing unknown keys.
@@ -254,7 +254,8 @@ public struct SweepSpec: Sendable, Equatable {
         }
     }
 
-    /// `resources: {threads: 2 | auto, memory: 24GiB | auto, time_limit: 30m}`.
+    /// `resources: {threads: 2 | auto, memory: 24GiB | auto, time_limit: 30m, checkpoint_every: 10m | off,
+    /// stall_limit: 10m | off}`; a file without `resources:` gets the defaults too.
     private static func parseResources(
         _ node: Node,
         _ fail: (Node?, String?, String) -> IsosweepError
@@ -262,7 +263,7 @@ public struct SweepSpec: Sendable, Equatable {
         guard case .mapping(let mapping) = node else {
             throw fail(node, "resources", "expected a mapping such as {threads: 2, time_limit: 30m}")
         }
-        var limits = ResourceLimits()
+        var limits = ResourceLimits.sweepFileDefaults
         for (keyNode, value) in mapping {
             let key = keyNode.string ?? ""
             switch key {
@@ -300,15 +301,34 @@ public struct SweepSpec: Sendable, Equatable {
                     )
                 }
                 limits.memoryBytes = bytes
+            case "checkpoint_every", "stall_limit":
+                let field: WritableKeyPath<ResourceLimits, UInt64> =
+                    key == "stall_limit" ? \.stallLimitMilliseconds : \.checkpointEveryMilliseconds
+                limits[keyPath: field] = try parseOptionalDuration(value, "resources.\(key)", fail)
             default:
                 throw fail(
                     keyNode,
                     "resources.\(key)",
-                    "unknown key; resources has threads, memory and time_limit"
+                    "unknown key; resources has threads, memory, time_limit, checkpoint_every and stall_limit"
                 )
             }
         }
         return limits
+    }
+
+    /// `off` (0) or a duration such as 10m, in milliseconds.
+    private static func parseOptionalDuration(
+        _ value: Node,
+        _ field: String,
+        _ fail: (Node?, String?, String) -> IsosweepError
+    ) throws(IsosweepError) -> UInt64 {
+        if value.string == "off" { return 0 }
+        guard let text = value.string, let seconds = Units.parseDuration(text), seconds >= 0.001,
+            seconds * 1000 <= Double(Wire.maximumTimeLimitMilliseconds)
+        else {
+            throw fail(value, field, "expected off or a duration such as 5s, 10m or 1h (up to 30 days)")
+        }
+        return UInt64((seconds * 1000).rounded())
     }
 
     private static func parseParameters(

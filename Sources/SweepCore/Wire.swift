@@ -10,8 +10,10 @@ public enum Wire {
     /// Version 2: a SHARD's cell work is `CellWork`'s flat JSON (version 1 sent Swift's
     /// synthesized encoding). Version 3: each SHARD cell carries its `Limits`. Version 4: HELLO
     /// advertises cores and memory, `Limits` carries the memory allowance, and PROGRESS exists.
-    /// Version 5: HELLO names the BLAS kernels the worker's cells run (`blas_core`).
-    public static let protocolVersion: UInt16 = 5
+    /// Version 5: HELLO names the BLAS kernels the worker's cells run (`blas_core`). Version 6:
+    /// checkpoints (CHECKPOINT and RESUME, a SHARD cell's checkpoint size, `Limits`'
+    /// checkpoint interval and stall limit, PROGRESS's resumed step).
+    public static let protocolVersion: UInt16 = 6
     /// Most BLAS threads a cell may be given.
     public static let maximumThreads: UInt16 = 1024
     /// Longest time limit a cell may be given (30 days), in milliseconds.
@@ -26,6 +28,11 @@ public enum Wire {
     public static let maximumAckKeys = 65_536
     /// Least memory a worker may advertise (1 MiB).
     public static let minimumWorkerMemory: UInt64 = 1 << 20
+    /// Most bytes of a checkpoint in one CHECKPOINT or RESUME message (a checkpoint travels in
+    /// chunks, so that no message nears the sockets' 64 MiB limit).
+    public static let maximumCheckpointChunk = 8 << 20
+    /// Largest checkpoint accepted (2 GiB: the largest cell of the cluster sweep writes ~100 MB).
+    public static let maximumCheckpointBytes: UInt64 = 1 << 31
 }
 
 /// Messages between coordinator and workers (zguide's Paranoid Pirate with credit-based flow).
@@ -56,6 +63,63 @@ public enum Message: Sendable, Equatable {
     /// worker -> coordinator: how far its running cells are (about once a heartbeat interval;
     /// counts as a heartbeat).
     case progress([CellProgress])
+    /// worker -> coordinator: a chunk of a running cell's checkpoint, under its lease.
+    case checkpoint(CheckpointChunk)
+    /// coordinator -> worker: a chunk of the checkpoint a cell just leased resumes from (the
+    /// SHARD said how many bytes to expect).
+    case resume(CheckpointChunk)
+
+    /// A piece of a cell's checkpoint (a safetensors file): bytes offset..<offset + count of
+    /// `total`, in order.
+    public struct CheckpointChunk: Sendable, Equatable {
+        public var key: String
+        public var lease: UInt64
+        public var attempt: UInt16
+        /// The training step the checkpoint was taken at.
+        public var step: UInt64
+        public var total: UInt64
+        public var offset: UInt64
+        public var bytes: [UInt8]
+
+        public init(
+            key: String,
+            lease: UInt64,
+            attempt: UInt16,
+            step: UInt64,
+            total: UInt64,
+            offset: UInt64,
+            bytes: [UInt8]
+        ) {
+            self.key = key
+            self.lease = lease
+            self.attempt = attempt
+            self.step = step
+            self.total = total
+            self.offset = offset
+            self.bytes = bytes
+        }
+
+        /// A checkpoint of `bytes` as chunks of at most `Wire.maximumCheckpointChunk`.
+        public static func split(
+            _ bytes: [UInt8],
+            key: String,
+            lease: UInt64,
+            attempt: UInt16,
+            step: UInt64
+        ) -> [CheckpointChunk] {
+            stride(from: 0, to: max(1, bytes.count), by: Wire.maximumCheckpointChunk).map { start in
+                CheckpointChunk(
+                    key: key,
+                    lease: lease,
+                    attempt: attempt,
+                    step: step,
+                    total: UInt64(bytes.count),
+                    offset: UInt64(start),
+                    bytes: Array(bytes[start..<min(bytes.count, start + Wire.maximumCheckpointChunk)])
+                )
+            }
+        }
+    }
 
     /// How far one running cell is, as its runner last reported.
     public struct CellProgress: Sendable, Equatable {
@@ -85,6 +149,8 @@ public enum Message: Sendable, Equatable {
         public var trainMSE: Double?
         /// Time since the runner started the cell.
         public var milliseconds: UInt64
+        /// The step this attempt resumed from, if it resumed from a checkpoint.
+        public var resumedFromStep: UInt64?
 
         public init(
             key: String,
@@ -92,8 +158,10 @@ public enum Message: Sendable, Equatable {
             step: UInt32,
             maxSteps: UInt32,
             trainMSE: Double?,
-            milliseconds: UInt64
+            milliseconds: UInt64,
+            resumedFromStep: UInt64? = nil
         ) {
+            self.resumedFromStep = resumedFromStep
             self.key = key
             self.phase = phase
             self.step = step
@@ -157,12 +225,22 @@ public enum Message: Sendable, Equatable {
         public var work: [UInt8]
         /// What the cell may use (the sweep file's `resources:`).
         public var limits: ResourceLimits
+        /// The size of the checkpoint the cell resumes from, which RESUME messages bring after
+        /// the SHARD (0: none; the cell starts from step 0).
+        public var checkpointBytes: UInt64
 
-        public init(key: String, attempt: UInt16, work: [UInt8], limits: ResourceLimits = ResourceLimits()) {
+        public init(
+            key: String,
+            attempt: UInt16,
+            work: [UInt8],
+            limits: ResourceLimits = ResourceLimits(),
+            checkpointBytes: UInt64 = 0
+        ) {
             self.key = key
             self.attempt = attempt
             self.work = work
             self.limits = limits
+            self.checkpointBytes = checkpointBytes
         }
     }
 
@@ -179,14 +257,16 @@ public enum Message: Sendable, Equatable {
         case .heartbeat: 9
         case .bye: 10
         case .progress: 11
+        case .checkpoint: 12
+        case .resume: 13
         }
     }
 
     /// Only workers send it (a worker that receives one is not talking to a coordinator).
     public var isFromWorker: Bool {
         switch self {
-        case .hello, .credit, .result, .failed, .bye, .progress: true
-        case .welcome, .refuse, .shard, .ack, .heartbeat: false
+        case .hello, .credit, .result, .failed, .bye, .progress, .checkpoint: true
+        case .welcome, .refuse, .shard, .ack, .heartbeat, .resume: false
         }
     }
 
@@ -204,6 +284,8 @@ public enum Message: Sendable, Equatable {
         case .heartbeat: "HEARTBEAT"
         case .bye: "BYE"
         case .progress: "PROGRESS"
+        case .checkpoint: "CHECKPOINT"
+        case .resume: "RESUME"
         }
     }
 
@@ -243,6 +325,9 @@ public enum Message: Sendable, Equatable {
                 w.u16(cell.limits.threads)
                 w.u64(cell.limits.timeLimitMilliseconds)
                 w.u64(cell.limits.memoryBytes)
+                w.u64(cell.limits.checkpointEveryMilliseconds)
+                w.u64(cell.limits.stallLimitMilliseconds)
+                w.u64(cell.checkpointBytes)
             }
         case .result(let lease, let key, let attempt, let payload):
             w.u64(lease)
@@ -268,7 +353,16 @@ public enum Message: Sendable, Equatable {
                 w.u32(cell.maxSteps)
                 w.u64((cell.trainMSE ?? .nan).bitPattern)
                 w.u64(cell.milliseconds)
+                w.u64(cell.resumedFromStep ?? .max)
             }
+        case .checkpoint(let chunk), .resume(let chunk):
+            w.string(chunk.key)
+            w.u64(chunk.lease)
+            w.u16(chunk.attempt)
+            w.u64(chunk.step)
+            w.u64(chunk.total)
+            w.u64(chunk.offset)
+            w.bytes(chunk.bytes)
         }
         return [[typeCode], w.bytes]
     }
@@ -352,6 +446,10 @@ public enum Message: Sendable, Equatable {
             return .bye
         case 11:
             return try decodeProgress(from: &r)
+        case 12:
+            return .checkpoint(try decodeCheckpointChunk(from: &r))
+        case 13:
+            return .resume(try decodeCheckpointChunk(from: &r))
         default:
             throw IsosweepError(.malformedMessage, "unknown message type \(type)")
         }
@@ -410,14 +508,22 @@ public enum Message: Sendable, Equatable {
             let limits = ResourceLimits(
                 threads: try r.u16(),
                 timeLimitMilliseconds: try r.u64(),
-                memoryBytes: try r.u64()
+                memoryBytes: try r.u64(),
+                checkpointEveryMilliseconds: try r.u64(),
+                stallLimitMilliseconds: try r.u64()
             )
+            let checkpointBytes = try r.u64()
             guard limits.threads <= Wire.maximumThreads,
-                limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds
+                limits.timeLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds,
+                limits.checkpointEveryMilliseconds <= Wire.maximumTimeLimitMilliseconds,
+                limits.stallLimitMilliseconds <= Wire.maximumTimeLimitMilliseconds,
+                checkpointBytes <= Wire.maximumCheckpointBytes
             else {
                 throw IsosweepError(.malformedMessage, "SHARD cell limits out of range: \(limits)")
             }
-            cells.append(Assignment(key: key, attempt: attempt, work: work, limits: limits))
+            cells.append(
+                Assignment(key: key, attempt: attempt, work: work, limits: limits, checkpointBytes: checkpointBytes)
+            )
         }
         return .shard(lease: lease, cells: cells)
     }
@@ -439,6 +545,8 @@ public enum Message: Sendable, Equatable {
             let step = try r.u32()
             let maxSteps = try r.u32()
             let mse = Double(bitPattern: try r.u64())
+            let milliseconds = try r.u64()
+            let resumed = try r.u64()
             cells.append(
                 CellProgress(
                     key: key,
@@ -446,11 +554,39 @@ public enum Message: Sendable, Equatable {
                     step: step,
                     maxSteps: maxSteps,
                     trainMSE: mse.isFinite ? mse : nil,
-                    milliseconds: try r.u64()
+                    milliseconds: milliseconds,
+                    resumedFromStep: resumed == .max ? nil : resumed
                 )
             )
         }
         return .progress(cells)
+    }
+}
+
+extension Message {
+    /// Reads a CHECKPOINT's or RESUME's chunk: a key, a total within `Wire.maximumCheckpointBytes`
+    /// and a chunk of at most `Wire.maximumCheckpointChunk` bytes that lies within it (empty only
+    /// for an empty checkpoint).
+    fileprivate static func decodeCheckpointChunk(from r: inout WireReader) throws(IsosweepError) -> CheckpointChunk {
+        let chunk = CheckpointChunk(
+            key: try r.key(),
+            lease: try r.u64(),
+            attempt: try r.u16(),
+            step: try r.u64(),
+            total: try r.u64(),
+            offset: try r.u64(),
+            bytes: try r.bytes(max: Wire.maximumCheckpointChunk, field: "checkpoint chunk")
+        )
+        let end = chunk.offset.addingReportingOverflow(UInt64(chunk.bytes.count))
+        guard chunk.total <= Wire.maximumCheckpointBytes, !end.overflow, end.partialValue <= chunk.total,
+            !chunk.bytes.isEmpty || chunk.total == 0
+        else {
+            throw IsosweepError(
+                .malformedMessage,
+                "checkpoint chunk of \(chunk.bytes.count) bytes at \(chunk.offset) of \(chunk.total) is out of range"
+            )
+        }
+        return chunk
     }
 }
 

@@ -19,12 +19,16 @@ public final class CellProgress: Sendable {
         public var maxSteps: Int
         /// The latest training loss (nil before the first step).
         public var trainMSE: Double?
+        /// Units of work done: it grows with every training step, every poll of a long search
+        /// and every phase change, so a cell whose count stands still is stuck.
+        public var work: UInt64 = 0
     }
 
     private let phase = Atomic<UInt8>(Phase.setup.rawValue)
     private let step = Atomic<Int>(0)
     private let maxSteps = Atomic<Int>(0)
     private let lossBits = Atomic<UInt64>(Double.nan.bitPattern)
+    private let work = Atomic<UInt64>(0)
 
     public init() {}
 
@@ -39,12 +43,19 @@ public final class CellProgress: Sendable {
     /// The cell moves to `phase`.
     public func enter(_ phase: Phase) {
         self.phase.store(phase.rawValue, ordering: .relaxed)
+        tick()
+    }
+
+    /// The cell did some work (a watchdog reads the count to tell a slow cell from a stuck one).
+    public func tick() {
+        work.add(1, ordering: .relaxed)
     }
 
     /// Training reached `step` with training loss `loss`.
     public func record(step: Int, loss: Double) {
         self.step.store(step, ordering: .relaxed)
         lossBits.store(loss.bitPattern, ordering: .relaxed)
+        tick()
     }
 
     /// The latest state.
@@ -54,7 +65,8 @@ public final class CellProgress: Sendable {
             phase: Phase(rawValue: phase.load(ordering: .relaxed)) ?? .setup,
             step: step.load(ordering: .relaxed),
             maxSteps: maxSteps.load(ordering: .relaxed),
-            trainMSE: loss.isNaN ? nil : loss
+            trainMSE: loss.isNaN ? nil : loss,
+            work: work.load(ordering: .relaxed)
         )
     }
 }

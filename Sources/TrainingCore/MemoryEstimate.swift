@@ -12,8 +12,11 @@ extension CellParameters {
     /// rows, read from the file (CSV: its lines; IDX files are not calibrated). glibc gives blocks
     /// of 32 MiB or more their own mapping and returns them when freed, while smaller freed blocks
     /// may stay resident: the "left on the heap" terms. A runner that ran bigger cells before may
-    /// hold more than this (freed heap it kept). Each BLAS thread beyond the first adds 2 MiB
-    /// (its stack and buffers: measured 0.3-0.7 MiB a thread at 2 to 8 threads).
+    /// hold more than this (freed heap it kept): its worker replaces a runner that holds more
+    /// than `runnerBaseline` before a cell. Each BLAS thread beyond the first adds 2 MiB (its
+    /// stack and buffers: measured 0.3-0.7 MiB a thread at 2 to 8 threads). The iterative
+    /// trainers' term counts two copies of a checkpoint's state (one being saved, one resumed
+    /// from).
     public func estimatedPeakMemory(lipschitz options: LipschitzOptions = LipschitzOptions(), threads: Int = 1) -> Int {
         let cell = resolved()
         let mib = 1 << 20
@@ -61,6 +64,14 @@ extension CellParameters {
                 // psi'(Z), U W^T (smooth activations), the input gradients, S^T U and diag(a) W.
                 training += n * k * 4 * (cell.activation == .relu ? 1 : 2) + n * d * 4 + 2 * k * d * 4 + n * 4
             }
+            // A checkpoint's state: encoded while one is saved, and, in a resumed run, the
+            // checkpoint it resumed from, still held while training has its own copies.
+            let moments = cell.trainer == .adam ? 2 : 0
+            let saved =
+                cell.smoothAfterFit ?? 0 > 0
+                ? 3 + moments  // the fit's network, the network, its moments, the best
+                : 1 + moments + (cell.extraSteps ?? 0 > 0 ? 1 : 0)
+            training += 2 * 4 * p * saved
             if cell.smoothAfterFit ?? 0 > 0 {
                 // Smoothing under the fit: penalised workspaces for the training points and for
                 // n + 64 off-data points (hidden, psi'(Z), U W^T, input gradients), the points,
@@ -91,8 +102,17 @@ extension CellParameters {
         }
         // The runtime, Foundation, OpenBLAS's buffers and the BLAS self-check's (which touches a
         // second thread's): the smallest cell peaks at 40.7 MiB in a debug build, 38.1 in release.
-        let baseline = 40 * mib
-        return baseline + 2 * mib * max(1, threads) + Int(1.05 * Double(peak))
+        return Self.runnerBaseline(threads: threads) + Int(1.05 * Double(peak))
+    }
+
+    /// The resident memory of a runner before its cell, as the estimates count it: the runtime,
+    /// Foundation, OpenBLAS's buffers and the BLAS self-check's (which touches a second thread's;
+    /// the smallest cell peaks at 40.7 MiB in a debug build, 38.1 in release), and 2 MiB per
+    /// BLAS thread. A reused runner that holds more (heap kept from a larger cell) would break
+    /// the next cell's estimate: its worker starts a fresh one instead.
+    public static func runnerBaseline(threads: Int) -> Int {
+        let mib = 1 << 20
+        return 40 * mib + 2 * mib * max(1, threads)
     }
 
     /// The Gram block of the interpolation floor and of the construction's angles.

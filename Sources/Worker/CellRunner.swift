@@ -1,3 +1,4 @@
+import CPosix
 import Diagnostics
 import Foundation
 import SweepCore
@@ -16,8 +17,10 @@ public enum CellRunner {
         signal(SIGPIPE, SIG_IGN)
         // The worker decides when a cell stops: a Ctrl-C or a SIGTERM sent to the whole process
         // group (a terminal, systemd) must let the worker's grace period run, not kill the cell.
+        // A SIGTERM (from the group, or from the worker when it stops) asks the running cell for
+        // a checkpoint instead.
         signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
+        if isosweep_catch_sigterm() != 0 { signal(SIGTERM, SIG_IGN) }
         // A worker killed with SIGKILL cannot stop its runners: each notices that its parent is
         // gone (it is re-parented) within a second and ends, even in the middle of a cell.
         let parent = getppid()
@@ -35,12 +38,22 @@ public enum CellRunner {
         var jobs = RunnerChannel.Reader(RunnerChannel.runnerInput)
         while true {
             switch jobs.next(until: nil) {
-            case .frame(.job(let job)):
+            case .frame(.job(var job)):
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
                 // A fresh start, so that no report of the previous cell goes out under this one.
                 reporter.progress.reset(maxSteps: 0)
+                // A SIGTERM that came between cells asks nothing of this one.
+                _ = isosweep_take_sigterm()
                 reporter.running.store(true, ordering: .sequentiallyConsistent)
-                let (ok, payload) = run(job, progress: reporter.progress, encoder: encoder, decoder: decoder)
+                let resume = job.resume
+                job.resume = []
+                let (ok, payload) = run(
+                    job,
+                    resume: resume,
+                    reporter: reporter,
+                    encoder: encoder,
+                    decoder: decoder
+                )
                 // Give freed heap back to the system before the outcome goes out, so that the
                 // worker sees the runner's baseline before its next cell (no-op cells have none).
                 if !CellWork.isNoop(job.work) { trimHeap() }
@@ -55,10 +68,59 @@ public enum CellRunner {
                 }
             case .endOfFile:
                 return 0
-            case .frame(.done), .frame(.progress), .timedOut, .failed:
+            case .frame(.done), .frame(.progress), .frame(.checkpoint), .timedOut, .failed:
                 FileHandle.standardError.write(Data("isosweep runner: the worker's channel is broken; exiting\n".utf8))
                 return 1
             }
+        }
+    }
+
+    /// Trains and measures a study cell, resumed and checkpointed as its job says.
+    static func train(
+        _ parameters: CellParameters,
+        job: RunnerChannel.Job,
+        timeLimit: Duration?,
+        resume: [UInt8],
+        reporter: ProgressReporter?
+    ) throws(IsosweepError) -> CellResult {
+        var checkpoint: TrainingCheckpoint?
+        if !resume.isEmpty {
+            do {
+                checkpoint = try TrainingCheckpoint(
+                    decoding: resume,
+                    name: "the checkpoint of cell \(job.key.prefix(12))"
+                )
+            } catch {
+                FileHandle.standardError.write(Data("isosweep runner: \(error); starting from step 0\n".utf8))
+            }
+        }
+        let progress = reporter?.progress
+        let every = job.checkpointEveryMilliseconds
+        let options = reporter.map { reporter in
+            CheckpointOptions(
+                interval: every > 0 ? .milliseconds(Int64(clamping: every)) : nil,
+                requested: { isosweep_take_sigterm() != 0 },
+                save: { checkpoint in reporter.send(checkpoint) }
+            )
+        }
+        do {
+            return try Cell.run(
+                parameters,
+                threads: Int(job.threads),
+                timeLimit: timeLimit,
+                progress: progress,
+                resume: checkpoint,
+                checkpoints: options,
+                // Polled between steps and search iterations: each poll is progress.
+                shouldStop: {
+                    progress?.tick()
+                    return false
+                }
+            ).result
+        } catch  where checkpoint != nil && error.code == .badFile {
+            // Another cell's checkpoint (a stale file): this cell from the start.
+            FileHandle.standardError.write(Data("isosweep runner: \(error); starting from step 0\n".utf8))
+            return try Cell.run(parameters, threads: Int(job.threads), timeLimit: timeLimit, progress: progress).result
         }
     }
 
@@ -70,10 +132,13 @@ public enum CellRunner {
     }
 
     /// Runs one cell: its result JSON (a study cell's with the peak RSS it reached; no-op cells
-    /// are not measured, reading /proc would be most of their cost), or the error's text.
+    /// are not measured, reading /proc would be most of their cost), or the error's text. A study
+    /// cell resumes from `resume` (a checkpoint; a damaged one, or another cell's, is set aside
+    /// and the cell starts from step 0) and saves checkpoints to the worker as its job says.
     static func run(
         _ job: RunnerChannel.Job,
-        progress: CellProgress? = nil,
+        resume: [UInt8] = [],
+        reporter: ProgressReporter? = nil,
         encoder: JSONEncoder,
         decoder: JSONDecoder
     ) -> (ok: Bool, payload: [UInt8]) {
@@ -87,8 +152,13 @@ public enum CellRunner {
                 ProcessMemory.resetPeak()
                 let limit =
                     job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
-                var result = try Cell.run(parameters, threads: Int(job.threads), timeLimit: limit, progress: progress)
-                    .result
+                var result = try train(
+                    parameters,
+                    job: job,
+                    timeLimit: limit,
+                    resume: resume,
+                    reporter: reporter
+                )
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)))
             case .diagnostic(let cell):
@@ -137,6 +207,26 @@ final class ProgressReporter: Sendable {
         try lock.withLock { _ in try body(self) }
     }
 
+    /// Sends a checkpoint of the running cell to the worker (on the computing thread, which
+    /// waits for it: the worker reads it at once). A checkpoint that cannot be encoded or sent is
+    /// reported and skipped: the cell goes on.
+    func send(_ checkpoint: TrainingCheckpoint) {
+        do {
+            let bytes = try checkpoint.encoded()
+            try writing { reporter in
+                guard reporter.running.load(ordering: .sequentiallyConsistent) else { return }
+                try RunnerChannel.writeCheckpoint(
+                    step: UInt64(checkpoint.step),
+                    bytes,
+                    to: RunnerChannel.runnerOutput
+                )
+            }
+            progress.tick()
+        } catch {
+            FileHandle.standardError.write(Data("isosweep runner: cannot send a checkpoint: \(error)\n".utf8))
+        }
+    }
+
     func start() {
         let thread = Thread { [self] in
             while true {
@@ -148,7 +238,8 @@ final class ProgressReporter: Sendable {
                         phase: now.phase.rawValue,
                         step: UInt32(clamping: now.step),
                         maxSteps: UInt32(clamping: now.maxSteps),
-                        trainMSE: now.trainMSE ?? .nan
+                        trainMSE: now.trainMSE ?? .nan,
+                        work: now.work
                     )
                     return (try? RunnerChannel.write(.progress(frame), to: RunnerChannel.runnerOutput)) == nil
                 }

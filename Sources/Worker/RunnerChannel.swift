@@ -12,15 +12,26 @@ enum RunnerChannel {
     static let runnerInput: Int32 = 3
     /// The runner's end: outcomes leave on fd 4.
     static let runnerOutput: Int32 = 4
-    /// Largest frame accepted (a cell's work or result is far smaller).
-    static let maximumFrame = 64 << 20
+    /// Largest frame accepted (a cell's work or result is far smaller; a checkpoint may be
+    /// hundreds of MB).
+    static let maximumFrame = Int(Wire.maximumCheckpointBytes) + (1 << 20)
 
-    /// worker -> runner: run this cell with this many BLAS threads, within this time (0: no limit).
+    /// worker -> runner: run this cell with this many BLAS threads, within this time (0: no limit),
+    /// saving a checkpoint every `checkpointEveryMilliseconds` (0: only on SIGTERM), resuming
+    /// from `resume` (a checkpoint; empty: from step 0).
     struct Job: Equatable {
         var key: String
         var threads: UInt16
         var timeLimitMilliseconds: UInt64 = 0
+        var checkpointEveryMilliseconds: UInt64 = 0
         var work: [UInt8]
+        var resume: [UInt8] = []
+    }
+
+    /// runner -> worker: a checkpoint of the running cell, taken at `step`.
+    struct Checkpoint: Equatable {
+        var step: UInt64
+        var bytes: [UInt8]
     }
 
     /// runner -> worker: the cell's result JSON (ok) or its error text.
@@ -36,12 +47,15 @@ enum RunnerChannel {
         var maxSteps: UInt32
         /// NaN before the first step.
         var trainMSE: Double
+        /// The cell's work count (`CellProgress.Snapshot.work`): the stall watchdog's clock.
+        var work: UInt64 = 0
     }
 
     enum Frame: Equatable {
         case job(Job)
         case done(Done)
         case progress(Progress)
+        case checkpoint(Checkpoint)
 
         var bytes: [UInt8] {
             var w = WireWriter()
@@ -50,8 +64,10 @@ enum RunnerChannel {
                 w.u16(1)
                 w.u16(job.threads)
                 w.u64(job.timeLimitMilliseconds)
+                w.u64(job.checkpointEveryMilliseconds)
                 w.string(job.key)
                 w.bytes(job.work)
+                w.bytes(job.resume)
             case .done(let done):
                 w.u16(2)
                 w.u16(done.ok ? 1 : 0)
@@ -62,6 +78,11 @@ enum RunnerChannel {
                 w.u32(progress.step)
                 w.u32(progress.maxSteps)
                 w.u64(progress.trainMSE.bitPattern)
+                w.u64(progress.work)
+            case .checkpoint(let checkpoint):
+                w.u16(4)
+                w.u64(checkpoint.step)
+                w.bytes(checkpoint.bytes)
             }
             return w.bytes
         }
@@ -73,9 +94,20 @@ enum RunnerChannel {
                 case 1:
                     let threads = try r.u16()
                     let limit = try r.u64()
+                    let every = try r.u64()
                     let key = try r.string(max: 256, field: "key")
                     let work = try r.bytes(max: RunnerChannel.maximumFrame, field: "work")
-                    self = .job(Job(key: key, threads: threads, timeLimitMilliseconds: limit, work: work))
+                    let resume = try r.bytes(max: RunnerChannel.maximumFrame, field: "resume")
+                    self = .job(
+                        Job(
+                            key: key,
+                            threads: threads,
+                            timeLimitMilliseconds: limit,
+                            checkpointEveryMilliseconds: every,
+                            work: work,
+                            resume: resume
+                        )
+                    )
                 case 2:
                     let ok = try r.u16() == 1
                     self = .done(Done(ok: ok, payload: try r.bytes(max: RunnerChannel.maximumFrame, field: "payload")))
@@ -87,7 +119,15 @@ enum RunnerChannel {
                             phase: UInt8(phase),
                             step: try r.u32(),
                             maxSteps: try r.u32(),
-                            trainMSE: Double(bitPattern: try r.u64())
+                            trainMSE: Double(bitPattern: try r.u64()),
+                            work: try r.u64()
+                        )
+                    )
+                case 4:
+                    self = .checkpoint(
+                        Checkpoint(
+                            step: try r.u64(),
+                            bytes: try r.bytes(max: RunnerChannel.maximumFrame, field: "checkpoint")
                         )
                     )
                 default:
@@ -115,7 +155,23 @@ enum RunnerChannel {
         let body = frame.bytes
         var w = WireWriter()
         w.u32(UInt32(body.count))
-        let bytes = w.bytes + body
+        try write(w.bytes + body, to: fd)
+    }
+
+    /// Writes a checkpoint frame straight from its bytes (no copy of a checkpoint that may be
+    /// hundreds of MB: its head, then the bytes).
+    static func writeCheckpoint(step: UInt64, _ checkpoint: [UInt8], to fd: Int32) throws(IsosweepError) {
+        var head = WireWriter()
+        head.u32(UInt32(2 + 8 + 4 + checkpoint.count))
+        head.u16(4)
+        head.u64(step)
+        head.u32(UInt32(checkpoint.count))
+        try write(head.bytes, to: fd)
+        try write(checkpoint, to: fd)
+    }
+
+    /// Writes all of `bytes`.
+    private static func write(_ bytes: [UInt8], to fd: Int32) throws(IsosweepError) {
         var offset = 0
         while offset < bytes.count {
             let written = bytes[offset...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -179,6 +235,12 @@ enum RunnerChannel {
             guard buffer.count - start - 4 >= length else { return nil }
             let body = Array(buffer[(start + 4)..<(start + 4 + length)])
             start += 4 + length
+            if start == buffer.count && buffer.capacity > 1 << 20 {
+                // A checkpoint's frame grew the buffer: give that memory back now rather than
+                // hold it through the cell (its memory estimate does not count it).
+                buffer = []
+                start = 0
+            }
             guard let frame = Frame(body) else { return .failed("a malformed frame on the cell runner's channel") }
             return .frame(frame)
         }

@@ -12,6 +12,9 @@ public struct Job: Sendable, Equatable {
     public var work: [UInt8]
     /// What the cell may use.
     public var limits: ResourceLimits
+    /// The checkpoint the cell resumes from (empty: it starts from step 0), and its step.
+    public var checkpoint: [UInt8] = []
+    public var resumeStep: UInt64?
 
     public init(
         session: UInt64,
@@ -144,6 +147,8 @@ public struct WorkerCore: Sendable {
         case stop
         /// Jobs taken back from the slots' queue before any slot started them (after `.recall`).
         case unstarted([Job])
+        /// A running cell's runner saved a checkpoint at `step`.
+        case checkpointed(key: String, step: UInt64, bytes: [UInt8])
     }
 
     /// What the shell must do.
@@ -180,6 +185,9 @@ public struct WorkerCore: Sendable {
     /// Jobs handed to the slots and not finished, by cell key, each with the lease its result
     /// goes out under (rebound when the coordinator leases a running cell back after a restart).
     var jobs: [String: Job] = [:]
+    /// Leased cells whose checkpoint is still arriving (RESUME), by key, with the bytes so far:
+    /// each is held (in `jobs`) but runs only once its checkpoint is whole.
+    var arriving: [String: (expected: UInt64, bytes: [UInt8])] = [:]
     /// Credit granted in this session and not yet used by a shard.
     public private(set) var outstandingCredit = 0
     /// Results not yet acknowledged: offered at HELLO, resent under a new lease if adopted.
@@ -235,6 +243,7 @@ public struct WorkerCore: Sendable {
             }
         case .stop:
             if stopDeadline == nil {
+                dropArriving()
                 out.append(.recall)
                 stopDeadline = now + configuration.grace
                 out.append(
@@ -248,6 +257,8 @@ public struct WorkerCore: Sendable {
             // Their leases end with the session or the stop: the coordinator hands them out again
             // (at BYE, or when it notices the session is gone).
             for job in unstarted { jobs.removeValue(forKey: job.key) }
+        case .checkpointed(let key, let step, let bytes):
+            forward(checkpoint: bytes, of: key, step: step, now: now, &out)
         }
         if let stopDeadline, jobs.isEmpty || now >= stopDeadline {
             if case .registered = connection { send(.bye, now: now, &out) }
@@ -328,12 +339,19 @@ public struct WorkerCore: Sendable {
                     send(.result(lease: lease, key: cell.key, attempt: cell.attempt, payload: payload), now: now, &out)
                 } else if stopDeadline == nil {
                     jobs[cell.key] = job
-                    out.append(.run(job))
+                    if cell.checkpointBytes > 0 {
+                        // It runs once its checkpoint has arrived.
+                        arriving[cell.key] = (cell.checkpointBytes, [])
+                    } else {
+                        out.append(.run(job))
+                    }
                     added += 1
                 }
                 // Stopping: a new cell is not taken; BYE hands it back with the rest.
             }
             outstandingCredit = max(0, outstandingCredit - added)
+        case .resume(let chunk):
+            receive(resume: chunk, &out)
         case .ack(let keys):
             for key in keys { offers.removeValue(forKey: key) }
         case .heartbeat:
@@ -347,7 +365,7 @@ public struct WorkerCore: Sendable {
             }
             out.append(.log(.info, "the coordinator asks this worker to register again: \(reason)"))
             reconnect(now: now, &out)
-        case .hello, .credit, .result, .failed, .bye, .progress:
+        case .hello, .credit, .result, .failed, .bye, .progress, .checkpoint:
             break  // handled above
         }
     }
@@ -427,7 +445,58 @@ public struct WorkerCore: Sendable {
         connection = .connecting
         outstandingCredit = 0
         nextHello = now
+        dropArriving()
         out.append(.recall)
+    }
+
+    /// Cells whose checkpoint had not arrived are not started: their leases end too.
+    private mutating func dropArriving() {
+        for key in arriving.keys { jobs.removeValue(forKey: key) }
+        arriving.removeAll()
+    }
+
+    /// A chunk of a leased cell's checkpoint: the cell runs once it is whole. A chunk out of
+    /// order (or of another lease) means a broken transfer: the cell runs from step 0 instead.
+    private mutating func receive(resume chunk: Message.CheckpointChunk, _ out: inout [Directive]) {
+        guard var job = jobs[chunk.key], var entry = arriving[chunk.key] else { return }
+        guard chunk.lease == job.lease, chunk.total == entry.expected, chunk.offset == UInt64(entry.bytes.count) else {
+            arriving.removeValue(forKey: chunk.key)
+            out.append(
+                .log(.warning, "the checkpoint of cell \(chunk.key) arrived out of order; it starts from step 0")
+            )
+            out.append(.run(job))
+            return
+        }
+        entry.bytes += chunk.bytes
+        guard UInt64(entry.bytes.count) == entry.expected else {
+            arriving[chunk.key] = entry
+            return
+        }
+        arriving.removeValue(forKey: chunk.key)
+        job.checkpoint = entry.bytes
+        job.resumeStep = chunk.step
+        jobs[chunk.key] = job
+        out.append(.log(.info, "cell \(chunk.key) resumes from its checkpoint at step \(chunk.step)"))
+        out.append(.run(job))
+    }
+
+    /// Sends a running cell's checkpoint to the coordinator under the cell's latest lease, in
+    /// chunks; dropped when the cell's session is over (the coordinator leases it elsewhere).
+    private mutating func forward(
+        checkpoint bytes: [UInt8],
+        of key: String,
+        step: UInt64,
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
+        guard let job = jobs[key], case .registered(let session) = connection, job.session == session else {
+            out.append(.log(.debug, "a checkpoint of cell \(key) came after its lease ended; dropped"))
+            return
+        }
+        for chunk in Message.CheckpointChunk.split(bytes, key: key, lease: job.lease, attempt: job.attempt, step: step)
+        {
+            send(.checkpoint(chunk), now: now, &out)
+        }
     }
 
     private mutating func send(_ message: Message, now: ContinuousClock.Instant, _ out: inout [Directive]) {

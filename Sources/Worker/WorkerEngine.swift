@@ -67,6 +67,8 @@ public final class WorkerEngine: Sendable {
     let queue = JobQueue()
     /// The latest progress of each running cell, by key, for the network thread to send.
     let board = Mutex<[String: Message.CellProgress]>([:])
+    /// The runners computing a cell now, by slot: a stop asks each for a checkpoint (SIGTERM).
+    let busyRunners = Mutex<[Int: pid_t]>([:])
     let context: Context
     let resultsEndpoint: String
 
@@ -189,27 +191,44 @@ public final class WorkerEngine: Sendable {
                     ]
                 )
             }
-            handOver(Outcome(job: job, ending: run(job, on: &runner)), from: push, slot: slot)
+            let ending = run(job, on: &runner, slot: slot, push: push)
+            handOver(Outcome(job: job, ending: ending), from: push, slot: slot)
         }
     }
 
+    /// Asks every runner computing a cell for a checkpoint now (the worker is stopping): each
+    /// saves one at its next step and the network thread sends it before BYE.
+    func requestCheckpoints() {
+        let runners = busyRunners.withLock { Array($0.values) }
+        for pid in runners { _ = Glibc.kill(pid, SIGTERM) }
+        if !runners.isEmpty { logger.info("asked \(runners.count) running cells for a checkpoint") }
+    }
+
     /// Runs a job on the slot's runner (starting one if needed); the outcome, or why the runner
-    /// could not give one. Returns early, killing the runner, when the worker aborts.
-    func run(_ job: Job, on runner: inout RunnerProcess?) -> Outcome.Ending {
+    /// could not give one. Checkpoints the runner saves go to the network thread through `push`.
+    /// Returns early, killing the runner, when the worker aborts, the cell's time or memory runs
+    /// out, or its progress stands still for its stall limit.
+    func run(_ job: Job, on runner: inout RunnerProcess?, slot: Int = 0, push: Socket? = nil) -> Outcome.Ending {
         let threads = job.limits.threads > 0 ? job.limits.threads : UInt16(clamping: options.blasThreads)
         let request = RunnerChannel.Job(
             key: job.key,
             threads: threads,
             timeLimitMilliseconds: job.limits.timeLimitMilliseconds,
-            work: job.work
+            checkpointEveryMilliseconds: job.limits.checkpointEveryMilliseconds,
+            work: job.work,
+            resume: job.checkpoint
         )
         let started = ContinuousClock.now
         let killAt = job.limits.timeLimitMilliseconds > 0 ? started + Self.killDelay(job.limits) : nil
-        defer { board.withLock { _ = $0.removeValue(forKey: job.key) } }
+        defer {
+            board.withLock { _ = $0.removeValue(forKey: job.key) }
+            busyRunners.withLock { _ = $0.removeValue(forKey: slot) }
+        }
+        var watchdog = StallWatchdog(limitMilliseconds: job.limits.stallLimitMilliseconds, now: started)
         var process: RunnerProcess
-        if job.limits.memoryBytes > 0, let idle = runner, (idle.residentBytes ?? 0) > Self.freshRunnerResident {
+        if let idle = runner, (idle.residentBytes ?? 0) > Self.residentAllowance(job, threads: threads) {
             // It kept memory from earlier cells (heap, buffers of more BLAS threads): a fresh
-            // runner, so that the allowance measures this cell alone.
+            // runner, so that the cell's estimate and allowance measure this cell alone.
             idle.kill()
             runner = nil
         }
@@ -229,6 +248,7 @@ public final class WorkerEngine: Sendable {
             runner = nil
             return .failure("\(error)")
         }
+        busyRunners.withLock { $0[slot] = process.pid }
         while true {
             let read = process.outcomes.next(until: .now + .milliseconds(100))
             switch read {
@@ -241,9 +261,14 @@ public final class WorkerEngine: Sendable {
                     step: progress.step,
                     maxSteps: progress.maxSteps,
                     trainMSE: progress.trainMSE.isFinite ? progress.trainMSE : nil,
-                    milliseconds: UInt64(max(0, (ContinuousClock.now - started).milliseconds))
+                    milliseconds: UInt64(max(0, (ContinuousClock.now - started).milliseconds)),
+                    resumedFromStep: job.resumeStep
                 )
                 board.withLock { $0[job.key] = report }
+                watchdog.observe(progress.work, now: .now)
+            case .frame(.checkpoint(let checkpoint)):
+                watchdog.observe(nil, now: .now)
+                if let push { handOver(checkpoint, of: job, from: push, slot: slot) }
             case .timedOut:
                 break
             case .endOfFile, .failed, .frame(.job):
@@ -258,6 +283,14 @@ public final class WorkerEngine: Sendable {
                 process.kill()
                 runner = nil
                 return .failure("the worker stopped before the cell finished")
+            }
+            if let still = watchdog.stalled(now: .now) {
+                process.kill()
+                runner = nil
+                logger.error("killed a cell runner that made no progress", metadata: ["key": "\(job.key)"])
+                return .failure(
+                    "no progress for \(Units.formatDuration(still.seconds)) (stall_limit); the runner was killed"
+                )
             }
             if let killAt, ContinuousClock.now >= killAt {
                 process.kill()
@@ -284,9 +317,41 @@ public final class WorkerEngine: Sendable {
         }
     }
 
+    /// Hands a runner's checkpoint to the network thread (frames as an outcome's, with kind 2 and
+    /// the step before the bytes); dropped, with a word, if the hand-over fails: the cell goes on
+    /// and the next checkpoint may get through.
+    func handOver(_ checkpoint: RunnerChannel.Checkpoint, of job: Job, from push: Socket, slot: Int) {
+        var header = WireWriter()
+        header.u64(job.session)
+        header.u64(job.lease)
+        header.u16(job.attempt)
+        var step = WireWriter()
+        step.u64(checkpoint.step)
+        let frames = [header.bytes, Array(job.key.utf8), [2], step.bytes, checkpoint.bytes]
+        do {
+            _ = try push.send(frames, dontWait: false)
+        } catch {
+            logger.error(
+                "slot \(slot) cannot hand over a checkpoint of cell \(job.key)",
+                metadata: ["error": "\(error)"]
+            )
+        }
+    }
+
     /// Most resident memory an idle runner may hold and still take a cell with a memory
     /// allowance (a fresh one holds ~37 MiB: the runtime, Foundation, OpenBLAS).
     static let freshRunnerResident: UInt64 = 64 << 20
+
+    /// Most resident memory an idle runner may hold and still take `job`: a study cell's
+    /// estimate counts a runner's baseline (`CellParameters.runnerBaseline`), so a runner that
+    /// kept more from earlier cells is replaced; a diagnostic cell only minds it under a memory
+    /// allowance.
+    static func residentAllowance(_ job: Job, threads: UInt16) -> UInt64 {
+        if !CellWork.isNoop(job.work), CellWork(json: job.work)?.parameters != nil {
+            return UInt64(CellParameters.runnerBaseline(threads: Int(threads)))
+        }
+        return job.limits.memoryBytes > 0 ? freshRunnerResident : .max
+    }
 
     /// How long after its start a cell with a time limit is killed if it has not ended by itself:
     /// the limit plus a grace of a quarter of it, at least 2 s (a cell stops training at 3/4 of

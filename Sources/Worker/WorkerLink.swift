@@ -48,6 +48,9 @@ struct WorkerLink {
         while true {
             if !stopSignalled && engine.stopRequested.load(ordering: .relaxed) {
                 stopSignalled = true
+                // Running cells save a checkpoint now; it goes out before BYE, so that a cell
+                // handed back resumes elsewhere from here.
+                engine.requestCheckpoints()
                 if let exit = execute(core.on(.stop, now: .now)) { return exit }
             }
             var sockets = [pull]
@@ -64,7 +67,9 @@ struct WorkerLink {
             if ready[0] {
                 var outcomes: [Outcome] = []
                 while let received = try pull.receive(dontWait: true) {
-                    if let outcome = Outcome(frames: received.frames) {
+                    if let checkpoint = Self.checkpoint(received.frames) {
+                        if let exit = execute(core.on(checkpoint, now: .now)) { return exit }
+                    } else if let outcome = Outcome(frames: received.frames) {
                         outcomes.append(outcome)
                     } else if received.frames.count > 1 {
                         // Our own frames, so a bug: report the cell failed rather than hold its slot forever.
@@ -93,6 +98,14 @@ struct WorkerLink {
             }
             if let exit = execute(core.on(.tick, now: .now)) { return exit }
         }
+    }
+
+    /// A slot's checkpoint hand-over ([header, key, [2], step, bytes]) as an event, or nil.
+    static func checkpoint(_ frames: [[UInt8]]) -> WorkerCore.Event? {
+        guard frames.count == 5, frames[2] == [2] else { return nil }
+        var step = WireReader(frames[3])
+        guard let value = try? step.u64(), step.atEnd else { return nil }
+        return .checkpointed(key: String(decoding: frames[1], as: UTF8.self), step: value, bytes: frames[4])
     }
 
     /// Carries out directives; returns the exit when the core ends the worker.

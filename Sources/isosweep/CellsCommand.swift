@@ -6,10 +6,13 @@ import SweepCore
 import SweepStore
 import TrainingCore
 
-/// `isosweep cells`: the sweep's cells with their state, parameters, attempts, worker and error.
+/// `isosweep cells`: the sweep's cells with their state, parameters, attempts, worker, error and
+/// checkpoint (the step an unfinished cell's stored checkpoint is at, or the step a finished
+/// cell's last attempt resumed from).
 struct Cells: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List a sweep's cells: state, parameters, attempts, worker and last error."
+        abstract:
+            "List a sweep's cells: state, parameters, attempts, worker, last error and checkpoint (the step a cell resumes or resumed from)."
     )
 
     @Argument(help: "A sweep database.") var db: String
@@ -35,16 +38,58 @@ struct Cells: ParsableCommand {
         var worker: String?
         var lastError: String?
         var parameters: [String: String]
+        /// The step of the cell's stored checkpoint (unfinished cells).
+        var checkpointStep: Int?
+        /// The step its result's attempt resumed from (finished cells).
+        var resumedFromStep: Int?
 
         enum CodingKeys: String, CodingKey {
             case key, state, attempts, worker, parameters
             case lastError = "last_error"
+            case checkpointStep = "checkpoint_step"
+            case resumedFromStep = "resumed_from_step"
         }
+
+        /// The table's checkpoint column.
+        var checkpoint: String {
+            if let step = resumedFromStep { return "resumed from \(step)" }
+            if let step = checkpointStep { return "at step \(step)" }
+            return ""
+        }
+    }
+
+    /// Checkpoints stored beside the database (`KEY.STEP.safetensors`): their steps by key.
+    static func checkpointSteps(_ db: String) -> [String: Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: db + ".checkpoints")) ?? []
+        var steps: [String: Int] = [:]
+        for name in names {
+            let parts = name.split(separator: ".")
+            if parts.count == 3, parts[2] == "safetensors", let step = Int(parts[1]) { steps[String(parts[0])] = step }
+        }
+        return steps
+    }
+
+    /// The finished cells that resumed from a checkpoint, and the step, read from their results
+    /// one row at a time.
+    static func resumedSteps(_ store: ResultStore) throws -> [String: Int] {
+        var steps: [String: Int] = [:]
+        let decoder = JSONDecoder()
+        try store.forEachResult { stored in
+            // Most results never resumed: only those that name the field are decoded.
+            guard stored.json.contains("resumed_from_step"),
+                let result = try? decoder.decode(CellResult.self, from: Data(stored.json.utf8)),
+                let step = result.metrics.resumedFromStep
+            else { return }
+            steps[stored.key] = step
+        }
+        return steps
     }
 
     func run() throws {
         let store = try ResultStore(path: db, readOnly: true)
         let cells = try store.cells(state: state.flatMap(Self.state(named:)))
+        let checkpoints = Self.checkpointSteps(db)
+        let resumed = try Self.resumedSteps(store)
         let rows = cells.map { cell -> Row in
             var parameters: [String: String] = [:]
             if let work = CellWork(json: Array(cell.work.utf8)), let p = work.parameters {
@@ -58,7 +103,9 @@ struct Cells: ParsableCommand {
                 attempts: cell.attempts,
                 worker: cell.worker,
                 lastError: cell.lastError,
-                parameters: parameters
+                parameters: parameters,
+                checkpointStep: cell.state == .done ? nil : checkpoints[cell.key],
+                resumedFromStep: cell.state == .done ? resumed[cell.key] : nil
             )
         }
         if format == "json" {
@@ -69,10 +116,13 @@ struct Cells: ParsableCommand {
         let varying = CellParameters.catalogue.map(\.name).filter { name in
             Set(rows.map { $0.parameters[name] ?? "-" }).count > 1 || ["n", "d", "width", "seed"].contains(name)
         }
-        let header = ["key", "state"] + varying + ["attempts", "worker", "last error"]
+        let header = ["key", "state"] + varying + ["attempts", "worker", "checkpoint", "last error"]
         let table = rows.map { row in
             [String(row.key.prefix(12)), row.state] + varying.map { row.parameters[$0] ?? "-" }
-                + ["\(row.attempts)", row.worker ?? "", row.lastError.map { String($0.prefix(120)) } ?? ""]
+                + [
+                    "\(row.attempts)", row.worker ?? "", row.checkpoint,
+                    row.lastError.map { String($0.prefix(120)) } ?? "",
+                ]
         }
         print(TextTable.markdown(header: header, rows: table))
         print("\(rows.count) cells")

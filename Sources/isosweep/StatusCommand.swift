@@ -121,8 +121,9 @@ struct Status: ParsableCommand {
             }
             let step = cell.step.map { " step \($0)/\(cell.maxSteps ?? 0)" } ?? ""
             let mse = cell.trainMSE.map { String(format: " train_mse %.3g", $0) } ?? ""
+            let resumed = cell.resumedFromStep.map { ", resumed from step \($0)" } ?? ""
             print(
-                "  \(cell.key.prefix(12)) on \(cell.worker) (\(shape.joined(separator: " ")), \(cell.threads) threads): \(cell.phase)\(step)\(mse), \(String(format: "%.1f", cell.seconds)) s"
+                "  \(cell.key.prefix(12)) on \(cell.worker) (\(shape.joined(separator: " ")), \(cell.threads) threads): \(cell.phase)\(step)\(mse), \(String(format: "%.1f", cell.seconds)) s\(resumed)"
             )
         }
         print("waiting for a worker that can hold them: \(status.waitingCount)")

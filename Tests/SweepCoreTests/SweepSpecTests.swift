@@ -303,11 +303,23 @@ extension SweepSpecTests {
         let grid = "name: r\nparameters:\n  n: {value: 8}\n  d: {value: 2}\n  width: {values: [1, 2]}\n"
         let plain = try SweepSpec.parse(grid, file: "r.yaml")
         let limited = try SweepSpec.parse(grid + "resources:\n  threads: 4\n  time_limit: 1h30m\n", file: "r.yaml")
-        #expect(limited.limits == ResourceLimits(threads: 4, timeLimitMilliseconds: 5_400_000))
-        #expect(plain.limits == ResourceLimits())
+        var expected = ResourceLimits.sweepFileDefaults
+        expected.threads = 4
+        expected.timeLimitMilliseconds = 5_400_000
+        #expect(limited.limits == expected)
+        // Checkpoints every 10 minutes and a 10-minute stall limit unless the file says otherwise.
+        #expect(plain.limits == ResourceLimits(checkpointEveryMilliseconds: 600_000, stallLimitMilliseconds: 600_000))
         #expect(try plain.cells().map(\.key) == limited.cells().map(\.key))
         let auto = try SweepSpec.parse(grid + "resources: {threads: auto, time_limit: 90}\n", file: "r.yaml")
-        #expect(auto.limits == ResourceLimits(threads: 0, timeLimitMilliseconds: 90_000))
+        expected = ResourceLimits.sweepFileDefaults
+        expected.timeLimitMilliseconds = 90_000
+        #expect(auto.limits == expected)
+        let checkpointed = try SweepSpec.parse(
+            grid + "resources: {checkpoint_every: 5s, stall_limit: off}\n",
+            file: "r.yaml"
+        )
+        #expect(checkpointed.limits == ResourceLimits(checkpointEveryMilliseconds: 5000, stallLimitMilliseconds: 0))
+        #expect(try checkpointed.cells().map(\.key) == plain.cells().map(\.key))
         for (resources, words) in [
             ("resources: {threads: 0}", "resources.threads: expected auto or a whole number"),
             ("resources: {time_limit: soon}", "resources.time_limit: expected a duration"),
@@ -319,6 +331,8 @@ extension SweepSpecTests {
                 "r.yaml: resources.memory: resources.memory 1 MiB is below the estimated peak"
             ),
             ("resources: {cores: 4}", "resources.cores: unknown key"),
+            ("resources: {checkpoint_every: often}", "resources.checkpoint_every: expected off or a duration"),
+            ("resources: {stall_limit: 0s}", "resources.stall_limit: expected off or a duration"),
             ("resources: [1]", "resources: expected a mapping"),
         ] {
             #expect(throws: IsosweepError.self) { try SweepSpec.parse(grid + resources + "\n", file: "r.yaml") }
@@ -329,7 +343,9 @@ extension SweepSpecTests {
             }
         }
         let memory = try SweepSpec.parse(grid + "resources: {memory: 4GiB}\n", file: "r.yaml")
-        #expect(memory.limits == ResourceLimits(memoryBytes: 4 << 30))
+        expected = ResourceLimits.sweepFileDefaults
+        expected.memoryBytes = 4 << 30
+        #expect(memory.limits == expected)
         #expect(try memory.cells().map(\.key) == plain.cells().map(\.key))
         #expect(Units.parseSize("512MiB") == 512 << 20 && Units.parseSize("2.5GB") == 2_500_000_000)
         #expect(Units.parseSize("1G") == 1 << 30 && Units.parseSize("12 GiB") == 12 << 30)

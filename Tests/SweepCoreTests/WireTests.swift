@@ -47,6 +47,22 @@ import TrainingCore
                 )
             ]
         ),
+        .shard(
+            lease: 97,
+            cells: [
+                Message.Assignment(
+                    key: key,
+                    attempt: 2,
+                    work: [5],
+                    limits: ResourceLimits(checkpointEveryMilliseconds: 5000, stallLimitMilliseconds: 60_000),
+                    checkpointBytes: 123_456
+                )
+            ]
+        ),
+        .checkpoint(
+            Message.CheckpointChunk(key: key, lease: 3, attempt: 2, step: 400, total: 10, offset: 4, bytes: [1, 2, 3])
+        ),
+        .resume(Message.CheckpointChunk(key: key, lease: 3, attempt: 2, step: 400, total: 0, offset: 0, bytes: [])),
         .result(lease: 99, key: key, attempt: 2, payload: Array("{}".utf8)),
         .failed(lease: 99, key: key, attempt: 1, error: "boom"),
         .ack(keys: [key, key]),
@@ -56,6 +72,15 @@ import TrainingCore
         .progress([
             Message.CellProgress(key: key, phase: .train, step: 12, maxSteps: 5000, trainMSE: 0.5, milliseconds: 1200),
             Message.CellProgress(key: key, phase: .setup, step: 0, maxSteps: 0, trainMSE: nil, milliseconds: 3),
+            Message.CellProgress(
+                key: key,
+                phase: .train,
+                step: 9,
+                maxSteps: 90,
+                trainMSE: 1,
+                milliseconds: 3,
+                resumedFromStep: 0
+            ),
         ]),
     ]
 
@@ -129,6 +154,40 @@ import TrainingCore
             Issue.record("a message of another protocol version was accepted")
         } catch {
             #expect(error.code == .versionMismatch)
+        }
+    }
+
+    /// A checkpoint travels in chunks of at most `Wire.maximumCheckpointChunk`, each within its
+    /// total; a chunk past its total, an empty chunk of a non-empty checkpoint or a total over the
+    /// limit is refused.
+    @Test func checkpointChunksSplitAndAreBounded() throws {
+        let bytes = (0..<(2 * Wire.maximumCheckpointChunk + 5)).map { UInt8(truncatingIfNeeded: $0) }
+        let chunks = Message.CheckpointChunk.split(bytes, key: Self.key, lease: 1, attempt: 1, step: 7)
+        #expect(chunks.count == 3)
+        #expect(
+            chunks.map(\.offset) == [0, UInt64(Wire.maximumCheckpointChunk), UInt64(2 * Wire.maximumCheckpointChunk)]
+        )
+        #expect(chunks.flatMap(\.bytes) == bytes)
+        for chunk in chunks { #expect(try Message.decode(Message.checkpoint(chunk).encode()) == .checkpoint(chunk)) }
+        func chunk(total: UInt64, offset: UInt64, count: Int) -> Message {
+            .checkpoint(
+                Message.CheckpointChunk(
+                    key: Self.key,
+                    lease: 1,
+                    attempt: 1,
+                    step: 1,
+                    total: total,
+                    offset: offset,
+                    bytes: [UInt8](repeating: 1, count: count)
+                )
+            )
+        }
+        for bad in [
+            chunk(total: 4, offset: 2, count: 3), chunk(total: 4, offset: .max, count: 2),
+            chunk(total: 4, offset: 0, count: 0),
+            chunk(total: Wire.maximumCheckpointBytes + 1, offset: 0, count: 1),
+        ] {
+            #expect(throws: IsosweepError.self) { try Message.decode(bad.encode()) }
         }
     }
 

@@ -6,4 +6,11 @@
 /// Returns 0, or -1 with errno set.
 int isosweep_pipe_cloexec(int fds[2]);
 
+/// Makes SIGTERM set a flag instead of ending the process (a cell runner: its worker decides
+/// when a cell stops; a SIGTERM asks for a checkpoint). Returns 0, or -1 with errno set.
+int isosweep_catch_sigterm(void);
+
+/// Whether a SIGTERM arrived since the last call (the flag is cleared).
+int isosweep_take_sigterm(void);
+
 #endif
