@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -24,7 +25,13 @@ int isosweep_catch_sigterm(void) {
     sigemptyset(&action.sa_mask);
     // Restart interrupted reads and writes: the runner's channel must not see EINTR mid-frame.
     action.sa_flags = SA_RESTART;
-    return sigaction(SIGTERM, &action, NULL);
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    // A parent that handles SIGTERM through a dispatch source blocks it, and a spawned process
+    // inherits that mask: unblocked here, or it would stay pending for ever.
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    return pthread_sigmask(SIG_UNBLOCK, &term, NULL) == 0 ? 0 : -1;
 }
 
 int isosweep_take_sigterm(void) { return atomic_exchange(&sigterm_seen, 0); }
