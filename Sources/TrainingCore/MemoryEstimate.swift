@@ -4,7 +4,9 @@ extension CellParameters {
     /// The estimated peak resident memory, in bytes, of a process that runs this cell: never below
     /// it and at most ~1.35x it on the development machine (glibc malloc, OpenBLAS 0.3.21, one
     /// BLAS thread, a fresh process), measured over 116 cells from n = 256 to 20000, d = 8 to 784,
-    /// width 8 to 4096, every trainer, synthetic and file data (`MemoryEstimateTests`).
+    /// width 8 to 4096, every trainer, synthetic and file data (`MemoryEstimateTests`), before the
+    /// baseline made room for a reused runner's kept heap (8 MiB more: now up to ~1.55x for the
+    /// smallest cells and file data).
     ///
     /// It is the largest of the cell's phases (training, measuring the fit, the Lipschitz search;
     /// for file data also parsing the file), each the sum of its large allocations, plus the
@@ -13,7 +15,7 @@ extension CellParameters {
     /// of 32 MiB or more their own mapping and returns them when freed, while smaller freed blocks
     /// may stay resident: the "left on the heap" terms. A runner that ran bigger cells before may
     /// hold more than this (freed heap it kept): its worker replaces a runner that holds more
-    /// than `runnerBaseline` before a cell. Each BLAS thread beyond the first adds 2 MiB (its
+    /// than `reusableRunnerResident` before a cell. Each BLAS thread beyond the first adds 2 MiB (its
     /// stack and buffers: measured 0.3-0.7 MiB a thread at 2 to 8 threads). The iterative
     /// trainers' term counts two copies of a checkpoint's state (one being saved, one resumed
     /// from).
@@ -106,13 +108,21 @@ extension CellParameters {
     }
 
     /// The resident memory of a runner before its cell, as the estimates count it: the runtime,
-    /// Foundation, OpenBLAS's buffers and the BLAS self-check's (which touches a second thread's;
-    /// the smallest cell peaks at 40.7 MiB in a debug build, 38.1 in release), and 2 MiB per
-    /// BLAS thread. A reused runner that holds more (heap kept from a larger cell) would break
-    /// the next cell's estimate: its worker starts a fresh one instead.
+    /// Foundation, OpenBLAS's buffers and the BLAS self-check's (a fresh runner holds 41.6 MiB
+    /// in a debug build, less in release), room for a reused runner's kept heap (up to
+    /// `reusableRunnerResident`), and 2 MiB per BLAS thread.
     public static func runnerBaseline(threads: Int) -> Int {
         let mib = 1 << 20
-        return 40 * mib + 2 * mib * max(1, threads)
+        return 48 * mib + 2 * mib * max(1, threads)
+    }
+
+    /// The most an idle runner may hold and still take a cell of `threads` threads: what it
+    /// holds plus the cell's growth must stay within the cell's estimate. 3 MiB below the
+    /// baseline: the smallest cells grow ~1.3 MiB beyond their estimate's own terms (measured:
+    /// a fresh debug runner at 41.6 MiB peaks at 42.9 MiB on n 128, d 8, width 8). A runner that
+    /// kept more from earlier cells is replaced by its worker.
+    public static func reusableRunnerResident(threads: Int) -> Int {
+        runnerBaseline(threads: threads) - (3 << 20)
     }
 
     /// The Gram block of the interpolation floor and of the construction's angles.

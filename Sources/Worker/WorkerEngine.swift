@@ -343,12 +343,12 @@ public final class WorkerEngine: Sendable {
     static let freshRunnerResident: UInt64 = 64 << 20
 
     /// Most resident memory an idle runner may hold and still take `job`: a study cell's
-    /// estimate counts a runner's baseline (`CellParameters.runnerBaseline`), so a runner that
-    /// kept more from earlier cells is replaced; a diagnostic cell only minds it under a memory
-    /// allowance.
+    /// estimate counts a runner's baseline (`CellParameters.reusableRunnerResident`), so a runner
+    /// that kept more from earlier cells is replaced; a diagnostic cell only minds it under a
+    /// memory allowance.
     static func residentAllowance(_ job: Job, threads: UInt16) -> UInt64 {
         if !CellWork.isNoop(job.work), CellWork(json: job.work)?.parameters != nil {
-            return UInt64(CellParameters.runnerBaseline(threads: Int(threads)))
+            return UInt64(CellParameters.reusableRunnerResident(threads: Int(threads)))
         }
         return job.limits.memoryBytes > 0 ? freshRunnerResident : .max
     }

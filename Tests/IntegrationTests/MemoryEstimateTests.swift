@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 /// A cell's estimated peak memory against the peak RSS of a process that runs just that cell
-/// (`isosweep train` reports both): never below it, at most 1.5 times it.
+/// (`isosweep train` reports both): never below it, at most 1.55 times it.
 @Suite struct MemoryEstimateTests {
     @Test func theEstimateHoldsThePeakWithinHalfAgainForSphereAndFileData() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("isosweep-memory-\(UUID().uuidString)")
@@ -44,7 +44,67 @@ import Testing
             let peak = try #require(json["peak_rss_bytes"] as? Int)
             let estimate = try #require(json["memory_estimate_bytes"] as? Int)
             let ratio = Double(estimate) / Double(peak)
-            #expect(ratio >= 1 && ratio <= 1.5, "\(cell): estimate \(estimate >> 20) MiB, peak \(peak >> 20) MiB")
+            // (At most 1.55: the estimate's baseline leaves room for a reused runner's kept heap,
+            // 6 MiB more than a fresh `train` process holds; measured up to 1.53, on file data.)
+            #expect(ratio >= 1 && ratio <= 1.55, "\(cell): estimate \(estimate >> 20) MiB, peak \(peak >> 20) MiB")
+        }
+    }
+}
+
+/// A runner reused for cell after cell keeps heap from the larger ones; its worker replaces it
+/// when what it holds would break the next cell's estimate, so every result's measured peak stays
+/// within its estimate: small cells after large ones, with and without a time limit, on one slot.
+@Suite struct ReusedRunnerMemoryTests {
+    static func sweep(_ box: Sandbox, _ name: String, resources: String) throws -> String {
+        let text = """
+            name: \(name)
+            resources: \(resources)
+            parameters:
+              n: {value: 128}
+              d: {value: 8}
+              width: {value: 8}
+              max_steps: {value: 60}
+              target_mse: {value: 0}
+              n_test: {value: 100}
+            variants:
+              - {n: 1024, d: 32, width: 1024}
+              - {n: 512, d: 16, width: 256, seed: 1}
+              - {seed: 2}
+              - {seed: 3, width: 16}
+              - {seed: 4, n: 64}
+            """
+        let file = box.path("\(name).yaml")
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        return file
+    }
+
+    @Test func everyPeakStaysWithinItsEstimateOnAReusedRunner() throws {
+        let box = try Sandbox()
+        let port = Int.random(in: 30_000..<40_000)
+        let endpoint = "tcp://127.0.0.1:\(port)"
+        var worker: Spawned?
+        defer { worker?.kill9() }
+        for (index, resources) in ["{time_limit: 5m}", "{checkpoint_every: off}"].enumerated() {
+            let spec = try Self.sweep(box, "mixed\(index)", resources: resources)
+            let coordinator = try box.coordinator(spec, db: "mixed\(index).db", bind: endpoint, name: "c\(index)")
+            defer { coordinator.kill9() }
+            _ = try box.endpoint(of: coordinator)
+            // One worker, one slot, for both sweeps: its runner serves every cell it can.
+            if worker == nil { worker = try box.worker(endpoint, name: "worker") }
+            #expect(try coordinator.wait(timeout: 600) == 0, "\(coordinator.stderr.suffix(2000))")
+            let results = try runIsosweep(["table", box.path("mixed\(index).db"), "--format", "json"], timeout: 60)
+            let rows = try #require(
+                try JSONSerialization.jsonObject(with: Data(results.stdout.utf8)) as? [[String: Any]]
+            )
+            #expect(rows.count == 5)
+            for row in rows {
+                let peak = try #require(row["peak_rss_bytes"] as? Int, "\(row)")
+                let estimate = try #require(row["memory_estimate_bytes"] as? Int)
+                #expect(
+                    peak <= estimate,
+                    "n \(row["n"] ?? "?") width \(row["width"] ?? "?"): peak \(peak), estimate \(estimate)"
+                )
+            }
         }
     }
 }
