@@ -17,7 +17,7 @@ public struct Bench: ParsableCommand {
         abstract: "Benchmarks that print machine-readable figures.",
         subcommands: [
             BenchTrain.self, BenchLipschitz.self, BenchDispatch.self, BenchMakespan.self, BenchSoak.self,
-            BenchSwarm.self, BenchTools.self, BenchCoordinator.self, SwarmLoad.self,
+            BenchSwarm.self, BenchTools.self, BenchCheckpoint.self, BenchCoordinator.self, SwarmLoad.self,
         ]
     )
 

@@ -122,6 +122,24 @@ struct TrainingBenchmark: Sendable, Codable {
         )
     }
 
+    /// Seconds per Adam step of a relu network of this shape (the best of three, after one to
+    /// warm up): a large cell's step, for weighing what else a cell does against it.
+    static func stepSeconds(n: Int, d: Int, width k: Int, threads: Int) -> Double {
+        BLAS.setThreads(threads)
+        let (_, data) = trainingData(n: n, d: d)
+        var network = Network<Float>(randomWithInputDimension: d, width: k, activation: .relu, seed: 0)
+        var workspace = TrainingWorkspace(points: n, network: network)
+        var optimizer = Optimizer<Float>(kind: .adam, learningRate: 1e-3, parameterCount: network.parameters.count)
+        var best = Double.infinity
+        for round in 0..<4 {
+            let start = ContinuousClock.now
+            _ = network.lossAndGradient(on: data, workspace: &workspace)
+            optimizer.step(&network.parameters, gradient: workspace.gradient)
+            if round > 0 { best = min(best, (ContinuousClock.now - start).seconds) }
+        }
+        return best
+    }
+
     /// The benchmark's data set: `n` points on the sphere in `d` dimensions with random labels of
     /// -1 or 1, from the fixed training-data seed; also its inputs as a matrix of their own.
     private static func trainingData(n: Int, d: Int) -> (inputs: Matrix<Float>, data: Dataset<Float>) {

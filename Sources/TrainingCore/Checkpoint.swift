@@ -433,3 +433,58 @@ final class MeasuringCheckpoint: Sendable {
         }
     }
 }
+
+extension TrainingCheckpoint {
+    /// A checkpoint as large as `cell`'s largest (the smoothing stage's, for a cell that smooths
+    /// after its fit; the fitting stage's otherwise), filled with seeded values: what a
+    /// benchmark times writing.
+    public static func largest(for cell: CellParameters) -> TrainingCheckpoint {
+        let p = cell.parameterCount
+        var rng = SeededGenerator(seed: 1, stream: .testing)
+        func vector(_ count: Int) -> [Float] { (0..<count).map { _ in Float(rng.nextUniform()) } }
+        let adam = cell.trainer == .adam
+        let optimizer = Optimizer<Float>.State(
+            steps: 1000,
+            firstMoment: adam ? vector(p) : [],
+            secondMoment: adam ? vector(p) : [],
+            beta1Power: 0.5,
+            beta2Power: 0.5
+        )
+        var checkpoint = TrainingCheckpoint(
+            stage: .fitting,
+            step: 1000,
+            trainSeconds: 1,
+            cell: cellText(cell)
+        )
+        if (cell.smoothAfterFit ?? 0) > 0 {
+            checkpoint.stage = .smoothing
+            checkpoint.fitOutcome = FitOutcome(
+                parameters: vector(p),
+                steps: 1000,
+                stopReason: .targetReached,
+                flops: 1,
+                finalMSE: 0.001
+            )
+            checkpoint.smoothing = Smoothing(
+                parameters: vector(p),
+                optimizer: optimizer,
+                worst: vector(SmoothingUnderFit.worstPoints * cell.d),
+                rng: [1, 2, 3, 4],
+                multiplier: 1,
+                lastMSE: 0.001,
+                violation: 0,
+                taken: 10,
+                best: (penalty: 1, parameters: vector(p)),
+                flops: 1
+            )
+        } else {
+            checkpoint.fitting = Fitting(
+                parameters: vector(p),
+                optimizer: optimizer,
+                extraStart: nil,
+                lastFit: (cell.extraSteps ?? 0) > 0 ? vector(p) : []
+            )
+        }
+        return checkpoint
+    }
+}
