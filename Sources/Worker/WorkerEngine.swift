@@ -225,6 +225,10 @@ public final class WorkerEngine: Sendable {
             busyRunners.withLock { _ = $0.removeValue(forKey: slot) }
         }
         var watchdog = StallWatchdog(limitMilliseconds: job.limits.stallLimitMilliseconds, now: started)
+        // The training step the runner last reported, for the cause of an attempt that ends
+        // early (what a retry from a checkpoint computes again is the steps since that one).
+        var lastStep: UInt32?
+        var atStep: String { lastStep.map { " (last reported at step \($0))" } ?? "" }
         var process: RunnerProcess
         if let idle = runner, (idle.residentBytes ?? 0) > Self.residentAllowance(job, threads: threads) {
             // It kept memory from earlier cells (heap, buffers of more BLAS threads): a fresh
@@ -266,6 +270,7 @@ public final class WorkerEngine: Sendable {
                 )
                 board.withLock { $0[job.key] = report }
                 watchdog.observe(progress.work, now: .now)
+                if progress.phase == CellProgress.Phase.train.rawValue { lastStep = progress.step }
             case .frame(.checkpoint(let checkpoint)):
                 watchdog.observe(nil, now: .now)
                 if let push { handOver(checkpoint, of: job, from: push, slot: slot) }
@@ -277,7 +282,7 @@ public final class WorkerEngine: Sendable {
                 let cause = process.waitForExit()
                 runner = nil
                 logger.error("a cell runner died", metadata: ["key": "\(job.key)", "cause": "\(cause)"])
-                return .failure("the cell runner died: \(cause)")
+                return .failure("the cell runner died: \(cause)\(atStep)")
             }
             if abortRunning.load(ordering: .relaxed) {
                 process.kill()
@@ -289,7 +294,7 @@ public final class WorkerEngine: Sendable {
                 runner = nil
                 logger.error("killed a cell runner that made no progress", metadata: ["key": "\(job.key)"])
                 return .failure(
-                    "no progress for \(Units.formatDuration(still.seconds)) (stall_limit); the runner was killed"
+                    "no progress for \(Units.formatDuration(still.seconds)) (stall_limit); the runner was killed\(atStep)"
                 )
             }
             if let killAt, ContinuousClock.now >= killAt {

@@ -100,6 +100,17 @@ import TrainingCore
         let result = try Self.onlyResult(box.path("rk.db"))
         try Self.expectSameAsUninterrupted(result, resumedAtLeast: seen)
         #expect(try ResultStore(path: box.path("rk.db"), readOnly: true).results().first?.attempt == 2)
+        // The steps computed twice (the killed attempt's since its last checkpoint) are at most
+        // a few seconds of training: the interval, plus a report's age and the transfer.
+        let range = try #require(
+            worker.stderr.range(of: #"last reported at step \d+"#, options: .regularExpression),
+            "\(worker.stderr.suffix(2000))"
+        )
+        let died = try #require(Int(worker.stderr[range].split(separator: " ").last ?? ""))
+        let reference = try Self.reference.get().metrics
+        let stepsPerSecond = Double(reference.steps) / reference.trainSeconds
+        let repeated = died - (result.metrics.resumedFromStep ?? 0)
+        #expect(Double(repeated) <= 4 * stepsPerSecond, "\(repeated) steps again at \(stepsPerSecond) steps/s")
         // Committed: its checkpoints are gone.
         #expect(Self.storedSteps(box.path("rk.db")).isEmpty)
     }
