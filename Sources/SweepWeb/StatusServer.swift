@@ -133,7 +133,7 @@ public enum StatusServer {
               const share=r.phase=='lipschitz'?1:(r.max_steps?Math.min(1,r.step/r.max_steps):0);
               return '<tr class="cell"><td>'+text(r.key.slice(0,12))+'</td><td>'+text(r.worker)+'</td><td>'+(r.n??'')+'</td><td>'+(r.d??'')+
                 '</td><td>'+(r.width??'')+'</td><td>'+(r.seed??'')+'</td><td>'+r.threads+'</td><td class="phase">'+text(r.phase)+
-                '</td><td class="step">'+(r.step==null?'':r.step+' / '+r.max_steps)+'</td><td><span class="cellbar '+text(r.phase)+
+                '</td><td class="step">'+(r.step==null?'':r.step+' / '+r.max_steps)+(r.resumed_from_step==null?'':' (resumed from '+r.resumed_from_step+')')+'</td><td><span class="cellbar '+text(r.phase)+
                 '"><span style="width:'+(100*share).toFixed(1)+'%"></span></span></td><td>'+(r.train_mse==null?'':r.train_mse.toPrecision(3))+
                 '</td><td>'+r.seconds.toFixed(1)+'</td></tr>';}).join('');
             document.getElementById('waiting').innerHTML=s.waiting_count?'<h2 class="wait">Waiting for a worker that can hold them ('+

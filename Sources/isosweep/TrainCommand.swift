@@ -26,6 +26,11 @@ struct Train: ParsableCommand, RunsBLAS {
     @Option(help: "Save the trained network as a .safetensors file.") var saveModel: String?
     @Flag(help: "With --save-model, also save the training data (X, y).") var saveData = false
     @Option(help: "OpenBLAS threads for this cell.") var threads: Int = 1
+    @Option(
+        help:
+            "Resume from this checkpoint of the cell (a coordinator keeps them in DB.checkpoints/ while the cell is unfinished): the result is the uninterrupted run's at the same threads and BLAS kernels."
+    )
+    var resume: String?
     @OptionGroup var search: SearchOptions
 
     func validate() throws {
@@ -42,10 +47,18 @@ struct Train: ParsableCommand, RunsBLAS {
 
     func run() throws {
         BLAS.setThreads(threads)
+        var checkpoint: TrainingCheckpoint?
+        if let resume {
+            guard let data = FileManager.default.contents(atPath: resume) else {
+                throw IsosweepError(.badFile, "cannot read the checkpoint \(resume)", remedy: "check the path")
+            }
+            checkpoint = try TrainingCheckpoint(decoding: [UInt8](data), name: resume)
+        }
         var run = try Cell.run(
             try CellParameters(arguments: parameters),
             lipschitz: search.lipschitz,
-            threads: threads
+            threads: threads,
+            resume: checkpoint
         )
         // This process ran just this cell: its peak is the cell's.
         run.result.metrics.peakRSSBytes = ProcessMemory.peakBytes

@@ -75,6 +75,20 @@ import TrainingCore
         return step
     }
 
+    /// A safetensors file's tensors: its header without the metadata (which holds timings), and
+    /// its data.
+    static func tensorBytes(_ path: String) throws -> (header: NSDictionary, data: Data) {
+        let file = try Data(contentsOf: URL(fileURLWithPath: path))
+        let length = Int(
+            file.prefix(8).enumerated().reduce(UInt64(0)) { $0 | UInt64($1.element) << (8 * UInt64($1.offset)) }
+        )
+        var header = try #require(
+            try JSONSerialization.jsonObject(with: file.subdata(in: 8..<(8 + length))) as? [String: Any]
+        )
+        header.removeValue(forKey: "__metadata__")
+        return (header as NSDictionary, file.subdata(in: (8 + length)..<file.count))
+    }
+
     /// The resumed result matches the uninterrupted one, and says where it resumed from.
     static func expectSameAsUninterrupted(_ result: CellResult, resumedAtLeast step: Int) throws {
         let reference = try Self.reference.get()
@@ -96,6 +110,12 @@ import TrainingCore
         let seen = try Self.halfWay(box.path("rk.db"))
         let runner = try #require(childProcesses(of: worker.pid).first)
         kill(runner, SIGKILL)
+        // The checkpoint the retry will get, kept aside to resume by hand below.
+        let folder = box.path("rk.db.checkpoints")
+        let stored = try #require(
+            try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasSuffix(".safetensors") }
+        )
+        try FileManager.default.copyItem(atPath: folder + "/" + stored, toPath: box.path("kept.safetensors"))
         #expect(try coordinator.wait(timeout: 300) == 0, "\(coordinator.stderr.suffix(2000))")
         let result = try Self.onlyResult(box.path("rk.db"))
         try Self.expectSameAsUninterrupted(result, resumedAtLeast: seen)
@@ -111,6 +131,24 @@ import TrainingCore
         let stepsPerSecond = Double(reference.steps) / reference.trainSeconds
         let repeated = died - (result.metrics.resumedFromStep ?? 0)
         #expect(Double(repeated) <= 4 * stepsPerSecond, "\(repeated) steps again at \(stepsPerSecond) steps/s")
+        // The same checkpoint resumed by hand (`train --resume`) saves the uninterrupted run's
+        // network, byte for byte.
+        let cell = [
+            "--n", "1000", "--d", "32", "--width", "256", "--max-steps", "\(Self.steps)", "--target-mse", "0",
+            "--n-test", "50",
+        ]
+        let resumed = try runIsosweep(
+            ["train"] + cell + [
+                "--resume", box.path("kept.safetensors"), "--save-model", box.path("resumed.safetensors"),
+            ],
+            timeout: 300
+        )
+        let whole = try runIsosweep(["train"] + cell + ["--save-model", box.path("whole.safetensors")], timeout: 300)
+        #expect(resumed.status == 0 && whole.status == 0, "\(resumed.stderr) \(whole.stderr)")
+        let tensors = try Self.tensorBytes(box.path("whole.safetensors"))
+        #expect(!tensors.data.isEmpty)
+        #expect(try Self.tensorBytes(box.path("resumed.safetensors")) == tensors)
+        #expect(try resumed.json()["resumed_from_step"] as? Int == Int(stored.split(separator: ".")[1]))
         // Committed: its checkpoints are gone.
         #expect(Self.storedSteps(box.path("rk.db")).isEmpty)
     }
