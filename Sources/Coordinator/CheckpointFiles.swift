@@ -25,17 +25,11 @@ final class CheckpointFiles {
         var fd: Int32
     }
 
-    /// The folder for the database at `database` (created when missing), and the checkpoints it
-    /// already holds (partial ones from an interrupted run are removed).
-    init(database: String) throws(IsosweepError) {
+    /// The folder for the database at `database` (made when the first checkpoint arrives: a sweep
+    /// of short cells has none), and the checkpoints it already holds (partial ones from an
+    /// interrupted run are removed).
+    init(database: String) {
         directory = database + ".checkpoints"
-        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
-            throw IsosweepError(
-                .store,
-                "cannot create the checkpoint folder \(directory): \(String(cString: strerror(errno)))",
-                remedy: "make the database's folder writable"
-            )
-        }
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names {
             let parts = name.split(separator: ".")
@@ -64,6 +58,7 @@ final class CheckpointFiles {
     func add(_ chunk: Message.CheckpointChunk) throws(IsosweepError) -> UInt64? {
         if chunk.offset == 0 {
             discard(chunk.key)
+            if mkdir(directory, 0o700) != 0 && errno != EEXIST { throw failure("keep", chunk.key) }
             let fd = open(path("\(chunk.key).partial"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw failure("create", chunk.key) }
             partial[chunk.key] = Partial(

@@ -105,7 +105,7 @@ public final class CoordinatorEngine: Sendable {
                     nil
                 }
             }(),
-            checkpoints: try CheckpointFiles(database: options.database)
+            checkpoints: CheckpointFiles(database: options.database)
         )
         return try loop.run(&scheduler)
     }
