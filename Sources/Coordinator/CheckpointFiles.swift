@@ -36,7 +36,14 @@ final class CheckpointFiles {
             if parts.count == 3, parts[2] == "safetensors", let step = UInt64(parts[1]),
                 let size = try? FileManager.default.attributesOfItem(atPath: path(name))[.size] as? NSNumber
             {
-                stored[String(parts[0])] = (step, size.uint64Value)
+                let key = String(parts[0])
+                // Two of one cell (a crash between a rename and the unlink of the one before):
+                // the later step stays.
+                if let other = stored[key] {
+                    unlink(file(key, step: min(other.step, step)))
+                    if other.step > step { continue }
+                }
+                stored[key] = (step, size.uint64Value)
             } else if name.hasSuffix(".partial") {
                 unlink(path(name))
             }
@@ -113,6 +120,12 @@ final class CheckpointFiles {
         stored[key] = (receiving.step, receiving.total)
         return receiving.step
     }
+
+    /// Whether a cell has a checkpoint here, whole or arriving.
+    func holds(_ key: String) -> Bool { stored[key] != nil || partial[key] != nil }
+
+    /// Whether no cell has one.
+    var isEmpty: Bool { stored.isEmpty && partial.isEmpty }
 
     /// Drops a checkpoint being received.
     private func discard(_ key: String) {

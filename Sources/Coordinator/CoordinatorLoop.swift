@@ -28,6 +28,9 @@ struct CoordinatorLoop {
     var refiner: RefineDriver?
     /// The checkpoints of unfinished cells, beside the database.
     let checkpoints: CheckpointFiles
+    /// The cells each worker said at HELLO it is still computing: when they are leased back to it
+    /// (adopted), it needs no checkpoint.
+    var offered: [[UInt8]: Set<String>] = [:]
 
     /// Messages read in one turn at most, so that ticks and commits keep their pace under load.
     static let messagesPerTurn = 20_000
@@ -68,6 +71,9 @@ struct CoordinatorLoop {
                 received += 1
                 let now = ContinuousClock.now
                 if let event = intake.decode(message, now: now) {
+                    if case .message(let identity, .hello(let hello)) = event, !checkpoints.isEmpty {
+                        offered[identity] = Set(hello.resumable)
+                    }
                     directives += scheduler.on(event, now: now)
                 }
             }
@@ -188,8 +194,8 @@ struct CoordinatorLoop {
             scheduler.stopDispatching()
         case .written(let commits, let resumed):
             if resumed && stopDeadline == nil { scheduler.resumeDispatching() }
-            if !checkpoints.stored.isEmpty {
-                for commit in commits where checkpoints.stored[commit.key] != nil { checkpoints.delete(commit.key) }
+            if !checkpoints.isEmpty {
+                for commit in commits where checkpoints.holds(commit.key) { checkpoints.delete(commit.key) }
             }
             if !commits.isEmpty { execute(scheduler.on(.committed(commits), now: .now), &scheduler) }
         }
@@ -210,46 +216,64 @@ struct CoordinatorLoop {
         }
     }
 
-    /// A shard whose cells with a stored checkpoint say how large it is, and the RESUME messages
-    /// that bring those checkpoints after it.
-    func withCheckpoints(_ lease: UInt64, _ cells: [Message.Assignment]) -> [Message] {
-        guard !checkpoints.stored.isEmpty else { return [.shard(lease: lease, cells: cells)] }
+    /// Sends a shard to `identity`; its cells with a stored checkpoint say how large it is, and
+    /// RESUME messages bring each after it, a chunk at a time (one checkpoint is read at once).
+    /// A cell the worker offered at HELLO (it is computing it) gets none.
+    mutating func send(shard lease: UInt64, _ cells: [Message.Assignment], to identity: [UInt8]) {
+        let adopted = offered.removeValue(forKey: identity) ?? []
         var cells = cells
-        var resumes: [Message] = []
-        for index in cells.indices where checkpoints.stored[cells[index].key] != nil {
-            let key = cells[index].key
-            guard let (step, bytes) = checkpoints.read(key) else {
-                engine.logger.warning("cannot read the checkpoint of cell \(key.prefix(12)); it starts from step 0")
-                continue
+        var resuming: [(index: Int, step: UInt64, bytes: [UInt8])] = []
+        if !checkpoints.stored.isEmpty {
+            for index in cells.indices where checkpoints.stored[cells[index].key] != nil {
+                let key = cells[index].key
+                guard !adopted.contains(key) else { continue }
+                guard let (step, bytes) = checkpoints.read(key) else {
+                    engine.logger.warning("cannot read the checkpoint of cell \(key.prefix(12)); it starts from step 0")
+                    continue
+                }
+                cells[index].checkpointBytes = UInt64(bytes.count)
+                resuming.append((index, step, bytes))
             }
-            cells[index].checkpointBytes = UInt64(bytes.count)
-            let chunks = Message.CheckpointChunk.split(
-                bytes,
-                key: key,
-                lease: lease,
-                attempt: cells[index].attempt,
-                step: step
-            )
-            resumes += chunks.map { .resume($0) }
         }
-        return [.shard(lease: lease, cells: cells)] + resumes
+        send(.shard(lease: lease, cells: cells), to: identity)
+        for (index, step, bytes) in resuming {
+            var offset = 0
+            repeat {
+                let end = min(bytes.count, offset + Wire.maximumCheckpointChunk)
+                let chunk = Message.CheckpointChunk(
+                    key: cells[index].key,
+                    lease: lease,
+                    attempt: cells[index].attempt,
+                    step: step,
+                    total: UInt64(bytes.count),
+                    offset: UInt64(offset),
+                    bytes: Array(bytes[offset..<end])
+                )
+                send(.resume(chunk), to: identity)
+                offset = end
+            } while offset < bytes.count
+        }
     }
 
-    func send(_ sends: [([UInt8], Message)]) {
-        let sends = sends.flatMap { identity, message -> [([UInt8], Message)] in
-            guard case .shard(let lease, let cells) = message else { return [(identity, message)] }
-            return withCheckpoints(lease, cells).map { (identity, $0) }
+    func send(_ message: Message, to identity: [UInt8]) {
+        do {
+            if try !router.send([identity] + message.encode(), dontWait: true) {
+                engine.logger.debug(
+                    "peer gone or busy; message dropped",
+                    metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"]
+                )
+            }
+        } catch {
+            engine.logger.warning("send failed", metadata: ["peer": "\(hex(identity))", "error": "\(error)"])
         }
+    }
+
+    mutating func send(_ sends: [([UInt8], Message)]) {
         for (identity, message) in sends {
-            do {
-                if try !router.send([identity] + message.encode(), dontWait: true) {
-                    engine.logger.debug(
-                        "peer gone or busy; message dropped",
-                        metadata: ["peer": "\(hex(identity))", "message": "\(message.name)"]
-                    )
-                }
-            } catch {
-                engine.logger.warning("send failed", metadata: ["peer": "\(hex(identity))", "error": "\(error)"])
+            if case .shard(let lease, let cells) = message {
+                send(shard: lease, cells, to: identity)
+            } else {
+                send(message, to: identity)
             }
         }
     }

@@ -64,16 +64,15 @@ public enum Cell {
             outputScale: cell.resolvedInitScale
         )
         let cellText = TrainingCheckpoint.cellText(cell)
-        if let resume, resume.cell != cellText {
-            throw IsosweepError(
-                .badFile,
-                "the checkpoint is of another cell, not of \(cellText)",
-                remedy: "delete the checkpoint; the cell then starts from step 0"
-            )
-        }
+        try resume?.check(for: cell)
         var checkpointer: Checkpointer?
         if let checkpoints, cell.trainer == .adam || cell.trainer == .gd {
-            checkpointer = Checkpointer(checkpoints, cell: cellText, earlierSeconds: resume?.trainSeconds ?? 0)
+            checkpointer = Checkpointer(
+                checkpoints,
+                cell: cellText,
+                earlierSeconds: resume?.trainSeconds ?? 0,
+                threads: threads
+            )
         }
         let outcome: TrainingOutcome<Float>
         if let resume, resume.stage == .measuring, let trained = resume.trained {
@@ -95,7 +94,10 @@ public enum Cell {
                 parameters: cell,
                 distribution: data.distribution,
                 threads: threads,
-                stopAt: timeLimit.map { started + $0 * trainingShareOfTimeLimit },
+                // A resumed run's training share counts what earlier attempts trained.
+                stopAt: timeLimit.map {
+                    started + max(.zero, $0 * trainingShareOfTimeLimit - .seconds(resume?.trainSeconds ?? 0))
+                },
                 progress: progress,
                 resume: resume,
                 checkpointer: checkpointer,

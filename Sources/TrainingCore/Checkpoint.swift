@@ -81,6 +81,10 @@ public struct TrainingCheckpoint: Sendable, Equatable {
     public internal(set) var trainSeconds: Double
     /// The resolved parameters of the cell, as JSON: a checkpoint resumes only its own cell.
     public internal(set) var cell: String
+    /// The BLAS threads and kernels it was computed with (a run resumed on others goes on, but
+    /// is then bit for bit neither run).
+    public internal(set) var threads = 0
+    public internal(set) var blasCore = ""
     var fitting: Fitting?
     var fitOutcome: FitOutcome?
     var smoothing: Smoothing?
@@ -105,6 +109,7 @@ extension TrainingCheckpoint {
         var meta: [String: String] = [
             "format": Self.formatName, "science_version": String(scienceVersion), "stage": stage.rawValue,
             "step": String(step), "train_seconds": Self.bits(trainSeconds), "cell": cell,
+            "threads": String(threads), "blas_core": blasCore,
         ]
         if let fitting {
             tensors["fitting.parameters"] = Float32Tensor(fitting.parameters)
@@ -164,6 +169,8 @@ extension TrainingCheckpoint {
         step = try reader.int("step")
         trainSeconds = try reader.double("train_seconds")
         cell = meta["cell"] ?? ""
+        threads = Int(meta["threads"] ?? "") ?? 0
+        blasCore = meta["blas_core"] ?? ""
         if tensors["fitting.parameters"] != nil {
             let extra = meta["fitting.extra_start"] ?? ""
             fitting = Fitting(
@@ -223,6 +230,45 @@ extension TrainingCheckpoint {
         case .measuring: complete = trained != nil
         }
         guard complete else { throw reader.bad("it lacks the state of its stage (\(stage.rawValue))") }
+    }
+
+    /// Checks that the checkpoint is of `parameters`' cell and that every array has the size
+    /// that cell's network and trainer need (a damaged file that still parses must not reach the
+    /// trainer); the error says what to do.
+    public func check(for parameters: CellParameters) throws(IsosweepError) {
+        func bad(_ why: String) -> IsosweepError {
+            IsosweepError(
+                .badFile,
+                "the checkpoint \(why)",
+                remedy: "delete the checkpoint; the cell then starts from step 0"
+            )
+        }
+        let resolved = parameters.resolved()
+        guard cell == Self.cellText(resolved) else {
+            throw bad("is of another cell, not of \(Self.cellText(resolved))")
+        }
+        let p = resolved.parameterCount
+        let moments = resolved.trainer == .adam ? p : 0
+        func sized(_ values: [Float], _ count: Int, _ name: String) throws(IsosweepError) {
+            guard values.count == count else { throw bad("holds \(values.count) values of \(name), not \(count)") }
+        }
+        func sized(_ state: Optimizer<Float>.State, _ name: String) throws(IsosweepError) {
+            try sized(state.firstMoment, moments, "\(name)'s first moment")
+            try sized(state.secondMoment, moments, "\(name)'s second moment")
+        }
+        if let fitting {
+            try sized(fitting.parameters, p, "the network")
+            try sized(fitting.optimizer, "the optimiser")
+            if !fitting.lastFit.isEmpty { try sized(fitting.lastFit, p, "the last fitting network") }
+        }
+        if let fit = fitOutcome { try sized(fit.parameters, p, "the fitted network") }
+        if let smoothing {
+            try sized(smoothing.parameters, p, "the smoothed network")
+            try sized(smoothing.optimizer, "the smoothing optimiser")
+            try sized(smoothing.worst, SmoothingUnderFit.worstPoints * resolved.d, "the steepest points")
+            if let best = smoothing.best { try sized(best.parameters, p, "the smoothest network") }
+        }
+        if let trained { try sized(trained.parameters, p, "the trained network") }
     }
 
     /// A double's exact bit pattern in hex.
@@ -328,8 +374,12 @@ final class Checkpointer {
     /// Fitting's outcome, once fitting is over (smoothing's checkpoints carry it).
     var fitOutcome: TrainingCheckpoint.FitOutcome?
 
-    init(_ options: CheckpointOptions, cell: String, earlierSeconds: Double) {
+    /// The cell's BLAS threads, recorded in its checkpoints.
+    let threads: Int
+
+    init(_ options: CheckpointOptions, cell: String, earlierSeconds: Double, threads: Int) {
         self.options = options
+        self.threads = threads
         self.cell = cell
         self.earlierSeconds = earlierSeconds
         started = .now
@@ -351,7 +401,9 @@ final class Checkpointer {
             stage: stage,
             step: step,
             trainSeconds: earlierSeconds + (ContinuousClock.now - started).seconds,
-            cell: cell
+            cell: cell,
+            threads: threads,
+            blasCore: BLAS.core
         )
         checkpoint.fitOutcome = fitOutcome
         make(&checkpoint)
@@ -415,7 +467,9 @@ final class MeasuringCheckpoint: Sendable {
             stage: .measuring,
             step: outcome.steps,
             trainSeconds: outcome.seconds,
-            cell: checkpointer.cell
+            cell: checkpointer.cell,
+            threads: checkpointer.threads,
+            blasCore: BLAS.core
         )
         lastSaved = Mutex(checkpointer.lastSavedAt)
     }

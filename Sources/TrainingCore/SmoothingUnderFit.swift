@@ -133,7 +133,9 @@ enum SmoothingUnderFit {
                 within: max(10, steps / 10),
                 target: parameters.targetMSE,
                 optimizer: &optimizer,
-                smoothing: &smoothing
+                smoothing: &smoothing,
+                progress: progress,
+                startingStep: startingStep + smoothing.taken
             )
         }
         var network = fitted
@@ -354,12 +356,16 @@ struct SmoothingSession<Scalar: BLASScalar> {
     }
 
     /// Steps on the fit alone, at most `limit`, until the network fits again; the fitting
-    /// iterate is offered as a candidate. Returns the steps taken.
+    /// iterate is offered as a candidate. Returns the steps taken. Each step is reported to
+    /// `progress` (as step `startingStep` + its index), so that a watchdog sees it move. (It saves
+    /// no checkpoint: a retry resumes from the smoothing's last and restores again.)
     mutating func restoreFit(
         within limit: Int,
         target: Double,
         optimizer: inout Optimizer<Scalar>,
-        smoothing: inout SmoothingProgress<Scalar>
+        smoothing: inout SmoothingProgress<Scalar>,
+        progress: CellProgress? = nil,
+        startingStep: Int = 0
     ) -> Int {
         var restored = 0
         while restored < limit {
@@ -372,6 +378,7 @@ struct SmoothingSession<Scalar: BLASScalar> {
             )
             flops += flopsPerPoint * Double(data.count)
             guard fit.mse.isFinite && trainSpace.gradient.allFinite else { break }
+            progress?.record(step: startingStep + restored, loss: fit.mse)
             if fit.mse <= target {
                 smoothing.lastFits = true
                 let now = evaluate(fitWeight: 1)

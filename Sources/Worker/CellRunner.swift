@@ -37,23 +37,19 @@ public enum CellRunner {
         let decoder = JSONDecoder()
         var jobs = RunnerChannel.Reader(RunnerChannel.runnerInput)
         while true {
-            switch jobs.next(until: nil) {
+            var read = jobs.next(until: nil)
+            switch read {
             case .frame(.job(var job)):
+                // The frame's copy of the job (and of the checkpoint it resumes from) is not kept
+                // through the cell: its memory estimate does not count it.
+                read = .endOfFile
                 if Int(job.threads) != BLAS.threads { BLAS.setThreads(Int(job.threads)) }
                 // A fresh start, so that no report of the previous cell goes out under this one.
+                // (A SIGTERM that came since the last cell is kept: the worker may have sent it
+                // for this one before the runner read the job.)
                 reporter.progress.reset(maxSteps: 0)
-                // A SIGTERM that came between cells asks nothing of this one.
-                _ = isosweep_take_sigterm()
                 reporter.running.store(true, ordering: .sequentiallyConsistent)
-                let resume = job.resume
-                job.resume = []
-                let (ok, payload) = run(
-                    job,
-                    resume: resume,
-                    reporter: reporter,
-                    encoder: encoder,
-                    decoder: decoder
-                )
+                let (ok, payload) = run(&job, reporter: reporter, encoder: encoder, decoder: decoder)
                 // Give freed heap back to the system before the outcome goes out, so that the
                 // worker sees the runner's baseline before its next cell (no-op cells have none).
                 if !CellWork.isNoop(job.work) { trimHeap() }
@@ -75,25 +71,48 @@ public enum CellRunner {
         }
     }
 
+    /// The checkpoint `job` resumes from, taken out of it (its bytes are freed on return),
+    /// decoded and checked against the cell; nil, said on standard error, for one that is
+    /// damaged or of another cell: the cell then starts from step 0.
+    static func resumeCheckpoint(
+        taking job: inout RunnerChannel.Job,
+        for parameters: CellParameters
+    )
+        -> TrainingCheckpoint?
+    {
+        guard !job.resume.isEmpty else { return nil }
+        let bytes = job.resume
+        job.resume = []
+        do {
+            let checkpoint = try TrainingCheckpoint(
+                decoding: bytes,
+                name: "the checkpoint of cell \(job.key.prefix(12))"
+            )
+            try checkpoint.check(for: parameters)
+            if checkpoint.threads != Int(job.threads) || checkpoint.blasCore != BLAS.core {
+                // It resumes all the same: the result is then bit for bit neither run's.
+                let note = """
+                    isosweep runner: cell \(job.key.prefix(12)) resumes a checkpoint computed with \(checkpoint.threads) BLAS \
+                    threads and \(checkpoint.blasCore) kernels on \(job.threads) and \(BLAS.core)
+
+                    """
+                FileHandle.standardError.write(Data(note.utf8))
+            }
+            return checkpoint
+        } catch {
+            FileHandle.standardError.write(Data("isosweep runner: \(error); starting from step 0\n".utf8))
+            return nil
+        }
+    }
+
     /// Trains and measures a study cell, resumed and checkpointed as its job says.
     static func train(
         _ parameters: CellParameters,
-        job: RunnerChannel.Job,
+        job: inout RunnerChannel.Job,
         timeLimit: Duration?,
-        resume: [UInt8],
         reporter: ProgressReporter?
     ) throws(IsosweepError) -> CellResult {
-        var checkpoint: TrainingCheckpoint?
-        if !resume.isEmpty {
-            do {
-                checkpoint = try TrainingCheckpoint(
-                    decoding: resume,
-                    name: "the checkpoint of cell \(job.key.prefix(12))"
-                )
-            } catch {
-                FileHandle.standardError.write(Data("isosweep runner: \(error); starting from step 0\n".utf8))
-            }
-        }
+        let checkpoint = resumeCheckpoint(taking: &job, for: parameters)
         let progress = reporter?.progress
         let every = job.checkpointEveryMilliseconds
         let options = reporter.map { reporter in
@@ -103,25 +122,19 @@ public enum CellRunner {
                 save: { checkpoint in reporter.send(checkpoint) }
             )
         }
-        do {
-            return try Cell.run(
-                parameters,
-                threads: Int(job.threads),
-                timeLimit: timeLimit,
-                progress: progress,
-                resume: checkpoint,
-                checkpoints: options,
-                // Polled between steps and search iterations: each poll is progress.
-                shouldStop: {
-                    progress?.tick()
-                    return false
-                }
-            ).result
-        } catch  where checkpoint != nil && error.code == .badFile {
-            // Another cell's checkpoint (a stale file): this cell from the start.
-            FileHandle.standardError.write(Data("isosweep runner: \(error); starting from step 0\n".utf8))
-            return try Cell.run(parameters, threads: Int(job.threads), timeLimit: timeLimit, progress: progress).result
-        }
+        return try Cell.run(
+            parameters,
+            threads: Int(job.threads),
+            timeLimit: timeLimit,
+            progress: progress,
+            resume: checkpoint,
+            checkpoints: options,
+            // Polled between steps and search iterations: each poll is progress.
+            shouldStop: {
+                progress?.tick()
+                return false
+            }
+        ).result
     }
 
     /// glibc's malloc_trim(0), found at run time (Swift does not import this GNU extension).
@@ -136,8 +149,7 @@ public enum CellRunner {
     /// cell resumes from `resume` (a checkpoint; a damaged one, or another cell's, is set aside
     /// and the cell starts from step 0) and saves checkpoints to the worker as its job says.
     static func run(
-        _ job: RunnerChannel.Job,
-        resume: [UInt8] = [],
+        _ job: inout RunnerChannel.Job,
         reporter: ProgressReporter? = nil,
         encoder: JSONEncoder,
         decoder: JSONDecoder
@@ -152,13 +164,7 @@ public enum CellRunner {
                 ProcessMemory.resetPeak()
                 let limit =
                     job.timeLimitMilliseconds > 0 ? Duration.milliseconds(Int64(job.timeLimitMilliseconds)) : nil
-                var result = try train(
-                    parameters,
-                    job: job,
-                    timeLimit: limit,
-                    resume: resume,
-                    reporter: reporter
-                )
+                var result = try train(parameters, job: &job, timeLimit: limit, reporter: reporter)
                 result.metrics.peakRSSBytes = ProcessMemory.peakBytes
                 return (true, Array(try encoder.encode(result)))
             case .diagnostic(let cell):
@@ -213,6 +219,12 @@ final class ProgressReporter: Sendable {
     func send(_ checkpoint: TrainingCheckpoint) {
         do {
             let bytes = try checkpoint.encoded()
+            guard UInt64(bytes.count) <= Wire.maximumCheckpointBytes else {
+                throw IsosweepError(
+                    .worker,
+                    "a checkpoint of \(bytes.count) bytes exceeds the \(Wire.maximumCheckpointBytes) a worker accepts"
+                )
+            }
             try writing { reporter in
                 guard reporter.running.load(ordering: .sequentiallyConsistent) else { return }
                 try RunnerChannel.writeCheckpoint(

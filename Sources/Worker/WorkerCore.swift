@@ -458,9 +458,9 @@ public struct WorkerCore: Sendable {
     /// A chunk of a leased cell's checkpoint: the cell runs once it is whole. A chunk out of
     /// order (or of another lease) means a broken transfer: the cell runs from step 0 instead.
     private mutating func receive(resume chunk: Message.CheckpointChunk, _ out: inout [Directive]) {
-        guard var job = jobs[chunk.key], var entry = arriving[chunk.key] else { return }
+        // Taken out while it grows, so that appending does not copy what has arrived so far.
+        guard var job = jobs[chunk.key], var entry = arriving.removeValue(forKey: chunk.key) else { return }
         guard chunk.lease == job.lease, chunk.total == entry.expected, chunk.offset == UInt64(entry.bytes.count) else {
-            arriving.removeValue(forKey: chunk.key)
             out.append(
                 .log(.warning, "the checkpoint of cell \(chunk.key) arrived out of order; it starts from step 0")
             )
@@ -472,7 +472,6 @@ public struct WorkerCore: Sendable {
             arriving[chunk.key] = entry
             return
         }
-        arriving.removeValue(forKey: chunk.key)
         job.checkpoint = entry.bytes
         job.resumeStep = chunk.step
         jobs[chunk.key] = job

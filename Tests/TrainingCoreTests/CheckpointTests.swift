@@ -144,6 +144,16 @@ import Testing
             #expect(error.description.contains("another cell"))
             #expect(error.description.contains("delete the checkpoint"))
         }
+        // A damaged file that still parses: an array of the wrong size never reaches the trainer.
+        var short = checkpoint
+        short.fitting?.parameters.removeLast()
+        do {
+            try TrainingCheckpoint(decoding: try short.encoded()).check(for: cell)
+            Issue.record("a checkpoint with a short network was accepted")
+        } catch {
+            #expect(error.description.contains("values of the network"), "\(error)")
+        }
+        #expect(throws: IsosweepError.self) { _ = try Self.run(cell, resume: short) }
         var bytes = try checkpoint.encoded()
         bytes.removeLast(4)
         #expect(throws: IsosweepError.self) { try TrainingCheckpoint(decoding: bytes) }
