@@ -127,8 +127,8 @@ final class CheckpointFiles {
     /// Whether no cell has one.
     var isEmpty: Bool { stored.isEmpty && partial.isEmpty }
 
-    /// Drops a checkpoint being received.
-    private func discard(_ key: String) {
+    /// Drops a checkpoint being received (its attempt is over: the next one sends its own).
+    func discard(_ key: String) {
         guard let receiving = partial.removeValue(forKey: key) else { return }
         close(receiving.fd)
         unlink(path("\(key).partial"))

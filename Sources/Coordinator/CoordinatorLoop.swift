@@ -180,7 +180,10 @@ struct CoordinatorLoop {
             switch directive {
             case .send(let to, let message): sends.append((to, message))
             case .commit(let commit): writer.pendingCommits.append(commit)
-            case .persist(let update): writer.pendingUpdates.append(update)
+            case .persist(let update):
+                writer.pendingUpdates.append(update)
+                // An attempt that ended leaves no half-received checkpoint open.
+                if update.state != .leased && !checkpoints.isEmpty { checkpoints.discard(update.key) }
             case .recordWorker(let record): writer.pendingWorkers.append(record)
             case .log(let level, let text): engine.log(level, text)
             case .storeCheckpoint(let chunk): store(chunk)

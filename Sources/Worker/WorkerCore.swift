@@ -187,7 +187,10 @@ public struct WorkerCore: Sendable {
     var jobs: [String: Job] = [:]
     /// Leased cells whose checkpoint is still arriving (RESUME), by key, with the bytes so far:
     /// each is held (in `jobs`) but runs only once its checkpoint is whole.
-    var arriving: [String: (expected: UInt64, bytes: [UInt8])] = [:]
+    var arriving: [String: (expected: UInt64, bytes: [UInt8], last: ContinuousClock.Instant)] = [:]
+    /// How long a cell waits for the next chunk of its checkpoint before it runs from step 0
+    /// (a chunk the coordinator could not send is never sent again).
+    public static let resumePatience: Duration = .seconds(60)
     /// Credit granted in this session and not yet used by a shard.
     public private(set) var outstandingCredit = 0
     /// Results not yet acknowledged: offered at HELLO, resent under a new lease if adopted.
@@ -341,7 +344,7 @@ public struct WorkerCore: Sendable {
                     jobs[cell.key] = job
                     if cell.checkpointBytes > 0 {
                         // It runs once its checkpoint has arrived.
-                        arriving[cell.key] = (cell.checkpointBytes, [])
+                        arriving[cell.key] = (cell.checkpointBytes, [], now)
                     } else {
                         out.append(.run(job))
                     }
@@ -351,7 +354,7 @@ public struct WorkerCore: Sendable {
             }
             outstandingCredit = max(0, outstandingCredit - added)
         case .resume(let chunk):
-            receive(resume: chunk, &out)
+            receive(resume: chunk, now: now, &out)
         case .ack(let keys):
             for key in keys { offers.removeValue(forKey: key) }
         case .heartbeat:
@@ -411,6 +414,13 @@ public struct WorkerCore: Sendable {
     }
 
     private mutating func timers(now: ContinuousClock.Instant, _ out: inout [Directive]) {
+        for (key, entry) in arriving where now - entry.last > Self.resumePatience {
+            arriving.removeValue(forKey: key)
+            if let job = jobs[key] {
+                out.append(.log(.warning, "the checkpoint of cell \(key) stopped arriving; it starts from step 0"))
+                out.append(.run(job))
+            }
+        }
         switch connection {
         case .connecting:
             guard stopDeadline == nil, now >= nextHello else { return }
@@ -457,7 +467,11 @@ public struct WorkerCore: Sendable {
 
     /// A chunk of a leased cell's checkpoint: the cell runs once it is whole. A chunk out of
     /// order (or of another lease) means a broken transfer: the cell runs from step 0 instead.
-    private mutating func receive(resume chunk: Message.CheckpointChunk, _ out: inout [Directive]) {
+    private mutating func receive(
+        resume chunk: Message.CheckpointChunk,
+        now: ContinuousClock.Instant,
+        _ out: inout [Directive]
+    ) {
         // Taken out while it grows, so that appending does not copy what has arrived so far.
         guard var job = jobs[chunk.key], var entry = arriving.removeValue(forKey: chunk.key) else { return }
         guard chunk.lease == job.lease, chunk.total == entry.expected, chunk.offset == UInt64(entry.bytes.count) else {
@@ -467,7 +481,9 @@ public struct WorkerCore: Sendable {
             out.append(.run(job))
             return
         }
+        if entry.bytes.isEmpty { entry.bytes.reserveCapacity(Int(entry.expected)) }
         entry.bytes += chunk.bytes
+        entry.last = now
         guard UInt64(entry.bytes.count) == entry.expected else {
             arriving[chunk.key] = entry
             return

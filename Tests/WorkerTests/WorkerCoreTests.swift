@@ -351,3 +351,80 @@ import Worker
         #expect(core.on(.handshakeFailed("no key"), now: t0 + .seconds(61)).count == 1)
     }
 }
+
+// MARK: - Checkpoints
+
+extension WorkerCoreTests {
+    static func resuming(_ lease: UInt64, key: Int, bytes: UInt64) -> Message {
+        .shard(
+            lease: lease,
+            cells: [Message.Assignment(key: Self.key(key), attempt: 2, work: Array("{}".utf8), checkpointBytes: bytes)]
+        )
+    }
+
+    /// A cell leased with a checkpoint runs only once all of it has arrived, with it.
+    @Test func aCellWithACheckpointRunsOnceItHasArrivedWhole() throws {
+        var core = registered()
+        #expect(ran(core.on(.received(Self.resuming(5, key: 1, bytes: 5)), now: t0)).isEmpty)
+        let first = Message.CheckpointChunk(
+            key: Self.key(1),
+            lease: 5,
+            attempt: 2,
+            step: 40,
+            total: 5,
+            offset: 0,
+            bytes: [1, 2, 3]
+        )
+        #expect(ran(core.on(.received(.resume(first)), now: t0)).isEmpty)
+        var rest = first
+        rest.offset = 3
+        rest.bytes = [4, 5]
+        let job = try #require(ran(core.on(.received(.resume(rest)), now: t0)).first)
+        #expect(job.checkpoint == [1, 2, 3, 4, 5] && job.resumeStep == 40)
+        // Held all along: it counts against the credit like any cell.
+        #expect(core.inFlight == 1)
+    }
+
+    /// A chunk out of order, or a checkpoint that stops arriving, runs the cell from step 0.
+    @Test func aBrokenOrStalledCheckpointRunsTheCellFromTheStart() throws {
+        var core = registered()
+        _ = core.on(.received(Self.resuming(5, key: 1, bytes: 5)), now: t0)
+        let skipped = Message.CheckpointChunk(
+            key: Self.key(1),
+            lease: 5,
+            attempt: 2,
+            step: 40,
+            total: 5,
+            offset: 3,
+            bytes: [4, 5]
+        )
+        let job = try #require(ran(core.on(.received(.resume(skipped)), now: t0)).first)
+        #expect(job.checkpoint.isEmpty && job.resumeStep == nil)
+        _ = core.on(.received(Self.resuming(6, key: 2, bytes: 5)), now: t0)
+        // The coordinator stays in touch (its heartbeats); only the checkpoint stops coming.
+        for second in stride(from: 1, through: 59, by: 2) {
+            _ = core.on(.received(.heartbeat), now: t0 + .seconds(second))
+            #expect(ran(core.on(.tick, now: t0 + .seconds(second))).isEmpty)
+        }
+        let end = t0 + WorkerCore.resumePatience + .seconds(1)
+        _ = core.on(.received(.heartbeat), now: end)
+        let late = try #require(ran(core.on(.tick, now: end)).first)
+        #expect(late.key == Self.key(2) && late.checkpoint.isEmpty)
+    }
+
+    /// A runner's checkpoint goes out in chunks under its cell's latest lease; after the session
+    /// ends it is dropped.
+    @Test func aRunnersCheckpointGoesOutUnderTheLatestLease() throws {
+        var core = registered()
+        let job = try #require(ran(core.on(.received(Self.shard(9, [3])), now: t0)).first)
+        let bytes = [UInt8](repeating: 7, count: Wire.maximumCheckpointChunk + 1)
+        let out = sent(core.on(.checkpointed(key: job.key, step: 12, bytes: bytes), now: t0))
+        let chunks: [Message.CheckpointChunk] = out.compactMap { if case .checkpoint(let c) = $0 { c } else { nil } }
+        #expect(
+            chunks.count == 2 && chunks.allSatisfy { $0.lease == 9 && $0.step == 12 && $0.total == UInt64(bytes.count) }
+        )
+        #expect(chunks.flatMap(\.bytes) == bytes)
+        _ = core.on(.tick, now: t0 + .seconds(10))  // the coordinator is silent: the session ends
+        #expect(sent(core.on(.checkpointed(key: job.key, step: 13, bytes: [1]), now: t0 + .seconds(10))).isEmpty)
+    }
+}
