@@ -2,6 +2,7 @@ import Diagnostics
 import Foundation
 import Glibc
 import SweepCore
+import SweepStore
 
 /// The checkpoints of a sweep's unfinished cells, beside its database (`DB.checkpoints/`), one
 /// file per cell: `KEY.STEP.safetensors`, the latest its workers sent. A checkpoint arrives in
@@ -29,14 +30,12 @@ final class CheckpointFiles {
     /// of short cells has none), and the checkpoints it already holds (partial ones from an
     /// interrupted run are removed).
     init(database: String) {
-        directory = database + ".checkpoints"
+        directory = CheckpointFolder.path(database: database)
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
         for name in names {
-            let parts = name.split(separator: ".")
-            if parts.count == 3, parts[2] == "safetensors", let step = UInt64(parts[1]),
+            if let (key, step) = CheckpointFolder.parse(name),
                 let size = try? FileManager.default.attributesOfItem(atPath: path(name))[.size] as? NSNumber
             {
-                let key = String(parts[0])
                 // Two of one cell (a crash between a rename and the unlink of the one before):
                 // the later step stays.
                 if let other = stored[key] {
@@ -56,7 +55,7 @@ final class CheckpointFiles {
 
     private func path(_ name: String) -> String { directory + "/" + name }
 
-    private func file(_ key: String, step: UInt64) -> String { path("\(key).\(step).safetensors") }
+    private func file(_ key: String, step: UInt64) -> String { path(CheckpointFolder.name(key: key, step: step)) }
 
     /// Adds a chunk (from the worker that holds the cell: the scheduler checked it). Returns the
     /// step of the checkpoint it completed, if it completed one. A chunk out of order drops the

@@ -240,21 +240,16 @@ struct CoordinatorLoop {
         }
         send(.shard(lease: lease, cells: cells), to: identity)
         for (index, step, bytes) in resuming {
-            var offset = 0
-            repeat {
-                let end = min(bytes.count, offset + Wire.maximumCheckpointChunk)
-                let chunk = Message.CheckpointChunk(
-                    key: cells[index].key,
-                    lease: lease,
-                    attempt: cells[index].attempt,
-                    step: step,
-                    total: UInt64(bytes.count),
-                    offset: UInt64(offset),
-                    bytes: Array(bytes[offset..<end])
-                )
+            let cell = cells[index]
+            for chunk in Message.CheckpointChunk.split(
+                bytes,
+                key: cell.key,
+                lease: lease,
+                attempt: cell.attempt,
+                step: step
+            ) {
                 send(.resume(chunk), to: identity)
-                offset = end
-            } while offset < bytes.count
+            }
         }
     }
 

@@ -99,15 +99,16 @@ public enum Message: Sendable, Equatable {
             self.bytes = bytes
         }
 
-        /// A checkpoint of `bytes` as chunks of at most `Wire.maximumCheckpointChunk`.
+        /// A checkpoint of `bytes` as chunks of at most `Wire.maximumCheckpointChunk`, each made
+        /// as it is taken (a sender holds one chunk at a time, not a second copy of the whole).
         public static func split(
             _ bytes: [UInt8],
             key: String,
             lease: UInt64,
             attempt: UInt16,
             step: UInt64
-        ) -> [CheckpointChunk] {
-            stride(from: 0, to: max(1, bytes.count), by: Wire.maximumCheckpointChunk).map { start in
+        ) -> LazyMapSequence<StrideTo<Int>, CheckpointChunk> {
+            stride(from: 0, to: max(1, bytes.count), by: Wire.maximumCheckpointChunk).lazy.map { start in
                 CheckpointChunk(
                     key: key,
                     lease: lease,

@@ -358,6 +358,12 @@ public struct CheckpointOptions: Sendable {
         self.requested = requested
         self.save = save
     }
+
+    /// Whether a checkpoint is due `now`, the last one taken at `last`: asked for, or its
+    /// interval over. (Asks `requested` first and always: a request is taken once.)
+    func isDue(since last: ContinuousClock.Instant, now: ContinuousClock.Instant = .now) -> Bool {
+        requested() || interval.map { now - last >= $0 } ?? false
+    }
 }
 
 /// A cell's checkpointing as it runs: decides at each step boundary whether one is due, and
@@ -389,9 +395,7 @@ final class Checkpointer {
     /// Saves the checkpoint `make` builds if one is due (its interval has passed, or one was
     /// requested); `make` runs only then.
     func poll(stage: TrainingCheckpoint.Stage, step: Int, _ make: (inout TrainingCheckpoint) -> Void) {
-        let now = ContinuousClock.now
-        let due = options.interval.map { now - lastSaved >= $0 } ?? false
-        guard options.requested() || due else { return }
+        guard options.isDue(since: lastSaved) else { return }
         save(stage: stage, step: step, make)
     }
 
@@ -477,9 +481,7 @@ final class MeasuringCheckpoint: Sendable {
     /// Saves the trained network if a checkpoint is due.
     func poll() {
         lastSaved.withLock { last in
-            let now = ContinuousClock.now
-            let due = options.interval.map { now - last >= $0 } ?? false
-            guard options.requested() || due else { return }
+            guard options.isDue(since: last) else { return }
             var checkpoint = template
             checkpoint.trained = trained
             options.save(checkpoint)

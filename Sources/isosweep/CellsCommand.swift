@@ -58,17 +58,6 @@ struct Cells: ParsableCommand {
         }
     }
 
-    /// Checkpoints stored beside the database (`KEY.STEP.safetensors`): their steps by key.
-    static func checkpointSteps(_ db: String) -> [String: Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: db + ".checkpoints")) ?? []
-        var steps: [String: Int] = [:]
-        for name in names {
-            let parts = name.split(separator: ".")
-            if parts.count == 3, parts[2] == "safetensors", let step = Int(parts[1]) { steps[String(parts[0])] = step }
-        }
-        return steps
-    }
-
     /// The finished cells that resumed from a checkpoint, and the step, read from their results
     /// one row at a time.
     static func resumedSteps(_ store: ResultStore) throws -> [String: Int] {
@@ -88,7 +77,7 @@ struct Cells: ParsableCommand {
     func run() throws {
         let store = try ResultStore(path: db, readOnly: true)
         let cells = try store.cells(state: state.flatMap(Self.state(named:)))
-        let checkpoints = Self.checkpointSteps(db)
+        let checkpoints = CheckpointFolder.steps(database: db)
         let resumed = try Self.resumedSteps(store)
         let rows = cells.map { cell -> Row in
             var parameters: [String: String] = [:]
@@ -104,7 +93,7 @@ struct Cells: ParsableCommand {
                 worker: cell.worker,
                 lastError: cell.lastError,
                 parameters: parameters,
-                checkpointStep: cell.state == .done ? nil : checkpoints[cell.key],
+                checkpointStep: cell.state == .done ? nil : checkpoints[cell.key].map { Int($0) },
                 resumedFromStep: cell.state == .done ? resumed[cell.key] : nil
             )
         }

@@ -57,13 +57,7 @@ import TrainingCore
     }
 
     /// The steps of the checkpoints the coordinator holds for the sweep in `db`.
-    static func storedSteps(_ db: String) -> [Int] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: db + ".checkpoints")) ?? []
-        return names.compactMap { name in
-            let parts = name.split(separator: ".")
-            return parts.count == 3 && parts[2] == "safetensors" ? Int(parts[1]) : nil
-        }
-    }
+    static func storedSteps(_ db: String) -> [Int] { CheckpointFolder.steps(database: db).values.map { Int($0) } }
 
     /// Waits for a checkpoint past half the cell's steps and returns its step (the newest).
     static func halfWay(_ db: String) throws -> Int {
@@ -111,7 +105,7 @@ import TrainingCore
         let runner = try #require(childProcesses(of: worker.pid).first)
         kill(runner, SIGKILL)
         // The checkpoint the retry will get, kept aside to resume by hand below.
-        let folder = box.path("rk.db.checkpoints")
+        let folder = CheckpointFolder.path(database: box.path("rk.db"))
         let stored = try #require(
             try FileManager.default.contentsOfDirectory(atPath: folder).first { $0.hasSuffix(".safetensors") }
         )
@@ -148,22 +142,33 @@ import TrainingCore
         let tensors = try Self.tensorBytes(box.path("whole.safetensors"))
         #expect(!tensors.data.isEmpty)
         #expect(try Self.tensorBytes(box.path("resumed.safetensors")) == tensors)
-        #expect(try resumed.json()["resumed_from_step"] as? Int == Int(stored.split(separator: ".")[1]))
-        // Committed: its checkpoints are gone.
+        #expect(try resumed.json()["resumed_from_step"] as? Int == CheckpointFolder.parse(stored).map { Int($0.step) })
+        // Committed: its checkpoints are gone, and `cells` says where it resumed from.
         #expect(Self.storedSteps(box.path("rk.db")).isEmpty)
+        let cells = try runIsosweep(["cells", box.path("rk.db"), "--format", "json"])
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(cells.stdout.utf8)) as? [[String: Any]])
+        #expect(rows.first?["resumed_from_step"] as? Int == result.metrics.resumedFromStep)
+    }
+
+    /// A coordinator of one cell, the worker that takes it, and a second, idle one.
+    static func twoWorkers(
+        _ box: Sandbox,
+        _ name: String,
+        resources: String
+    ) throws -> (coordinator: Spawned, first: Spawned, second: Spawned) {
+        let spec = try sweep(box, name, resources: resources)
+        let coordinator = try box.coordinator(spec, db: "\(name).db")
+        let endpoint = try box.endpoint(of: coordinator)
+        let first = try box.worker(endpoint, name: "first")
+        try waitUntil("the first worker to take the cell", timeout: 120) { !trainings(in: first.stderr).isEmpty }
+        return (coordinator, first, try box.worker(endpoint, name: "second"))
     }
 
     @Test func aWorkerKilledHalfWayHasItsCellResumedOnAnother() throws {
         _ = try Self.reference.get()
         let box = try Sandbox()
-        let spec = try Self.sweep(box, "workerkill", resources: "{checkpoint_every: 2s}")
-        let coordinator = try box.coordinator(spec, db: "wk.db")
-        let endpoint = try box.endpoint(of: coordinator)
-        let first = try box.worker(endpoint, name: "first")
-        defer { for process in [coordinator, first] { process.kill9() } }
-        try waitUntil("the first worker to take the cell", timeout: 120) { !trainings(in: first.stderr).isEmpty }
-        let second = try box.worker(endpoint, name: "second")
-        defer { second.kill9() }
+        let (coordinator, first, second) = try Self.twoWorkers(box, "wk", resources: "{checkpoint_every: 2s}")
+        defer { for process in [coordinator, first, second] { process.kill9() } }
         let seen = try Self.halfWay(box.path("wk.db"))
         first.kill9()
         #expect(try coordinator.wait(timeout: 300) == 0, "\(coordinator.stderr.suffix(2000))")
@@ -177,14 +182,8 @@ import TrainingCore
     @Test func aWorkerStoppedWithSigtermHandsItsCellOverFromThatMoment() throws {
         _ = try Self.reference.get()
         let box = try Sandbox()
-        let spec = try Self.sweep(box, "workerterm", resources: "{checkpoint_every: 4s}")
-        let coordinator = try box.coordinator(spec, db: "wt.db")
-        let endpoint = try box.endpoint(of: coordinator)
-        let first = try box.worker(endpoint, name: "first")
-        defer { for process in [coordinator, first] { process.kill9() } }
-        try waitUntil("the first worker to take the cell", timeout: 120) { !trainings(in: first.stderr).isEmpty }
-        let second = try box.worker(endpoint, name: "second")
-        defer { second.kill9() }
+        let (coordinator, first, second) = try Self.twoWorkers(box, "wt", resources: "{checkpoint_every: 4s}")
+        defer { for process in [coordinator, first, second] { process.kill9() } }
         let periodic = try Self.halfWay(box.path("wt.db"))
         // Well inside the 4 s interval: no periodic checkpoint comes before the SIGTERM's.
         usleep(1_500_000)

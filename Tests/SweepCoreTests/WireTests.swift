@@ -162,7 +162,7 @@ import TrainingCore
     /// limit is refused.
     @Test func checkpointChunksSplitAndAreBounded() throws {
         let bytes = (0..<(2 * Wire.maximumCheckpointChunk + 5)).map { UInt8(truncatingIfNeeded: $0) }
-        let chunks = Message.CheckpointChunk.split(bytes, key: Self.key, lease: 1, attempt: 1, step: 7)
+        let chunks = Array(Message.CheckpointChunk.split(bytes, key: Self.key, lease: 1, attempt: 1, step: 7))
         #expect(chunks.count == 3)
         #expect(
             chunks.map(\.offset) == [0, UInt64(Wire.maximumCheckpointChunk), UInt64(2 * Wire.maximumCheckpointChunk)]
